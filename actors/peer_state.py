@@ -1,0 +1,264 @@
+"""PeerStateActor: the live state of every peer the hub knows, kept in a PeerStore.
+
+Sessions report connection changes, heartbeats and what their client told it
+(remote config, known repos and plans). State changes are written at once;
+heartbeats only mark a record dirty, and dirty records are written together by
+the next state change, by ``flush()``, by a ``tick`` once ``flush_interval`` has
+passed since the last write, and on stop. Time arrives as ``tick(now)`` messages.
+
+Every message handler that callers fire and forget logs its errors and keeps
+the actor alive; a failed write leaves the records dirty so the next write
+retries them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import ParamSpec, cast
+
+import pykka
+
+from hub.errors import StoreError
+from hub.pb import synchub_pb2 as pb
+from hub.peer_store import PeerStore
+
+logger = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+
+PeerStateListener = Callable[[pb.PeerState], object]
+
+_LIVE_STATES = frozenset({pb.CONNECTION_STATE_CONNECTED, pb.CONNECTION_STATE_PENDING})
+
+RESTART_STATUS_MESSAGE = "hub stopped while the peer was connected"
+
+
+def _survives(handler: Callable[_P, None]) -> Callable[_P, None]:
+    """Log any error from a fire-and-forget handler instead of letting it kill the actor."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            handler(*args, **kwargs)
+        except Exception:
+            logger.exception("peer state: %s failed", handler.__name__)
+
+    return wrapper
+
+
+def _copy(state: pb.PeerState) -> pb.PeerState:
+    fresh = pb.PeerState()
+    fresh.CopyFrom(state)
+    return fresh
+
+
+class PeerStateActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        store_factory: Callable[[], PeerStore],
+        clock: Callable[[], float] = time.time,
+        flush_interval: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self._store_factory = store_factory
+        self._clock = clock
+        self._flush_interval = flush_interval
+        self._store: PeerStore | None = None
+        self._states: dict[str, pb.PeerState] = {}
+        self._dirty: set[str] = set()
+        self._last_flush = 0.0
+        # keyid -> the session id given with the last connected(), so a late
+        # disconnected() from a replaced session does not mark a live peer down.
+        self._sessions: dict[str, str] = {}
+        self._listeners: dict[int, PeerStateListener] = {}
+        self._next_token = 1
+
+    # -- lifecycle (actor thread) ---------------------------------------------------
+
+    def on_start(self) -> None:
+        store = self._store_factory()
+        try:
+            states = store.load_all()
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
+        self._states = states
+        self._last_flush = self._clock()
+        for keyid, state in states.items():
+            if state.state in _LIVE_STATES:
+                state.state = pb.CONNECTION_STATE_DISCONNECTED
+                state.status_message = RESTART_STATUS_MESSAGE
+                self._dirty.add(keyid)
+        self._write_logged()
+
+    def on_stop(self) -> None:
+        self._write_logged()
+        self._close_store()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        self._close_store()
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is None:
+            return
+        try:
+            store.close()
+        except Exception:
+            logger.exception("peer state: closing the store failed")
+
+    # -- persistence ------------------------------------------------------------------
+
+    def _write(self, now: float | None = None) -> None:
+        if not self._dirty:
+            return
+        if self._store is None:
+            raise StoreError("the peer store is not open")
+        self._store.save([self._states[keyid] for keyid in sorted(self._dirty)])
+        self._dirty.clear()
+        self._last_flush = self._clock() if now is None else now
+
+    def _write_logged(self, now: float | None = None) -> None:
+        try:
+            self._write(now)
+        except Exception:
+            logger.exception(
+                "peer state: saving %d peer record(s) failed; will retry", len(self._dirty)
+            )
+
+    def _changed(self, keyid: str) -> None:
+        """Persist a state change (with any pending heartbeats) and tell the listeners."""
+        self._dirty.add(keyid)
+        self._write_logged()
+        state = self._states[keyid]
+        for token, listener in builtins.list(self._listeners.items()):
+            try:
+                listener(_copy(state))
+            except Exception:
+                logger.exception("peer state: listener %d failed for %s", token, keyid)
+
+    def _record(self, keyid: str, instance_id: str = "") -> pb.PeerState:
+        state = self._states.get(keyid)
+        if state is None:
+            state = pb.PeerState(peer_keyid=keyid)
+            self._states[keyid] = state
+        if instance_id:
+            state.peer_instance_id = instance_id
+        return state
+
+    def _now_millis(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- public API -------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return self._store is not None
+
+    @_survives
+    def connected(self, keyid: str, instance_id: str, session_id: str = "") -> None:
+        """The peer finished its handshake; persisted and announced at once."""
+        state = self._record(keyid, instance_id)
+        state.state = pb.CONNECTION_STATE_CONNECTED
+        state.status_message = ""
+        state.last_heartbeat_millis = self._now_millis()
+        self._sessions[keyid] = session_id
+        self._changed(keyid)
+
+    @_survives
+    def disconnected(
+        self,
+        keyid: str,
+        state: int = pb.CONNECTION_STATE_DISCONNECTED,
+        message: str = "",
+        instance_id: str = "",
+        session_id: str = "",
+    ) -> None:
+        """The peer's session ended (or never got going) with ``state`` and ``message``.
+
+        The last heartbeat is kept. A keyid never seen before gets a new record. When
+        ``session_id`` is given and a different session of the same peer is live,
+        the report is stale and ignored.
+        """
+        name = pb.ConnectionState.Name(state)
+        new_state = cast(pb.ConnectionState, state)
+        if new_state in _LIVE_STATES:
+            raise ValueError(f"disconnected() cannot set {name}; use connected()")
+        live_session = self._sessions.get(keyid, "")
+        if session_id and live_session and live_session != session_id:
+            logger.debug("peer state: ignoring %s from replaced session of %s", name, keyid)
+            return
+        self._sessions.pop(keyid, None)
+        record = self._record(keyid, instance_id)
+        record.state = new_state
+        record.status_message = message
+        self._changed(keyid)
+
+    @_survives
+    def heartbeat(self, keyid: str) -> None:
+        """Note the peer is alive; written later, with the next write of any kind."""
+        state = self._states.get(keyid)
+        if state is None:
+            logger.warning("peer state: heartbeat from unknown peer %s ignored", keyid)
+            return
+        state.last_heartbeat_millis = self._now_millis()
+        self._dirty.add(keyid)
+
+    @_survives
+    def tick(self, now: float) -> None:
+        if self._dirty and now - self._last_flush >= self._flush_interval:
+            self._write_logged(now)
+
+    def flush(self) -> None:
+        """Write every dirty record now; raises StoreError (ask it to see failures)."""
+        self._write()
+
+    @_survives
+    def set_remote_config(self, keyid: str, config: pb.RemoteConfig) -> None:
+        state = self._states.get(keyid)
+        if state is None:
+            logger.warning("peer state: config from unknown peer %s ignored", keyid)
+            return
+        if state.HasField("remote_config") and state.remote_config == config:
+            return
+        state.remote_config.CopyFrom(config)
+        self._changed(keyid)
+
+    @_survives
+    def set_resources(
+        self, keyid: str, repo_ids: tuple[str, ...], plan_ids: tuple[str, ...]
+    ) -> None:
+        state = self._states.get(keyid)
+        if state is None:
+            logger.warning("peer state: resources from unknown peer %s ignored", keyid)
+            return
+        if tuple(state.known_repos) == tuple(repo_ids) and tuple(state.known_plans) == tuple(
+            plan_ids
+        ):
+            return
+        state.known_repos[:] = repo_ids
+        state.known_plans[:] = plan_ids
+        self._changed(keyid)
+
+    def get(self, keyid: str) -> pb.PeerState | None:
+        state = self._states.get(keyid)
+        return None if state is None else _copy(state)
+
+    def list(self) -> builtins.list[pb.PeerState]:
+        """Fresh copies of every record, sorted by instance id then keyid."""
+        ordered = sorted(self._states.values(), key=lambda s: (s.peer_instance_id, s.peer_keyid))
+        return [_copy(state) for state in ordered]
+
+    def subscribe(self, listener: PeerStateListener) -> int:
+        """Call ``listener`` (in the actor thread) with a fresh copy after each state change."""
+        token = self._next_token
+        self._next_token += 1
+        self._listeners[token] = listener
+        return token
+
+    def unsubscribe(self, token: int) -> None:
+        self._listeners.pop(token, None)

@@ -1,0 +1,152 @@
+"""PeerStore: PeerState records keyed by keyid in <data_dir>/peers.sqlite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.errors import StoreError
+from hub.pb import synchub_pb2 as pb
+from hub.peer_store import PEER_STORE_FILENAME, PeerStore, read_peer_states
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[PeerStore]:
+    s = PeerStore(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def full_state(keyid: str = "ed25519.web1", instance: str = "web1") -> pb.PeerState:
+    return pb.PeerState(
+        peer_instance_id=instance,
+        peer_keyid=keyid,
+        state=pb.CONNECTION_STATE_ERROR_AUTH,
+        status_message="key revoked",
+        known_plans=["nightly", "hourly"],
+        known_repos=["nas"],
+        remote_config=pb.RemoteConfig(
+            modno=7,
+            version=3,
+            repos=[pb.Repo(id="nas", uri="sftp:backup@nas:/srv/restic", guid="b8e1")],
+            plans=[pb.Plan(id="nightly", repo="nas", paths=["/etc"], excludes=["*.tmp"])],
+        ),
+        last_heartbeat_millis=1_700_000_000_123,
+    )
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path, store: PeerStore) -> None:
+    web1 = full_state()
+    db1 = pb.PeerState(
+        peer_instance_id="db1", peer_keyid="ed25519.db1", state=pb.CONNECTION_STATE_CONNECTED
+    )
+    store.save([web1, db1])
+
+    assert store.load_all() == {"ed25519.web1": web1, "ed25519.db1": db1}
+    reopened = PeerStore(tmp_path)
+    try:
+        loaded = reopened.load_all()
+    finally:
+        reopened.close()
+    assert loaded["ed25519.web1"] == web1
+    assert loaded["ed25519.web1"].remote_config.plans[0].excludes == ["*.tmp"]
+    assert loaded["ed25519.db1"] == db1
+
+
+def test_file_is_sqlite_in_wal_mode(tmp_path: Path, store: PeerStore) -> None:
+    store.save([full_state()])
+    conn = sqlite3.connect(tmp_path / PEER_STORE_FILENAME)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT keyid FROM peers").fetchall() == [("ed25519.web1",)]
+    finally:
+        conn.close()
+
+
+def test_save_upserts_by_keyid(store: PeerStore) -> None:
+    first = full_state()
+    store.save([first])
+    updated = full_state()
+    updated.state = pb.CONNECTION_STATE_CONNECTED
+    updated.status_message = ""
+    del updated.known_plans[:]
+    other = pb.PeerState(peer_instance_id="db1", peer_keyid="ed25519.db1")
+    store.save([updated, other])
+
+    loaded = store.load_all()
+    assert set(loaded) == {"ed25519.web1", "ed25519.db1"}
+    assert loaded["ed25519.web1"] == updated
+    assert list(loaded["ed25519.web1"].known_plans) == []
+
+
+def test_empty_save_is_a_no_op(store: PeerStore) -> None:
+    store.save([])
+    assert store.load_all() == {}
+
+
+def test_batch_with_a_keyless_state_saves_nothing(store: PeerStore) -> None:
+    with pytest.raises(StoreError, match="keyid"):
+        store.save([full_state(), pb.PeerState(peer_instance_id="nokey")])
+    assert store.load_all() == {}
+
+
+def test_closed_store_raises_store_error(store: PeerStore) -> None:
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.load_all()
+    with pytest.raises(StoreError, match="closed"):
+        store.save([full_state()])
+
+
+def test_unopenable_location_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot open"):
+        PeerStore(blocker)
+
+
+def test_corrupt_record_raises_store_error(tmp_path: Path, store: PeerStore) -> None:
+    conn = sqlite3.connect(tmp_path / PEER_STORE_FILENAME)
+    try:
+        with conn:
+            conn.execute("INSERT INTO peers VALUES ('bad', x'ffffffff')")
+    finally:
+        conn.close()
+    with pytest.raises(StoreError, match="corrupt"):
+        store.load_all()
+
+
+def test_read_peer_states_missing_file_returns_empty(tmp_path: Path) -> None:
+    assert read_peer_states(tmp_path) == []
+    assert read_peer_states(tmp_path / "no-such-dir") == []
+    assert not (tmp_path / PEER_STORE_FILENAME).exists()
+
+
+def test_read_peer_states_sorted_while_store_is_open(tmp_path: Path, store: PeerStore) -> None:
+    store.save(
+        [
+            full_state("ed25519.zz", "web1"),
+            full_state("ed25519.aa", "web1"),
+            full_state("ed25519.mm", "db1"),
+        ]
+    )
+    states = read_peer_states(tmp_path)
+    assert [(s.peer_instance_id, s.peer_keyid) for s in states] == [
+        ("db1", "ed25519.mm"),
+        ("web1", "ed25519.aa"),
+        ("web1", "ed25519.zz"),
+    ]
+    assert states[1] == full_state("ed25519.aa", "web1")
+
+
+def test_read_peer_states_after_store_closed(tmp_path: Path) -> None:
+    s = PeerStore(tmp_path)
+    s.save([full_state()])
+    s.close()
+    assert read_peer_states(tmp_path) == [full_state()]
