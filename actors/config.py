@@ -1,0 +1,87 @@
+"""ConfigActor: owns the loaded configuration and every change to it.
+
+``get()`` returns the current immutable snapshot. ``authorize``, ``revoke``,
+``set_verified`` and ``reload`` validate first, write the TOML file back
+atomically with its comments kept, and only then swap the snapshot and notify
+subscribers; a change that fails to validate leaves the old config in force and
+raises ConfigError to the asker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pykka
+
+from hub import config as config_file
+from hub.config import AuthorizedClient, Config
+from hub.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ConfigListener = Callable[[Config], object]
+
+
+class ConfigActor(pykka.ThreadingActor):
+    def __init__(self, config: Config, *, write_path: Path | None = None) -> None:
+        """``write_path`` is where changes go when the config came from no file."""
+        super().__init__()
+        self._config = config
+        self._write_path = config.path or write_path
+        self._listeners: dict[int, ConfigListener] = {}
+        self._next_token = 1
+
+    def ping(self) -> bool:
+        return True
+
+    def get(self) -> Config:
+        return self._config
+
+    def subscribe(self, listener: ConfigListener) -> int:
+        token = self._next_token
+        self._next_token += 1
+        self._listeners[token] = listener
+        return token
+
+    def unsubscribe(self, token: int) -> None:
+        self._listeners.pop(token, None)
+
+    def authorize(self, client: AuthorizedClient) -> Config:
+        return self._install(config_file.add_or_update_authorized_client(self._path(), client))
+
+    def revoke(self, keyid: str) -> Config:
+        return self._install(config_file.remove_authorized_client(self._path(), keyid))
+
+    def set_verified(self, keyid: str, verified: bool) -> Config:
+        return self._install(config_file.set_keyid_verified(self._path(), keyid, verified))
+
+    def reload(self) -> Config:
+        """Re-read the file; on any error keep the running config and raise why."""
+        if self._config.path is None:
+            return self._config
+        try:
+            fresh = config_file.load_config(self._config.path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            raise
+        log.info("reloaded %s", self._config.path)
+        return self._install(fresh)
+
+    def _path(self) -> Path:
+        if self._write_path is None:
+            raise ConfigError(
+                "<embedded defaults>", "", "no config file to write: start with --config PATH"
+            )
+        return self._write_path
+
+    def _install(self, config: Config) -> Config:
+        self._config = config
+        for token, listener in list(self._listeners.items()):
+            try:
+                listener(config)
+            except Exception:
+                log.exception("config listener %d failed; dropping it", token)
+                self._listeners.pop(token, None)
+        return config

@@ -1,0 +1,5 @@
+"""The ``synchub`` command line."""
+
+from hub.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,104 @@
+"""Entry point and shared plumbing of the ``synchub`` command line.
+
+Every command reports a failure as one line on stderr and a non-zero exit
+status; tracebacks appear only with ``-v -v`` (debug logging).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from hub.config import Config, default_config, load_config, resolve_config_path
+from hub.errors import SynchubError
+
+log = logging.getLogger("synchub")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class CliContext:
+    config_path: Path | None
+    verbosity: int
+
+    def load(self) -> Config:
+        if self.config_path is None:
+            return default_config(Path.cwd())
+        return load_config(self.config_path)
+
+
+class SynchubGroup(click.Group):
+    """A group that turns synchub's own errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SynchubError as exc:
+            _fail(str(exc), verbose=_verbosity(ctx))
+        except OSError as exc:
+            _fail(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}",
+                  verbose=_verbosity(ctx))
+
+
+def _verbosity(ctx: click.Context) -> int:
+    obj = ctx.find_object(CliContext)
+    return obj.verbosity if obj is not None else 0
+
+
+def _fail(message: str, *, verbose: int) -> NoReturn:
+    if verbose >= 2:
+        log.debug("failure", exc_info=True)
+    click.echo(f"synchub: error: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+@click.group(cls=SynchubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_option",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $SYNCHUB_CONFIG, else the embedded defaults).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging: -v info, -vv debug.")
+@click.version_option(package_name="synchub")
+@click.pass_context
+def cli(ctx: click.Context, config_option: Path | None, verbose: int) -> None:
+    """synchub: one trustworthy place that knows what ran where, when, and how it ended.
+
+    A hub (`synchub start`) keeps the merged operation log of every machine whose
+    agent (`synchub agent`) syncs to it over authenticated, encrypted ZeroMQ.
+    """
+    setup_logging(verbose)
+    path = resolve_config_path(str(config_option) if config_option else None, os.environ)
+    ctx.obj = CliContext(config_path=path, verbosity=verbose)
+
+
+def main() -> None:
+    cli(prog_name="synchub")
+
+
+# Command modules register themselves on ``cli`` when imported.
+from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401

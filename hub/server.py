@@ -1,0 +1,166 @@
+"""The hub process: its actors and its front, started and stopped in order.
+
+Start order is dependency order (config, oplog, peer state, then the front),
+each checked with a ``ping`` ask before the next starts; stop is the reverse,
+always run from a ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pykka
+import zmq
+
+from actors.config import ConfigActor
+from actors.oplog import OplogActor
+from actors.peer_state import PeerStateActor
+from actors.session import HubIdentity, SessionActor, SessionSettings
+from hub.config import Config, HubSettings
+from hub.errors import ActorError, ConfigError
+from hub.front import Front, FrontSettings
+from hub.identity import NodeIdentity, load_or_create_identity
+from hub.oplog_store import SqliteOplogStore
+from hub.peer_store import PeerStore
+
+log = logging.getLogger(__name__)
+
+OPLOG_FILENAME = "oplog.sqlite"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def oplog_path(data_dir: Path) -> Path:
+    return data_dir / OPLOG_FILENAME
+
+
+def front_settings(hub: HubSettings) -> FrontSettings:
+    return FrontSettings(
+        bind=hub.bind,
+        max_frame_bytes=hub.max_frame_bytes,
+        max_pending_handshakes=hub.max_pending_handshakes,
+        # Ticks drive heartbeats and timeouts; a few per interval keeps them prompt.
+        tick_interval=min(1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4),
+    )
+
+
+class Hub:
+    """A running hub. ``start()``, then ``stop()`` in a ``finally``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_write_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if config.hub is None:
+            raise ConfigError(
+                config.path or "<embedded defaults>", "hub",
+                "this node has no [hub] section: add one to accept clients",
+            )
+        self._config = config
+        self._settings = config.hub
+        self._config_write_path = config_write_path
+        self._clock = clock
+        self._context: zmq.Context[Any] | None = None
+        self._actors: list[pykka.ActorRef[Any]] = []
+        self._front: Front | None = None
+        self.identity: NodeIdentity | None = None
+        self.endpoint: str | None = None
+        self.config_actor: Any = None
+        self.oplog: Any = None
+        self.peers: Any = None
+
+    def start(self) -> str:
+        """Start everything; return the bound endpoint. On failure, undo and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> str:
+        data_dir = self._config.data_dir
+        identity, created = load_or_create_identity(data_dir)
+        if created:
+            log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
+        self.identity = identity
+        self.config_actor = self._start_actor(
+            ConfigActor.start(self._config, write_path=self._config_write_path), "config"
+        )
+        self.oplog = self._start_actor(
+            OplogActor.start(lambda: SqliteOplogStore(oplog_path(data_dir))), "oplog"
+        )
+        self.peers = self._start_actor(
+            PeerStateActor.start(lambda: PeerStore(data_dir)), "peer state"
+        )
+        self._context = zmq.Context()
+        self._context.set(zmq.MAX_SOCKETS, 65536)
+        if not self._settings.curve:
+            log.warning("curve = false: use this only for debugging")
+        self._front = Front(
+            context=self._context,
+            settings=front_settings(self._settings),
+            session_factory=self._start_session,
+            curve=identity.curve if self._settings.curve else None,
+            clock=self._clock,
+        )
+        self.endpoint = self._front.start()
+        log.info(
+            "hub %s listening on %s (keyid %s, curve key %s)",
+            self._config.instance, self.endpoint, identity.signing.keyid,
+            identity.curve.public_text if self._settings.curve else "off",
+        )
+        return self.endpoint
+
+    def _start_actor(self, ref: pykka.ActorRef[Any], what: str) -> Any:
+        self._actors.append(ref)
+        proxy = ref.proxy()
+        try:
+            proxy.ping().get(timeout=READY_TIMEOUT)
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            raise ActorError(f"the {what} actor did not start; see the log above") from exc
+        return proxy
+
+    def _start_session(self, routing_id: bytes, now: float, outbox_factory: Any) -> Any:
+        assert self.identity is not None
+        return SessionActor.start(
+            session_id=routing_id.hex(),
+            hub=HubIdentity(self._config.instance, self.identity.signing),
+            settings=SessionSettings(
+                heartbeat_interval=self._settings.heartbeat_interval,
+                handshake_timeout=self._settings.handshake_timeout,
+            ),
+            config=self.config_actor,
+            oplog=self.oplog,
+            peers=self.peers,
+            outbox_factory=outbox_factory,
+            now=now,
+        )
+
+    def reload(self) -> Config:
+        """Re-read the config file; live sessions re-check their clients."""
+        config: Config = self.config_actor.reload().get(timeout=READY_TIMEOUT)
+        return config
+
+    def stop(self) -> None:
+        """Stop in reverse start order; safe to call more than once."""
+        try:
+            if self._front is not None:
+                self._front.stop(STOP_TIMEOUT)
+                self._front = None
+        finally:
+            for ref in reversed(self._actors):
+                try:
+                    ref.stop(block=True, timeout=STOP_TIMEOUT)
+                except pykka.Timeout:
+                    log.error("%s did not stop within %.0fs", ref, STOP_TIMEOUT)
+            self._actors.clear()
+            if self._context is not None:
+                self._context.term()
+                self._context = None

@@ -1,0 +1,480 @@
+"""SessionActor driven directly, with unittest.mock collaborators (mocked mailboxes).
+
+The actor object is used without starting its thread: each test calls the
+handlers the front would call, with explicit times, and inspects the frames the
+session put in its outbox and the messages it sent its collaborators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from unittest.mock import Mock
+
+import pykka
+import pytest
+from synchub_testing import (
+    CLIENT,
+    HUB,
+    HUB_INSTANCE,
+    OTHER_CLIENT,
+    STRANGER,
+    UNVERIFIED,
+    FakeOutbox,
+    answered,
+    client_hello,
+    client_proof,
+    deleted_operations_frame,
+    diff_frame,
+    failed,
+    heartbeat_frame,
+    hub_config_text,
+    operation,
+    send_operations_frame,
+    write_config,
+)
+
+from actors.oplog import RemoteBatch
+from actors.session import HubIdentity, Phase, SessionActor, SessionSettings
+from hub.config import Config
+from hub.errors import ProtocolError, StoreError
+from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
+from hub.pb import synchub_pb2 as pb
+
+SETTINGS = SessionSettings(heartbeat_interval=10.0, handshake_timeout=5.0, ask_timeout=0.05)
+ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
+ERROR_PROTOCOL = pb.CONNECTION_STATE_ERROR_PROTOCOL
+
+
+@dataclass
+class Rig:
+    session: SessionActor
+    outbox: FakeOutbox
+    config: Mock
+    oplog: Mock
+    peers: Mock
+
+    def frame(self, data: bytes, now: float = 0.0) -> None:
+        self.session.handle_frame(data, now)
+
+    def connect(self, identity=CLIENT, instance_id: str = "web1", now: float = 0.0) -> None:
+        self.frame(client_hello(identity, instance_id), now)
+        challenge = self.outbox.take()[-1]
+        self.frame(client_proof(challenge, identity, instance_id), now)
+
+    def only_error(self) -> pb.SyncStreamItem.Error:
+        items = self.outbox.items
+        errors = [i for i in items if i.WhichOneof("action") == "error"]
+        assert len(errors) == 1, f"expected exactly one error item, got {items}"
+        assert items[-1].WhichOneof("action") == "error", "the error must be the last item"
+        assert self.outbox.closed
+        assert self.session.phase is Phase.ENDED
+        return errors[0].error
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path) -> Config:
+    return write_config(tmp_path, hub_config_text())
+
+
+@pytest.fixture
+def rig(hub_config: Config) -> Rig:
+    return make_rig(hub_config)
+
+
+def make_rig(config: Config, now: float = 0.0) -> Rig:
+    outbox = FakeOutbox()
+    config_actor = Mock(name="config")
+    config_actor.get.return_value = answered(config)
+    config_actor.subscribe.return_value = answered(41)
+    oplog = Mock(name="oplog")
+    peers = Mock(name="peers")
+    session = SessionActor(
+        session_id="s-1",
+        hub=HubIdentity(HUB_INSTANCE, HUB),
+        settings=SETTINGS,
+        config=config_actor,
+        oplog=oplog,
+        peers=peers,
+        outbox_factory=lambda: outbox,
+        now=now,
+    )
+    session.on_start()
+    return Rig(session, outbox, config_actor, oplog, peers)
+
+
+# -- the handshake ---------------------------------------------------------------
+
+
+def test_successful_handshake_connects_and_sends_the_filtered_config(rig: Rig) -> None:
+    rig.frame(client_hello())
+    [challenge] = rig.outbox.take()
+    assert challenge.handshake.public_key.keyid == HUB.keyid
+    assert challenge.handshake.instance_id == HUB_INSTANCE
+    assert len(challenge.handshake.nonce) == 32
+    assert rig.session.phase is Phase.AWAIT_PROOF
+    rig.config.get.assert_not_called()  # no authorization decision before the PROOF
+
+    rig.frame(client_proof(challenge))
+
+    assert rig.session.phase is Phase.CONNECTED
+    assert rig.outbox.authenticated_as == [CLIENT.keyid]
+    rig.peers.connected.defer.assert_called_once_with(CLIENT.keyid, "web1", session_id="s-1")
+    send_config, list_resources = rig.outbox.items
+    assert [r.id for r in send_config.send_config.config.repos] == ["nas"]  # !repo:secret
+    assert [p.id for p in send_config.send_config.config.plans] == ["nightly"]
+    assert list(list_resources.list_resources.repo_ids) == ["nas"]
+    assert list(list_resources.list_resources.plan_ids) == ["nightly"]
+    assert rig.outbox.done == 2
+    assert not rig.outbox.closed
+
+
+@pytest.mark.parametrize(
+    ("mutate", "state", "fragment"),
+    [
+        (lambda h: setattr(h, "protocol_version", 2), ERROR_PROTOCOL, "protocol_version 2"),
+        (lambda h: setattr(h, "nonce", b"short"), ERROR_PROTOCOL, "nonce"),
+        (lambda h: h.ClearField("public_key"), ERROR_PROTOCOL, "public_key"),
+        (lambda h: setattr(h, "instance_id", ""), ERROR_PROTOCOL, "instance_id"),
+        (lambda h: setattr(h.public_key, "ed25519pub", "not base64!"), ERROR_AUTH, ""),
+        (lambda h: setattr(h.public_key, "keyid", OTHER_CLIENT.keyid), ERROR_AUTH, "keyid"),
+    ],
+    ids=["bad-version", "short-nonce", "no-key", "no-instance", "malformed-key",
+         "keyid-mismatch"],
+)
+def test_bad_hello_is_refused_with_one_error(rig: Rig, mutate, state: int, fragment: str) -> None:
+    item = hello_item(CLIENT, "web1", b"\x07" * 32)
+    mutate(item.handshake)
+    rig.frame(item.SerializeToString())
+    error = rig.only_error()
+    assert error.state == state
+    assert fragment in error.message
+    rig.peers.assert_not_called()
+    assert rig.peers.method_calls == []
+    rig.config.get.assert_not_called()
+
+
+def test_bad_proof_signature_is_auth_error_without_authorization(rig: Rig) -> None:
+    rig.frame(client_hello())
+    [challenge] = rig.outbox.take()
+    proof = pb.SyncStreamItem.FromString(client_proof(challenge))
+    proof.handshake.signature = bytes([proof.handshake.signature[0] ^ 1]) + (
+        proof.handshake.signature[1:]
+    )
+    rig.frame(proof.SerializeToString())
+    assert rig.only_error().state == ERROR_AUTH
+    rig.config.get.assert_not_called()
+    assert rig.peers.method_calls == []
+
+
+def test_proof_signed_by_another_key_is_refused(rig: Rig) -> None:
+    rig.frame(client_hello())
+    [challenge] = rig.outbox.take()
+    checked = validate_challenge(
+        challenge.handshake, pinned_keyid=HUB.keyid, pinned_instance_id=HUB_INSTANCE,
+        client_instance_id="web1", client_keyid=CLIENT.keyid, client_nonce=b"\x07" * 32,
+    )
+    # The right transcript, signed by a different key than the HELLO presented.
+    forged = sign_proof(OTHER_CLIENT, checked.transcript)
+    rig.frame(proof_item(forged).SerializeToString())
+    assert rig.only_error().state == ERROR_AUTH
+
+
+def test_proof_replayed_from_another_connection_is_refused(hub_config: Config) -> None:
+    first = make_rig(hub_config)
+    first.frame(client_hello())
+    recorded_proof = client_proof(first.outbox.take()[-1])
+
+    second = make_rig(hub_config)
+    second.frame(client_hello())
+    second.outbox.take()
+    second.frame(recorded_proof)  # the hub nonce differs, so the signature cannot verify
+    assert second.only_error().state == ERROR_AUTH
+
+
+@pytest.mark.parametrize(
+    ("identity", "instance", "fragment"),
+    [
+        (STRANGER, "web9", "is not authorized"),
+        (UNVERIFIED, "mail1", "is not verified"),
+        (CLIENT, "web2", "authorized as instance 'web1'"),
+    ],
+    ids=["unknown", "unverified", "wrong-instance"],
+)
+def test_authorization_failures_after_a_valid_proof(
+    rig: Rig, identity, instance: str, fragment: str
+) -> None:
+    rig.connect(identity, instance)
+    error = rig.only_error()
+    assert error.state == ERROR_AUTH
+    assert fragment in error.message
+    assert "synchub authorize" in error.message or "re-authorize" in error.message
+    assert rig.outbox.authenticated_as == []
+    assert rig.peers.method_calls == []
+    rig.config.unsubscribe.defer.assert_called_once_with(41)
+
+
+def test_handshake_times_out_on_tick(rig: Rig) -> None:
+    rig.session.tick(4.9)
+    assert rig.outbox.frames == []
+    rig.session.tick(5.0)
+    error = rig.only_error()
+    assert error.state == ERROR_AUTH
+    assert "timed out" in error.message
+
+
+def test_handshake_timeout_also_applies_while_awaiting_proof(rig: Rig) -> None:
+    rig.frame(client_hello(), now=1.0)
+    rig.outbox.take()
+    rig.session.tick(5.0)
+    assert rig.only_error().state == ERROR_AUTH
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [heartbeat_frame(), diff_frame(CLIENT.keyid, [], []), send_operations_frame([operation(1)])],
+    ids=["heartbeat", "diff", "send-operations"],
+)
+def test_items_before_connected_are_protocol_errors(rig: Rig, frame: bytes) -> None:
+    rig.frame(frame)
+    assert rig.only_error().state == ERROR_PROTOCOL
+    rig.oplog.apply_remote.assert_not_called()
+
+
+def test_item_between_hello_and_proof_is_protocol_error(rig: Rig) -> None:
+    rig.frame(client_hello())
+    rig.outbox.take()
+    rig.frame(diff_frame(CLIENT.keyid, [], []))
+    assert rig.only_error().state == ERROR_PROTOCOL
+    rig.config.get.assert_not_called()
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"", b"\x0a\x05abc"], ids=repr)
+def test_undecodable_frames_are_protocol_errors(rig: Rig, garbage: bytes) -> None:
+    rig.frame(garbage)
+    assert rig.only_error().state == ERROR_PROTOCOL
+
+
+def test_second_hello_after_connected_is_protocol_error(rig: Rig) -> None:
+    rig.connect()
+    rig.outbox.take()
+    rig.frame(client_hello())
+    assert rig.only_error().state == ERROR_PROTOCOL
+    rig.peers.disconnected.defer.assert_called_once()
+
+
+def test_multi_frame_message_reported_by_the_front(rig: Rig) -> None:
+    rig.session.protocol_violation("a message must be exactly one frame, got 2")
+    error = rig.only_error()
+    assert error.state == ERROR_PROTOCOL
+    assert "exactly one frame" in error.message
+
+
+# -- after CONNECTED ------------------------------------------------------------
+
+
+@pytest.fixture
+def connected(rig: Rig) -> Rig:
+    rig.connect()
+    rig.outbox.take()
+    rig.peers.reset_mock()
+    return rig
+
+
+def test_diff_is_answered_with_the_oplog_request_list(connected: Rig) -> None:
+    connected.oplog.diff.return_value = answered([2, 5])
+    connected.frame(diff_frame(CLIENT.keyid, [1, 2, 3], [1, 1, 1]))
+    [reply] = connected.outbox.items
+    assert list(reply.diff_operations.request_operations) == [2, 5]
+    keyid, selector, ids, modnos = connected.oplog.diff.call_args.args
+    assert keyid == CLIENT.keyid
+    assert selector.repo_guid == "guid-nas"
+    assert (ids, modnos) == ((1, 2, 3), (1, 1, 1))
+
+
+def test_empty_diff_reply_when_in_sync(connected: Rig) -> None:
+    connected.oplog.diff.return_value = answered([])
+    connected.frame(diff_frame(CLIENT.keyid, [1], [1]))
+    [reply] = connected.outbox.items
+    assert reply.WhichOneof("action") == "diff_operations"
+    assert list(reply.diff_operations.request_operations) == []
+
+
+def test_diff_selector_of_another_keyid_is_protocol_error(connected: Rig) -> None:
+    connected.frame(diff_frame(OTHER_CLIENT.keyid, [1], [1]))
+    error = connected.only_error()
+    assert error.state == ERROR_PROTOCOL
+    assert "own keyid" in error.message
+    connected.oplog.diff.assert_not_called()
+
+
+def test_diff_ids_and_modnos_of_different_length_is_protocol_error(connected: Rig) -> None:
+    connected.frame(diff_frame(CLIENT.keyid, [1, 2], [1]))
+    error = connected.only_error()
+    assert error.state == ERROR_PROTOCOL
+    assert "2 ids but 1 modnos" in error.message
+    connected.oplog.diff.assert_not_called()
+
+
+@pytest.mark.parametrize("kind", ["created_operations", "updated_operations"])
+def test_send_operations_is_applied_as_one_batch_of_this_keyid(connected: Rig, kind: str) -> None:
+    connected.oplog.apply_remote.return_value = answered(None)
+    ops = [operation(1), operation(2, flow_id=1)]
+    connected.frame(send_operations_frame(ops, kind))
+    keyid, batch = connected.oplog.apply_remote.call_args.args
+    assert keyid == CLIENT.keyid
+    assert isinstance(batch, RemoteBatch)
+    assert list(batch.operations) == ops
+    assert batch.deleted_ids == ()
+    assert connected.outbox.frames == []
+    assert connected.outbox.done == 3  # HELLO, PROOF, this batch
+
+
+def test_deleted_operations_become_a_delete_batch(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = answered(None)
+    connected.frame(deleted_operations_frame([4, 9]))
+    _, batch = connected.oplog.apply_remote.call_args.args
+    assert batch == RemoteBatch(deleted_ids=(4, 9))
+
+
+def test_operation_with_id_zero_ends_the_session_and_nothing_is_stored(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = failed(
+        ProtocolError("operation id must be > 0, got 0: nothing of this batch was stored")
+    )
+    connected.frame(send_operations_frame([operation(1), operation(0)]))
+    error = connected.only_error()
+    assert error.state == ERROR_PROTOCOL
+    assert "id must be > 0" in error.message
+    connected.peers.disconnected.defer.assert_called_once_with(
+        CLIENT.keyid, state=ERROR_PROTOCOL, message=error.message, session_id="s-1"
+    )
+
+
+def test_store_failure_is_an_internal_error(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = failed(StoreError("disk full"))
+    connected.frame(send_operations_frame([operation(1)]))
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_ERROR_INTERNAL
+    assert "disk full" in error.message
+
+
+def test_oplog_that_does_not_answer_ends_the_session(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = pykka.ThreadingFuture()  # never set
+    connected.frame(send_operations_frame([operation(1)]))
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_ERROR_INTERNAL
+    assert "did not answer" in error.message
+
+
+def test_send_config_and_list_resources_update_the_peer_state(connected: Rig) -> None:
+    config = pb.RemoteConfig(version=1, repos=[pb.Repo(id="laptop", guid="g")])
+    connected.frame(pb.SyncStreamItem(
+        send_config=pb.SyncStreamItem.SendConfig(config=config)).SerializeToString())
+    connected.frame(pb.SyncStreamItem(list_resources=pb.SyncStreamItem.ListResources(
+        repo_ids=["laptop"], plan_ids=["hourly"])).SerializeToString())
+    keyid, sent = connected.peers.set_remote_config.defer.call_args.args
+    assert (keyid, sent) == (CLIENT.keyid, config)
+    connected.peers.set_resources.defer.assert_called_once_with(
+        CLIENT.keyid, ("laptop",), ("hourly",)
+    )
+    assert connected.outbox.frames == []
+
+
+def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:
+    connected.frame(heartbeat_frame(), now=3.0)
+    connected.peers.heartbeat.defer.assert_called_once_with(CLIENT.keyid)
+    assert connected.outbox.frames == []
+
+
+def test_error_from_the_client_ends_the_session_without_a_reply(connected: Rig) -> None:
+    connected.frame(pb.SyncStreamItem(error=pb.SyncStreamItem.Error(
+        state=pb.CONNECTION_STATE_ERROR_INTERNAL, message="disk full")).SerializeToString())
+    assert connected.outbox.frames == []
+    assert connected.outbox.closed
+    _, kwargs = connected.peers.disconnected.defer.call_args
+    assert "disk full" in kwargs["message"]
+
+
+# -- time, liveness, displacement, config changes ---------------------------------
+
+
+def test_hub_heartbeats_when_it_has_sent_nothing_for_an_interval(connected: Rig) -> None:
+    connected.frame(heartbeat_frame(), now=9.0)
+    connected.session.tick(9.9)
+    assert connected.outbox.frames == []
+    connected.session.tick(10.0)
+    [heartbeat] = connected.outbox.take()
+    assert heartbeat.WhichOneof("action") == "heartbeat"
+    connected.session.tick(15.0)
+    assert connected.outbox.frames == []
+
+
+def test_silent_peer_is_disconnected_after_three_intervals(connected: Rig) -> None:
+    connected.frame(heartbeat_frame(), now=10.0)
+    connected.session.tick(39.9)
+    assert connected.session.phase is Phase.CONNECTED
+    connected.session.tick(40.0)
+    assert connected.session.phase is Phase.ENDED
+    assert all(i.WhichOneof("action") != "error" for i in connected.outbox.items)
+    _, kwargs = connected.peers.disconnected.defer.call_args
+    assert kwargs["state"] == pb.CONNECTION_STATE_DISCONNECTED
+    assert kwargs["session_id"] == "s-1"
+
+
+def test_displaced_session_ends_without_marking_the_peer(connected: Rig) -> None:
+    connected.session.displace()
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_DISCONNECTED
+    assert error.message == "displaced by a newer connection"
+    connected.peers.disconnected.defer.assert_not_called()
+
+
+def test_vanished_peer_gets_no_error_frame(connected: Rig) -> None:
+    connected.session.peer_vanished()
+    assert connected.outbox.frames == []
+    assert connected.outbox.closed
+    connected.peers.disconnected.defer.assert_called_once()
+
+
+def test_revocation_mid_session_ends_it_with_auth_error(connected: Rig, tmp_path: Path) -> None:
+    text = hub_config_text().replace(f'keyid = "{CLIENT.keyid}"', f'keyid = "{STRANGER.keyid}"')
+    revoked = write_config(tmp_path, text)
+    connected.session.on_config_changed(revoked)
+    error = connected.only_error()
+    assert error.state == ERROR_AUTH
+    assert "not authorized" in error.message
+    _, kwargs = connected.peers.disconnected.defer.call_args
+    assert kwargs["state"] == ERROR_AUTH
+
+
+def test_unverifying_mid_session_ends_it(connected: Rig, tmp_path: Path) -> None:
+    text = hub_config_text().replace("keyid_verified = true", "keyid_verified = false", 1)
+    connected.session.on_config_changed(write_config(tmp_path, text))
+    assert "not verified" in connected.only_error().message
+
+
+def test_config_change_resends_only_a_changed_view(connected: Rig, tmp_path: Path) -> None:
+    connected.session.on_config_changed(write_config(tmp_path, hub_config_text()))
+    assert connected.outbox.frames == []
+
+    wider = write_config(tmp_path, hub_config_text(client_scopes='["*"]'))
+    connected.session.on_config_changed(wider)
+    send_config, list_resources = connected.outbox.take()
+    assert [r.id for r in send_config.send_config.config.repos] == ["nas", "secret"]
+    assert list(list_resources.list_resources.repo_ids) == ["nas", "secret"]
+
+
+def test_hub_shutdown_says_goodbye_and_marks_the_peer(connected: Rig) -> None:
+    connected.session.on_stop()
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_DISCONNECTED
+    assert "shutting down" in error.message
+    connected.peers.disconnected.defer.assert_called_once()
+
+
+def test_frames_after_the_end_are_ignored(connected: Rig) -> None:
+    connected.session.displace()
+    connected.outbox.take()
+    connected.frame(heartbeat_frame())
+    connected.session.tick(100.0)
+    assert connected.outbox.frames == []

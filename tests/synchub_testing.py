@@ -1,0 +1,190 @@
+"""Test support shared by several tiers: fixed identities, fakes, futures."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from hub import wire
+from hub.config import Config, load_config
+from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
+from hub.identity import SigningIdentity
+from hub.pb import synchub_pb2 as pb
+
+HUB = SigningIdentity.from_seed(bytes(range(32)))
+CLIENT = SigningIdentity.from_seed(bytes(range(32, 64)))
+OTHER_CLIENT = SigningIdentity.from_seed(bytes(range(64, 96)))
+UNVERIFIED = SigningIdentity.from_seed(bytes(range(96, 128)))
+STRANGER = SigningIdentity.from_seed(bytes(range(128, 160)))
+HUB_INSTANCE = "hub-1"
+
+
+def answered(value: Any) -> pykka.Future[Any]:
+    future: pykka.Future[Any] = pykka.ThreadingFuture()
+    future.set(value)
+    return future
+
+
+def failed(exc: BaseException) -> pykka.Future[Any]:
+    future: pykka.Future[Any] = pykka.ThreadingFuture()
+    try:
+        raise exc
+    except BaseException:
+        future.set_exception(sys.exc_info())
+    return future
+
+
+def hub_config_text(*, client_scopes: str = '["*", "!repo:secret"]', extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""\
+        instance = "{HUB_INSTANCE}"
+        data_dir = "data"
+
+        [hub]
+        heartbeat_interval = 10
+        handshake_timeout = 5
+
+        [[repos]]
+        id = "nas"
+        guid = "guid-nas"
+        uri = "sftp:backup@nas:/srv/restic"
+
+        [[repos]]
+        id = "secret"
+        guid = "guid-secret"
+        uri = "s3:vault"
+
+        [[plans]]
+        id = "nightly"
+        repo = "nas"
+        paths = ["/home"]
+
+        [[authorized_clients]]
+        instance_id = "web1"
+        keyid = "{CLIENT.keyid}"
+        keyid_verified = true
+        permissions = [ {{ type = "read_config", scopes = {client_scopes} }} ]
+
+        [[authorized_clients]]
+        instance_id = "db1"
+        keyid = "{OTHER_CLIENT.keyid}"
+        keyid_verified = true
+        permissions = [ {{ type = "read_config", scopes = ["*"] }} ]
+
+        [[authorized_clients]]
+        instance_id = "mail1"
+        keyid = "{UNVERIFIED.keyid}"
+        keyid_verified = false
+        """
+    ) + extra
+
+
+def write_config(directory: Path, text: str) -> Config:
+    path = directory / "synchub.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+class FakeOutbox:
+    """Records what a session sends; stands in for the pipe to the front."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.done = 0
+        self.authenticated_as: list[str] = []
+        self.closed = False
+
+    def send(self, frames: Sequence[bytes]) -> None:
+        assert not self.closed, "a session sent after closing its outbox"
+        self.frames.extend(frames)
+
+    def frame_done(self) -> None:
+        self.done += 1
+
+    def authenticated(self, keyid: str) -> None:
+        self.authenticated_as.append(keyid)
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def items(self) -> list[pb.SyncStreamItem]:
+        return [wire.decode_item(frame) for frame in self.frames]
+
+    def take(self) -> list[pb.SyncStreamItem]:
+        items = self.items
+        self.frames.clear()
+        return items
+
+
+def client_hello(
+    identity: SigningIdentity = CLIENT, instance_id: str = "web1", nonce: bytes = b"\x07" * 32
+) -> bytes:
+    return hello_item(identity, instance_id, nonce).SerializeToString()
+
+
+def client_proof(
+    challenge: pb.SyncStreamItem,
+    identity: SigningIdentity = CLIENT,
+    instance_id: str = "web1",
+    nonce: bytes = b"\x07" * 32,
+) -> bytes:
+    checked = validate_challenge(
+        challenge.handshake,
+        pinned_keyid=HUB.keyid,
+        pinned_instance_id=HUB_INSTANCE,
+        client_instance_id=instance_id,
+        client_keyid=identity.keyid,
+        client_nonce=nonce,
+    )
+    return proof_item(sign_proof(identity, checked.transcript)).SerializeToString()
+
+
+def operation(op_id: int, *, modno: int = 1, flow_id: int = 0, repo_guid: str = "guid-nas",
+              message: str = "") -> pb.Operation:
+    return pb.Operation(
+        id=op_id,
+        modno=modno,
+        flow_id=flow_id or op_id,
+        repo_guid=repo_guid,
+        plan_id="nightly",
+        instance_id="web1",
+        status=pb.STATUS_SUCCESS,
+        display_message=message or f"op {op_id}",
+    )
+
+
+def send_operations_frame(ops: Sequence[pb.Operation], kind: str = "created_operations") -> bytes:
+    event = pb.OperationEvent(**{kind: pb.OperationList(operations=list(ops))})
+    return pb.SyncStreamItem(
+        send_operations=pb.SyncStreamItem.SendOperations(event=event)
+    ).SerializeToString()
+
+
+def deleted_operations_frame(ids: Sequence[int]) -> bytes:
+    event = pb.OperationEvent(deleted_operations=pb.Int64List(values=list(ids)))
+    return pb.SyncStreamItem(
+        send_operations=pb.SyncStreamItem.SendOperations(event=event)
+    ).SerializeToString()
+
+
+def diff_frame(keyid: str, ids: Sequence[int], modnos: Sequence[int],
+               repo_guid: str = "guid-nas") -> bytes:
+    return pb.SyncStreamItem(
+        diff_operations=pb.SyncStreamItem.DiffOperations(
+            have_operations_selector=pb.OpSelector(
+                original_instance_keyid=keyid, repo_guid=repo_guid
+            ),
+            have_operation_ids=list(ids),
+            have_operation_modnos=list(modnos),
+        )
+    ).SerializeToString()
+
+
+def heartbeat_frame() -> bytes:
+    return wire.heartbeat_frame()
