@@ -1,0 +1,193 @@
+"""OplogActor: the sole writer of the oplog store.
+
+Every change to the oplog goes through this actor's mailbox, so the store (and its
+sqlite3 connection) only ever runs in this actor's thread. Writers ask
+(``proxy.apply_remote(keyid, batch).get(timeout=...)``) and see failures: a
+ProtocolError or StoreError raised here reaches the caller through the future, the
+batch is not stored, and the actor keeps serving.
+
+Listeners subscribed with ``subscribe`` are called in this actor's thread after a
+change has been committed, never for a failed change. They must not block: the
+usual listener is a proxy method of another actor, which only enqueues a message.
+A listener that raises is logged and kept; one whose actor has stopped (a proxy
+method, or its ``defer``, of a stopped actor) is dropped.
+
+Operations handed out (results and events) are fresh objects the store no longer
+holds, but the same objects go to the caller and to every listener of that change:
+treat them as read-only, and copy before changing one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pykka
+
+from hub.errors import StoreError
+from hub.oplog_store import OplogStore, OpMetadata, RemoteApplyResult
+from hub.pb import synchub_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+EventKind = Literal["created", "updated", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBatch:
+    """One send_operations batch from a peer, as the session decoded it.
+
+    ``operations`` are created or updated operations in the peer's ids;
+    ``deleted_ids`` are peer ids it deleted. The key id is the session's, passed
+    separately, never taken from the operations.
+    """
+
+    operations: tuple[pb.Operation, ...] = ()
+    deleted_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OplogEvent:
+    """A committed change, in local ids: operations for created / updated, ids for deleted."""
+
+    kind: EventKind
+    operations: tuple[pb.Operation, ...] = ()
+    deleted_ids: tuple[int, ...] = ()
+
+
+Listener = Callable[[OplogEvent], object]
+
+
+def backlog(ref: pykka.ActorRef[Any]) -> int:
+    """Messages waiting in an actor's mailbox, read without asking the actor.
+
+    Meant for throttling decisions by the actor's callers (a session deciding to
+    send ``throttle``); an ask would only be answered after the backlog drained.
+    """
+    qsize = getattr(ref.actor_inbox, "qsize", None)
+    return int(qsize()) if callable(qsize) else 0
+
+
+class OplogActor(pykka.ThreadingActor):
+    """Owns the oplog store; the store is built by ``store_factory`` in this actor's thread."""
+
+    def __init__(self, store_factory: Callable[[], OplogStore]) -> None:
+        super().__init__()
+        self._store_factory = store_factory
+        self._opened: OplogStore | None = None
+        self._listeners: dict[int, Listener] = {}
+        self._last_token = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._opened = self._store_factory()
+
+    def on_stop(self) -> None:
+        self._close_store()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        self._close_store()
+
+    def _close_store(self) -> None:
+        store, self._opened = self._opened, None
+        if store is not None:
+            try:
+                store.close()
+            except StoreError:
+                logger.exception("closing the oplog store failed")
+
+    @property
+    def _store(self) -> OplogStore:
+        if self._opened is None:
+            raise StoreError("the oplog store is not open")
+        return self._opened
+
+    # -- public interface ----------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return self._opened is not None
+
+    def add(self, ops: Sequence[pb.Operation]) -> tuple[pb.Operation, ...]:
+        """Store new local operations; returns them with their ids, flow ids and modnos."""
+        stored = tuple(self._store.add_local(ops))
+        self._publish("created", stored)
+        return stored
+
+    def update(self, ops: Sequence[pb.Operation]) -> tuple[pb.Operation, ...]:
+        stored = tuple(self._store.update_local(ops))
+        self._publish("updated", stored)
+        return stored
+
+    def delete(self, ids: Sequence[int]) -> tuple[int, ...]:
+        deleted = tuple(self._store.delete(ids))
+        self._publish("deleted", deleted_ids=deleted)
+        return deleted
+
+    def apply_remote(self, keyid: str, batch: RemoteBatch) -> RemoteApplyResult:
+        """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote."""
+        result = self._store.apply_remote(keyid, batch.operations, batch.deleted_ids)
+        self._publish("deleted", deleted_ids=result.deleted_ids)
+        self._publish("created", result.created)
+        self._publish("updated", result.updated)
+        return result
+
+    def diff(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> tuple[int, ...]:
+        return tuple(self._store.diff(keyid, selector, have_ids, have_modnos))
+
+    def query(
+        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
+    ) -> tuple[pb.Operation, ...]:
+        return tuple(self._store.query(selector, limit=limit, newest_first=newest_first))
+
+    def query_metadata(self, selector: pb.OpSelector) -> tuple[OpMetadata, ...]:
+        return tuple(self._store.query_metadata(selector))
+
+    def get(self, op_id: int) -> pb.Operation | None:
+        return self._store.get(op_id)
+
+    def count(self) -> int:
+        return self._store.count()
+
+    def subscribe(self, listener: Listener) -> int:
+        """Call ``listener`` with every committed change from now on; returns a token."""
+        self._last_token += 1
+        self._listeners[self._last_token] = listener
+        return self._last_token
+
+    def unsubscribe(self, token: int) -> bool:
+        """Stop calling a listener; False when the token was not (or no longer) subscribed."""
+        return self._listeners.pop(token, None) is not None
+
+    # -- events --------------------------------------------------------------------------
+
+    def _publish(
+        self,
+        kind: EventKind,
+        operations: tuple[pb.Operation, ...] = (),
+        deleted_ids: tuple[int, ...] = (),
+    ) -> None:
+        if not operations and not deleted_ids:
+            return
+        event = OplogEvent(kind, operations, deleted_ids)
+        for token, listener in list(self._listeners.items()):
+            try:
+                reply = listener(event)
+                if isinstance(reply, pykka.Future):
+                    # Never wait for a listener; this only notices one already dead.
+                    reply.get(timeout=0)
+            except pykka.Timeout:
+                pass
+            except pykka.ActorDeadError:
+                logger.info("oplog listener %d belongs to a stopped actor; dropping it", token)
+                self._listeners.pop(token, None)
+            except Exception:
+                logger.exception("oplog listener %d failed on a %s event", token, kind)

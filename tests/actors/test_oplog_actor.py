@@ -1,0 +1,266 @@
+"""OplogActor with a real SQLite store: asks, failures through futures, and events."""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+
+from actors.oplog import OplogActor, OplogEvent, RemoteBatch, backlog
+from hub.errors import ProtocolError, StoreError
+from hub.oplog_store import SqliteOplogStore
+from hub.pb import synchub_pb2 as pb
+
+KEY_A = "ed25519.peer-a"
+TIMEOUT = 5.0
+
+
+def op(op_id: int, flow_id: int = 0, modno: int = 1) -> pb.Operation:
+    return pb.Operation(
+        id=op_id, flow_id=flow_id or op_id, modno=modno, repo_guid="guid-nas",
+        plan_id="nightly", display_message=f"op {op_id}",
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "oplog.sqlite"
+
+
+@pytest.fixture
+def oplog_ref(db_path: Path) -> Iterator[pykka.ActorRef[OplogActor]]:
+    ref = OplogActor.start(lambda: SqliteOplogStore(db_path))
+    try:
+        yield ref
+    finally:
+        ref.stop(block=True, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def oplog(oplog_ref: pykka.ActorRef[OplogActor]) -> pykka.ActorProxy[OplogActor]:
+    return oplog_ref.proxy()
+
+
+class Collector:
+    """A listener that hands events to the test thread through a queue."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[OplogEvent] = queue.Queue()
+
+    def __call__(self, event: OplogEvent) -> None:
+        self.events.put(event)
+
+    def next(self) -> OplogEvent:
+        return self.events.get(timeout=TIMEOUT)
+
+
+class Recorder(pykka.ThreadingActor):
+    """Another actor subscribing one of its proxy methods (the usual listener)."""
+
+    def __init__(self, sink: queue.Queue[OplogEvent]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def on_event(self, event: OplogEvent) -> None:
+        self._sink.put(event)
+
+
+def test_ping_and_the_store_lives_in_the_actor_thread(
+    oplog: pykka.ActorProxy[OplogActor], db_path: Path
+) -> None:
+    assert oplog.ping().get(timeout=TIMEOUT) is True
+    assert db_path.exists()
+
+
+def test_ask_a_remote_batch_and_see_the_result(oplog: pykka.ActorProxy[OplogActor]) -> None:
+    oplog.add([pb.Operation(display_message="local"), pb.Operation()]).get(timeout=TIMEOUT)
+
+    result = oplog.apply_remote(
+        KEY_A, RemoteBatch(operations=(op(1, 1), op(2, 1), op(3, 2)))
+    ).get(timeout=TIMEOUT)
+
+    assert [(o.id, o.flow_id) for o in result.created] == [(3, 3), (4, 3), (5, 5)]
+    assert oplog.count().get(timeout=TIMEOUT) == 5
+    stored = oplog.get(4).get(timeout=TIMEOUT)
+    assert stored is not None and stored.original_id == 2
+    selector = pb.OpSelector(original_instance_keyid=KEY_A, repo_guid="guid-nas")
+    assert oplog.diff(KEY_A, selector, [1, 2, 3], [1, 1, 7]).get(timeout=TIMEOUT) == (3,)
+    metadata = oplog.query_metadata(selector).get(timeout=TIMEOUT)
+    assert [m.original_id for m in metadata] == [1, 2, 3]
+    newest = oplog.query(pb.OpSelector(), limit=1, newest_first=True).get(timeout=TIMEOUT)
+    assert [o.id for o in newest] == [5]
+
+
+def test_a_failing_batch_raises_through_the_future_and_the_actor_survives(
+    oplog: pykka.ActorProxy[OplogActor],
+) -> None:
+    with pytest.raises(ProtocolError, match="batch rejected"):
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1), op(0)))).get(timeout=TIMEOUT)
+
+    assert oplog.ping().get(timeout=TIMEOUT) is True
+    assert oplog.count().get(timeout=TIMEOUT) == 0
+    result = oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+    assert [o.id for o in result.created] == [1]
+
+
+def test_a_store_error_raises_through_the_future(
+    oplog: pykka.ActorProxy[OplogActor], db_path: Path
+) -> None:
+    assert oplog.ping().get(timeout=TIMEOUT)
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON operations "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    with pytest.raises(StoreError, match="refused"):
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+    assert oplog.ping().get(timeout=TIMEOUT) is True
+
+
+def test_listeners_get_events_after_commit(oplog: pykka.ActorProxy[OplogActor]) -> None:
+    collector = Collector()
+    oplog.subscribe(collector).get(timeout=TIMEOUT)
+
+    (added,) = oplog.add([pb.Operation(display_message="job")]).get(timeout=TIMEOUT)
+    event = collector.next()
+    assert (event.kind, [o.id for o in event.operations]) == ("created", [added.id])
+
+    changed = pb.Operation()
+    changed.CopyFrom(added)
+    changed.status = pb.STATUS_SUCCESS
+    oplog.update([changed]).get(timeout=TIMEOUT)
+    event = collector.next()
+    assert event.kind == "updated" and event.operations[0].status == pb.STATUS_SUCCESS
+
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+    event = collector.next()
+    assert event.kind == "created"
+    assert (event.operations[0].id, event.operations[0].original_instance_keyid) == (2, KEY_A)
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1, modno=2),))).get(timeout=TIMEOUT)
+    assert collector.next().kind == "updated"
+    oplog.apply_remote(KEY_A, RemoteBatch(deleted_ids=(1, 99))).get(timeout=TIMEOUT)
+    event = collector.next()
+    assert (event.kind, event.deleted_ids) == ("deleted", (2,))
+
+    oplog.delete([added.id]).get(timeout=TIMEOUT)
+    event = collector.next()
+    assert (event.kind, event.deleted_ids) == ("deleted", (added.id,))
+
+
+def test_no_event_for_a_failed_batch_or_a_change_that_changed_nothing(
+    oplog: pykka.ActorProxy[OplogActor],
+) -> None:
+    collector = Collector()
+    oplog.subscribe(collector).get(timeout=TIMEOUT)
+
+    with pytest.raises(ProtocolError):
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(-1),))).get(timeout=TIMEOUT)
+    oplog.apply_remote(KEY_A, RemoteBatch(deleted_ids=(5,))).get(timeout=TIMEOUT)
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(3),))).get(timeout=TIMEOUT)
+
+    # Events are delivered in order, so the first one seen must be the last batch's.
+    event = collector.next()
+    assert event.kind == "created" and event.operations[0].original_id == 3
+    assert collector.events.empty()
+
+
+def test_a_raising_listener_does_not_stop_the_others(
+    oplog: pykka.ActorProxy[OplogActor],
+) -> None:
+    def broken(event: OplogEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    collector = Collector()
+    oplog.subscribe(broken).get(timeout=TIMEOUT)
+    oplog.subscribe(collector).get(timeout=TIMEOUT)
+
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(2),))).get(timeout=TIMEOUT)
+
+    assert [collector.next().operations[0].original_id for _ in range(2)] == [1, 2]
+    assert oplog.ping().get(timeout=TIMEOUT) is True
+
+
+def test_unsubscribe_stops_delivery(oplog: pykka.ActorProxy[OplogActor]) -> None:
+    first, second = Collector(), Collector()
+    token = oplog.subscribe(first).get(timeout=TIMEOUT)
+    oplog.subscribe(second).get(timeout=TIMEOUT)
+
+    assert oplog.unsubscribe(token).get(timeout=TIMEOUT) is True
+    assert oplog.unsubscribe(token).get(timeout=TIMEOUT) is False
+    oplog.add([pb.Operation()]).get(timeout=TIMEOUT)
+
+    assert second.next().kind == "created"
+    assert first.events.empty()
+
+
+@pytest.mark.parametrize("tell", [False, True], ids=["proxy-call", "defer"])
+def test_another_actors_proxy_method_as_listener(
+    oplog: pykka.ActorProxy[OplogActor], tell: bool
+) -> None:
+    sink: queue.Queue[OplogEvent] = queue.Queue()
+    recorder = Recorder.start(sink)
+    try:
+        method = recorder.proxy().on_event
+        token = oplog.subscribe(method.defer if tell else method).get(timeout=TIMEOUT)
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+        assert sink.get(timeout=TIMEOUT).kind == "created"
+    finally:
+        recorder.stop(block=True, timeout=TIMEOUT)
+
+    # The stopped actor's listener is dropped on the next change; the actor carries on.
+    oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(2),))).get(timeout=TIMEOUT)
+    assert oplog.unsubscribe(token).get(timeout=TIMEOUT) is False
+    assert oplog.count().get(timeout=TIMEOUT) == 2
+
+
+def test_backlog_counts_waiting_messages(
+    oplog_ref: pykka.ActorRef[OplogActor], oplog: pykka.ActorProxy[OplogActor]
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(event: OplogEvent) -> None:
+        entered.set()
+        release.wait(timeout=TIMEOUT)
+
+    oplog.subscribe(hold).get(timeout=TIMEOUT)
+    try:
+        busy = oplog.add([pb.Operation()])
+        assert entered.wait(timeout=TIMEOUT)
+        waiting = [oplog.ping() for _ in range(3)]
+        assert backlog(oplog_ref) == 3
+    finally:
+        release.set()
+    busy.get(timeout=TIMEOUT)
+    assert all(f.get(timeout=TIMEOUT) for f in waiting)
+    assert backlog(oplog_ref) == 0
+
+
+def test_a_store_that_cannot_open_stops_the_actor(tmp_path: Path) -> None:
+    ref = OplogActor.start(lambda: SqliteOplogStore(tmp_path / "missing" / "oplog.sqlite"))
+    try:
+        with pytest.raises(pykka.ActorDeadError):
+            ref.proxy().ping().get(timeout=TIMEOUT)
+    finally:
+        ref.stop(block=True, timeout=TIMEOUT)
+
+
+def test_stopping_closes_the_store(db_path: Path) -> None:
+    stores: list[SqliteOplogStore] = []
+
+    def factory() -> SqliteOplogStore:
+        stores.append(SqliteOplogStore(db_path))
+        return stores[-1]
+
+    ref = OplogActor.start(factory)
+    try:
+        ref.proxy().ping().get(timeout=TIMEOUT)
+    finally:
+        ref.stop(block=True, timeout=TIMEOUT)
+    with pytest.raises(StoreError, match="closed"):
+        stores[0].count()
