@@ -133,10 +133,11 @@ def client_proof(
     identity: SigningIdentity = CLIENT,
     instance_id: str = "web1",
     nonce: bytes = b"\x07" * 32,
+    hub_keyid: str = HUB.keyid,
 ) -> bytes:
     checked = validate_challenge(
         challenge.handshake,
-        pinned_keyid=HUB.keyid,
+        pinned_keyid=hub_keyid,
         pinned_instance_id=HUB_INSTANCE,
         client_instance_id=instance_id,
         client_keyid=identity.keyid,

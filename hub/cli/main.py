@@ -25,10 +25,20 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+# With no --config and no $SYNCHUB_CONFIG, a file of this name in the current
+# directory is used when present; `synchub authorize` creates it when absent.
+LOCAL_CONFIG_NAME = "synchub.toml"
+
+
 @dataclass(frozen=True)
 class CliContext:
     config_path: Path | None
     verbosity: int
+
+    @property
+    def write_path(self) -> Path:
+        """Where changes to the config go (the local file when running on defaults)."""
+        return self.config_path or Path.cwd() / LOCAL_CONFIG_NAME
 
     def load(self) -> Config:
         if self.config_path is None:
@@ -80,7 +90,8 @@ def print_json(value: Any) -> None:
     "--config",
     "config_option",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (default: $SYNCHUB_CONFIG, else the embedded defaults).",
+    help="Config file (default: $SYNCHUB_CONFIG, else ./synchub.toml if present, "
+    "else the embedded defaults).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging: -v info, -vv debug.")
 @click.version_option(package_name="synchub")
@@ -93,6 +104,8 @@ def cli(ctx: click.Context, config_option: Path | None, verbose: int) -> None:
     """
     setup_logging(verbose)
     path = resolve_config_path(str(config_option) if config_option else None, os.environ)
+    if path is None and (Path.cwd() / LOCAL_CONFIG_NAME).is_file():
+        path = Path.cwd() / LOCAL_CONFIG_NAME
     ctx.obj = CliContext(config_path=path, verbosity=verbose)
 
 
@@ -101,4 +114,5 @@ def main() -> None:
 
 
 # Command modules register themselves on ``cli`` when imported.
+from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
 from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401
