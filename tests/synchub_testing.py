@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import sys
 import textwrap
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +191,47 @@ def diff_frame(keyid: str, ids: Sequence[int], modnos: Sequence[int],
 
 def heartbeat_frame() -> bytes:
     return wire.heartbeat_frame()
+
+
+class QueueOutbox:
+    """A thread-safe outbox for sessions running in their own actor thread."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def send(self, frames: Sequence[bytes]) -> None:
+        for frame in frames:
+            self.events.put(("frame", frame))
+
+    def frame_done(self) -> None:
+        self.events.put(("done", None))
+
+    def authenticated(self, keyid: str) -> None:
+        self.events.put(("authenticated", keyid))
+
+    def close(self) -> None:
+        self.events.put(("closed", None))
+
+    def next_item(self, timeout: float = 5.0) -> pb.SyncStreamItem:
+        """The next frame the session sent, skipping bookkeeping events."""
+        deadline = time.monotonic() + timeout
+        while True:
+            kind, value = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            if kind == "frame":
+                return wire.decode_item(value)
+
+    def wait_for(self, wanted: str, timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            kind, value = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            if kind == wanted:
+                return value
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    """Poll ``predicate`` every 10 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)

@@ -13,6 +13,13 @@ from unittest.mock import Mock
 
 import pykka
 import pytest
+
+from actors.oplog import RemoteBatch
+from actors.session import HubIdentity, Phase, SessionActor, SessionSettings
+from hub.config import Config
+from hub.errors import ProtocolError, StoreError
+from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
+from hub.pb import synchub_pb2 as pb
 from synchub_testing import (
     CLIENT,
     HUB,
@@ -33,13 +40,6 @@ from synchub_testing import (
     send_operations_frame,
     write_config,
 )
-
-from actors.oplog import RemoteBatch
-from actors.session import HubIdentity, Phase, SessionActor, SessionSettings
-from hub.config import Config
-from hub.errors import ProtocolError, StoreError
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
-from hub.pb import synchub_pb2 as pb
 
 SETTINGS = SessionSettings(heartbeat_interval=10.0, handshake_timeout=5.0, ask_timeout=0.05)
 ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
