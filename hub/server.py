@@ -24,18 +24,14 @@ from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError
 from hub.front import Front, FrontSettings
 from hub.identity import NodeIdentity, load_or_create_identity
+from hub.local_oplog import oplog_path
 from hub.oplog_store import SqliteOplogStore
 from hub.peer_store import PeerStore
 
 log = logging.getLogger(__name__)
 
-OPLOG_FILENAME = "oplog.sqlite"
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-
-
-def oplog_path(data_dir: Path) -> Path:
-    return data_dir / OPLOG_FILENAME
 
 
 def front_settings(hub: HubSettings) -> FrontSettings:

@@ -55,8 +55,17 @@ class SynchubGroup(click.Group):
         except SynchubError as exc:
             _fail(str(exc), verbose=_verbosity(ctx))
         except OSError as exc:
-            _fail(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}",
-                  verbose=_verbosity(ctx))
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}", verbose=_verbosity(ctx))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            log.debug("unexpected failure", exc_info=True)
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with -vv for details "
+                "and please report it)",
+                verbose=_verbosity(ctx),
+            )
 
 
 def _verbosity(ctx: click.Context) -> int:
@@ -116,3 +125,4 @@ def main() -> None:
 # Command modules register themselves on ``cli`` when imported.
 from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
 from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401
+from hub.cli import ops_cmds as _ops_cmds  # noqa: E402,F401

@@ -23,7 +23,7 @@ GENERATED_FILES = ("synchub_pb2.py", "synchub_pb2.pyi")
 def generate(out_dir: Path) -> list[Path]:
     """Compile proto/synchub.proto into ``out_dir``; return the files written."""
     try:
-        from grpc_tools import protoc
+        from grpc_tools import protoc  # noqa: PLC0415 - a dev-only dependency
     except ImportError as exc:
         raise SystemExit(
             "grpcio-tools is not installed: run `pip install -e .[test]` first"

@@ -1,0 +1,65 @@
+"""`synchub ops`: list the operations this node's oplog holds, newest first."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from hub.cli.main import CliContext, cli, print_json
+from hub.jsonview import message_to_dict
+from hub.local_oplog import open_oplog, oplog_path
+from hub.pb import synchub_pb2 as pb
+
+_STATUS = {
+    value: name.removeprefix("STATUS_").lower() for name, value in pb.OperationStatus.items()
+}
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of operations.")
+@click.option("--instance", help="Only operations of this instance id.")
+@click.option("--repo", "repo_guid", metavar="GUID", help="Only operations of this repo guid.")
+@click.option("--plan", "plan_id", help="Only operations of this plan id.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.pass_obj
+def ops(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext,
+    as_json: bool,
+    instance: str | None,
+    repo_guid: str | None,
+    plan_id: str | None,
+    limit: int,
+) -> None:
+    """List operations in this node's oplog (hub or client), newest first."""
+    config = obj.load()
+    selector = pb.OpSelector()
+    if instance is not None:
+        selector.instance_id = instance
+    if repo_guid is not None:
+        selector.repo_guid = repo_guid
+    if plan_id is not None:
+        selector.plan_id = plan_id
+    if not oplog_path(config.data_dir).exists():
+        operations: list[pb.Operation] = []
+    else:
+        with open_oplog(config) as oplog:
+            operations = oplog.query(selector, limit=limit, newest_first=True)
+    if as_json:
+        print_json([message_to_dict(op) for op in operations])
+        return
+    if not operations:
+        click.echo("no operations")
+        return
+    click.echo(f"{'ID':>7}  {'STARTED':19}  {'STATUS':11}  {'INSTANCE':12}  {'PLAN':10}  MESSAGE")
+    for op in operations:
+        click.echo(
+            f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
+            f"{op.instance_id[:12]:12}  {op.plan_id[:10]:10}  {op.display_message[:60]}"
+        )
+
+
+def _when(ms: int) -> str:
+    if ms <= 0:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,76 @@
+"""This node's own oplog, for recording operations and listing what it holds.
+
+A running agent notices changes written here by other processes (``synchub
+run`` writes through this module) and delivers them to its hubs.
+
+    >>> from hub.local_oplog import open_oplog, new_operation
+    >>> with open_oplog(config) as oplog:                      # doctest: +SKIP
+    ...     [op] = oplog.add_local([new_operation(config, display_message="backup")])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hub.config import Config
+from hub.errors import ConfigError
+from hub.oplog_store import SqliteOplogStore
+from hub.pb import synchub_pb2 as pb
+
+OPLOG_FILENAME = "oplog.sqlite"
+
+
+def oplog_path(data_dir: Path) -> Path:
+    return data_dir / OPLOG_FILENAME
+
+
+@contextmanager
+def open_oplog(config: Config) -> Iterator[SqliteOplogStore]:
+    """The node's oplog store, closed on exit. Use from one thread only."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteOplogStore(oplog_path(config.data_dir))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_operation(
+    config: Config,
+    *,
+    display_message: str = "",
+    plan_id: str = "",
+    repo_id: str = "",
+    status: pb.OperationStatus = pb.STATUS_INPROGRESS,
+    start_ms: int | None = None,
+) -> pb.Operation:
+    """A fresh local operation of this node; the store assigns id, flow id and modno.
+
+    ``repo_id`` must name a [[repos]] entry; its guid is what peers sync by.
+    """
+    repo_guid = ""
+    if repo_id:
+        repo = config.repo(repo_id)
+        if repo is None:
+            known = ", ".join(r.id for r in config.repos) or "none configured"
+            raise ConfigError(
+                config.path or "<embedded defaults>", "repos",
+                f"no repo with id {repo_id!r} (known: {known})",
+            )
+        repo_guid = repo.guid
+    return pb.Operation(
+        instance_id=config.instance,
+        plan_id=plan_id,
+        repo_id=repo_id,
+        repo_guid=repo_guid,
+        status=status,
+        display_message=display_message,
+        unix_time_start_ms=now_ms() if start_ms is None else start_ms,
+    )
