@@ -1,0 +1,153 @@
+"""The command line through click's runner (and the launcher through a real process)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hub.cli.main import cli
+from hub.config import load_config
+from hub.identity import derive_keyid
+from hub.local_oplog import new_operation, open_oplog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYNCHUB_CONFIG", raising=False)
+    return tmp_path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("synchub: error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("start", "keygen", "id", "ops"):
+        assert f"  {command}" in result.output
+
+
+def test_launcher_runs_from_the_checkout() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "synchub"), "--help"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "keygen" in done.stdout
+
+
+def test_keygen_then_id_json_on_embedded_defaults(in_tmp: Path) -> None:
+    created = run("keygen")
+    assert created.exit_code == 0
+    assert (in_tmp / "synchub-data" / "identity" / "ed25519.key").stat().st_mode & 0o777 == 0o600
+
+    shown = run("id", "--json")
+    assert shown.exit_code == 0
+    details = json.loads(shown.output)
+    assert set(details) == {"instance_id", "keyid", "ed25519pub", "curve_public_key", "endpoint"}
+    raw = base64.b64decode(details["ed25519pub"] + "=")
+    assert len(raw) == 32
+    assert details["keyid"] == derive_keyid(raw)
+    assert details["keyid"] in created.output
+    assert len(details["curve_public_key"]) == 40
+    assert details["endpoint"] == "tcp://127.0.0.1:7470"
+
+
+def test_id_text_is_a_known_hosts_entry_that_loads(in_tmp: Path) -> None:
+    run("keygen")
+    snippet = run("id").output
+    (in_tmp / "client.toml").write_text(f'instance = "web1"\n\n{snippet}\n')
+    config = load_config(in_tmp / "client.toml")
+    [host] = config.known_hosts
+    assert host.keyid == json.loads(run("id", "--json").output)["keyid"]
+
+
+def test_keygen_refuses_to_overwrite_without_force(in_tmp: Path) -> None:
+    first = json.loads((run("keygen"), run("id", "--json"))[1].output)["keyid"]
+    assert_one_line_error(run("keygen"), "--force")
+    assert json.loads(run("id", "--json").output)["keyid"] == first
+    assert run("keygen", "--force").exit_code == 0
+    assert json.loads(run("id", "--json").output)["keyid"] != first
+
+
+def test_id_without_identity_says_to_run_keygen(in_tmp: Path) -> None:
+    assert_one_line_error(run("id"), "synchub keygen")
+
+
+def test_bad_config_names_file_and_key(in_tmp: Path) -> None:
+    (in_tmp / "bad.toml").write_text('instance = "x"\n[hub]\nheartbeat_interval = "fast"\n')
+    assert_one_line_error(run("--config", "bad.toml", "id"), "bad.toml", "hub.heartbeat_interval")
+
+
+def test_missing_config_file_is_one_line(in_tmp: Path) -> None:
+    assert_one_line_error(run("--config", "nope.toml", "keygen"), "nope.toml")
+
+
+def test_config_from_environment(in_tmp: Path) -> None:
+    (in_tmp / "node.toml").write_text('instance = "from-env"\ndata_dir = "d"\n')
+    env = {"SYNCHUB_CONFIG": str(in_tmp / "node.toml")}
+    assert run("keygen", env=env).exit_code == 0
+    details = json.loads(run("id", "--json", env=env).output)
+    assert details["instance_id"] == "from-env"
+    assert details["endpoint"] is None  # a client-only node has no [hub]
+    assert (in_tmp / "d" / "identity").is_dir()
+
+
+def test_local_synchub_toml_is_used_without_flags(in_tmp: Path) -> None:
+    (in_tmp / "synchub.toml").write_text('instance = "local-file"\n')
+    run("keygen")
+    assert json.loads(run("id", "--json").output)["instance_id"] == "local-file"
+
+
+def test_ops_lists_newest_first_with_filters(in_tmp: Path) -> None:
+    (in_tmp / "synchub.toml").write_text(
+        'instance = "web1"\n[[repos]]\nid = "nas"\nguid = "g-nas"\nuri = "x"\n'
+    )
+    config = load_config(in_tmp / "synchub.toml")
+    with open_oplog(config) as oplog:
+        oplog.add_local([
+            new_operation(config, display_message="first", plan_id="nightly", repo_id="nas"),
+            new_operation(config, display_message="second"),
+        ])
+    listed = json.loads(run("ops", "--json").output)
+    assert [op["display_message"] for op in listed] == ["second", "first"]
+    assert listed[1]["repo_guid"] == "g-nas"
+    assert listed[1]["status"] == "STATUS_INPROGRESS"
+    assert isinstance(listed[1]["unix_time_start_ms"], int)
+
+    only_plan = json.loads(run("ops", "--json", "--plan", "nightly").output)
+    assert [op["display_message"] for op in only_plan] == ["first"]
+    assert json.loads(run("ops", "--json", "--limit", "1").output)[0]["display_message"] == "second"
+    table = run("ops").output
+    assert "second" in table and "inprogress" in table
+
+
+def test_ops_on_a_node_without_an_oplog_is_empty(in_tmp: Path) -> None:
+    assert json.loads(run("ops", "--json").output) == []
+    assert run("ops").output.strip() == "no operations"
+
+
+def test_ops_rejects_a_bad_limit(in_tmp: Path) -> None:
+    result = run("ops", "--limit", "0")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
