@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import select
+import signal
+import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pykka
+import zmq
 
 from hub import wire
 from hub.config import Config, load_config
@@ -235,3 +241,128 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(0.01)
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RawClient:
+    """A bare DEALER speaking the wire protocol by hand; every receive has a deadline."""
+
+    def __init__(self, endpoint: str, hub_curve_public: bytes | None) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if hub_curve_public is not None:
+            public, secret = zmq.curve_keypair()
+            self.socket.curve_serverkey = hub_curve_public
+            self.socket.curve_publickey = public
+            self.socket.curve_secretkey = secret
+        self.socket.connect(endpoint)
+
+    def send(self, frame: bytes) -> None:
+        self.socket.send(frame)
+
+    def recv(self, timeout: float = 5.0) -> pb.SyncStreamItem:
+        if not self.socket.poll(int(timeout * 1000)):
+            raise AssertionError(f"no frame from the hub within {timeout}s")
+        return wire.decode_item(self.socket.recv())
+
+    def recv_action(self, action: str, timeout: float = 5.0) -> pb.SyncStreamItem:
+        """The next item of ``action``, skipping heartbeats."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.recv(max(0.01, deadline - time.monotonic()))
+            if item.WhichOneof("action") == action:
+                return item
+            if item.WhichOneof("action") != "heartbeat":
+                raise AssertionError(f"expected {action}, got {item}")
+
+    def handshake(
+        self,
+        hub_keyid: str,
+        identity: SigningIdentity = CLIENT,
+        instance_id: str = "web1",
+        hub_instance: str = HUB_INSTANCE,
+    ) -> None:
+        nonce = os.urandom(32)
+        self.send(hello_item(identity, instance_id, nonce).SerializeToString())
+        challenge = self.recv_action("handshake")
+        checked = validate_challenge(
+            challenge.handshake,
+            pinned_keyid=hub_keyid,
+            pinned_instance_id=hub_instance,
+            client_instance_id=instance_id,
+            client_keyid=identity.keyid,
+            client_nonce=nonce,
+        )
+        self.send(proof_item(sign_proof(identity, checked.transcript)).SerializeToString())
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self.context.term()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "bin" / "synchub"
+
+
+class HubProcess:
+    """`synchub start` in a real child process, with its stderr collected."""
+
+    def __init__(self, config_path: Path, *extra: str) -> None:
+        self.config_path = config_path
+        self.stderr = ""
+        self.process = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), "--config", str(config_path), *extra, "start"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_for_output(self, fragment: str, timeout: float = 20.0) -> None:
+        assert self.process.stderr is not None
+        deadline = time.monotonic() + timeout
+        while fragment not in self.stderr:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self.process.poll() is not None and not self._readable(0)):
+                raise AssertionError(f"hub never printed {fragment!r}; stderr:\n{self.stderr}")
+            if self._readable(min(remaining, 0.5)):
+                line = self.process.stderr.readline()
+                self.stderr += line
+
+    def _readable(self, timeout: float) -> bool:
+        assert self.process.stderr is not None
+        ready, _, _ = select.select([self.process.stderr], [], [], timeout)
+        return bool(ready)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit status (kills and fails if it hangs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, rest = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise AssertionError(f"hub did not stop within {timeout}s after SIGTERM") from None
+        self.stderr += rest or ""
+        return self.process.returncode
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        """Wait for the process to exit by itself; returns its exit status."""
+        _, rest = self.process.communicate(timeout=timeout)
+        self.stderr += rest or ""
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
