@@ -1,0 +1,335 @@
+"""docs/protocol.md agrees with the schema and the code it documents.
+
+The document is what other teams build clients from, so its field tables, enum
+values, worked-example values, handshake labels and key numbers are checked here
+against the protobuf descriptors and the project's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from hub._agent_sync import MAX_BATCH_OPERATIONS
+from hub.config import HubSettings
+from hub.front import FrontSettings
+from hub.handshake import (
+    LABEL_CLIENT,
+    LABEL_HUB,
+    MAX_INSTANCE_ID_BYTES,
+    NONCE_BYTES,
+    PROTOCOL_VERSION,
+    Transcript,
+    challenge_item,
+    hello_item,
+    proof_item,
+    sign_challenge,
+    sign_proof,
+)
+from hub.identity import SigningIdentity
+from hub.pb import synchub_pb2 as pb
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+PACKAGE = "synchub.v1."
+
+_HEADING = re.compile(r"^#### (message|enum) `synchub\.v1\.([A-Za-z0-9_.]+)`$")
+_MESSAGE_HEADER = ("field", "no.", "type", "notes")
+_ENUM_HEADER = ("name", "no.", "notes")
+_SCALARS = {
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_BOOL: "bool",
+}
+_VALUE_LINE = re.compile(r"^- \*\*(?P<label>[^*]+)\*\*: `(?P<value>[^`]+)`$")
+_HEX_BLOCK = re.compile(r"^(?P<label>[^\n]+) \(hex\):\n\n```\n(?P<body>[0-9a-f\n]+)```$", re.M)
+
+HUB = SigningIdentity.from_seed(bytes(range(32)))
+CLIENT = SigningIdentity.from_seed(bytes(range(32, 64)))
+CLIENT_NONCE = b"\xc1" * 32
+HUB_NONCE = b"\x4b" * 32
+TRANSCRIPT = Transcript(
+    protocol_version=1,
+    hub_instance_id="hub-1",
+    hub_keyid=HUB.keyid,
+    client_instance_id="web1",
+    client_keyid=CLIENT.keyid,
+    client_nonce=CLIENT_NONCE,
+    hub_nonce=HUB_NONCE,
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    kind: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _cells(line: str) -> tuple[str, ...]:
+    return tuple(cell.strip() for cell in line.strip()[1:-1].split(" | "))
+
+
+def _tables(text: str) -> dict[str, Table]:
+    """Each `#### message|enum` heading's table, keyed by the full type name."""
+    tables: dict[str, Table] = {}
+    current: str | None = None
+    kind = ""
+    lines: list[str] = []
+
+    def close() -> None:
+        if current is None:
+            return
+        assert current not in tables, f"{current} is documented twice"
+        header = _cells(lines[0]) if lines else ()
+        rows = tuple(_cells(line) for line in lines[2:])
+        tables[current] = Table(kind, header, rows)
+
+    for line in text.splitlines():
+        if line.startswith("#"):
+            close()
+            current, lines = None, []
+            match = _HEADING.match(line)
+            if match:
+                kind, current = match[1], PACKAGE + match[2]
+        elif current is not None and line.startswith("|"):
+            lines.append(line)
+    close()
+    return tables
+
+
+def _all_messages() -> dict[str, Descriptor]:
+    found: dict[str, Descriptor] = {}
+
+    def walk(descriptor: Descriptor) -> None:
+        found[descriptor.full_name] = descriptor
+        for nested in descriptor.nested_types:
+            walk(nested)
+
+    for descriptor in pb.DESCRIPTOR.message_types_by_name.values():
+        walk(descriptor)
+    return found
+
+
+def _all_enums() -> dict[str, EnumDescriptor]:
+    found = {e.full_name: e for e in pb.DESCRIPTOR.enum_types_by_name.values()}
+    for message in _all_messages().values():
+        found.update({e.full_name: e for e in message.enum_types})
+    return found
+
+
+def _real_oneof(field: FieldDescriptor) -> str | None:
+    oneof = field.containing_oneof
+    if oneof is None:
+        return None
+    synthetic = oneof.name == f"_{field.name}" and len(oneof.fields) == 1
+    return None if synthetic else str(oneof.name)
+
+
+def _type_text(field: FieldDescriptor) -> str:
+    named = field.message_type or field.enum_type
+    base = str(named.name) if named is not None else _SCALARS[field.type]
+    if field.is_repeated:
+        return f"repeated {base}"
+    if field.containing_oneof is not None and _real_oneof(field) is None:
+        return f"optional {base}"
+    return base
+
+
+@pytest.fixture(scope="module")
+def doc() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tables(doc: str) -> dict[str, Table]:
+    return _tables(doc)
+
+
+@pytest.fixture(scope="module")
+def values(doc: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in doc.splitlines():
+        match = _VALUE_LINE.match(line)
+        if match:
+            label = match["label"]
+            assert label not in found, f"value label {label!r} is used twice in the doc"
+            found[label] = match["value"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def hex_blocks(doc: str) -> dict[str, bytes]:
+    return {
+        m["label"]: bytes.fromhex(m["body"].replace("\n", "")) for m in _HEX_BLOCK.finditer(doc)
+    }
+
+
+# --- schema tables ---------------------------------------------------------------------
+
+
+def test_every_message_and_enum_has_a_table(tables: dict[str, Table]) -> None:
+    documented_messages = {name for name, t in tables.items() if t.kind == "message"}
+    documented_enums = {name for name, t in tables.items() if t.kind == "enum"}
+    assert documented_messages == set(_all_messages())
+    assert documented_enums == set(_all_enums())
+
+
+@pytest.mark.parametrize("name", sorted(_all_messages()))
+def test_message_table_matches_descriptor(tables: dict[str, Table], name: str) -> None:
+    descriptor = _all_messages()[name]
+    table = tables[name]
+    if descriptor.fields:
+        assert table.header == _MESSAGE_HEADER, f"{name}: table header"
+    documented = {
+        row[0]: (int(row[1]), row[2], re.findall(r"oneof `(\w+)`", row[3])) for row in table.rows
+    }
+    assert len(documented) == len(table.rows), f"{name}: a field is listed twice"
+    expected = {
+        f.name: (
+            f.number,
+            _type_text(f),
+            [oneof] if (oneof := _real_oneof(f)) is not None else [],
+        )
+        for f in descriptor.fields
+    }
+    assert documented == expected
+
+
+@pytest.mark.parametrize("name", sorted(_all_enums()))
+def test_enum_table_matches_descriptor(tables: dict[str, Table], name: str) -> None:
+    table = tables[name]
+    assert table.header == _ENUM_HEADER
+    documented = [(row[0], int(row[1])) for row in table.rows]
+    expected = [(v.name, v.number) for v in _all_enums()[name].values]
+    assert documented == expected
+
+
+def test_table_parser_reads_what_it_should() -> None:
+    text = "\n".join([
+        "#### message `synchub.v1.PublicKey`",
+        "",
+        "| field | no. | type | notes |",
+        "|---|---|---|---|",
+        "| keyid | 1 | string | a `x` |",
+        "",
+        "## Next",
+        "| not | part | of | it |",
+    ])
+    table = _tables(text)[PACKAGE + "PublicKey"]
+    assert table.header == _MESSAGE_HEADER
+    assert table.rows == (("keyid", "1", "string", "a `x`"),)
+
+
+def _field(message: str, name: str) -> FieldDescriptor:
+    return next(f for f in _all_messages()[PACKAGE + message].fields if f.name == name)
+
+
+def test_type_text_of_special_fields() -> None:
+    assert _type_text(_field("OpSelector", "ids")) == "repeated int64"
+    assert _type_text(_field("OpSelector", "plan_id")) == "optional string"
+    action = _field("SyncStreamItem", "handshake")
+    assert _type_text(action) == "Handshake"
+    assert _real_oneof(action) == "action"
+    assert _real_oneof(_field("OpSelector", "plan_id")) is None
+
+
+# --- worked examples ---------------------------------------------------------------------
+
+
+def test_identity_example(values: dict[str, str]) -> None:
+    assert values["seed (hex)"] == bytes(range(32)).hex()
+    assert values["public key (hex)"] == HUB.public_key_raw.hex()
+    assert values["ed25519pub"] == HUB.ed25519pub
+    assert values["SHA-256 of the public key (hex)"] == hashlib.sha256(
+        HUB.public_key_raw
+    ).hexdigest()
+    assert values["keyid"] == HUB.keyid
+
+
+def test_handshake_example_keys(values: dict[str, str]) -> None:
+    assert values["hub keyid"] == HUB.keyid
+    assert values["hub ed25519pub"] == HUB.ed25519pub
+    assert values["client keyid"] == CLIENT.keyid
+    assert values["client ed25519pub"] == CLIENT.ed25519pub
+
+
+def test_handshake_example_digests_and_signatures(values: dict[str, str]) -> None:
+    assert values["transcript(label_hub) digest"] == TRANSCRIPT.hub_digest().hex()
+    assert values["transcript(label_client) digest"] == TRANSCRIPT.client_digest().hex()
+    assert values["CHALLENGE signature"] == sign_challenge(HUB, TRANSCRIPT).hex()
+    assert values["PROOF signature"] == sign_proof(CLIENT, TRANSCRIPT).hex()
+
+
+def test_transcript_body_is_the_documented_formula(hex_blocks: dict[str, bytes]) -> None:
+    def lp(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    body = struct.pack(">Q", 1) + b"".join(
+        lp(part)
+        for part in (
+            b"hub-1",
+            HUB.keyid.encode(),
+            b"web1",
+            CLIENT.keyid.encode(),
+            CLIENT_NONCE,
+            HUB_NONCE,
+        )
+    )
+    assert hex_blocks["transcript body"] == body
+    assert hashlib.sha256(LABEL_HUB + body).digest() == TRANSCRIPT.hub_digest()
+    assert hashlib.sha256(LABEL_CLIENT + body).digest() == TRANSCRIPT.client_digest()
+
+
+def test_handshake_example_frames(hex_blocks: dict[str, bytes]) -> None:
+    hello = hello_item(CLIENT, "web1", CLIENT_NONCE)
+    challenge = challenge_item(HUB, "hub-1", HUB_NONCE, sign_challenge(HUB, TRANSCRIPT))
+    proof = proof_item(sign_proof(CLIENT, TRANSCRIPT))
+    assert hex_blocks["HELLO frame"] == hello.SerializeToString()
+    assert hex_blocks["CHALLENGE frame"] == challenge.SerializeToString()
+    assert hex_blocks["PROOF frame"] == proof.SerializeToString()
+
+
+# --- handshake labels and documented numbers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "label"), [("label_hub", LABEL_HUB), ("label_client", LABEL_CLIENT)]
+)
+def test_labels_match_the_code(doc: str, name: str, label: bytes) -> None:
+    rows = [_cells(line) for line in doc.splitlines() if line.startswith(f"| {name} |")]
+    assert len(rows) == 1, f"expected one table row for {name}"
+    _, text_cell, hex_cell = rows[0]
+    text = re.fullmatch(r"`([^`]+)` then 0x00", text_cell)
+    assert text is not None
+    assert text[1].encode("ascii") + b"\x00" == label
+    assert hex_cell == f"`{label.hex()}`"
+
+
+def test_documented_numbers_match_the_code(doc: str) -> None:
+    front = FrontSettings(bind="tcp://127.0.0.1:0")
+    hub = HubSettings()
+    max_frame = f"{hub.max_frame_bytes:,}".replace(",", " ")
+    assert PROTOCOL_VERSION == 1
+    for phrase in (
+        f"| protocol_version | {PROTOCOL_VERSION} |",
+        f"| nonce | {NONCE_BYTES} bytes from",
+        f"at most {MAX_INSTANCE_ID_BYTES} bytes of",
+        f"`max_frame_bytes` (default {max_frame}, i.e. 16 MiB)",
+        f"| `ZMQ_SNDHWM`, `ZMQ_RCVHWM` | {front.hwm} messages |",
+        f"more than **{front.session_backlog_high}**",
+        f"**{front.throttle_delay_ms} ms**",
+        f"together have {front.total_backlog_high} items waiting",
+        f"(`max_pending_handshakes`, {hub.max_pending_handshakes} by default)",
+        f"`handshake_timeout` ({hub.handshake_timeout:g} s by",
+        f"`heartbeat_interval` ({hub.heartbeat_interval:g} s by",
+        f"at most **{MAX_BATCH_OPERATIONS} operations**",
+    ):
+        assert phrase in doc, f"docs/protocol.md no longer says {phrase!r}"
