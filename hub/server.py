@@ -1,13 +1,14 @@
 """The hub process: its actors and its front, started and stopped in order.
 
-Start order is dependency order (config, oplog, peer state, then the front),
-each checked with a ``ping`` ask before the next starts; stop is the reverse,
-always run from a ``finally``.
+Start order is dependency order (config, oplog, peer state, the front, then the
+admin socket), each checked before the next starts; stop is the reverse, always
+run from a ``finally``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +21,19 @@ from actors.config import ConfigActor
 from actors.oplog import OplogActor
 from actors.peer_state import PeerStateActor
 from actors.session import HubIdentity, SessionActor, SessionSettings
+from hub.admin import (
+    MAX_SOCKET_PATH_BYTES,
+    AdminServer,
+    AdminService,
+    HubInfo,
+    admin_socket_path,
+    check_no_hub_serving,
+)
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError
 from hub.front import Front, FrontSettings
 from hub.identity import NodeIdentity, load_or_create_identity
-from hub.local_oplog import oplog_path
+from hub.local_oplog import now_ms, oplog_path
 from hub.oplog_store import SqliteOplogStore
 from hub.peer_store import PeerStore
 
@@ -66,6 +75,8 @@ class Hub:
         self._context: zmq.Context[Any] | None = None
         self._actors: list[pykka.ActorRef[Any]] = []
         self._front: Front | None = None
+        self._admin: AdminServer | None = None
+        self.admin_endpoint: str | None = None
         self.identity: NodeIdentity | None = None
         self.endpoint: str | None = None
         self.config_actor: Any = None
@@ -82,6 +93,7 @@ class Hub:
 
     def _start(self) -> str:
         data_dir = self._config.data_dir
+        check_no_hub_serving(data_dir)
         identity, created = load_or_create_identity(data_dir)
         if created:
             log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
@@ -112,7 +124,36 @@ class Hub:
             self._config.instance, self.endpoint, identity.signing.keyid,
             identity.curve.public_text if self._settings.curve else "off",
         )
+        self._start_admin(identity)
         return self.endpoint
+
+    def _start_admin(self, identity: NodeIdentity) -> None:
+        assert self._context is not None and self.endpoint is not None
+        data_dir = self._config.data_dir
+        if len(os.fsencode(admin_socket_path(data_dir))) > MAX_SOCKET_PATH_BYTES:
+            log.warning(
+                "no admin socket: %s is too long for a Unix socket path; admin commands "
+                "will read the files directly and config changes need a reload (SIGHUP)",
+                admin_socket_path(data_dir),
+            )
+            return
+        service = AdminService(
+            info=HubInfo(
+                instance=self._config.instance,
+                endpoint=self.endpoint,
+                keyid=identity.signing.keyid,
+                curve_public_key=identity.curve.public_text if self._settings.curve else None,
+                config_path=str(self._config.path) if self._config.path else None,
+                data_dir=str(data_dir),
+                pid=os.getpid(),
+                started_ms=now_ms(),
+            ),
+            config=self.config_actor,
+            oplog=self.oplog,
+            peers=self.peers,
+        )
+        self._admin = AdminServer(self._context, data_dir, service.handle)
+        self.admin_endpoint = self._admin.start()
 
     def _start_actor(self, ref: pykka.ActorRef[Any], what: str) -> Any:
         self._actors.append(ref)
@@ -147,9 +188,14 @@ class Hub:
     def stop(self) -> None:
         """Stop in reverse start order; safe to call more than once."""
         try:
-            if self._front is not None:
-                self._front.stop(STOP_TIMEOUT)
-                self._front = None
+            try:
+                if self._admin is not None:
+                    self._admin.stop(STOP_TIMEOUT)
+                    self._admin = None
+            finally:
+                if self._front is not None:
+                    self._front.stop(STOP_TIMEOUT)
+                    self._front = None
         finally:
             for ref in reversed(self._actors):
                 try:

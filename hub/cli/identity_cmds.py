@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from hub.admin import keyid_fingerprint
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
 from hub.identity import NodeIdentity, create_identity, load_identity
@@ -63,7 +64,9 @@ def connect_endpoint(bind: str) -> str:
 
 def known_hosts_snippet(details: dict[str, str | None]) -> str:
     endpoint = details["endpoint"] or "tcp://HUB-ADDRESS:7470"
+    keyid = details["keyid"] or ""
     lines = [
+        f"# fingerprint: {keyid_fingerprint(keyid)} ({details['instance_id']})",
         f"# ed25519pub = {details['ed25519pub']}",
         "[[known_hosts]]",
         f'instance_id = "{details["instance_id"]}"',

@@ -1,15 +1,26 @@
-"""`synchub ops`: list the operations this node's oplog holds, newest first."""
+"""`synchub ops`: list the operations this node's oplog holds, newest first.
+
+When a hub runs on this node's data_dir the listing comes from it over the admin
+socket; otherwise the oplog file is read directly (``-v`` says which).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import click
 
+from hub.admin import ask_running_hub
 from hub.cli.main import CliContext, cli, print_json
+from hub.config import Config
 from hub.jsonview import message_to_dict
 from hub.local_oplog import open_oplog, oplog_path
 from hub.pb import synchub_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 2.0
 
 _STATUS = {
     value: name.removeprefix("STATUS_").lower() for name, value in pb.OperationStatus.items()
@@ -40,11 +51,7 @@ def ops(  # noqa: PLR0917 - one parameter per click option
         selector.repo_guid = repo_guid
     if plan_id is not None:
         selector.plan_id = plan_id
-    if not oplog_path(config.data_dir).exists():
-        operations: list[pb.Operation] = []
-    else:
-        with open_oplog(config) as oplog:
-            operations = oplog.query(selector, limit=limit, newest_first=True)
+    operations = load_operations(config, selector, limit)
     if as_json:
         print_json([message_to_dict(op) for op in operations])
         return
@@ -57,6 +64,22 @@ def ops(  # noqa: PLR0917 - one parameter per click option
             f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
             f"{op.instance_id[:12]:12}  {op.plan_id[:10]:10}  {op.display_message[:60]}"
         )
+
+
+def load_operations(config: Config, selector: pb.OpSelector, limit: int) -> list[pb.Operation]:
+    """Newest first, from the running hub when one answers, else from the oplog file."""
+    answer = ask_running_hub(
+        config.data_dir, "ops", timeout=READ_TIMEOUT,
+        selector=selector.SerializeToString(), limit=limit, newest_first=True,
+    )
+    if answer is not None:
+        return [pb.Operation.FromString(raw) for raw in answer["operations"]]
+    path = oplog_path(config.data_dir)
+    log.info("ops: reading %s directly", path)
+    if not path.exists():
+        return []
+    with open_oplog(config) as oplog:
+        return oplog.query(selector, limit=limit, newest_first=True)
 
 
 def _when(ms: int) -> str:

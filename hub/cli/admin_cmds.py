@@ -1,0 +1,304 @@
+"""`synchub peers`, `authorize`, `revoke`, `status` and `reload`.
+
+Each asks the hub running on this node's data_dir over its admin socket. With no
+hub answering, ``peers`` reads the peer-state file and ``authorize`` / ``revoke``
+edit the config file directly (the hub applies them when it next starts or
+reloads); ``-v`` says which way was taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from hub.admin import (
+    AdminUnavailable,
+    ask_hub,
+    ask_running_hub,
+    check_instance_id,
+    check_keyid,
+    client_summary,
+    keyid_fingerprint,
+    parse_permission_list,
+    permissions_from_flags,
+    short_keyid,
+)
+from hub.cli.main import CliContext, cli, print_json
+from hub.config import (
+    AuthorizedClient,
+    Config,
+    add_or_update_authorized_client,
+    remove_authorized_client,
+)
+from hub.errors import SynchubError
+from hub.jsonview import message_to_dict
+from hub.pb import synchub_pb2 as pb
+from hub.peer_store import peer_store_path, read_peer_states
+from hub.scopes import Permissions
+
+log = logging.getLogger(__name__)
+
+# Config changes wait longer than reads: the hub writes the file before it answers.
+CHANGE_TIMEOUT = 15.0
+READ_TIMEOUT = 2.0
+EXIT_NOT_RUNNING = 3
+
+_STATE_NAMES = {
+    value: name.removeprefix("CONNECTION_STATE_").lower()
+    for name, value in pb.ConnectionState.items()
+}
+
+
+class NotConfirmed(SynchubError):
+    """The operator did not confirm a change."""
+
+
+def duration(seconds: int) -> str:
+    """``12s``, ``5m``, ``3h``, ``2d``: the largest whole unit."""
+    seconds = max(0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def ago(then_ms: int, now_ms: int) -> str:
+    """``12s ago``, ``5m ago``...; ``-`` when there is no time."""
+    if then_ms <= 0:
+        return "-"
+    return f"{duration((now_ms - then_ms) // 1000)} ago"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
+    header = (
+        f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {'HEARTBEAT':10}  "
+        f"{'REPOS / PLANS':24}  LAST ERROR"
+    )
+    lines = [header]
+    for state in states:
+        repos = ",".join(state.known_repos) or "-"
+        plans = ",".join(state.known_plans) or "-"
+        lines.append(
+            f"{_clip(state.peer_instance_id or '-', 16):16}  "
+            f"{short_keyid(state.peer_keyid):12}  "
+            f"{_STATE_NAMES.get(state.state, str(state.state)):16}  "
+            f"{ago(state.last_heartbeat_millis, now_ms):10}  "
+            f"{_clip(f'{repos} / {plans}', 24):24}  "
+            f"{state.status_message or '-'}"
+        )
+    return lines
+
+
+def load_peer_states(config: Config) -> list[pb.PeerState]:
+    """From the running hub when one answers, else from the peer-state file."""
+    answer = ask_running_hub(config.data_dir, "peers", timeout=READ_TIMEOUT)
+    if answer is not None:
+        return [pb.PeerState.FromString(raw) for raw in answer["peers"]]
+    log.info("peers: reading %s directly", peer_store_path(config.data_dir))
+    return read_peer_states(config.data_dir)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of PeerState objects.")
+@click.pass_obj
+def peers(obj: CliContext, as_json: bool) -> None:
+    """List every peer this hub knows: state, last heartbeat, repos and plans, last error."""
+    config = obj.load()
+    states = load_peer_states(config)
+    if as_json:
+        print_json([message_to_dict(state) for state in states])
+        return
+    if not states:
+        click.echo("no peers")
+        return
+    for line in peers_table(states, time.time_ns() // 1_000_000):
+        click.echo(line)
+
+
+def _describe_client(instance_id: str, keyid: str) -> None:
+    click.echo(f"  instance     {instance_id}")
+    click.echo(f"  keyid        {keyid}")
+    click.echo(f"  fingerprint  {keyid_fingerprint(keyid)}")
+
+
+def _confirm(question: str, yes: bool, refused: str) -> None:
+    if yes:
+        return
+    try:
+        confirmed = click.confirm(question, default=False, err=True)
+    except click.Abort:
+        confirmed = False
+    if not confirmed:
+        raise NotConfirmed(f"{refused}: nothing changed (confirm on a terminal, or pass --yes)")
+
+
+def _listening_but_silent(exc: AdminUnavailable) -> NoReturn:
+    raise SynchubError(
+        f"{exc}; the change may or may not have been applied: check with "
+        "`synchub peers` and the config file"
+    ) from exc
+
+
+def _permissions_text(raw: list[dict[str, Any]] | None) -> str:
+    if raw is None:
+        return "unchanged"
+    if not raw:
+        return "none"
+    return "; ".join(f"{p['type']}: {', '.join(p['scopes'])}" for p in raw)
+
+
+@cli.command()
+@click.argument("keyid")
+@click.option("--instance", "instance_id", required=True, help="The client's instance id.")
+@click.option(
+    "--perm",
+    "perms",
+    multiple=True,
+    metavar="TYPE:SCOPE",
+    help="A permission, e.g. read_config:* or read_operations:repo:nas or "
+    "read_config:!plan:secret; repeat for more. Without any, an existing client keeps "
+    "its permissions and a new one gets none.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask: the key was verified out of band.")
+@click.pass_obj
+def authorize(
+    obj: CliContext, keyid: str, instance_id: str, perms: tuple[str, ...], yes: bool
+) -> None:
+    """Allow the client with KEYID to connect, as a verified key."""
+    check_keyid(keyid)
+    check_instance_id(instance_id)
+    raw_permissions = permissions_from_flags(perms) if perms else None
+    permissions = parse_permission_list(raw_permissions) if raw_permissions else None
+    config = obj.load()
+
+    click.echo("Authorize this client:")
+    _describe_client(instance_id, keyid)
+    click.echo(f"  permissions  {_permissions_text(raw_permissions)}")
+    click.echo("Compare the fingerprint with `synchub id` run on the client.")
+    _confirm(
+        "Have you checked this fingerprint over a channel you trust?", yes, "not authorized"
+    )
+
+    try:
+        answer = ask_hub(
+            config.data_dir, "authorize", timeout=CHANGE_TIMEOUT,
+            keyid=keyid, instance_id=instance_id, permissions=raw_permissions, verified=True,
+        )
+    except AdminUnavailable as exc:
+        if exc.listening:
+            _listening_but_silent(exc)
+        log.info("%s; editing %s directly", exc, obj.write_path)
+    else:
+        log.info("authorize: applied by the running hub")
+        click.echo(
+            f"authorized {instance_id} ({keyid}) in {answer.get('config_path')}; "
+            "the running hub applied it"
+        )
+        return
+
+    existing = config.authorized_client(keyid)
+    client = AuthorizedClient(
+        instance_id=instance_id,
+        keyid=keyid,
+        keyid_verified=True,
+        permissions=permissions if permissions is not None else (
+            existing.permissions if existing is not None else Permissions()
+        ),
+    )
+    add_or_update_authorized_client(obj.write_path, client, cwd=Path.cwd())
+    click.echo(
+        f"authorized {instance_id} ({keyid}) in {obj.write_path}; no hub is running on "
+        f"{config.data_dir}: it applies when the hub starts"
+    )
+    log.debug("authorized %s", client_summary(client))
+
+
+@cli.command()
+@click.argument("keyid")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
+    """Remove the client with KEYID; its live sessions end at once."""
+    check_keyid(keyid)
+    config = obj.load()
+    existing = config.authorized_client(keyid)
+    if existing is None:
+        where = config.path or obj.write_path
+        raise SynchubError(f"{where}: no authorized client has keyid {keyid!r}")
+
+    click.echo("Revoke this client:")
+    _describe_client(existing.instance_id, keyid)
+    _confirm("Revoke it and end its live sessions?", yes, "not revoked")
+
+    try:
+        ask_hub(config.data_dir, "revoke", timeout=CHANGE_TIMEOUT, keyid=keyid)
+    except AdminUnavailable as exc:
+        if exc.listening:
+            _listening_but_silent(exc)
+        log.info("%s; editing %s directly", exc, obj.write_path)
+    else:
+        log.info("revoke: applied by the running hub")
+        click.echo(
+            f"revoked {existing.instance_id} ({keyid}); the running hub ended its sessions"
+        )
+        return
+    remove_authorized_client(obj.write_path, keyid)
+    click.echo(
+        f"revoked {existing.instance_id} ({keyid}) in {obj.write_path}; no hub is running "
+        f"on {config.data_dir}"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the hub's status as JSON.")
+@click.pass_obj
+def status(obj: CliContext, as_json: bool) -> None:
+    """Show the running hub's identity and counts (exit status 3 when none runs)."""
+    config = obj.load()
+    try:
+        answer = ask_hub(config.data_dir, "status", timeout=READ_TIMEOUT)
+    except AdminUnavailable as exc:
+        if as_json:
+            print_json({"running": False, "reason": str(exc)})
+        else:
+            click.echo(f"not running: {exc}")
+        raise click.exceptions.Exit(EXIT_NOT_RUNNING) from exc
+    answer.pop("ok", None)
+    if as_json:
+        print_json({"running": True, **answer})
+        return
+    click.echo(
+        f"hub {answer['instance']} running "
+        f"(pid {answer['pid']}, up {duration(answer['uptime_seconds'])})"
+    )
+    click.echo(f"  endpoint  {answer['endpoint']}")
+    click.echo(f"  keyid     {answer['keyid']}")
+    click.echo(f"  config    {answer['config_path'] or 'embedded defaults'}")
+    click.echo(f"  data      {answer['data_dir']}")
+    click.echo(
+        f"  peers     {answer['peers_connected']} connected of {answer['peers_known']} known; "
+        f"{answer['authorized_clients']} authorized"
+    )
+    click.echo(f"  oplog     {answer['operations']} operations")
+
+
+@cli.command()
+@click.pass_obj
+def reload(obj: CliContext) -> None:
+    """Make the running hub re-read its config file (like SIGHUP, but reports errors)."""
+    config = obj.load()
+    try:
+        answer = ask_hub(config.data_dir, "reload", timeout=CHANGE_TIMEOUT)
+    except AdminUnavailable as exc:
+        if exc.listening:
+            raise SynchubError(str(exc)) from exc
+        raise SynchubError(f"{exc}: nothing to reload") from exc
+    click.echo(f"reloaded {answer.get('config_path') or 'embedded defaults (nothing to read)'}")

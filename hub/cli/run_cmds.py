@@ -1,0 +1,253 @@
+"""`synchub run -- CMD ARGS...`: run a command and record it as one operation.
+
+The operation is written to this node's oplog as INPROGRESS before the command
+starts and updated to SUCCESS or ERROR when it ends, with the end time, the
+command line, the exit code and a log reference. A running client agent
+delivers both changes to its hubs; with none running they wait in the oplog.
+
+Exit status: the command's own; 128+N when a signal N ended it (recorded as
+exit_code -N); 127 when it could not be started (recorded as ERROR with the
+reason). The command's output goes to the terminal as usual and into
+``<data_dir>/logs/<op id>.log``, trimmed to its last LOG_TAIL_BYTES.
+SIGTERM and SIGHUP sent to ``synchub run`` are passed on to the command;
+Ctrl-C reaches the command directly, and ``synchub run`` records how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import click
+
+from hub.cli.main import CliContext, cli
+from hub.config import Config
+from hub.errors import ConfigError, SynchubError
+from hub.local_oplog import new_operation, now_ms, open_oplog
+from hub.pb import synchub_pb2 as pb
+from hub.scopes import ID_PATTERN
+
+LOG_TAIL_BYTES = 64 * 1024
+LOGS_DIRNAME = "logs"
+EXIT_CANNOT_START = 127
+_READ_CHUNK = 65536
+_FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a command ended: its recorded exit code, our exit status, and why."""
+
+    exit_code: int
+    exit_status: int
+    output_bytes: int
+    problem: str = ""
+
+    @property
+    def status(self) -> pb.OperationStatus:
+        return pb.STATUS_SUCCESS if self.exit_code == 0 and not self.problem else pb.STATUS_ERROR
+
+    def describe(self) -> str:
+        if self.problem:
+            return self.problem
+        if self.exit_code < 0:
+            number = -self.exit_code
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = f"signal {number}"
+            return f"killed by {name}"
+        return f"exit {self.exit_code}"
+
+
+def log_path(data_dir: Path, op_id: int) -> Path:
+    return data_dir / LOGS_DIRNAME / f"{op_id}.log"
+
+
+def logref_for(op_id: int) -> str:
+    """The log reference stored in the operation: relative to the node's data_dir."""
+    return f"{LOGS_DIRNAME}/{op_id}.log"
+
+
+def _open_log(data_dir: Path, op_id: int) -> IO[bytes]:
+    directory = data_dir / LOGS_DIRNAME
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log_path(data_dir, op_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def keep_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> None:
+    """Cut the file down to its last ``limit`` bytes (atomically, by rename)."""
+    size = path.stat().st_size
+    if size <= limit:
+        return
+    with path.open("rb") as source:
+        source.seek(size - limit)
+        tail = source.read(limit)
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as target:
+        target.write(tail)
+    os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Pass SIGTERM and SIGHUP on to the command while it runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _pump(
+    process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+) -> int:
+    """Copy the command's stdout and stderr to ours and to the log until both close."""
+    assert process.stdout is not None and process.stderr is not None
+    total = 0
+    targets: dict[int, IO[bytes] | None] = {
+        process.stdout.fileno(): out,
+        process.stderr.fileno(): err,
+    }
+    with selectors.DefaultSelector() as selector:
+        for fd in targets:
+            selector.register(fd, selectors.EVENT_READ)
+        while targets:
+            for key, _ in selector.select():
+                fd = int(key.fd)
+                chunk = os.read(fd, _READ_CHUNK)
+                if not chunk:
+                    selector.unregister(fd)
+                    del targets[fd]
+                    continue
+                total += len(chunk)
+                log.write(chunk)
+                target = targets[fd]
+                if target is not None:
+                    try:
+                        target.write(chunk)
+                        target.flush()
+                    except (BrokenPipeError, ValueError):
+                        # Our own output went away; keep recording the command's.
+                        targets[fd] = None
+    return total
+
+
+def run_command(
+    argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+) -> Outcome:
+    try:
+        process = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Outcome(
+            exit_code=EXIT_CANNOT_START,
+            exit_status=EXIT_CANNOT_START,
+            output_bytes=0,
+            problem=f"cannot start {argv[0]!r}: {reason}",
+        )
+    with process, _forwarding_signals(process):
+        total = _pump(process, log, out, err)
+        code = process.wait()
+    status = 128 - code if code < 0 else code
+    return Outcome(exit_code=code, exit_status=status, output_bytes=total)
+
+
+def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
+    where = config.path or "<embedded defaults>"
+    if plan_id and not ID_PATTERN.fullmatch(plan_id):
+        raise ConfigError(where, "plans", f"bad plan id {plan_id!r}: use letters, digits, "
+                          "'_', '.' or '-'")
+    plan = config.plan(plan_id) if plan_id else None
+    if plan is not None:
+        if repo_id and repo_id != plan.repo:
+            raise ConfigError(
+                where, "plans", f"plan {plan_id!r} uses repo {plan.repo!r}, not {repo_id!r}"
+            )
+        repo_id = plan.repo
+    return plan_id, repo_id
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--plan", "plan_id", default="", help="The plan this job belongs to.")
+@click.option("--repo", "repo_id", default="", help="The [[repos]] id this job works on.")
+@click.option("-m", "--message", default="", help="What the oplog shows (default: the command).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
+        command: tuple[str, ...]) -> None:
+    """Run COMMAND and record it in this node's oplog; exits with COMMAND's status.
+
+    Put `--` before the command: synchub run --plan nightly -- restic backup /home
+    """
+    config = obj.load()
+    plan_id, repo_id = _check_ids(config, plan_id, repo_id)
+    line = shlex.join(command)
+    base = message or line
+    operation = new_operation(config, display_message=base, plan_id=plan_id, repo_id=repo_id)
+    operation.operation_run_command.command = line
+    with open_oplog(config) as oplog:
+        [operation] = oplog.add_local([operation])
+
+    try:
+        with _open_log(config.data_dir, operation.id) as log:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            outcome = run_command(command, log, sys.stdout.buffer, sys.stderr.buffer)
+        keep_tail(log_path(config.data_dir, operation.id))
+    except BaseException as exc:
+        _record_end(config, operation, Outcome(
+            exit_code=EXIT_CANNOT_START, exit_status=EXIT_CANNOT_START, output_bytes=0,
+            problem=f"synchub run failed: {type(exc).__name__}: {exc}",
+        ), base)
+        raise
+
+    if outcome.problem:
+        click.echo(f"synchub: error: {outcome.problem}", err=True)
+    try:
+        _record_end(config, operation, outcome, base)
+    except SynchubError as exc:
+        click.echo(f"synchub: error: the job ran but its end was not recorded: {exc}", err=True)
+    raise click.exceptions.Exit(outcome.exit_status)
+
+
+def _record_end(config: Config, operation: pb.Operation, outcome: Outcome, base: str) -> None:
+    finished = pb.Operation()
+    finished.CopyFrom(operation)
+    finished.status = outcome.status
+    finished.unix_time_end_ms = now_ms()
+    finished.logref = logref_for(operation.id)
+    if outcome.status != pb.STATUS_SUCCESS:
+        finished.display_message = f"{base} [{outcome.describe()}]"
+    run = finished.operation_run_command
+    run.exit_code = outcome.exit_code
+    run.output_logref = finished.logref
+    run.output_size_bytes = outcome.output_bytes
+    with open_oplog(config) as oplog:
+        oplog.update_local([finished])
