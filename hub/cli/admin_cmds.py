@@ -57,6 +57,10 @@ class NotConfirmed(SynchubError):
     """The operator did not confirm a change."""
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def duration(seconds: int) -> str:
     """``12s``, ``5m``, ``3h``, ``2d``: the largest whole unit."""
     seconds = max(0, seconds)
@@ -119,7 +123,7 @@ def peers(obj: CliContext, as_json: bool) -> None:
     if not states:
         click.echo("no peers")
         return
-    for line in peers_table(states, time.time_ns() // 1_000_000):
+    for line in peers_table(states, _now_ms()):
         click.echo(line)
 
 
@@ -133,7 +137,7 @@ def _confirm(question: str, yes: bool, refused: str) -> None:
     if yes:
         return
     try:
-        confirmed = click.confirm(question, default=False, err=True)
+        confirmed = click.confirm(question, default=False)
     except click.Abort:
         confirmed = False
     if not confirmed:

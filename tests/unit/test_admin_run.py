@@ -1,0 +1,188 @@
+"""`synchub run -- CMD`: exit codes, the recorded operation, the output log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hub.cli.main import cli
+from hub.cli.run_cmds import LOG_TAIL_BYTES, keep_tail
+from hub.config import load_config
+from hub.local_oplog import open_oplog
+from hub.pb import synchub_pb2 as pb
+from synchub_testing import LAUNCHER
+
+CONFIG = """\
+instance = "web1"
+data_dir = "data"
+
+[[repos]]
+id = "nas"
+guid = "guid-nas"
+uri = "sftp:nas"
+
+[[plans]]
+id = "nightly"
+repo = "nas"
+"""
+
+
+@pytest.fixture
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYNCHUB_CONFIG", raising=False)
+    (tmp_path / "synchub.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def operations(node: Path) -> list[pb.Operation]:
+    with open_oplog(load_config(node / "synchub.toml")) as oplog:
+        return oplog.query(pb.OpSelector())
+
+
+def test_a_failing_job_exits_with_its_code_and_is_recorded_as_error(node: Path) -> None:
+    result = run("run", "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 3")
+    assert result.exit_code == 3
+    assert result.stdout == "to-out\n"
+    assert result.stderr == "to-err\n"
+
+    [op] = operations(node)
+    assert op.status == pb.STATUS_ERROR
+    assert op.instance_id == "web1"
+    assert op.unix_time_end_ms >= op.unix_time_start_ms > 0
+    assert op.operation_run_command.command == "sh -c 'echo to-out; echo to-err >&2; exit 3'"
+    assert op.operation_run_command.exit_code == 3
+    assert op.operation_run_command.output_size_bytes == len("to-out\nto-err\n")
+    assert op.logref == op.operation_run_command.output_logref == f"logs/{op.id}.log"
+    assert op.display_message.endswith("[exit 3]")
+    log = node / "data" / op.logref
+    assert sorted(log.read_text().splitlines()) == ["to-err", "to-out"]
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert (node / "data" / "logs").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_successful_job_with_plan_and_message(node: Path) -> None:
+    result = run("run", "--plan", "nightly", "-m", "nightly backup", "--", "true")
+    assert result.exit_code == 0
+    [op] = operations(node)
+    assert op.status == pb.STATUS_SUCCESS
+    assert (op.plan_id, op.repo_id, op.repo_guid) == ("nightly", "nas", "guid-nas")
+    assert op.display_message == "nightly backup"
+    assert op.operation_run_command.exit_code == 0
+    listed = json.loads(run("ops", "--json").output)
+    assert listed[0]["operation_run_command"] == {
+        "command": "true",
+        "output_logref": f"logs/{op.id}.log",
+        "output_size_bytes": 0,
+        "exit_code": 0,
+    }
+
+
+def test_options_after_the_command_belong_to_the_command(node: Path) -> None:
+    result = run("run", "sh", "-c", "echo $0 $1", "--plan", "x")
+    assert result.exit_code == 0
+    assert result.stdout == "--plan x\n"
+    [op] = operations(node)
+    assert op.plan_id == ""
+
+
+def test_a_command_that_cannot_start_exits_127(node: Path) -> None:
+    result = run("run", "--", "no-such-command-here", "arg")
+    assert result.exit_code == 127
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "synchub: error: cannot start 'no-such-command-here': No such file or directory"
+    ]
+    [op] = operations(node)
+    assert op.status == pb.STATUS_ERROR
+    assert op.operation_run_command.exit_code == 127
+    assert "cannot start 'no-such-command-here'" in op.display_message
+
+
+def test_a_command_killed_by_a_signal_exits_128_plus_n(node: Path) -> None:
+    result = run("run", "--", "sh", "-c", "kill -KILL $$")
+    assert result.exit_code == 128 + signal.SIGKILL
+    [op] = operations(node)
+    assert op.status == pb.STATUS_ERROR
+    assert op.operation_run_command.exit_code == -signal.SIGKILL
+    assert op.display_message.endswith("[killed by SIGKILL]")
+
+
+def test_only_the_tail_of_long_output_is_kept(node: Path) -> None:
+    script = f"{sys.executable} -c \"import sys; sys.stdout.write('x' * {LOG_TAIL_BYTES} + 'END')\""
+    result = run("run", "--", "sh", "-c", script)
+    assert result.exit_code == 0
+    assert len(result.stdout) == LOG_TAIL_BYTES + 3
+    [op] = operations(node)
+    assert op.operation_run_command.output_size_bytes == LOG_TAIL_BYTES + 3
+    kept = (node / "data" / op.logref).read_bytes()
+    assert len(kept) == LOG_TAIL_BYTES
+    assert kept.endswith(b"xEND")
+
+
+def test_keep_tail_leaves_short_files_alone(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"0123456789")
+    keep_tail(path, limit=10)
+    assert path.read_bytes() == b"0123456789"
+    keep_tail(path, limit=4)
+    assert path.read_bytes() == b"6789"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--repo", "tape", "--", "true"), "no repo with id 'tape'"),
+        (("--plan", "nightly", "--repo", "other", "--", "true"), "plan 'nightly' uses repo 'nas'"),
+        (("--plan", "bad plan", "--", "true"), "bad plan id 'bad plan'"),
+    ],
+)
+def test_bad_options_are_one_line_and_run_nothing(
+    node: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    result = run("run", *args)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synchub: error: ")
+    assert fragment in lines[0]
+    assert not (node / "data" / "oplog.sqlite").exists()
+
+
+def test_run_without_a_command_is_a_usage_error(node: Path) -> None:
+    result = run("run")
+    assert result.exit_code == 2
+    assert "Missing argument" in result.stderr
+
+
+def test_sigterm_is_passed_to_the_command_and_the_end_recorded(node: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "run", "--", "sh", "-c",
+         'trap "echo got-term; exit 42" TERM; echo ready; while :; do sleep 0.02; done'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 42, err
+    assert out == "got-term\n"
+    [op] = operations(node)
+    assert op.status == pb.STATUS_ERROR
+    assert op.operation_run_command.exit_code == 42
