@@ -58,12 +58,18 @@ def ops(  # noqa: PLR0917 - one parameter per click option
     if not operations:
         click.echo("no operations")
         return
-    click.echo(f"{'ID':>7}  {'STARTED':19}  {'STATUS':11}  {'INSTANCE':12}  {'PLAN':10}  MESSAGE")
+    for line in operations_table(operations):
+        click.echo(line)
+
+
+def operations_table(operations: list[pb.Operation]) -> list[str]:
+    lines = [f"{'ID':>7}  {'STARTED':19}  {'STATUS':11}  {'INSTANCE':12}  {'PLAN':10}  MESSAGE"]
     for op in operations:
-        click.echo(
+        lines.append(
             f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
             f"{op.instance_id[:12]:12}  {op.plan_id[:10]:10}  {op.display_message[:60]}"
         )
+    return lines
 
 
 def load_operations(config: Config, selector: pb.OpSelector, limit: int) -> list[pb.Operation]:

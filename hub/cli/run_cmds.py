@@ -194,6 +194,55 @@ def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
     return plan_id, repo_id
 
 
+@dataclass(frozen=True)
+class Job:
+    """A recorded job: the operation as last written, how the command ended, and
+    why its end could not be written (empty when it was)."""
+
+    operation: pb.Operation
+    outcome: Outcome
+    record_error: str = ""
+
+
+def record_job(
+    config: Config,
+    argv: Sequence[str],
+    *,
+    out: IO[bytes],
+    err: IO[bytes],
+    plan_id: str = "",
+    repo_id: str = "",
+    message: str = "",
+) -> Job:
+    """Record ``argv`` as an INPROGRESS operation, run it, and record how it ended.
+
+    Raises before running anything when the ids are bad or the oplog cannot be written.
+    """
+    plan_id, repo_id = _check_ids(config, plan_id, repo_id)
+    line = shlex.join(argv)
+    base = message or line
+    operation = new_operation(config, display_message=base, plan_id=plan_id, repo_id=repo_id)
+    operation.operation_run_command.command = line
+    with open_oplog(config) as oplog:
+        [operation] = oplog.add_local([operation])
+
+    try:
+        with _open_log(config.data_dir, operation.id) as log:
+            outcome = run_command(argv, log, out, err)
+        keep_tail(log_path(config.data_dir, operation.id))
+    except BaseException as exc:
+        _record_end(config, operation, Outcome(
+            exit_code=EXIT_CANNOT_START, exit_status=EXIT_CANNOT_START, output_bytes=0,
+            problem=f"synchub run failed: {type(exc).__name__}: {exc}",
+        ), base)
+        raise
+    try:
+        finished = _record_end(config, operation, outcome, base)
+    except SynchubError as exc:
+        return Job(operation, outcome, record_error=str(exc))
+    return Job(finished, outcome)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--plan", "plan_id", default="", help="The plan this job belongs to.")
 @click.option("--repo", "repo_id", default="", help="The [[repos]] id this job works on.")
@@ -207,37 +256,25 @@ def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
     Put `--` before the command: synchub run --plan nightly -- restic backup /home
     """
     config = obj.load()
-    plan_id, repo_id = _check_ids(config, plan_id, repo_id)
-    line = shlex.join(command)
-    base = message or line
-    operation = new_operation(config, display_message=base, plan_id=plan_id, repo_id=repo_id)
-    operation.operation_run_command.command = line
-    with open_oplog(config) as oplog:
-        [operation] = oplog.add_local([operation])
-
-    try:
-        with _open_log(config.data_dir, operation.id) as log:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            outcome = run_command(command, log, sys.stdout.buffer, sys.stderr.buffer)
-        keep_tail(log_path(config.data_dir, operation.id))
-    except BaseException as exc:
-        _record_end(config, operation, Outcome(
-            exit_code=EXIT_CANNOT_START, exit_status=EXIT_CANNOT_START, output_bytes=0,
-            problem=f"synchub run failed: {type(exc).__name__}: {exc}",
-        ), base)
-        raise
-
-    if outcome.problem:
-        click.echo(f"synchub: error: {outcome.problem}", err=True)
-    try:
-        _record_end(config, operation, outcome, base)
-    except SynchubError as exc:
-        click.echo(f"synchub: error: the job ran but its end was not recorded: {exc}", err=True)
-    raise click.exceptions.Exit(outcome.exit_status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    job = record_job(
+        config, command, out=sys.stdout.buffer, err=sys.stderr.buffer,
+        plan_id=plan_id, repo_id=repo_id, message=message,
+    )
+    if job.outcome.problem:
+        click.echo(f"synchub: error: {job.outcome.problem}", err=True)
+    if job.record_error:
+        click.echo(
+            f"synchub: error: the job ran but its end was not recorded: {job.record_error}",
+            err=True,
+        )
+    raise click.exceptions.Exit(job.outcome.exit_status)
 
 
-def _record_end(config: Config, operation: pb.Operation, outcome: Outcome, base: str) -> None:
+def _record_end(
+    config: Config, operation: pb.Operation, outcome: Outcome, base: str
+) -> pb.Operation:
     finished = pb.Operation()
     finished.CopyFrom(operation)
     finished.status = outcome.status
@@ -250,4 +287,5 @@ def _record_end(config: Config, operation: pb.Operation, outcome: Outcome, base:
     run.output_logref = finished.logref
     run.output_size_bytes = outcome.output_bytes
     with open_oplog(config) as oplog:
-        oplog.update_local([finished])
+        [stored] = oplog.update_local([finished])
+    return stored
