@@ -156,6 +156,12 @@ class SessionActor(pykka.ThreadingActor):
         except SynchubError as exc:
             log.error("session %s: %s", self._session_id, exc)
             self._end(ERROR_INTERNAL, f"hub error: {exc}")
+        except Exception:
+            # Whatever a peer sends, the session answers with an error item,
+            # never by dying with the exception.
+            log.exception("session %s: unexpected failure handling a frame", self._session_id)
+            if self.phase is not Phase.ENDED:
+                self._end(ERROR_INTERNAL, "internal error in the hub; reconnect later")
         finally:
             if self._outbox is not None and self.phase is not Phase.ENDED:
                 self._outbox.frame_done()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import select
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +369,236 @@ class HubProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+# -- hostile-peer and hub-in-process support --------------------------------------
+
+
+def hub_text_with(**hub_settings: object) -> str:
+    """hub_config_text() whose [hub] table has these settings (bind defaults to a free port)."""
+    settings: dict[str, object] = {
+        "bind": "tcp://127.0.0.1:0",
+        "heartbeat_interval": 10,
+        "handshake_timeout": 5,
+    }
+    settings.update(hub_settings)
+
+    def toml(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return f'"{value}"'
+        return str(value)
+
+    lines = "\n".join(f"{key} = {toml(value)}" for key, value in settings.items())
+    text = hub_config_text()
+    old = "[hub]\nheartbeat_interval = 10\nhandshake_timeout = 5\n"
+    assert old in text
+    return text.replace(old, f"[hub]\n{lines}\n")
+
+
+@contextlib.contextmanager
+def running_hub(config: Config) -> Iterator[Any]:
+    """A hub.server.Hub started in this process, stopped on exit."""
+    from hub.server import Hub  # noqa: PLC0415  (keeps this module light for unit tiers)
+
+    hub = Hub(config)
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+
+
+def front_of(hub: Any) -> Any:
+    """The hub's Front, for its read-only counters (Hub has no public accessor for it)."""
+    front = getattr(hub, "front", None) or getattr(hub, "_front", None)
+    assert front is not None, "the hub has no running front"
+    return front
+
+
+def connected_client(
+    hub: Any, identity: SigningIdentity = CLIENT, instance_id: str = "web1",
+    endpoint: str | None = None, curve: bool = True,
+) -> RawClient:
+    """A RawClient through the whole handshake, the hub's send_config and list_resources read."""
+    client = RawClient(endpoint or hub.endpoint, hub.identity.curve.public if curve else None)
+    try:
+        client.handshake(hub.identity.signing.keyid, identity, instance_id)
+        client.recv_action("send_config")
+        client.recv_action("list_resources")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def stored_operations(hub: Any, keyid: str) -> list[pb.Operation]:
+    selector = pb.OpSelector(original_instance_keyid=keyid)
+    return list(hub.oplog.query(selector).get(timeout=10))
+
+
+def process_rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of a process, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+class DealerSwarm:
+    """Many CURVE (or plain) DEALERs on one context; every receive is bounded."""
+
+    def __init__(
+        self, endpoint: str, hub_curve_public: bytes | None, count: int,
+        *, routing_ids: Sequence[bytes] | None = None,
+    ) -> None:
+        self.context = zmq.Context()
+        self.context.set(zmq.MAX_SOCKETS, max(1024, 4 * count))
+        self.sockets: list[zmq.Socket[Any]] = []
+        try:
+            for index in range(count):
+                sock = self.context.socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                if hub_curve_public is not None:
+                    public, secret = zmq.curve_keypair()
+                    sock.curve_serverkey = hub_curve_public
+                    sock.curve_publickey = public
+                    sock.curve_secretkey = secret
+                if routing_ids is not None:
+                    sock.setsockopt(zmq.ROUTING_ID, routing_ids[index])
+                sock.connect(endpoint)
+                self.sockets.append(sock)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, index: int, frames: bytes | Sequence[bytes]) -> bool:
+        """Send without blocking; False if that socket's queue is full."""
+        parts = [frames] if isinstance(frames, bytes) else list(frames)
+        try:
+            self.sockets[index].send_multipart(parts, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    def drain(self, index: int, limit: int = 10_000) -> list[bytes]:
+        """Every frame already waiting on one socket, without blocking."""
+        frames: list[bytes] = []
+        for _ in range(limit):
+            try:
+                frames.append(self.sockets[index].recv(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        return frames
+
+    def collect(self, wanted: int, timeout: float) -> dict[int, list[bytes]]:
+        """Receive until ``wanted`` frames in total arrived or ``timeout`` passed."""
+        poller = zmq.Poller()
+        for sock in self.sockets:
+            poller.register(sock, zmq.POLLIN)
+        index_of = {sock: i for i, sock in enumerate(self.sockets)}
+        received: dict[int, list[bytes]] = {}
+        total = 0
+        deadline = time.monotonic() + timeout
+        while total < wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for sock, _ in poller.poll(int(min(remaining, 0.1) * 1000) + 1):
+                frames = self.drain(index_of[sock])
+                received.setdefault(index_of[sock], []).extend(frames)
+                total += len(frames)
+        return received
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close(linger=0)
+        self.context.term()
+
+
+class TcpRelay:
+    """A man in the middle on loopback: forwards TCP both ways and records every byte.
+
+    One thread serves all connections; ``stop()`` (or leaving the ``with`` block)
+    closes every socket and joins it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.setblocking(False)
+        self.port = int(self._listener.getsockname()[1])
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self._upstream = bytearray()
+        self._downstream = bytearray()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tcp-relay")
+
+    def __enter__(self) -> TcpRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def captured(self) -> bytes:
+        """Everything that crossed the relay, both directions (read after stop())."""
+        assert not self._thread.is_alive(), "stop the relay before reading what it captured"
+        return bytes(self._upstream) + bytes(self._downstream)
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ, None)
+        sockets: list[socket.socket] = [self._listener]
+        try:
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.05):
+                    if key.data is None:
+                        self._accept(selector, sockets)
+                    else:
+                        self._forward(selector, key.fileobj, *key.data)
+        finally:
+            for sock in sockets:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    selector.unregister(sock)
+                sock.close()
+            selector.close()
+
+    def _accept(self, selector: selectors.BaseSelector, sockets: list[socket.socket]) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        upstream = socket.create_connection(self._target, timeout=5)
+        for sock in (client, upstream):
+            sock.setblocking(True)
+            sockets.append(sock)
+        selector.register(client, selectors.EVENT_READ, (upstream, self._upstream))
+        selector.register(upstream, selectors.EVENT_READ, (client, self._downstream))
+
+    def _forward(
+        self, selector: selectors.BaseSelector, source: Any, sink: socket.socket,
+        record: bytearray,
+    ) -> None:
+        try:
+            data = source.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            for sock in (source, sink):
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    selector.unregister(sock)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
+        record.extend(data)
+        with contextlib.suppress(OSError):
+            sink.sendall(data)
