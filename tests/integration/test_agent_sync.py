@@ -1,0 +1,507 @@
+"""The client agent against a real hub over loopback sockets (CURVE on).
+
+Hub and agent run in this process, each with its own data_dir; the CLI tier runs
+`synchub agent --once` as a subprocess against an in-process hub.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import zmq
+
+from actors.oplog import RemoteBatch
+from hub import wire
+from hub.agent import Agent, AgentSettings, HubRefused, HubUnavailable
+from hub.config import Config, load_config
+from hub.errors import ClientError
+from hub.handshake import (
+    challenge_item,
+    hub_transcript,
+    new_nonce,
+    sign_challenge,
+    validate_hello,
+)
+from hub.identity import CurveKeyPair, NodeIdentity, SigningIdentity, create_identity
+from hub.oplog_store import OpMetadata, SqliteOplogStore
+from hub.pb import synchub_pb2 as pb
+from hub.server import Hub, oplog_path
+from synchub_testing import HUB, OTHER_CLIENT, STRANGER, free_tcp_port, operation, wait_until
+
+pytestmark = pytest.mark.integration
+
+FAST = AgentSettings(
+    heartbeat_interval=1.0,
+    handshake_timeout=5.0,
+    connect_timeout=5.0,
+    poll_interval=0.05,
+    rediff_interval=0.3,
+    reconnect_min=0.05,
+    reconnect_max=0.5,
+)
+ASK = 5.0
+
+
+@dataclass
+class Node:
+    """One node's folder: its config file, data_dir and identity."""
+
+    root: Path
+    identity: NodeIdentity
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "synchub.toml"
+
+    @property
+    def oplog(self) -> Path:
+        return oplog_path(self.root / "data")
+
+    def write(self, text: str) -> Config:
+        self.config_path.write_text(textwrap.dedent(text))
+        return load_config(self.config_path)
+
+
+def make_node(root: Path) -> Node:
+    root.mkdir()
+    return Node(root, create_identity(root / "data"))
+
+
+SHARED = """\
+[[repos]]
+id = "nas"
+guid = "guid-nas"
+uri = "sftp:backup@nas:/srv/restic"
+
+[[plans]]
+id = "nightly"
+repo = "nas"
+"""
+
+
+def hub_config(node: Node, client: Node | None, *, port: int = 0) -> Config:
+    clients = ""
+    if client is not None:
+        clients = f"""
+[[authorized_clients]]
+instance_id = "web1"
+keyid = "{client.identity.signing.keyid}"
+keyid_verified = true
+permissions = [ {{ type = "read_config", scopes = ["*"] }} ]
+"""
+    return node.write(
+        f"""\
+instance = "hub-1"
+data_dir = "data"
+
+[hub]
+bind = "tcp://127.0.0.1:{port}"
+heartbeat_interval = 1
+handshake_timeout = 5
+
+{SHARED}{clients}"""
+    )
+
+
+def client_config(
+    node: Node, hub: Node, endpoint: str, *, keyid: str | None = None, curve: str | None = None
+) -> Config:
+    return node.write(
+        f"""\
+instance = "web1"
+data_dir = "data"
+
+{SHARED}
+[[known_hosts]]
+instance_id = "hub-1"
+endpoint = "{endpoint}"
+keyid = "{keyid or hub.identity.signing.keyid}"
+curve_public_key = "{curve or hub.identity.curve.public_text}"
+permissions = [
+    {{ type = "read_operations", scopes = ["*"] }},
+    {{ type = "read_config", scopes = ["*"] }},
+]
+"""
+    )
+
+
+@dataclass
+class Rig:
+    hub_node: Node
+    client_node: Node
+    hub: Hub
+    endpoint: str
+    client: Config
+
+    def own_ops(self, hub: Hub | None = None) -> list[OpMetadata]:
+        selector = pb.OpSelector(original_instance_keyid=self.client_node.identity.signing.keyid)
+        return list((hub or self.hub).oplog.query_metadata(selector).get(timeout=ASK))
+
+    def own_full_ops(self, hub: Hub | None = None) -> list[pb.Operation]:
+        selector = pb.OpSelector(original_instance_keyid=self.client_node.identity.signing.keyid)
+        return list((hub or self.hub).oplog.query(selector).get(timeout=ASK))
+
+
+@contextmanager
+def rig(tmp_path: Path, *, authorized: bool = True, port: int = 0) -> Iterator[Rig]:
+    hub_node = make_node(tmp_path / "hub")
+    client_node = make_node(tmp_path / "client")
+    hub = Hub(hub_config(hub_node, client_node if authorized else None, port=port))
+    try:
+        endpoint = hub.start()
+        client = client_config(client_node, hub_node, endpoint)
+        yield Rig(hub_node, client_node, hub, endpoint, client)
+    finally:
+        hub.stop()
+
+
+@contextmanager
+def local_store(node: Node) -> Iterator[SqliteOplogStore]:
+    store = SqliteOplogStore(node.oplog)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def running(agent: Agent) -> Iterator[Agent]:
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+def local_op(message: str, *, flow_id: int = 0, repo_guid: str = "guid-nas") -> pb.Operation:
+    op = operation(1, flow_id=0, repo_guid=repo_guid, message=message)
+    op.id = 0
+    op.modno = 0
+    op.flow_id = flow_id
+    return op
+
+
+# --- in-process tier ------------------------------------------------------------------------
+
+
+def test_once_maps_ids_and_flows_as_the_protocol_example(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        # The hub already holds ids 1-2, from another client.
+        r.hub.oplog.apply_remote(
+            OTHER_CLIENT.keyid, RemoteBatch(operations=(operation(1), operation(2)))
+        ).get(timeout=ASK)
+        with local_store(r.client_node) as store:
+            stored = store.add_local(
+                [local_op("a"), local_op("b", flow_id=1), local_op("c", flow_id=2)]
+            )
+        assert [(op.id, op.flow_id) for op in stored] == [(1, 1), (2, 1), (3, 2)]
+
+        reports = Agent(r.client, settings=FAST).run_once(timeout=10)
+
+        assert len(reports) == 1
+        report = reports[0]
+        assert report.host == "hub-1"
+        # Success only after a final round in which the hub requested nothing.
+        assert report.rounds == (3, 0)
+        assert report.sent == 3 and report.deleted == 0
+        mine = r.own_ops()
+        assert [m.id for m in mine] == [3, 4, 5]
+        assert [m.flow_id for m in mine] == [3, 3, 5]
+        assert [m.original_id for m in mine] == [1, 2, 3]
+        assert [m.modno for m in mine] == [op.modno for op in stored]
+        assert [op.display_message for op in r.own_full_ops()] == ["a", "b", "c"]
+        # The hub also has this node's config view and resources.
+        peer = r.hub.peers.get(r.client_node.identity.signing.keyid).get(timeout=ASK)
+        assert [repo.guid for repo in peer.remote_config.repos] == ["guid-nas"]
+        assert list(peer.known_repos) == ["nas"] and list(peer.known_plans) == ["nightly"]
+
+        again = Agent(r.client, settings=FAST).run_once(timeout=10)
+        assert again[0].rounds == (0,) and again[0].sent == 0
+
+
+def test_once_sends_operations_without_a_repo_and_many_in_batches(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op(f"op {i}") for i in range(600)])
+            store.add_local([local_op("no repo", repo_guid="")])
+        seen: list[tuple[str, int, int]] = []
+        agent = Agent(r.client, settings=FAST, progress=lambda *args: seen.append(args))
+        report = agent.run_once(timeout=10)[0]
+        assert report.rounds == (601, 0)
+        assert len(r.own_ops()) == 601
+        assert [op.display_message for op in r.own_full_ops() if op.repo_guid == ""] == [
+            "no repo"
+        ]
+        # 600 operations in one repo: batches of 256, 256, 88, then the one without a repo.
+        assert [sent for _, sent, _ in seen] == [256, 512, 600, 601]
+        assert agent.status()["hub-1"].in_sync
+
+
+def test_live_changes_updates_and_deletes_reach_the_hub(tmp_path: Path) -> None:
+    with rig(tmp_path) as r, local_store(r.client_node) as store:
+        first = store.add_local([local_op("first")])[0]
+        with running(Agent(r.client, settings=FAST)) as agent:
+            wait_until(lambda: len(r.own_ops()) == 1, timeout=10, what="the initial sync")
+            wait_until(lambda: agent.status()["hub-1"].in_sync, timeout=10, what="in sync")
+
+            created = store.add_local([local_op("second"), local_op("third", repo_guid="")])
+            wait_until(lambda: len(r.own_ops()) == 3, timeout=10, what="the new operations")
+
+            changed = pb.Operation()
+            changed.CopyFrom(first)
+            changed.display_message = "first, finished"
+            changed.status = pb.STATUS_ERROR
+            updated = store.update_local([changed])[0]
+            assert updated.modno > first.modno
+            wait_until(
+                lambda: any(m.original_id == first.id and m.modno == updated.modno
+                            for m in r.own_ops()),
+                timeout=10, what="the update",
+            )
+            hub_copy = next(op for op in r.own_full_ops() if op.original_id == first.id)
+            assert hub_copy.display_message == "first, finished"
+            assert hub_copy.status == pb.STATUS_ERROR
+
+            assert store.delete([created[0].id]) == [created[0].id]
+            wait_until(
+                lambda: sorted(m.original_id for m in r.own_ops()) == [first.id, created[1].id],
+                timeout=10, what="the delete",
+            )
+            assert agent.status()["hub-1"].sessions == 1
+
+
+def test_changes_made_while_the_hub_is_down_arrive_after_it_returns(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    with rig(tmp_path, port=port) as r, local_store(r.client_node) as store:
+        store.add_local([local_op("before")])
+        with running(Agent(r.client, settings=FAST)) as agent:
+            wait_until(lambda: len(r.own_ops()) == 1, timeout=10, what="the initial sync")
+            r.hub.stop()
+            wait_until(lambda: agent.status()["hub-1"].state != "connected",
+                       timeout=10, what="the agent to notice")
+            store.add_local([local_op("during 1"), local_op("during 2")])
+
+            again = Hub(load_config(r.hub_node.config_path))
+            try:
+                assert again.start() == r.endpoint
+                wait_until(lambda: len(r.own_ops(again)) == 3, timeout=10, what="the backlog")
+                assert [op.display_message for op in r.own_full_ops(again)] == [
+                    "before", "during 1", "during 2",
+                ]
+                assert agent.status()["hub-1"].sessions >= 2
+            finally:
+                again.stop()
+
+
+def test_a_hub_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        config = client_config(r.client_node, r.hub_node, r.endpoint, keyid=STRANGER.keyid)
+        with pytest.raises(HubRefused) as caught:
+            Agent(config, settings=FAST).run_once(timeout=10)
+        message = str(caught.value)
+        assert f"presented keyid {r.hub_node.identity.signing.keyid}" in message
+        assert f"known_hosts pins {STRANGER.keyid}" in message
+        assert r.own_ops() == []
+
+
+def test_a_wrong_curve_key_is_reported_as_such(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        wrong = zmq.curve_keypair()[0].decode()
+        config = client_config(r.client_node, r.hub_node, r.endpoint, curve=wrong)
+        with pytest.raises(HubRefused, match="curve_public_key"):
+            Agent(config, settings=FAST).run_once(timeout=10)
+
+
+def test_a_client_the_hub_does_not_know_gets_the_hubs_message(tmp_path: Path) -> None:
+    with rig(tmp_path, authorized=False) as r:
+        keyid = r.client_node.identity.signing.keyid
+        with pytest.raises(HubRefused) as caught:
+            Agent(r.client, settings=FAST).run_once(timeout=10)
+        assert (
+            f"refused this client: client web1 ({keyid}) is not authorized: "
+            f"run `synchub authorize {keyid} --instance web1` on the hub"
+        ) in str(caught.value)
+
+
+def test_an_unreachable_hub_fails_within_the_timeout(tmp_path: Path) -> None:
+    hub_node = make_node(tmp_path / "hub")
+    client_node = make_node(tmp_path / "client")
+    config = client_config(client_node, hub_node, f"tcp://127.0.0.1:{free_tcp_port()}")
+    started = time.monotonic()
+    with pytest.raises(HubUnavailable, match=r"unreachable: no connection within 0\.5s"):
+        Agent(config, settings=FAST).run_once(timeout=0.5)
+    assert time.monotonic() - started < 5
+
+
+def test_no_known_hosts_says_what_to_add(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "client")
+    config = node.write('instance = "web1"\ndata_dir = "data"\n')
+    with pytest.raises(ClientError) as caught:
+        Agent(config)
+    assert str(caught.value) == (
+        f"no [[known_hosts]] in {node.config_path}: add the hub's `synchub id` output"
+    )
+
+
+# --- against a scripted hub ---------------------------------------------------------------------
+
+
+class ScriptedHub:
+    """A ROUTER played by hand in the test's thread, to drive the agent step by step."""
+
+    def __init__(self, identity: SigningIdentity = HUB) -> None:
+        self.identity = identity
+        self.curve = CurveKeyPair.generate()
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.curve_server = True
+        self.router.curve_secretkey = self.curve.secret
+        self.router.bind("tcp://127.0.0.1:0")
+        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.answer_heartbeats = True
+
+    def close(self) -> None:
+        self.router.close(linger=0)
+        self.context.term()
+
+    def recv(self, timeout: float = 5.0) -> tuple[bytes, pb.SyncStreamItem]:
+        """The next item that is not a heartbeat (heartbeats are answered, if wanted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.router.poll(int(remaining * 1000) + 1):
+                raise AssertionError(f"no frame from the agent within {timeout}s")
+            rid, frame = self.router.recv_multipart()
+            item = wire.decode_item(frame)
+            if item.WhichOneof("action") != "heartbeat":
+                return rid, item
+            if self.answer_heartbeats:
+                self.send(rid, pb.SyncStreamItem(heartbeat=pb.SyncStreamItem.Heartbeat()))
+
+    def send(self, rid: bytes, item: pb.SyncStreamItem) -> None:
+        self.router.send_multipart([rid, item.SerializeToString()])
+
+    def connect(self) -> bytes:
+        """Answer a HELLO and a PROOF (accepted unchecked) and send an empty config."""
+        rid, hello_msg = self.recv()
+        hello = validate_hello(hello_msg.handshake)
+        nonce = new_nonce()
+        transcript = hub_transcript(hello, self.identity, "hub-1", nonce)
+        signature = sign_challenge(self.identity, transcript)
+        self.send(rid, challenge_item(self.identity, "hub-1", nonce, signature))
+        proof_rid, proof = self.recv()
+        assert proof_rid == rid and proof.WhichOneof("action") == "handshake"
+        for frame in wire.config_frames(pb.RemoteConfig(), [], []):
+            self.send(rid, pb.SyncStreamItem.FromString(frame))
+        return rid
+
+
+def test_throttle_holds_operations_and_a_silent_hub_is_left(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "client")
+    hub = ScriptedHub()
+    try:
+        config = node.write(f"""\
+            instance = "web1"
+            data_dir = "data"
+
+            [[known_hosts]]
+            instance_id = "hub-1"
+            endpoint = "{hub.endpoint}"
+            keyid = "{HUB.keyid}"
+            curve_public_key = "{hub.curve.public_text}"
+            permissions = [ {{ type = "read_operations", scopes = ["*"] }} ]
+            """)
+        with local_store(node) as store:
+            store.add_local([local_op("x", repo_guid=""), local_op("y", repo_guid="")])
+        settings = AgentSettings(
+            heartbeat_interval=0.3, poll_interval=0.05, reconnect_min=0.05, reconnect_max=0.1
+        )
+        with running(Agent(config, settings=settings)) as agent:
+            rid = hub.connect()
+            assert hub.recv()[1].WhichOneof("action") == "send_config"
+            assert hub.recv()[1].WhichOneof("action") == "list_resources"
+            _, diff = hub.recv()
+            assert list(diff.diff_operations.have_operation_ids) == [1, 2]
+
+            hub.send(rid, pb.SyncStreamItem(throttle=pb.SyncStreamItem.Throttle(delay_ms=400)))
+            throttled_at = time.monotonic()
+            hub.send(rid, pb.SyncStreamItem(
+                diff_operations=pb.SyncStreamItem.DiffOperations(request_operations=[1, 2, 7])
+            ))
+            _, created = hub.recv()
+            arrived = time.monotonic() - throttled_at
+            assert arrived >= 0.4, f"operations arrived {arrived:.3f}s into a 0.4s throttle"
+            ops = created.send_operations.event.created_operations.operations
+            assert [op.id for op in ops] == [1, 2]
+            _, deleted = hub.recv()
+            assert list(deleted.send_operations.event.deleted_operations.values) == [7]
+            assert agent.status()["hub-1"].sessions == 1
+
+            # Silent for three heartbeat intervals: the agent gives up on this session
+            # and starts a new one.
+            hub.answer_heartbeats = False
+            _, goodbye = hub.recv(timeout=10)
+            assert goodbye.error.state == pb.CONNECTION_STATE_DISCONNECTED
+            new_rid, hello = hub.recv(timeout=10)
+            assert new_rid != rid
+            assert hello.WhichOneof("action") == "handshake" and len(hello.handshake.nonce) == 32
+            assert "silent" in agent.status()["hub-1"].message
+    finally:
+        hub.close()
+
+
+# --- CLI tier -----------------------------------------------------------------------------------
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SYNCHUB_CONFIG"}
+    return subprocess.run(
+        [
+            sys.executable, "-c",
+            "from hub.cli.main import main; import hub.cli.agent_cmds; main()",
+            "--config", str(config), "agent", *args,
+        ],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+
+
+def test_cli_once_syncs_and_exits_zero(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op("from the cli"), local_op("and another")])
+        done = run_cli(r.client_node.config_path, "--once", "--timeout", "10")
+        assert done.returncode == 0, done.stderr
+        assert "in sync with hub-1: sent 2 operations" in done.stdout
+        assert [op.display_message for op in r.own_full_ops()] == [
+            "from the cli", "and another",
+        ]
+
+
+def test_cli_once_reports_an_unknown_client(tmp_path: Path) -> None:
+    with rig(tmp_path, authorized=False) as r:
+        done = run_cli(r.client_node.config_path, "--once", "--timeout", "10")
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("synchub: error: hub hub-1 at ")
+        assert "is not authorized: run `synchub authorize" in lines[0]
+
+
+def test_cli_once_reports_a_wrong_pinned_key(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        client_config(r.client_node, r.hub_node, r.endpoint, keyid=STRANGER.keyid)
+        done = run_cli(r.client_node.config_path, "--once", "--timeout", "10")
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert f"known_hosts pins {STRANGER.keyid}" in lines[0]
