@@ -124,13 +124,26 @@ def check_no_hub_serving(data_dir: Path) -> None:
         return
     try:
         live = _probe(path)
+    except PermissionError as exc:
+        raise AdminSocketError(
+            f"{path} exists and belongs to another user: stop the hub using it, or remove "
+            "the file if none runs"
+        ) from exc
     except OSError:
-        live = True
+        live = False  # not a socket we can use; binding replaces it or says why not
     if live:
         raise AdminSocketError(
             f"another hub already runs on data_dir {data_dir} (its admin socket {path} "
             "accepts connections): two hubs cannot share a data_dir"
         )
+
+
+def claim_data_dir(data_dir: Path) -> None:
+    """Before a hub starts: create ``data_dir`` private (0700) if it is missing, and
+    refuse if another hub already serves it."""
+    if not data_dir.exists():
+        data_dir.mkdir(mode=0o700, parents=True)
+    check_no_hub_serving(data_dir)
 
 
 # --- keyids, fingerprints, permissions: shared by the CLI and the server ------------------------
@@ -420,9 +433,7 @@ class AdminServer:
                 f"the admin socket path {self.path} is longer than "
                 f"{MAX_SOCKET_PATH_BYTES} bytes; use a shorter data_dir"
             )
-        if not self._data_dir.exists():
-            self._data_dir.mkdir(mode=0o700, parents=True)
-        check_no_hub_serving(self._data_dir)
+        claim_data_dir(self._data_dir)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._thread = threading.Thread(target=self._run, name="synchub-admin", daemon=False)

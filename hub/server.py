@@ -27,7 +27,7 @@ from hub.admin import (
     AdminService,
     HubInfo,
     admin_socket_path,
-    check_no_hub_serving,
+    claim_data_dir,
 )
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError
@@ -93,7 +93,7 @@ class Hub:
 
     def _start(self) -> str:
         data_dir = self._config.data_dir
-        check_no_hub_serving(data_dir)
+        claim_data_dir(data_dir)
         identity, created = load_or_create_identity(data_dir)
         if created:
             log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)

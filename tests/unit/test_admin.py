@@ -322,6 +322,7 @@ def hub(tmp_path: Path) -> Iterator[tuple[Hub, Config]]:
 
 def test_status_peers_and_ops_from_a_running_hub(hub: tuple[Hub, Config]) -> None:
     running, config = hub
+    assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700  # the hub created it
     running.oplog.add([operation(0, modno=0, flow_id=0, message="first")]).get(timeout=5)
     status = ask_hub(config.data_dir, "status")
     assert status["instance"] == "hub-1"
