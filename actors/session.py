@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -142,8 +143,15 @@ class SessionActor(pykka.ThreadingActor):
     def phase(self) -> Phase:
         return self._phase
 
-    def handle_frame(self, frame: bytes, now: float) -> None:
-        if self._phase is Phase.ENDED:
+    def handle_frame(
+        self, frame: bytes, now: float, cancelled: threading.Event | None = None
+    ) -> None:
+        """Handle one inbound frame; skip it once ``cancelled`` is set (the hub is stopping).
+
+        Skipping is safe: nothing a client sends is acknowledged except through a
+        diff reply, so a client resends on its next connection what was skipped.
+        """
+        if self._phase is Phase.ENDED or (cancelled is not None and cancelled.is_set()):
             return
         self._now = max(self._now, now)
         self._last_received_at = now

@@ -57,6 +57,9 @@ _SERIAL_BYTES = 8
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = "synchub"
 _ZAP_VERSION = b"1.0"
+# A CURVE MESSAGE command: its name (1 + 7 bytes), an 8-byte nonce, then the
+# box of one flags byte, the payload and a 16-byte MAC.
+CURVE_MESSAGE_OVERHEAD = 8 + 8 + 1 + 16
 
 
 class FrontError(SynchubError):
@@ -242,7 +245,10 @@ class Front:
         router: zmq.Socket[Any] = self._context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.setsockopt(zmq.MAXMSGSIZE, self._settings.max_frame_bytes)
+        # libzmq applies MAXMSGSIZE to the frame as it travels; under CURVE that is
+        # the MESSAGE command wrapping the item, a fixed overhead longer.
+        overhead = CURVE_MESSAGE_OVERHEAD if self._curve is not None else 0
+        router.setsockopt(zmq.MAXMSGSIZE, self._settings.max_frame_bytes + overhead)
         router.setsockopt(zmq.SNDHWM, self._settings.hwm)
         router.setsockopt(zmq.RCVHWM, self._settings.hwm)
         if self._curve is not None:
@@ -415,7 +421,7 @@ class Front:
             )
             return
         frame = body[0].bytes
-        if not self._tell(peer, "handle_frame", frame, now):
+        if not self._tell(peer, "handle_frame", frame, now, self._stopping):
             self._dropped += 1
             return
         size = len(frame)
