@@ -253,7 +253,10 @@ def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
         command: tuple[str, ...]) -> None:
     """Run COMMAND and record it in this node's oplog; exits with COMMAND's status.
 
-    Put `--` before the command: synchub run --plan nightly -- restic backup /home
+    Put `--` before the command:
+
+    \b
+        synchub run --plan nightly -- restic backup /home
     """
     config = obj.load()
     sys.stdout.flush()

@@ -7,6 +7,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,17 @@ def test_client_without_a_hub_is_unavailable_at_once(tmp_path: Path) -> None:
     with pytest.raises(AdminUnavailable) as caught:
         ask_hub(tmp_path, "status")
     assert caught.value.listening is False
+
+
+def test_client_treats_a_socket_left_by_a_killed_hub_as_no_hub(tmp_path: Path) -> None:
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(admin_socket_path(tmp_path)))
+    stale.close()
+    started = time.monotonic()
+    with pytest.raises(AdminUnavailable, match="nothing listens") as caught:
+        ask_hub(tmp_path, "status", timeout=5.0)
+    assert caught.value.listening is False
+    assert time.monotonic() - started < 1.0  # no waiting for an answer that cannot come
 
 
 def test_client_tells_a_silent_hub_from_none(tmp_path: Path, context: zmq.Context[Any]) -> None:
