@@ -76,6 +76,12 @@ CREATE INDEX operations_by_original_flow
     ON operations (original_instance_keyid, original_flow_id);
 CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
 CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
+CREATE TABLE local_deletions (
+    id INTEGER PRIMARY KEY,
+    modno INTEGER NOT NULL
+);
+CREATE INDEX local_deletions_by_modno ON local_deletions (modno);
 CREATE TABLE counters (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     last_id INTEGER NOT NULL,
@@ -119,7 +125,15 @@ LOOKUP_QUERIES: Final[dict[str, str]] = {
         "WHERE id IN (SELECT value FROM json_each(:ids))"
     ),
     "delete_by_id": (
-        "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING id"
+        "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(:ids)) "
+        "RETURNING id, original_instance_keyid"
+    ),
+    "local_changes_since": (
+        "SELECT data FROM operations WHERE original_instance_keyid = '' AND modno > :modno "
+        "ORDER BY modno LIMIT :limit"
+    ),
+    "local_deletions_since": (
+        "SELECT id, modno FROM local_deletions WHERE modno > :modno ORDER BY modno LIMIT :limit"
     ),
 }
 
@@ -134,6 +148,19 @@ class OpMetadata:
     original_instance_keyid: str
     original_id: int
     original_flow_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalChanges:
+    """Local changes past a mark: what a client streams to its hubs.
+
+    ``operations`` were added or updated, ``deleted_ids`` deleted, all with a
+    modno past the mark and at most ``mark``; pass ``mark`` next time.
+    """
+
+    operations: tuple[pb.Operation, ...]
+    deleted_ids: tuple[int, ...]
+    mark: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +195,23 @@ class OplogStore(Protocol):
         ...
 
     def delete(self, ids: Sequence[int]) -> list[int]:
-        """Delete operations by local id; return the ids that existed, ascending."""
+        """Delete operations by local id; return the ids that existed, ascending.
+
+        Deleting a local operation leaves a tombstone with a new modno, so the
+        deletion appears in ``local_changes_since``.
+        """
+        ...
+
+    def local_modno(self) -> int:
+        """The modno of the latest local change (add, update or delete); 0 if none."""
+        ...
+
+    def local_changes_since(self, modno: int, *, limit: int = 10_000) -> LocalChanges:
+        """Local changes with a modno past ``modno``, oldest first, at most ``limit``."""
+        ...
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
         ...
 
     def apply_remote(
@@ -434,11 +477,56 @@ class SqliteOplogStore:
             return []
         deleted: list[int] = []
         with self._transaction("deleting operations") as db:
+            local: list[int] = []
             for chunk in _chunks(unique):
-                deleted.extend(
-                    row[0] for row in db.execute(LOOKUP_QUERIES["delete_by_id"], {"ids": chunk})
+                for op_id, keyid in db.execute(LOOKUP_QUERIES["delete_by_id"], {"ids": chunk}):
+                    deleted.append(op_id)
+                    if not keyid:
+                        local.append(op_id)
+            if local:
+                last_id, last_modno = self._counters(db)
+                tombstones = [(op_id, last_modno + n) for n, op_id in enumerate(local, start=1)]
+                db.executemany(
+                    "INSERT OR REPLACE INTO local_deletions (id, modno) VALUES (?, ?)", tombstones
                 )
+                self._save_counters(db, last_id, last_modno + len(local))
         return sorted(deleted)
+
+    def local_modno(self) -> int:
+        with self._errors("reading the modno counter"):
+            return self._counters(self._conn())[1]
+
+    def local_changes_since(self, modno: int, *, limit: int = 10_000) -> LocalChanges:
+        params = {"modno": modno, "limit": limit}
+        with self._errors("reading local changes"):
+            # One read transaction, so operations and deletions are one snapshot.
+            db = self._conn()
+            db.execute("BEGIN")
+            try:
+                rows = db.execute(LOOKUP_QUERIES["local_changes_since"], params).fetchall()
+                gone = db.execute(LOOKUP_QUERIES["local_deletions_since"], params).fetchall()
+            finally:
+                db.execute("COMMIT")
+        operations = [pb.Operation.FromString(data) for (data,) in rows]
+        # With a limit, report only up to the lower of the two feeds' last modnos
+        # so nothing between them is skipped.
+        ends = []
+        if len(rows) == limit:
+            ends.append(operations[-1].modno)
+        if len(gone) == limit:
+            ends.append(gone[-1][1])
+        ceiling = min(ends) if ends else None
+        if ceiling is not None:
+            operations = [op for op in operations if op.modno <= ceiling]
+            gone = [(op_id, m) for op_id, m in gone if m <= ceiling]
+        mark = max(
+            [modno, *(op.modno for op in operations), *(m for _, m in gone)]
+        )
+        return LocalChanges(tuple(operations), tuple(op_id for op_id, _ in gone), mark)
+
+    def data_version(self) -> int:
+        with self._errors("reading the data version"):
+            return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
 
     # -- remote changes ------------------------------------------------------------------
 

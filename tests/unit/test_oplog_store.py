@@ -498,6 +498,7 @@ def test_schema_indexes_wal_and_version(store: SqliteOplogStore, db_path: Path) 
         ["original_instance_keyid", "original_flow_id"],
         ["repo_guid", "plan_id"],
         ["instance_id"],
+        ["original_instance_keyid", "modno"],
     ])
     unique_columns = [columns[name] for name, is_unique in unique.items() if is_unique]
     assert unique_columns == [["original_instance_keyid", "original_id"]]
@@ -507,7 +508,8 @@ def test_schema_indexes_wal_and_version(store: SqliteOplogStore, db_path: Path) 
 def test_lookup_queries_use_an_index(store: SqliteOplogStore, db_path: Path, name: str) -> None:
     with sqlite3.connect(db_path) as db:
         plan = db.execute(
-            f"EXPLAIN QUERY PLAN {LOOKUP_QUERIES[name]}", {"keyid": KEY_A, "ids": "[1, 2]"}
+            f"EXPLAIN QUERY PLAN {LOOKUP_QUERIES[name]}",
+            {"keyid": KEY_A, "ids": "[1, 2]", "modno": 0, "limit": 10},
         ).fetchall()
     details = [row[3] for row in plan]
     assert any("USING" in d and ("INDEX" in d or "PRIMARY KEY" in d) for d in details), details
@@ -571,3 +573,64 @@ def test_in_memory_store(tmp_path: Path) -> None:
         assert memory.count() == 1
     finally:
         memory.close()
+
+
+# -- the local change feed ----------------------------------------------------------
+
+
+def test_local_changes_since_covers_adds_updates_and_deletes(store: SqliteOplogStore) -> None:
+    first, second, third = store.add_local([pb.Operation(), pb.Operation(), pb.Operation()])
+    mark = store.local_modno()
+    assert mark == 3
+
+    second.display_message = "changed"
+    store.update_local([second])
+    store.delete([first.id])
+    changes = store.local_changes_since(mark)
+    assert [op.display_message for op in changes.operations] == ["changed"]
+    assert changes.deleted_ids == (first.id,)
+    assert changes.mark == store.local_modno() == 5
+
+    nothing = store.local_changes_since(changes.mark)
+    assert (nothing.operations, nothing.deleted_ids, nothing.mark) == ((), (), changes.mark)
+    assert [op.id for op in store.local_changes_since(0).operations] == [third.id, second.id]
+
+
+def test_deleting_a_peers_operation_leaves_no_local_tombstone(store: SqliteOplogStore) -> None:
+    store.apply_remote(KEY_A, [remote_op(1)], [])
+    [remote] = store.query(pb.OpSelector(original_instance_keyid=KEY_A))
+    mark = store.local_modno()
+    store.delete([remote.id])
+    assert store.local_changes_since(mark).deleted_ids == ()
+
+
+def test_local_changes_with_a_limit_never_skip_a_change(store: SqliteOplogStore) -> None:
+    ops = store.add_local([pb.Operation() for _ in range(5)])
+    store.delete([ops[0].id, ops[1].id])  # modnos 6, 7
+    store.add_local([pb.Operation()])  # modno 8
+    seen_ops: list[int] = []
+    seen_deleted: list[int] = []
+    mark = 0
+    for _ in range(20):
+        page = store.local_changes_since(mark, limit=2)
+        if page.mark == mark:
+            break
+        seen_ops.extend(o.modno for o in page.operations)
+        seen_deleted.extend(page.deleted_ids)
+        mark = page.mark
+    assert seen_ops == [3, 4, 5, 8]  # ops 1 and 2 were deleted before being read
+    assert seen_deleted == [ops[0].id, ops[1].id]
+    assert mark == 8
+
+
+def test_data_version_moves_when_another_connection_commits(db_path: Path) -> None:
+    watcher = SqliteOplogStore(db_path)
+    writer = SqliteOplogStore(db_path)
+    try:
+        before = watcher.data_version()
+        assert watcher.data_version() == before
+        writer.add_local([pb.Operation()])
+        assert watcher.data_version() != before
+    finally:
+        watcher.close()
+        writer.close()
