@@ -80,13 +80,43 @@ def _fail(message: str, *, verbose: int) -> NoReturn:
     sys.exit(EXIT_FAILURE)
 
 
+_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
+
+
+class _SyslogPriority(logging.Filter):
+    """Adds ``syslog_priority`` so journald files each line at its real level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.syslog_priority = _SYSLOG_PRIORITY.get(
+            record.levelno, 2 if record.levelno > logging.ERROR else 6
+        )
+        return True
+
+
+def _stderr_is_journal() -> bool:
+    """True when systemd connected stderr straight to the journal."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if _stderr_is_journal():
+        # journald adds its own timestamp; "<N>" sets the line's priority.
+        handler.setFormatter(logging.Formatter("<%(syslog_priority)d>%(name)s: %(message)s"))
+        handler.addFilter(_SyslogPriority())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def print_json(value: Any) -> None:
@@ -124,6 +154,7 @@ def main() -> None:
 
 # Command modules register themselves on ``cli`` when imported.
 from hub.cli import admin_cmds as _admin_cmds  # noqa: E402,F401
+from hub.cli import agent_cmds as _agent_cmds  # noqa: E402,F401
 from hub.cli import demo_cmds as _demo_cmds  # noqa: E402,F401
 from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
 from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401

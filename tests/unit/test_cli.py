@@ -151,3 +151,25 @@ def test_ops_rejects_a_bad_limit(in_tmp: Path) -> None:
     result = run("ops", "--limit", "0")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("journal", "expected"), [(True, "<4>synchub.test: careful"),
+                                                   (False, "WARNING synchub.test: careful")])
+def test_log_lines_carry_journald_priority_only_under_journald(
+    tmp_path: Path, journal: bool, expected: str
+) -> None:
+    log_file = tmp_path / "stderr.log"
+    with log_file.open("w") as stderr:
+        st = log_file.stat()
+        env = {"PATH": "/usr/bin:/bin"}
+        if journal:
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        subprocess.run(
+            [sys.executable, "-c",
+             "import logging; from hub.cli.main import setup_logging; setup_logging(0); "
+             "logging.getLogger('synchub.test').warning('careful')"],
+            stderr=stderr, env=env, check=True, timeout=60, cwd=ROOT,
+        )
+    line = log_file.read_text().strip()
+    assert line.endswith(expected)
+    assert line.startswith("<4>") == journal
