@@ -59,7 +59,7 @@ from hub._agent_sync import (
     operations_item,
 )
 from hub.config import Config, KnownHost
-from hub.errors import AuthError, ClientError, ProtocolError, StoreError, SynchubError
+from hub.errors import AuthError, ClientError, ProtocolError, SynchubError
 from hub.handshake import hello_item, new_nonce, proof_item, sign_proof, validate_challenge
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
 from hub.pb import synchub_pb2 as pb
@@ -86,6 +86,7 @@ _HANDSHAKE_FAILED = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 _MAX_ONCE_ROUNDS = 10
+_CONFIRM_ROUNDS = 3
 _CURVE_OVERHEAD_BYTES = 64
 
 
@@ -112,6 +113,7 @@ class AgentSettings:
     rediff_interval: float = 300.0
     reconnect_min: float = 1.0
     reconnect_max: float = 300.0
+    refused_retry: float = 60.0
     max_frame_bytes: int = 16 * 1024 * 1024
     batch_operations: int = MAX_BATCH_OPERATIONS
 
@@ -137,7 +139,12 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class HostStatus:
-    """The connection to one hub, as last reported by its thread."""
+    """The connection to one hub, as last reported by its thread.
+
+    ``state`` is starting, connecting, connected, retry-wait, refused, stopped (or
+    done / failed after ``run_once``); ``sessions`` counts sessions that reached
+    CONNECTED; ``in_sync`` says the latest round of diffs came back empty.
+    """
 
     state: str = "starting"
     sessions: int = 0
@@ -290,6 +297,11 @@ class _HostLink:
         self.status = HostStatus()
         self.outcome: SyncReport | BaseException | None = None
         self.scope = SyncScope.for_host(agent.config, host.permissions)
+        if not self.scope.selections:
+            log.warning(
+                "known_hosts entry %s grants no read_operations: none of this node's "
+                "operations go to it", host.instance_id,
+            )
 
     def _report(self, **changes: Any) -> None:
         # One attribute assignment of a fresh frozen object: readers see old or new.
@@ -321,11 +333,11 @@ class _HostLink:
             except _Stopped:
                 break
             except HubRefused as exc:
-                log.error("%s; retrying in %.0fs", exc, settings.reconnect_max)
-                self._report(state="refused", message=str(exc))
-                agent._stop.wait(settings.reconnect_max)
+                log.error("%s; retrying in %.0fs", exc, settings.refused_retry)
+                self._report(state="refused", in_sync=False, message=str(exc))
+                agent._stop.wait(settings.refused_retry)
                 continue
-            except (ClientError, StoreError) as exc:
+            except SynchubError as exc:
                 self._report(state="retry-wait", in_sync=False, message=str(exc))
                 level = logging.INFO if connection.connected else logging.WARNING
                 log.log(level, "%s", exc)
@@ -447,7 +459,7 @@ class _Connection:
         signing = agent.identity.signing
         nonce = new_nonce()
         self._send_now(hello_item(signing, agent.config.instance, nonce))
-        item = self._await_item(self.clock() + self.timeout, "the handshake")
+        item = self._await_item(self.timeout, "the HELLO")
         if item.WhichOneof("action") != "handshake":
             raise HubUnavailable(
                 f"{self.who} answered the HELLO with {item.WhichOneof('action')}, "
@@ -468,8 +480,7 @@ class _Connection:
             raise HubUnavailable(f"{self.who} sent a malformed CHALLENGE: {exc}") from exc
         self._send_now(proof_item(sign_proof(signing, challenge.transcript)))
         answer = self._await_item(
-            self.clock() + min(self.timeout, self.settings.handshake_timeout),
-            "the answer to this client's PROOF",
+            min(self.timeout, self.settings.handshake_timeout), "this client's PROOF"
         )
         if answer.WhichOneof("action") != "send_config":
             raise HubUnavailable(
@@ -487,8 +498,9 @@ class _Connection:
         )
         self._on_item(answer, self.clock())
 
-    def _await_item(self, deadline: float, waiting_for: str) -> pb.SyncStreamItem:
-        """The next item from the hub (an ``error`` raises), waited for until ``deadline``."""
+    def _await_item(self, seconds: float, answering: str) -> pb.SyncStreamItem:
+        """The hub's next item (an ``error`` raises), waited for at most ``seconds``."""
+        deadline = self.clock() + seconds
         sock = self._socket
         assert sock is not None and self._monitor is not None
         poller = zmq.Poller()
@@ -498,7 +510,7 @@ class _Connection:
             self._check_stop()
             now = self.clock()
             if now >= deadline:
-                raise self._no_answer(waiting_for)
+                raise self._no_answer(answering, seconds)
             events = dict(poller.poll(_poll_ms(min(deadline - now, _STOP_CHECK_SECONDS))))
             if self._monitor in events:
                 self._drain_monitor()
@@ -508,15 +520,13 @@ class _Connection:
                     self._raise_if_error(item)
                     return item
 
-    def _no_answer(self, waiting_for: str) -> HubUnavailable:
+    def _no_answer(self, answering: str, seconds: float) -> HubUnavailable:
         if not self._tcp_connected:
             return HubUnavailable(
-                f"{self.who} is unreachable: no connection within {self.timeout:g}s "
+                f"{self.who} is unreachable: no connection within {seconds:g}s "
                 "(is the hub running, and is the endpoint right?)"
             )
-        return HubUnavailable(
-            f"{self.who} did not answer {waiting_for} within {self.timeout:g}s"
-        )
+        return HubUnavailable(f"{self.who} did not answer {answering} within {seconds:g}s")
 
     # -- sync ---------------------------------------------------------------------------------
 
@@ -558,7 +568,7 @@ class _Connection:
                 if done is not None:
                     return done
                 if not self.once:
-                    next_rediff = now + settings.rediff_interval
+                    next_rediff = now + self._rediff_delay()
             if not self.once:
                 if now >= next_rediff and self._round is None:
                     self._start_round(local)
@@ -599,8 +609,15 @@ class _Connection:
         self._round = _Round(pending=len(selections))
         for selection in selections:
             ids, modnos = local.have(selection)
+            frame = _encode(diff_item(selection, keyid, ids, modnos))
+            if len(frame) > self.settings.max_frame_bytes:
+                raise ClientError(
+                    f"the diff of {selection.describe()} lists {len(ids)} operations, "
+                    f"{len(frame)} bytes: more than one frame may carry "
+                    f"({self.settings.max_frame_bytes} bytes)"
+                )
             self._outstanding.append(selection)
-            self._outflow.push(_encode(diff_item(selection, keyid, ids, modnos)))
+            self._outflow.push(frame)
         log.debug("%s: sent %d diffs", self.who, len(selections))
 
     def _finish_round(self, local: LocalOplog) -> SyncReport | None:
@@ -612,9 +629,10 @@ class _Connection:
         in_sync = done_round.requested == 0
         self.link._report(in_sync=in_sync)
         if in_sync:
-            log.info("%s holds all %s's operations it may read", self.who,
-                     self.agent.config.instance)
+            log.info("%s is in sync: it holds every operation of %s it may read",
+                     self.who, self.agent.config.instance)
         if not self.once:
+            del counters.rounds[:-_CONFIRM_ROUNDS]
             return None
         if in_sync:
             return SyncReport(
@@ -631,6 +649,13 @@ class _Connection:
             )
         self._start_round(local)
         return None
+
+    def _rediff_delay(self) -> float:
+        """After a round that requested operations, confirm at once (a few times at most)."""
+        recent = self._counters.rounds[-_CONFIRM_ROUNDS:]
+        if recent[-1] and not (len(recent) == _CONFIRM_ROUNDS and all(recent)):
+            return 0.0
+        return self.settings.rediff_interval
 
     def _stream_changes(self, local: LocalOplog, mark: int) -> int:
         changed, new_mark = local.changes_since(mark)

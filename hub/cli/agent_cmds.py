@@ -50,6 +50,10 @@ class TerminalProgress:
             self._shown = False
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @contextmanager
 def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``stop()`` while the block runs (main thread only)."""
@@ -113,10 +117,13 @@ def agent(obj: CliContext, once: bool, timeout: float, heartbeat_interval: float
         try:
             if once:
                 reports = client.run_once(timeout)
+                if progress is not None:
+                    progress.finish()
                 for report in reports:
                     click.echo(
-                        f"in sync with {report.host}: sent {report.sent} operations, "
-                        f"{report.deleted} deletions, {len(report.rounds)} rounds of diffs"
+                        f"in sync with {report.host}: sent {_count(report.sent, 'operation')}, "
+                        f"{_count(report.deleted, 'deletion')}, "
+                        f"{_count(len(report.rounds), 'round')} of diffs"
                     )
                 return
             client.start()

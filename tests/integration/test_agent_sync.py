@@ -302,6 +302,15 @@ def test_changes_made_while_the_hub_is_down_arrive_after_it_returns(tmp_path: Pa
                 again.stop()
 
 
+def test_a_diff_too_large_for_a_frame_is_reported_not_sent(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op(f"op {i}") for i in range(100)])
+        settings = AgentSettings(heartbeat_interval=1.0, max_frame_bytes=250)
+        with pytest.raises(ClientError, match=r"lists 100 operations.*more than one frame"):
+            Agent(r.client, settings=settings).run_once(timeout=10)
+
+
 def test_a_hub_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
     with rig(tmp_path) as r:
         config = client_config(r.client_node, r.hub_node, r.endpoint, keyid=STRANGER.keyid)
@@ -330,6 +339,18 @@ def test_a_client_the_hub_does_not_know_gets_the_hubs_message(tmp_path: Path) ->
             f"refused this client: client web1 ({keyid}) is not authorized: "
             f"run `synchub authorize {keyid} --instance web1` on the hub"
         ) in str(caught.value)
+
+
+def test_a_running_agent_refused_by_the_hub_says_why_and_waits(tmp_path: Path) -> None:
+    with rig(tmp_path, authorized=False) as r:
+        settings = AgentSettings(heartbeat_interval=1.0, refused_retry=0.2)
+        with running(Agent(r.client, settings=settings)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].state == "refused", timeout=10,
+                       what="the refusal")
+            assert "is not authorized: run `synchub authorize" in (
+                agent.status()["hub-1"].message
+            )
+            assert agent.status()["hub-1"].sessions == 0
 
 
 def test_an_unreachable_hub_fails_within_the_timeout(tmp_path: Path) -> None:
@@ -446,6 +467,9 @@ def test_throttle_holds_operations_and_a_silent_hub_is_left(tmp_path: Path) -> N
             _, deleted = hub.recv()
             assert list(deleted.send_operations.event.deleted_operations.values) == [7]
             assert agent.status()["hub-1"].sessions == 1
+            # Operations were requested, so a confirming round of diffs follows at once.
+            _, confirm = hub.recv()
+            assert list(confirm.diff_operations.have_operation_ids) == [1, 2]
 
             # Silent for three heartbeat intervals: the agent gives up on this session
             # and starts a new one.
@@ -456,6 +480,26 @@ def test_throttle_holds_operations_and_a_silent_hub_is_left(tmp_path: Path) -> N
             assert new_rid != rid
             assert hello.WhichOneof("action") == "handshake" and len(hello.handshake.nonce) == 32
             assert "silent" in agent.status()["hub-1"].message
+    finally:
+        hub.close()
+
+
+def test_a_hub_that_never_answers_the_hello_fails_within_the_timeout(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "client")
+    hub = ScriptedHub()
+    try:
+        config = node.write(f"""\
+            instance = "web1"
+            data_dir = "data"
+
+            [[known_hosts]]
+            instance_id = "hub-1"
+            endpoint = "{hub.endpoint}"
+            keyid = "{HUB.keyid}"
+            curve_public_key = "{hub.curve.public_text}"
+            """)
+        with pytest.raises(HubUnavailable, match=r"did not answer the HELLO within 0\.5s"):
+            Agent(config, settings=FAST).run_once(timeout=0.5)
     finally:
         hub.close()
 
