@@ -5,36 +5,24 @@ also a hub holds its peers' operations in the same store; those are never sent
 on). The store is opened in the thread that uses it, as sqlite3 requires, and
 other processes (``synchub run``) may write to the same file meanwhile.
 
-Every local add or update takes the next value of the store-wide modno counter
-inside its write transaction, so changes commit in modno order: once a change
-with modno N is visible, no change with a lower modno can appear later. That
-makes "everything past the high-water mark" a complete change feed.
-
-Finding those changes means reading the bookkeeping of every local operation
-(the store has no "local changes since modno N" query yet), so a poll first
-checks whether the database changed at all: every commit, by any process,
-changes the size or modification time of the database or its WAL file, or the
-number of operations. A full read is also made every ``FULL_SCAN_SECONDS``
-whatever the files say, which bounds the delay should a file system's
-timestamps be too coarse to tell two commits apart.
+Changes come from the store's local change feed: every local add, update or
+delete takes the next value of the store-wide modno counter inside its write
+transaction, so "everything past the mark" is a complete feed, deletions
+included. A poll first asks SQLite whether any connection committed since the
+last look (``PRAGMA data_version``), so an idle node costs one pragma a poll.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hub._agent_sync import DiffSelection
-from hub.oplog_store import SqliteOplogStore
+from hub.oplog_store import LocalChanges, SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
 LOAD_CHUNK = 512
-FULL_SCAN_SECONDS = 30.0
-
-_FileState = tuple[tuple[int, int, int] | None, ...]
 
 
 def _local(selector: pb.OpSelector | None = None) -> pb.OpSelector:
@@ -48,55 +36,26 @@ def _local(selector: pb.OpSelector | None = None) -> pb.OpSelector:
 class LocalOplog:
     """Reads the node's own operations for syncing. Use from one thread only."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._path = Path(path)
+    def __init__(self, path: Path) -> None:
         self._store = SqliteOplogStore(path)
-        self._clock = clock
-        self._seen: tuple[_FileState, int, int] | None = None
-        self._seen_at = 0.0
+        self._seen: tuple[int, int] | None = None
 
     def close(self) -> None:
         self._store.close()
 
     def high_water(self) -> int:
-        """The highest modno among local operations (0 when there are none).
+        """The modno of the latest local change; later changes get higher modnos."""
+        return self._store.local_modno()
 
-        A later local add or update gets a higher modno than this: the store's
-        counter only grows and is never below any stored modno.
-        """
-        return max((m.modno for m in self._store.query_metadata(_local())), default=0)
-
-    def _database_state(self) -> tuple[_FileState, int]:
-        files: list[tuple[int, int, int] | None] = []
-        for name in (str(self._path), f"{self._path}-wal"):
-            try:
-                info = os.stat(name)
-            except FileNotFoundError:
-                files.append(None)
-            else:
-                files.append((info.st_ino, info.st_size, info.st_mtime_ns))
-        return tuple(files), self._store.count()
-
-    def changes_since(self, modno: int) -> tuple[list[pb.Operation], int]:
-        """Local operations added or updated past ``modno``, by modno, and the new mark.
-
-        Meant to be called with the mark it returned last time.
-        """
-        now = self._clock()
-        files, count = self._database_state()
-        if (files, count, modno) == self._seen and now - self._seen_at < FULL_SCAN_SECONDS:
-            return [], modno
-        changed = sorted(
-            (m for m in self._store.query_metadata(_local()) if m.modno > modno),
-            key=lambda m: m.modno,
-        )
-        mark = max((m.modno for m in changed), default=modno)
-        # The state was taken before the read: a commit during it shows next time.
-        self._seen, self._seen_at = (files, count, mark), now
-        if not changed:
-            return [], modno
-        by_id = {op.id: op for op in self.load([m.id for m in changed])}
-        return [by_id[m.id] for m in changed if m.id in by_id], mark
+    def changes_since(self, modno: int) -> LocalChanges:
+        """Local changes past ``modno`` (pass the returned ``mark`` next time)."""
+        version = self._store.data_version()
+        if self._seen == (version, modno):
+            return LocalChanges((), (), modno)
+        changes = self._store.local_changes_since(modno)
+        # The version was read before the changes: a commit in between shows next time.
+        self._seen = (version, changes.mark)
+        return changes
 
     def have(self, selection: DiffSelection) -> tuple[list[int], list[int]]:
         """The (ids, modnos) of local operations in ``selection``, ascending by id."""

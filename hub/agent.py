@@ -401,9 +401,7 @@ class _Connection:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> SyncReport | None:
-        self._local = local = LocalOplog(
-            self.agent.config.data_dir / OPLOG_FILENAME, clock=self.clock
-        )
+        self._local = local = LocalOplog(self.agent.config.data_dir / OPLOG_FILENAME)
         try:
             self._open()
             self.link._report(state="connecting")
@@ -658,14 +656,21 @@ class _Connection:
         return self.settings.rediff_interval
 
     def _stream_changes(self, local: LocalOplog, mark: int) -> int:
-        changed, new_mark = local.changes_since(mark)
-        allowed = [op for op in changed if self.link.scope.allows(op)]
+        changes = local.changes_since(mark)
+        allowed = [op for op in changes.operations if self.link.scope.allows(op)]
         for batch in self._batches(allowed):
             self._outflow.push(_encode(operations_item(batch, "updated_operations")))
             self._counters.sent += len(batch)
-        if allowed:
-            log.debug("%s: streaming %d changed operations", self.who, len(allowed))
-        return new_mark
+        if changes.deleted_ids:
+            # Out-of-scope or never-sent ids are harmless: the hub ignores unknown ids.
+            self._outflow.push(_encode(deleted_item(changes.deleted_ids)))
+            self._counters.deleted += len(changes.deleted_ids)
+        if allowed or changes.deleted_ids:
+            log.debug(
+                "%s: streaming %d changed and %d deleted operations",
+                self.who, len(allowed), len(changes.deleted_ids),
+            )
+        return changes.mark
 
     def _batches(self, ops: list[pb.Operation]) -> Iterator[list[pb.Operation]]:
         def oversized(op: pb.Operation) -> None:

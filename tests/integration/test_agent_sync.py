@@ -6,6 +6,7 @@ Hub and agent run in this process, each with its own data_dir; the CLI tier runs
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -249,7 +250,9 @@ def test_once_sends_operations_without_a_repo_and_many_in_batches(tmp_path: Path
 def test_live_changes_updates_and_deletes_reach_the_hub(tmp_path: Path) -> None:
     with rig(tmp_path) as r, local_store(r.client_node) as store:
         first = store.add_local([local_op("first")])[0]
-        with running(Agent(r.client, settings=FAST)) as agent:
+        # No periodic re-diff during the test: changes and deletes must stream live.
+        live_only = dataclasses.replace(FAST, rediff_interval=300.0)
+        with running(Agent(r.client, settings=live_only)) as agent:
             wait_until(lambda: len(r.own_ops()) == 1, timeout=10, what="the initial sync")
             wait_until(lambda: agent.status()["hub-1"].in_sync, timeout=10, what="in sync")
 

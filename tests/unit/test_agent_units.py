@@ -22,7 +22,7 @@ from hub._agent_sync import (
 )
 from hub.cli.agent_cmds import TerminalProgress
 from hub.config import Config
-from hub.oplog_store import SqliteOplogStore
+from hub.oplog_store import LocalChanges, SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import parse_permissions
 from synchub_testing import write_config
@@ -296,26 +296,28 @@ def _local(message: str, *, repo_guid: str = "guid-nas", plan_id: str = "nightly
 def test_local_oplog_feeds_changes_past_the_mark_in_modno_order(tmp_path: Path) -> None:
     path = tmp_path / "oplog.sqlite"
     writer = SqliteOplogStore(path)  # stands in for `synchub run` in another process
-    now = [0.0]
-    local = LocalOplog(path, clock=lambda: now[0])
+    local = LocalOplog(path)
     try:
         first, second = writer.add_local([_local("a"), _local("b")])
         writer.apply_remote(KEYID, [pb.Operation(id=1, modno=1)], [])  # a peer's: never sent
         mark = local.high_water()
         assert mark == second.modno
-        assert local.changes_since(mark) == ([], mark)
+        assert local.changes_since(mark) == LocalChanges((), (), mark)
 
         changed = pb.Operation()
         changed.CopyFrom(first)
         changed.display_message = "a, again"
         writer.update_local([changed])
         (third,) = writer.add_local([_local("c", repo_guid="")])
-        ops, new_mark = local.changes_since(mark)
-        assert [(op.id, op.display_message) for op in ops] == [(1, "a, again"), (third.id, "c")]
-        assert new_mark == third.modno
-        assert local.changes_since(new_mark) == ([], new_mark)
-        now[0] += 60.0  # the periodic full read finds nothing new either
-        assert local.changes_since(new_mark) == ([], new_mark)
+        writer.delete([second.id])
+        changes = local.changes_since(mark)
+        assert [(op.id, op.display_message) for op in changes.operations] == [
+            (first.id, "a, again"),
+            (third.id, "c"),
+        ]
+        assert changes.deleted_ids == (second.id,)
+        assert changes.mark == writer.local_modno()
+        assert local.changes_since(changes.mark) == LocalChanges((), (), changes.mark)
     finally:
         local.close()
         writer.close()
