@@ -259,7 +259,8 @@ class SessionActor(pykka.ThreadingActor):
         try:
             client = self._authorize(config, hello)
         except AuthError as exc:
-            log.warning("refused %s (%s): %s", hello.instance_id, hello.keyid, exc)
+            log.warning("refused %s (%s): %s", printable(hello.instance_id), hello.keyid,
+                        printable(str(exc), 500))
             self._end(ERROR_AUTH, str(exc))
             return
         self._client = client
@@ -301,7 +302,7 @@ class SessionActor(pykka.ThreadingActor):
         elif action == "error":
             self._end(
                 DISCONNECTED,
-                f"peer reported: {item.error.message or 'error'}",
+                f"peer reported: {printable(item.error.message) or 'error'}",
                 send_error=False,
             )
         else:
@@ -431,6 +432,12 @@ class SessionActor(pykka.ThreadingActor):
             self._config_token = None
         if self._outbox is not None:
             self._outbox.close()
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Peer-supplied text made safe for a log line or a status: clipped, one line."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
 
 
 def _fresh(message: Any) -> Any:

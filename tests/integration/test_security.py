@@ -443,3 +443,38 @@ def test_peers_do_not_see_each_others_frames(hub: Any) -> None:
     finally:
         web1.close()
         db1.close()
+
+
+def test_a_hello_whose_keyid_is_not_its_keys_is_refused_before_any_challenge(hub: Any) -> None:
+    client = RawClient(hub.endpoint, hub.identity.curve.public)
+    try:
+        hello = hello_item(CLIENT, "web1", os.urandom(32))
+        hello.handshake.public_key.keyid = OTHER_CLIENT.keyid  # db1's id, web1's key
+        client.send(hello.SerializeToString())
+        error = client.recv().error  # the very first item: no CHALLENGE was signed
+        assert error.state == ERROR_AUTH
+        assert "does not match" in error.message
+        assert_silent(client, 0.2)
+    finally:
+        client.close()
+    assert hub.peers.list().get(timeout=5) == []
+
+
+def test_text_a_peer_reports_is_clipped_to_one_line(hub: Any) -> None:
+    client = connected_client(hub)
+    try:
+        forged_log = "disk full\n2099-01-01 CRITICAL hub: fake line\r" + "x" * 100_000
+        client.send(pb.SyncStreamItem(error=pb.SyncStreamItem.Error(
+            state=pb.CONNECTION_STATE_ERROR_INTERNAL, message=forged_log,
+        )).SerializeToString())
+        wait_until(
+            lambda: hub.peers.get(CLIENT.keyid).get(timeout=5).state
+            == pb.CONNECTION_STATE_DISCONNECTED,
+            3.0, "the peer's own error to end its session",
+        )
+        status = hub.peers.get(CLIENT.keyid).get(timeout=5).status_message
+        assert status.startswith("peer reported: disk full?2099")
+        assert "\n" not in status and "\r" not in status
+        assert len(status) < 300
+    finally:
+        client.close()

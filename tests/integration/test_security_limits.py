@@ -233,3 +233,32 @@ def test_the_hub_stops_promptly_under_a_deep_backlog(tmp_path: Path) -> None:
             client.close()
     finally:
         hub.stop()
+
+
+def test_silent_and_vanished_peers_are_dropped_on_the_hubs_own_ticks(tmp_path: Path) -> None:
+    """A connected peer that says nothing is dropped after three heartbeat intervals; one
+    whose connection is gone is dropped at the hub's next send to it (ROUTER_MANDATORY)."""
+    config = write_config(tmp_path, hub_text_with(heartbeat_interval=0.3))
+    with running_hub(config) as hub:
+        front = front_of(hub)
+        silent = connected_client(hub)
+        try:
+            gone = connected_client(hub, OTHER_CLIENT, "db1")
+            gone.close()
+            started = time.monotonic()
+            wait_until(lambda: front.session_count == 0, 5.0, "both sessions to end")
+            elapsed = time.monotonic() - started
+            assert elapsed < 3.0
+            heartbeats = 0
+            while silent.socket.poll(0):
+                item = wire.decode_item(silent.socket.recv())
+                assert item.HasField("heartbeat"), item  # no error: it may just be asleep
+                heartbeats += 1
+            assert heartbeats >= 2
+        finally:
+            silent.close()
+        states = {state.peer_keyid: state for state in hub.peers.list().get(timeout=5)}
+        assert states[CLIENT.keyid].state == pb.CONNECTION_STATE_DISCONNECTED
+        assert "3 heartbeat intervals" in states[CLIENT.keyid].status_message
+        assert states[OTHER_CLIENT.keyid].state == pb.CONNECTION_STATE_DISCONNECTED
+        assert "connection lost" in states[OTHER_CLIENT.keyid].status_message
