@@ -30,7 +30,7 @@ def _ip(*args: str) -> None:
 
 
 @dataclass
-class TestNetwork:
+class PrivateNetwork:
     """Hosts on one switch; ``address(name)`` is the host's IPv4 address."""
 
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
