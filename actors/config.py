@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pykka
 
+from actors._subscribers import Subscribers
 from hub import config as config_file
 from hub.config import AuthorizedClient, Config
 from hub.errors import ConfigError
@@ -30,8 +31,7 @@ class ConfigActor(pykka.ThreadingActor):
         super().__init__()
         self._config = config
         self._write_path = config.path or write_path
-        self._listeners: dict[int, ConfigListener] = {}
-        self._next_token = 1
+        self._subscribers: Subscribers[Config] = Subscribers("config")
 
     def ping(self) -> bool:
         return True
@@ -40,13 +40,11 @@ class ConfigActor(pykka.ThreadingActor):
         return self._config
 
     def subscribe(self, listener: ConfigListener) -> int:
-        token = self._next_token
-        self._next_token += 1
-        self._listeners[token] = listener
-        return token
+        """Call ``listener`` with every new config snapshot; returns a token."""
+        return self._subscribers.add(listener)
 
-    def unsubscribe(self, token: int) -> None:
-        self._listeners.pop(token, None)
+    def unsubscribe(self, token: int) -> bool:
+        return self._subscribers.remove(token)
 
     def authorize(self, client: AuthorizedClient) -> Config:
         return self._install(config_file.add_or_update_authorized_client(self._path(), client))
@@ -78,10 +76,5 @@ class ConfigActor(pykka.ThreadingActor):
 
     def _install(self, config: Config) -> Config:
         self._config = config
-        for token, listener in list(self._listeners.items()):
-            try:
-                listener(config)
-            except Exception:
-                log.exception("config listener %d failed; dropping it", token)
-                self._listeners.pop(token, None)
+        self._subscribers.publish(lambda: config)
         return config

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import pykka
 
+from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.oplog_store import OplogStore, OpMetadata, RemoteApplyResult
 from hub.pb import synchub_pb2 as pb
@@ -77,8 +78,7 @@ class OplogActor(pykka.ThreadingActor):
         super().__init__()
         self._store_factory = store_factory
         self._opened: OplogStore | None = None
-        self._listeners: dict[int, Listener] = {}
-        self._last_token = 0
+        self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -159,13 +159,11 @@ class OplogActor(pykka.ThreadingActor):
 
     def subscribe(self, listener: Listener) -> int:
         """Call ``listener`` with every committed change from now on; returns a token."""
-        self._last_token += 1
-        self._listeners[self._last_token] = listener
-        return self._last_token
+        return self._subscribers.add(listener)
 
     def unsubscribe(self, token: int) -> bool:
         """Stop calling a listener; False when the token was not (or no longer) subscribed."""
-        return self._listeners.pop(token, None) is not None
+        return self._subscribers.remove(token)
 
     # -- events --------------------------------------------------------------------------
 
@@ -178,16 +176,4 @@ class OplogActor(pykka.ThreadingActor):
         if not operations and not deleted_ids:
             return
         event = OplogEvent(kind, operations, deleted_ids)
-        for token, listener in list(self._listeners.items()):
-            try:
-                reply = listener(event)
-                if isinstance(reply, pykka.Future):
-                    # Never wait for a listener; this only notices one already dead.
-                    reply.get(timeout=0)
-            except pykka.Timeout:
-                pass
-            except pykka.ActorDeadError:
-                logger.info("oplog listener %d belongs to a stopped actor; dropping it", token)
-                self._listeners.pop(token, None)
-            except Exception:
-                logger.exception("oplog listener %d failed on a %s event", token, kind)
+        self._subscribers.publish(lambda: event)

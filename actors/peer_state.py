@@ -22,6 +22,7 @@ from typing import ParamSpec, cast
 
 import pykka
 
+from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.peer_store import PeerStore
@@ -74,8 +75,7 @@ class PeerStateActor(pykka.ThreadingActor):
         # keyid -> the session id given with the last connected(), so a late
         # disconnected() from a replaced session does not mark a live peer down.
         self._sessions: dict[str, str] = {}
-        self._listeners: dict[int, PeerStateListener] = {}
-        self._next_token = 1
+        self._subscribers: Subscribers[pb.PeerState] = Subscribers("peer state")
 
     # -- lifecycle (actor thread) ---------------------------------------------------
 
@@ -136,11 +136,7 @@ class PeerStateActor(pykka.ThreadingActor):
         self._dirty.add(keyid)
         self._write_logged()
         state = self._states[keyid]
-        for token, listener in builtins.list(self._listeners.items()):
-            try:
-                listener(_copy(state))
-            except Exception:
-                logger.exception("peer state: listener %d failed for %s", token, keyid)
+        self._subscribers.publish(lambda: _copy(state))
 
     def _record(self, keyid: str, instance_id: str = "") -> pb.PeerState:
         state = self._states.get(keyid)
@@ -255,10 +251,7 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def subscribe(self, listener: PeerStateListener) -> int:
         """Call ``listener`` (in the actor thread) with a fresh copy after each state change."""
-        token = self._next_token
-        self._next_token += 1
-        self._listeners[token] = listener
-        return token
+        return self._subscribers.add(listener)
 
-    def unsubscribe(self, token: int) -> None:
-        self._listeners.pop(token, None)
+    def unsubscribe(self, token: int) -> bool:
+        return self._subscribers.remove(token)
