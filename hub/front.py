@@ -338,7 +338,8 @@ class Front:
             if not peer.closing:
                 self._tell(peer, "tick", now)
             elif (
-                now - (peer.closing_since or now) >= self._settings.closed_grace
+                peer.closing_since is not None
+                and now - peer.closing_since >= self._settings.closed_grace
                 and not peer.ref.is_alive()
             ):
                 log.warning("session %d stopped without closing; forgetting it", peer.serial)
@@ -524,8 +525,8 @@ class Front:
             return
         self._pending -= 1
         peer.keyid = keyid
-        if self._current.get(peer.rid) != peer.serial:
-            return
+        if peer.closing or self._current.get(peer.rid) != peer.serial:
+            return  # about to end: it must not displace a session that is not
         older = self._by_keyid.get(keyid)
         self._by_keyid[keyid] = peer.serial
         if older is not None and older != peer.serial:
