@@ -180,6 +180,11 @@ class Hub:
             now=now,
         )
 
+    @property
+    def front(self) -> Front | None:
+        """The running front (for its read-only counters), or None when stopped."""
+        return self._front
+
     def reload(self) -> Config:
         """Re-read the config file; live sessions re-check their clients."""
         config: Config = self.config_actor.reload().get(timeout=READY_TIMEOUT)

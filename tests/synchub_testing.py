@@ -411,8 +411,8 @@ def running_hub(config: Config) -> Iterator[Any]:
 
 
 def front_of(hub: Any) -> Any:
-    """The hub's Front, for its read-only counters (Hub has no public accessor for it)."""
-    front = getattr(hub, "front", None) or getattr(hub, "_front", None)
+    """The hub's Front, for its read-only counters."""
+    front = hub.front
     assert front is not None, "the hub has no running front"
     return front
 
