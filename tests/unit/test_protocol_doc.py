@@ -18,7 +18,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from hub._agent_sync import MAX_BATCH_OPERATIONS
 from hub.config import HubSettings
-from hub.front import FrontSettings
+from hub.front import CURVE_MESSAGE_OVERHEAD, FrontSettings
 from hub.handshake import (
     LABEL_CLIENT,
     LABEL_HUB,
@@ -318,6 +318,7 @@ def test_documented_numbers_match_the_code(doc: str) -> None:
     hub = HubSettings()
     max_frame = f"{hub.max_frame_bytes:,}".replace(",", " ")
     assert PROTOCOL_VERSION == 1
+    assert f"plus the {CURVE_MESSAGE_OVERHEAD} bytes CURVE adds" in doc
     for phrase in (
         f"| protocol_version | {PROTOCOL_VERSION} |",
         f"| nonce | {NONCE_BYTES} bytes from",
@@ -326,7 +327,9 @@ def test_documented_numbers_match_the_code(doc: str) -> None:
         f"| `ZMQ_SNDHWM`, `ZMQ_RCVHWM` | {front.hwm} messages |",
         f"more than **{front.session_backlog_high}**",
         f"**{front.throttle_delay_ms} ms**",
-        f"together have {front.total_backlog_high} items waiting",
+        f"together have {front.total_backlog_high} items or "
+        f"{front.total_backlog_bytes // 2**20} MiB waiting",
+        f"more than {front.pending_backlog_high} frames arrived before the handshake",
         f"(`max_pending_handshakes`, {hub.max_pending_handshakes} by default)",
         f"`handshake_timeout` ({hub.handshake_timeout:g} s by",
         f"`heartbeat_interval` ({hub.heartbeat_interval:g} s by",
