@@ -344,7 +344,9 @@ class SessionActor(pykka.ThreadingActor):
                 if kind == "created_operations"
                 else event.updated_operations
             )
-            batch = RemoteBatch(operations=tuple(_fresh(op) for op in listed.operations))
+            # The item was decoded for this call alone and is dropped after it: its
+            # operations go to the oplog uncopied (the store copies what it keeps).
+            batch = RemoteBatch(operations=tuple(listed.operations))
         elif kind == "deleted_operations":
             batch = RemoteBatch(deleted_ids=tuple(event.deleted_operations.values))
         elif kind == "keep_alive" or kind is None:

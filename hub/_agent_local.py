@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hub._agent_sync import DiffSelection
-from hub.oplog_store import LocalChanges, SqliteOplogStore
+from hub.oplog_store import LocalChanges, SerializedOperation, SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
@@ -39,6 +39,7 @@ class LocalOplog:
     def __init__(self, path: Path) -> None:
         self._store = SqliteOplogStore(path)
         self._seen: tuple[int, int] | None = None
+        self._have: dict[DiffSelection, tuple[tuple[int, int], list[int], list[int]]] = {}
 
     def close(self) -> None:
         self._store.close()
@@ -58,18 +59,31 @@ class LocalOplog:
         return changes
 
     def have(self, selection: DiffSelection) -> tuple[list[int], list[int]]:
-        """The (ids, modnos) of local operations in ``selection``, ascending by id."""
-        rows = self._store.query_metadata(selection.local_selector())
-        if selection.excluded_plans:
-            left_out = {
-                m.id
-                for plan_id in selection.excluded_plans
-                for m in self._store.query_metadata(
-                    _local(pb.OpSelector(repo_guid=selection.repo_guid, plan_id=plan_id))
-                )
-            }
-            rows = [m for m in rows if m.id not in left_out]
-        return [m.id for m in rows], [m.modno for m in rows]
+        """The (ids, modnos) of local operations in ``selection``, ascending by id.
+
+        Read again only after a commit: a confirming diff of an unchanged oplog
+        costs two pragmas, not a query of every operation.
+        """
+        state = (self._store.data_version(), self._store.local_modno())
+        cached = self._have.get(selection)
+        if cached is None or cached[0] != state:
+            cached = (state, *self._read_have(selection))
+            self._have[selection] = cached
+        return list(cached[1]), list(cached[2])
+
+    def _read_have(self, selection: DiffSelection) -> tuple[list[int], list[int]]:
+        ids, modnos = self._store.ids_and_modnos(selection.local_selector())
+        if not selection.excluded_plans:
+            return ids, modnos
+        left_out = {
+            op_id
+            for plan_id in selection.excluded_plans
+            for op_id in self._store.ids_and_modnos(
+                _local(pb.OpSelector(repo_guid=selection.repo_guid, plan_id=plan_id))
+            )[0]
+        }
+        kept = [(i, m) for i, m in zip(ids, modnos, strict=True) if i not in left_out]
+        return [i for i, _ in kept], [m for _, m in kept]
 
     def load(self, ids: Sequence[int]) -> list[pb.Operation]:
         """The local operations among ``ids`` that still exist, ascending by id."""
@@ -84,3 +98,10 @@ class LocalOplog:
         for start in range(0, len(ordered), LOAD_CHUNK):
             chunk = ordered[start : start + LOAD_CHUNK]
             yield self._store.query(_local(pb.OpSelector(ids=chunk)))
+
+    def load_serialized_parts(self, ids: Sequence[int]) -> Iterator[list[SerializedOperation]]:
+        """Like load_parts, each operation as its stored bytes (nothing is decoded)."""
+        ordered = sorted(set(ids))
+        for start in range(0, len(ordered), LOAD_CHUNK):
+            chunk = ordered[start : start + LOAD_CHUNK]
+            yield self._store.query_serialized(_local(pb.OpSelector(ids=chunk)))

@@ -27,11 +27,14 @@ What a hub may read (the diff plan)
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from hub.config import Config
+from hub.oplog_store import SerializedOperation
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import (
     Permission,
@@ -52,6 +55,19 @@ PER_OPERATION_OVERHEAD_BYTES = 6
 
 
 # --- the diff plan ------------------------------------------------------------------------
+
+
+class Placed(Protocol):
+    """Where an operation belongs (a decoded Operation or a SerializedOperation)."""
+
+    @property
+    def repo_guid(self) -> str: ...
+
+    @property
+    def plan_id(self) -> str: ...
+
+
+_Placed = TypeVar("_Placed", bound=Placed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +168,25 @@ class SyncScope:
             )
         return cls(tuple(selections))
 
-    def allows(self, op: pb.Operation) -> bool:
+    def allows(self, op: Placed) -> bool:
         """Whether the hub may read this local operation."""
-        return any(s.contains(op.repo_guid, op.plan_id) for s in self.selections)
+        return self.covers(op.repo_guid, op.plan_id)
+
+    def covers(self, repo_guid: str, plan_id: str) -> bool:
+        return any(s.contains(repo_guid, plan_id) for s in self.selections)
+
+    def filter(self, ops: Iterable[_Placed]) -> list[_Placed]:
+        """The operations the hub may read, in order (one check per repo and plan)."""
+        verdicts: dict[tuple[str, str], bool] = {}
+        kept: list[_Placed] = []
+        for op in ops:
+            place = (op.repo_guid, op.plan_id)
+            verdict = verdicts.get(place)
+            if verdict is None:
+                verdict = verdicts[place] = self.covers(*place)
+            if verdict:
+                kept.append(op)
+        return kept
 
 
 # --- batching ---------------------------------------------------------------------------
@@ -163,6 +195,14 @@ class SyncScope:
 def operation_frame_bytes(op: pb.Operation) -> int:
     """What one operation adds to a send_operations frame."""
     return op.ByteSize() + PER_OPERATION_OVERHEAD_BYTES
+
+
+def serialized_frame_bytes(op: SerializedOperation) -> int:
+    """What one stored operation adds to a send_operations frame."""
+    return len(op.data) + PER_OPERATION_OVERHEAD_BYTES
+
+
+_Op = TypeVar("_Op")
 
 
 def batch_operations(
@@ -177,13 +217,34 @@ def batch_operations(
     An operation too large for any frame on its own is passed to on_oversized and
     left out (sending it would only make the hub drop the connection).
     """
+    return _batches(ops, operation_frame_bytes, max_operations, max_frame_bytes, on_oversized)
+
+
+def batch_serialized(
+    ops: Iterable[SerializedOperation],
+    *,
+    max_operations: int = MAX_BATCH_OPERATIONS,
+    max_frame_bytes: int,
+    on_oversized: Callable[[SerializedOperation], None] | None = None,
+) -> Iterator[list[SerializedOperation]]:
+    """batch_operations for stored operations (sized by their bytes)."""
+    return _batches(ops, serialized_frame_bytes, max_operations, max_frame_bytes, on_oversized)
+
+
+def _batches(
+    ops: Iterable[_Op],
+    size_of: Callable[[_Op], int],
+    max_operations: int,
+    max_frame_bytes: int,
+    on_oversized: Callable[[_Op], None] | None,
+) -> Iterator[list[_Op]]:
     if max_operations < 1:
         raise ValueError("max_operations must be at least 1")
     budget = max_frame_bytes - FRAME_OVERHEAD_BYTES
-    batch: list[pb.Operation] = []
+    batch: list[_Op] = []
     size = 0
     for op in ops:
-        op_size = operation_frame_bytes(op)
+        op_size = size_of(op)
         if op_size > budget:
             if on_oversized is not None:
                 on_oversized(op)
@@ -304,6 +365,47 @@ def operations_item(ops: Sequence[pb.Operation], kind: str) -> pb.SyncStreamItem
         else pb.OperationEvent(updated_operations=listed)
     )
     return pb.SyncStreamItem(send_operations=pb.SyncStreamItem.SendOperations(event=event))
+
+
+def _field_number(message: type[object], name: str) -> int:
+    number: int = message.DESCRIPTOR.fields_by_name[name].number  # type: ignore[attr-defined]
+    return number
+
+
+@functools.lru_cache(maxsize=4096)
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+_OPERATION_TAG = _varint(_field_number(pb.OperationList, "operations") << 3 | 2)
+_EVENT_FIELD = _field_number(pb.SyncStreamItem.SendOperations, "event")
+_SEND_OPERATIONS_FIELD = _field_number(pb.SyncStreamItem, "send_operations")
+_LIST_FIELDS = {
+    kind: _field_number(pb.OperationEvent, kind)
+    for kind in ("created_operations", "updated_operations")
+}
+
+
+def serialized_operations_frame(ops: Sequence[SerializedOperation], kind: str) -> bytes:
+    """``operations_item(ops, kind)`` serialized, built from the stored bytes undecoded.
+
+    Protobuf nests a message as its field tag, its length and its bytes, so the
+    frame is the stored operations wrapped three times; no operation is parsed.
+    """
+    listing = b"".join(
+        b"".join((_OPERATION_TAG, _varint(len(op.data)), op.data)) for op in ops
+    )
+    event = _length_delimited(_LIST_FIELDS[kind], listing)
+    return _length_delimited(_SEND_OPERATIONS_FIELD, _length_delimited(_EVENT_FIELD, event))
 
 
 def deleted_item(ids: Sequence[int]) -> pb.SyncStreamItem:

@@ -54,14 +54,17 @@ from hub._agent_sync import (
     SyncScope,
     backoff_delay,
     batch_operations,
+    batch_serialized,
     deleted_item,
     diff_item,
     operations_item,
+    serialized_operations_frame,
 )
 from hub.config import Config, KnownHost
 from hub.errors import AuthError, ClientError, ProtocolError, SynchubError
 from hub.handshake import hello_item, new_nonce, proof_item, sign_proof, validate_challenge
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
+from hub.oplog_store import SerializedOperation
 from hub.pb import synchub_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,16 @@ class AgentSettings:
     refused_retry: float = 60.0
     max_frame_bytes: int = 16 * 1024 * 1024
     batch_operations: int = MAX_BATCH_OPERATIONS
+    # Data frames sent ahead of the hub's last acknowledgement, and how often to ask
+    # for one (an empty diff: its reply reflects every frame sent before it). Kept
+    # well under the hub's throttle mark (64 frames waiting), so a fast client keeps
+    # the hub busy without being paused.
+    send_window: int = 32
+    ack_every: int = 8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ack_every <= self.send_window:
+            raise ValueError("need 1 <= ack_every <= send_window")
 
     @property
     def silence_limit(self) -> float:
@@ -364,6 +377,13 @@ class _Round:
     requested: int = 0
 
 
+@dataclass(frozen=True)
+class _Ack:
+    """An acknowledgement diff in flight: its reply confirms the first ``frames`` data frames."""
+
+    frames: int
+
+
 @dataclass
 class _Counters:
     sent: int = 0
@@ -392,7 +412,13 @@ class _Connection:
         self._handshake_done = False
         self._handshake_failures = 0
         self._outflow = Outflow()
-        self._outstanding: deque[DiffSelection] = deque()
+        # Diffs in the order they went out (replies come in that order); queued
+        # ones join when sent, since acknowledgements may go out ahead of them.
+        self._outstanding: deque[DiffSelection | _Ack] = deque()
+        self._queued_diffs: deque[tuple[bytes, DiffSelection]] = deque()
+        self._frames_sent = 0
+        self._frames_acked = 0
+        self._ack_due = False
         self._round: _Round | None = None
         self._counters = _Counters()
         self._last_sent = 0.0
@@ -579,7 +605,7 @@ class _Connection:
 
     def _wait(self, sock: zmq.Socket[Any], now: float, next_poll: float) -> None:
         poller = zmq.Poller()
-        want_out = self._outflow.peek(now) is not None
+        want_out = (self._window_open() and self._outflow.peek(now) is not None) or self._ack_due
         poller.register(sock, zmq.POLLIN | (zmq.POLLOUT if want_out else 0))
         poller.register(self._monitor, zmq.POLLIN)
         due = min(
@@ -614,7 +640,7 @@ class _Connection:
                     f"{len(frame)} bytes: more than one frame may carry "
                     f"({self.settings.max_frame_bytes} bytes)"
                 )
-            self._outstanding.append(selection)
+            self._queued_diffs.append((frame, selection))
             self._outflow.push(frame)
         log.debug("%s: sent %d diffs", self.who, len(selections))
 
@@ -686,16 +712,32 @@ class _Connection:
             on_oversized=oversized,
         )
 
+    def _serialized_batches(
+        self, ops: list[SerializedOperation]
+    ) -> Iterator[list[SerializedOperation]]:
+        def oversized(op: SerializedOperation) -> None:
+            log.error(
+                "operation %d is %d bytes, more than one frame (%d) may carry: not sent",
+                op.id, len(op.data), self.settings.max_frame_bytes,
+            )
+
+        return batch_serialized(
+            ops,
+            max_operations=self.settings.batch_operations,
+            max_frame_bytes=self.settings.max_frame_bytes,
+            on_oversized=oversized,
+        )
+
     def _answer(self, local: LocalOplog, requested: list[int]) -> Iterator[bytes]:
         """The frames answering one diff reply, read from the store as they are sent."""
         present: set[int] = set()
-        for part in local.load_parts(requested):
-            allowed = [op for op in part if self.link.scope.allows(op)]
+        for part in local.load_serialized_parts(requested):
+            allowed = self.link.scope.filter(part)
             present.update(op.id for op in allowed)
-            for batch in self._batches(allowed):
+            for batch in self._serialized_batches(allowed):
                 self._counters.sent += len(batch)
                 self._show_progress()
-                yield _encode(operations_item(batch, "created_operations"))
+                yield serialized_operations_frame(batch, "created_operations")
         missing = sorted(set(requested) - present)
         for start in range(0, len(missing), _DELETED_IDS_PER_FRAME):
             chunk = missing[start : start + _DELETED_IDS_PER_FRAME]
@@ -734,9 +776,18 @@ class _Connection:
             log.debug("%s sent %s; this client does not use it", self.who, action)
 
     def _on_diff_reply(self, requested: list[int]) -> None:
+        if self._outstanding and isinstance(self._outstanding[0], _Ack):
+            ack = self._outstanding.popleft()
+            assert isinstance(ack, _Ack)
+            self._frames_acked = max(self._frames_acked, ack.frames)
+            if requested:
+                log.warning("%s requested %d ids in reply to an empty diff; ignored",
+                            self.who, len(requested))
+            return
         if not self._outstanding or self._round is None:
             raise HubUnavailable(f"{self.who} answered a diff this client did not send")
         selection = self._outstanding.popleft()
+        assert isinstance(selection, DiffSelection)
         self._round.pending -= 1
         self._round.requested += len(requested)
         self._counters.requested += len(requested)
@@ -817,6 +868,10 @@ class _Connection:
 
     def _pump(self, sock: zmq.Socket[Any], now: float) -> None:
         for _ in range(_FRAMES_PER_TURN):
+            if self._ack_due and not self._send_ack(sock, now):
+                return
+            if not self._window_open():
+                return
             frame = self._outflow.peek(now)
             if frame is None:
                 return
@@ -826,6 +881,34 @@ class _Connection:
                 return
             self._outflow.taken()
             self._last_sent = now
+            self._frames_sent += 1
+            if self._queued_diffs and self._queued_diffs[0][0] is frame:
+                self._outstanding.append(self._queued_diffs.popleft()[1])
+            if self._frames_sent % self.settings.ack_every == 0:
+                self._ack_due = True
+
+    def _window_open(self) -> bool:
+        return self._frames_sent - self._frames_acked < self.settings.send_window
+
+    def _send_ack(self, sock: zmq.Socket[Any], now: float) -> bool:
+        """Ask for an acknowledgement of every frame sent so far; False if the queue is full.
+
+        The diff selects operation id 0, which no operation has: the hub requests
+        nothing, and its reply comes after it handled every earlier frame.
+        """
+        item = pb.SyncStreamItem(diff_operations=pb.SyncStreamItem.DiffOperations(
+            have_operations_selector=pb.OpSelector(
+                original_instance_keyid=self.agent.keyid, ids=[0]
+            ),
+        ))
+        try:
+            sock.send(_encode(item), zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self._outstanding.append(_Ack(self._frames_sent))
+        self._ack_due = False
+        self._last_sent = now
+        return True
 
     def _check_stop(self) -> None:
         if self.agent._stop.is_set():

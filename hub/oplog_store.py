@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from hub.errors import ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
@@ -106,6 +106,11 @@ _UPDATE_SQL: Final = (
 # The hot-path lookups, with named parameters; lists travel as one JSON array
 # parameter so each statement is prepared once whatever the batch size.
 LOOKUP_QUERIES: Final[dict[str, str]] = {
+    "highest_original_ids": (
+        "SELECT (SELECT max(original_id) FROM operations "
+        "WHERE original_instance_keyid = :keyid), "
+        "(SELECT max(original_flow_id) FROM operations WHERE original_instance_keyid = :keyid)"
+    ),
     "existing_by_original_id": (
         "SELECT original_id, id FROM operations "
         "WHERE original_instance_keyid = :keyid "
@@ -148,6 +153,15 @@ class OpMetadata:
     original_instance_keyid: str
     original_id: int
     original_flow_id: int
+
+
+class SerializedOperation(NamedTuple):
+    """One stored operation as its serialized bytes, with the columns a sender filters on."""
+
+    id: int
+    repo_guid: str
+    plan_id: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +284,10 @@ def _selection(selector: pb.OpSelector, *, peer_ids: bool = False) -> _Where:
     """
     clauses: list[str] = []
     params: list[object] = []
+    # Listed local ids are primary-key lookups; "+" keeps SQLite from preferring an
+    # index on another term (all local rows share original_instance_keyid "", so
+    # that index would scan every one of them for each lookup).
+    by_rowid = bool(selector.ids) and not peer_ids
     if selector.ids:
         clauses.append(
             "original_id IN (SELECT value FROM json_each(?))"
@@ -278,11 +296,12 @@ def _selection(selector: pb.OpSelector, *, peer_ids: bool = False) -> _Where:
         )
         params.append(json.dumps(list(selector.ids)))
     if selector.HasField("flow_id"):
-        clauses.append("original_flow_id = ?" if peer_ids else "flow_id = ?")
+        clauses.append("original_flow_id = ?" if peer_ids else "+flow_id = ?" if by_rowid
+                       else "flow_id = ?")
         params.append(selector.flow_id)
     for field in ("original_instance_keyid", "repo_guid", "plan_id", "instance_id", "snapshot_id"):
         if selector.HasField(field):
-            clauses.append(f"{field} = ?")
+            clauses.append(f"+{field} = ?" if by_rowid else f"{field} = ?")
             params.append(getattr(selector, field))
     return _Where(" AND ".join(clauses) if clauses else "1", tuple(params))
 
@@ -578,22 +597,29 @@ class SqliteOplogStore:
     ) -> tuple[list[pb.Operation], list[pb.Operation]]:
         if not latest:
             return [], []
+        # A peer's initial sync sends ids and flows above any it sent before; two
+        # index lookups of the highest ones then spare the per-id lookups.
+        highest_id, highest_flow = db.execute(
+            LOOKUP_QUERIES["highest_original_ids"], {"keyid": keyid}
+        ).fetchone()
         existing: dict[int, int] = {}
         original_ids = list(latest)
-        for chunk in _chunks(original_ids):
-            existing.update(
-                db.execute(
-                    LOOKUP_QUERIES["existing_by_original_id"], {"keyid": keyid, "ids": chunk}
-                ).fetchall()
-            )
+        if highest_id is not None and min(original_ids) <= highest_id:
+            for chunk in _chunks(original_ids):
+                existing.update(
+                    db.execute(
+                        LOOKUP_QUERIES["existing_by_original_id"], {"keyid": keyid, "ids": chunk}
+                    ).fetchall()
+                )
         original_flows = list(dict.fromkeys(op.flow_id or op.id for op in latest.values()))
         flows: dict[int, int] = {}
-        for chunk in _chunks(original_flows):
-            for original_flow_id, flow_id in db.execute(
-                LOOKUP_QUERIES["flow_by_original_flow_id"], {"keyid": keyid, "ids": chunk}
-            ):
-                if flow_id is not None:
-                    flows[original_flow_id] = flow_id
+        if highest_flow is not None and min(original_flows) <= highest_flow:
+            for chunk in _chunks(original_flows):
+                for original_flow_id, flow_id in db.execute(
+                    LOOKUP_QUERIES["flow_by_original_flow_id"], {"keyid": keyid, "ids": chunk}
+                ):
+                    if flow_id is not None:
+                        flows[original_flow_id] = flow_id
 
         last_id, last_modno = self._counters(db)
         first_new_id = last_id + 1
@@ -615,7 +641,12 @@ class SqliteOplogStore:
             stored.original_id = original_id
             stored.original_flow_id = original_flow_id
             stored.original_instance_keyid = keyid
-            row = _row(stored, keyid, original_id, original_flow_id)
+            # _row, spelled out: this loop runs once per operation received.
+            row = (
+                local_id, flow_id, op.modno, keyid, original_id, original_flow_id,
+                op.repo_guid, op.plan_id, op.instance_id, op.snapshot_id,
+                op.unix_time_start_ms, op.status, stored.SerializeToString(),
+            )
             if local_id >= first_new_id:
                 inserts.append(row)
                 created.append(stored)
@@ -674,6 +705,8 @@ class SqliteOplogStore:
                 ).fetchall()
             )
         theirs = dict(zip(have_ids, have_modnos, strict=True))
+        if theirs == held:
+            return []
         wanted = {op_id for op_id, modno in theirs.items() if held.get(op_id) != modno}
         wanted.update(op_id for op_id in held if op_id not in theirs)
         return sorted(wanted)
@@ -707,6 +740,28 @@ class SqliteOplogStore:
             OpMetadata(op_id, flow_id, modno, keyid, original_id or 0, original_flow_id or 0)
             for op_id, flow_id, modno, keyid, original_id, original_flow_id in rows
         ]
+
+    def query_serialized(self, selector: pb.OpSelector) -> list[SerializedOperation]:
+        """Like ``query``, without decoding: each operation's stored bytes, by id."""
+        where = _selection(selector)
+        sql = (
+            "SELECT id, repo_guid, plan_id, data FROM operations "  # noqa: S608
+            f"WHERE {where.sql} ORDER BY id"
+        )
+        with self._errors("query"):
+            rows = self._conn().execute(sql, where.params).fetchall()
+        return [SerializedOperation(*row) for row in rows]
+
+    def ids_and_modnos(self, selector: pb.OpSelector) -> tuple[list[int], list[int]]:
+        """The (id, modno) pairs of the operations matching ``selector``, by id, as two lists.
+
+        What a diff lists; cheaper than ``query_metadata`` for a whole oplog.
+        """
+        where = _selection(selector)
+        sql = f"SELECT id, modno FROM operations WHERE {where.sql} ORDER BY id"  # noqa: S608
+        with self._errors("query"):
+            rows = self._conn().execute(sql, where.params).fetchall()
+        return [row[0] for row in rows], [row[1] for row in rows]
 
     def get(self, op_id: int) -> pb.Operation | None:
         with self._errors("get"):

@@ -1,0 +1,1 @@
+"""``synchub bench``: the scenarios of docs/benchmarks.md, each beside its baseline."""
