@@ -259,8 +259,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             client = self._authorize(config, hello)
         except AuthError as exc:
-            log.warning("refused %s (%s): %s", printable(hello.instance_id), hello.keyid,
-                        printable(str(exc), 500))
+            # Logged by _finish as a refusal, with the reason.
             self._end(ERROR_AUTH, str(exc))
             return
         self._client = client
@@ -346,7 +345,11 @@ class SessionActor(pykka.ThreadingActor):
             )
             # The item was decoded for this call alone and is dropped after it: its
             # operations go to the oplog uncopied (the store copies what it keeps).
-            batch = RemoteBatch(operations=tuple(listed.operations))
+            operations = tuple(listed.operations)
+            for op in operations:
+                # What the hub records is the authenticated instance, not a claim.
+                op.instance_id = hello.instance_id
+            batch = RemoteBatch(operations=operations)
         elif kind == "deleted_operations":
             batch = RemoteBatch(deleted_ids=tuple(event.deleted_operations.values))
         elif kind == "keep_alive" or kind is None:
@@ -423,7 +426,15 @@ class SessionActor(pykka.ThreadingActor):
         connected = self._phase is Phase.CONNECTED
         self._phase = Phase.ENDED
         hello = self._hello
-        if connected and hello is not None:
+        if not connected:
+            # The names are only what the peer claimed: it never completed the handshake.
+            who = (
+                f"{printable(hello.instance_id)} ({hello.keyid})"
+                if hello is not None
+                else f"session {self._session_id}"
+            )
+            log.info("refused %s before connecting: %s", who, printable(message, 500))
+        elif hello is not None:
             log.info("peer %s (%s) session ended: %s", hello.instance_id, hello.keyid, message)
             if mark_peer:
                 self._peers.disconnected.defer(

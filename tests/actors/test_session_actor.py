@@ -478,3 +478,12 @@ def test_frames_after_the_end_are_ignored(connected: Rig) -> None:
     connected.frame(heartbeat_frame())
     connected.session.tick(100.0)
     assert connected.outbox.frames == []
+
+
+def test_stored_operations_carry_the_authenticated_instance(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = answered(None)
+    claimed = operation(1)
+    claimed.instance_id = "someone-else"
+    connected.frame(send_operations_frame([claimed]))
+    _, batch = connected.oplog.apply_remote.call_args.args
+    assert [op.instance_id for op in batch.operations] == ["web1"]
