@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
+from hub._private_files import ensure_private_database
 from hub.errors import ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
 
@@ -341,13 +342,14 @@ class SqliteOplogStore:
     def __init__(self, path: Path | str) -> None:
         self._path = str(path)
         try:
+            ensure_private_database(self._path)
             self._db: sqlite3.Connection | None = sqlite3.connect(
                 self._path,
                 timeout=BUSY_TIMEOUT_SECONDS,
                 isolation_level=None,
                 cached_statements=256,
             )
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the oplog store {self._path}: {exc}") from exc
         try:
             with self._errors("open"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from hub._private_files import ensure_private_database
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 
@@ -53,6 +54,7 @@ class PeerStore:
         self.path = peer_store_path(data_dir)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_database(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"{self.path}: cannot open the peer store: {e}") from e

@@ -634,3 +634,13 @@ def test_data_version_moves_when_another_connection_commits(db_path: Path) -> No
     finally:
         watcher.close()
         writer.close()
+
+
+def test_database_files_are_private(tmp_path: Path) -> None:
+    store = SqliteOplogStore(tmp_path / "private.sqlite")
+    try:
+        store.add_local([pb.Operation(display_message="secret")])
+        for name in ("private.sqlite", "private.sqlite-wal", "private.sqlite-shm"):
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    finally:
+        store.close()

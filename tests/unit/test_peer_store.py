@@ -150,3 +150,12 @@ def test_read_peer_states_after_store_closed(tmp_path: Path) -> None:
     s.save([full_state()])
     s.close()
     assert read_peer_states(tmp_path) == [full_state()]
+
+
+def test_peer_store_file_is_private(tmp_path: Path) -> None:
+    store = PeerStore(tmp_path)
+    try:
+        store.save([pb.PeerState(peer_keyid="k", peer_instance_id="web1")])
+        assert store.path.stat().st_mode & 0o777 == 0o600
+    finally:
+        store.close()
