@@ -131,9 +131,20 @@ class Config:
     plans: tuple[PlanConfig, ...] = ()
     authorized_clients: tuple[AuthorizedClient, ...] = ()
     known_hosts: tuple[KnownHost, ...] = ()
+    _clients_by_keyid: dict[str, AuthorizedClient] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # Every handshake looks its client up, and a hub may authorize thousands.
+        index: dict[str, AuthorizedClient] = {}
+        for client in self.authorized_clients:
+            index.setdefault(client.keyid, client)
+        object.__setattr__(self, "_clients_by_keyid", index)
 
     def authorized_client(self, keyid: str) -> AuthorizedClient | None:
-        return next((c for c in self.authorized_clients if c.keyid == keyid), None)
+        found: AuthorizedClient | None = self._clients_by_keyid.get(keyid)
+        return found
 
     def known_host(self, instance_id: str) -> KnownHost | None:
         return next((h for h in self.known_hosts if h.instance_id == instance_id), None)

@@ -43,7 +43,7 @@ import pykka
 import zmq
 from zmq.utils import z85
 
-from actors.session import Outbox
+from actors.session import Outbox, tell_call
 from hub import wire
 from hub.errors import SynchubError
 from hub.identity import CurveKeyPair
@@ -97,7 +97,6 @@ class _Peer:
     rid: bytes
     serial: int
     ref: Any
-    proxy: Any
     connection: bytes | None
     keyid: str | None = None
     in_flight: int = 0
@@ -456,14 +455,13 @@ class Front:
         self._next_serial += 1
         try:
             ref = self._session_factory(rid, now, self._outbox_factory(serial))
-            proxy = ref.proxy()
         except Exception:
             log.exception("could not start a session for %s", rid.hex())
             self._send(router, rid, [wire.error_frame(
                 pb.CONNECTION_STATE_RETRY_WAIT, "the hub cannot take a connection now; retry later",
             )])
             return None
-        peer = _Peer(rid=rid, serial=serial, ref=ref, proxy=proxy, connection=connection)
+        peer = _Peer(rid=rid, serial=serial, ref=ref, connection=connection)
         self._sessions[serial] = peer
         self._current[rid] = serial
         self._sessions_started += 1
@@ -480,7 +478,7 @@ class Front:
     def _tell(self, peer: _Peer, method: str, *args: Any) -> bool:
         """Queue a message for a session; False (and closing) if it has already stopped."""
         try:
-            getattr(peer.proxy, method).defer(*args)
+            tell_call(peer.ref, method, *args)
         except pykka.ActorDeadError:
             self._mark_closing(peer, self._clock())
             return False
