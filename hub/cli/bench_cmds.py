@@ -1,0 +1,169 @@
+"""`synchub bench`: the benchmark scenarios, each figure printed beside its baseline.
+
+Every scenario builds what it needs on loopback in a temporary directory, prints
+one line a figure (``name: value unit (baseline: value unit, ratio: x.xx)``),
+then one line a goal from docs/targets.md; ``--json`` prints one JSON object
+instead. Progress goes to stderr with ``-v``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from hub.bench import handshakes as handshakes_bench
+from hub.bench import ingest as ingest_bench
+from hub.bench import latency as latency_bench
+from hub.bench import peers as peers_bench
+from hub.bench import resync as resync_bench
+from hub.bench.report import Result
+from hub.bench.rig import raise_open_file_limit
+from hub.cli.hub_cmds import SESSION_THREAD_STACK_BYTES
+from hub.cli.main import CliContext, cli
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+_keep_option = click.option(
+    "--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Work in this directory and leave it (logs, databases) instead of a temporary one.",
+)
+_repeat_option = click.option(
+    "--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+    help="Repetitions; figures are their medians.",
+)
+_workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Client processes (default: 2 to 4, by CPU count).",
+)
+
+
+def _say(obj: CliContext) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if obj.verbosity >= 1:
+            click.echo(f"bench: {text}", err=True)
+
+    return say
+
+
+def _emit(result: Result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    for line in result.lines():
+        click.echo(line)
+
+
+@cli.group()
+def bench() -> None:
+    """Measure the hub on this machine, each figure beside a baseline from the same run.
+
+    Scenarios: ingest, peers, latency, handshakes, resync (docs/benchmarks.md).
+    Defaults finish in under a minute on two cores.
+    """
+
+
+@bench.command()
+@click.option("--ops", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Operations in the client's initial sync.")
+@_repeat_option
+@_keep_option
+@_json_option
+@click.pass_obj
+def ingest(obj: CliContext, ops: int, repeat: int, keep: Path | None, as_json: bool) -> None:
+    """One client agent's initial sync into a fresh hub, vs a raw SQLite batched insert."""
+    _emit(ingest_bench.run(ops, repeat, keep=keep, say=_say(obj)), as_json)
+
+
+@bench.command()
+@click.option("--peers", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Clients that connect and sync.")
+@click.option("--ops", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Operations each client syncs.")
+@click.option("--idle", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Instead: hold N idle, heartbeating clients and check they stay connected.")
+@click.option("--hold", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              metavar="SECONDS", help="How long --idle holds the clients.")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True),
+              default=5.0, show_default=True, metavar="SECONDS",
+              help="The hub's and the clients' heartbeat interval.")
+@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Handshakes in progress at once, per client process.")
+@_workers_option
+@_keep_option
+@_json_option
+@click.pass_obj
+def peers(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, peers: int, ops: int, idle: int, hold: float, heartbeat_interval: float,
+    window: int, workers: int | None, keep: Path | None, as_json: bool,
+) -> None:
+    """Many clients syncing at once (or --idle ones heartbeating): time and hub memory."""
+    result = peers_bench.run(
+        peers, ops=ops, idle=idle, hold=hold, heartbeat_interval=heartbeat_interval,
+        window=window, workers=workers, keep=keep, say=_say(obj),
+    )
+    _emit(result, as_json)
+
+
+@bench.command()
+@click.option("--peers", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Active clients, each sending operations.")
+@click.option("--samples", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Operations timed (after one warm-up operation per client).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=200.0,
+              show_default=True, help="Operations a second, all clients together.")
+@_workers_option
+@_keep_option
+@_json_option
+@click.pass_obj
+def latency(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, peers: int, samples: int, rate: float, workers: int | None,
+    keep: Path | None, as_json: bool,
+) -> None:
+    """An operation sent by a client until committed in the hub's oplog: p50 and p99."""
+    threading.stack_size(SESSION_THREAD_STACK_BYTES)
+    raise_open_file_limit(4 * peers + 1024)
+    result = latency_bench.run(
+        peers, samples, rate=rate, workers=workers, keep=keep, say=_say(obj)
+    )
+    _emit(result, as_json)
+
+
+@bench.command()
+@click.option("--count", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Connections, each through a full handshake.")
+@click.option("--window", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Handshakes in progress at once, per client process.")
+@_repeat_option
+@_workers_option
+@_keep_option
+@_json_option
+@click.pass_obj
+def handshakes(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, count: int, window: int, repeat: int, workers: int | None,
+    keep: Path | None, as_json: bool,
+) -> None:
+    """Handshakes completed a second, vs the ed25519 verify rate."""
+    result = handshakes_bench.run(
+        count, repeat, workers=workers, window=window, keep=keep, say=_say(obj)
+    )
+    _emit(result, as_json)
+
+
+@bench.command()
+@click.option("--ops", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Operations the hub already holds (1000000 for the full target).")
+@click.option("--changed", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Operations changed before each reconnect.")
+@_repeat_option
+@_keep_option
+@_json_option
+@click.pass_obj
+def resync(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, ops: int, changed: int, repeat: int, keep: Path | None, as_json: bool,
+) -> None:
+    """Reconnect of a synced client with a few changes: bytes sent, vs the full id list."""
+    result = resync_bench.run(ops, repeat, changed=changed, keep=keep, say=_say(obj))
+    _emit(result, as_json)

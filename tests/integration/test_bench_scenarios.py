@@ -1,0 +1,110 @@
+"""`synchub bench` end to end with tiny sizes: the figure lines, baselines, ratios, --json.
+
+These check shape and sense, not speed: speed is what the benchmarks report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from synchub_testing import LAUNCHER
+
+pytestmark = pytest.mark.integration
+
+FIGURE = re.compile(
+    r"^(?P<name>[a-z_]+\.[a-z0-9_]+): (?P<value>[0-9.,]+) (?P<unit>\S.*?)"
+    r"(?: \((?P<label>[^:]+): (?P<base>[0-9.,]+) (?P<base_unit>\S.*?), "
+    r"ratio: (?P<ratio>[0-9.]+)\))?$"
+)
+
+SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
+    "ingest": (["ingest", "--ops", "500", "--repeat", "1"], {"ingest.ops_per_second"}),
+    "peers": (["peers", "--peers", "5", "--ops", "20"],
+              {"peers.all_synced_seconds", "peers.hub_peak_rss_mb"}),
+    "idle": (["peers", "--idle", "5", "--hold", "1.5", "--heartbeat-interval", "0.5"],
+             {"peers.idle_connected_at_end"}),
+    "latency": (["latency", "--peers", "3", "--samples", "20", "--rate", "100"],
+                {"latency.p50_ms", "latency.p99_ms"}),
+    "handshakes": (["handshakes", "--count", "20", "--repeat", "1"], {"handshakes.per_second"}),
+    "resync": (["resync", "--ops", "500", "--repeat", "1"], {"resync.bytes_sent"}),
+}
+
+
+def bench(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "bench", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_figure_line_carries_its_baseline_and_ratio(scenario: str) -> None:
+    args, with_baseline = SCENARIOS[scenario]
+    lines = bench(*args).splitlines()
+    assert lines[0].startswith(f"# synchub bench {args[0]} (")
+    figures = {}
+    for line in lines:
+        if line.startswith(("#", "goal ")):
+            assert not line.startswith("goal ") or line.endswith((": met", ": SHORT")), line
+            continue
+        match = FIGURE.match(line)
+        assert match, f"not a figure line: {line!r}"
+        figures[match["name"]] = match
+    assert with_baseline <= set(figures), lines
+    for name in with_baseline:
+        match = figures[name]
+        assert match["base"] is not None, f"{name} has no baseline: {lines}"
+        value, base, ratio = number(match["value"]), number(match["base"]), float(match["ratio"])
+        assert value >= 0 and base > 0
+        assert ratio == pytest.approx(value / base, rel=0.05, abs=0.01)
+    assert any(line.startswith("goal ") for line in lines) or scenario == "resync"
+
+
+@pytest.mark.parametrize("scenario", ["ingest", "latency", "handshakes", "resync", "peers"])
+def test_json_has_the_same_figures_as_numbers(scenario: str) -> None:
+    args, with_baseline = SCENARIOS[scenario]
+    result: dict[str, Any] = json.loads(bench(*args, "--json"))
+    assert result["scenario"] == args[0]
+    assert isinstance(result["params"], dict) and isinstance(result["notes"], list)
+    by_name = {f["name"]: f for f in result["figures"]}
+    assert with_baseline <= set(by_name)
+    for figure in result["figures"]:
+        assert set(figure) == {"name", "value", "unit", "samples", "baseline", "ratio"}
+        assert isinstance(figure["value"], float) and figure["value"] >= 0
+        assert isinstance(figure["unit"], str) and figure["unit"]
+    for name in with_baseline:
+        figure = by_name[name]
+        baseline = figure["baseline"]
+        assert baseline["value"] > 0 and figure["value"] > 0
+        assert figure["ratio"] == pytest.approx(figure["value"] / baseline["value"])
+        assert figure["samples"] and all(s > 0 for s in figure["samples"])
+    for goal in result["goals"]:
+        assert isinstance(goal["text"], str) and isinstance(goal["met"], bool)
+
+
+def test_idle_peers_all_stay_connected() -> None:
+    result = json.loads(bench(*SCENARIOS["idle"][0], "--json"))
+    held = {f["name"]: f for f in result["figures"]}["peers.idle_connected_at_end"]
+    assert held["value"] == held["baseline"]["value"] == 5
+    assert [g["met"] for g in result["goals"]] == [True]
+
+
+def test_bad_sizes_get_one_line_and_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "bench", "ingest", "--ops", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
