@@ -86,6 +86,11 @@ class FrontSettings:
     # How long a session that stopped without saying so (its close notice was
     # lost) is kept before the front forgets it.
     closed_grace: float = 2.0
+    # The sessions' heartbeat interval. When set, an authenticated session is
+    # ticked only once its heartbeat or its silence limit (3 intervals) is due by
+    # the traffic the front relayed, instead of every tick_interval: thousands of
+    # idle sessions need not all wake every second.
+    heartbeat_interval: float | None = None
 
 
 SessionFactory = Callable[[bytes, float, Callable[[], Outbox]], Any]
@@ -103,6 +108,8 @@ class _Peer:
     sizes: deque[int] = field(default_factory=deque)
     throttled_until: float = 0.0
     closing_since: float | None = None
+    last_in: float = 0.0
+    last_out: float = 0.0
 
     @property
     def closing(self) -> bool:
@@ -335,7 +342,8 @@ class Front:
     def _tick(self, now: float) -> None:
         for peer in list(self._sessions.values()):
             if not peer.closing:
-                self._tell(peer, "tick", now)
+                if self._tick_due(peer, now):
+                    self._tell(peer, "tick", now)
             elif (
                 peer.closing_since is not None
                 and now - peer.closing_since >= self._settings.closed_grace
@@ -343,6 +351,12 @@ class Front:
             ):
                 log.warning("session %d stopped without closing; forgetting it", peer.serial)
                 self._forget(peer)
+
+    def _tick_due(self, peer: _Peer, now: float) -> bool:
+        interval = self._settings.heartbeat_interval
+        if interval is None or peer.keyid is None:
+            return True
+        return now - peer.last_out >= interval or now - peer.last_in >= 3 * interval
 
     def _answer_zap(self, zap: zmq.Socket[Any], budget: int = 256) -> None:
         """Admit every CURVE client, naming it by its (per-process) CURVE public key."""
@@ -425,6 +439,7 @@ class Front:
             self._dropped += 1
             return
         size = len(frame)
+        peer.last_in = now
         peer.in_flight += 1
         peer.sizes.append(size)
         self._in_flight += 1
@@ -461,7 +476,9 @@ class Front:
                 pb.CONNECTION_STATE_RETRY_WAIT, "the hub cannot take a connection now; retry later",
             )])
             return None
-        peer = _Peer(rid=rid, serial=serial, ref=ref, connection=connection)
+        peer = _Peer(
+            rid=rid, serial=serial, ref=ref, connection=connection, last_in=now, last_out=now
+        )
         self._sessions[serial] = peer
         self._current[rid] = serial
         self._sessions_started += 1
@@ -511,6 +528,7 @@ class Front:
                 return  # detached: its connection is gone
             if not self._send(router, peer.rid, payload) and not peer.closing:
                 self._tell(peer, "peer_vanished")
+            peer.last_out = self._clock()
         elif kind == _DONE:
             self._settle(peer, 1)
         elif kind == _AUTH:

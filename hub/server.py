@@ -50,6 +50,7 @@ def front_settings(hub: HubSettings) -> FrontSettings:
         max_pending_handshakes=hub.max_pending_handshakes,
         # Ticks drive heartbeats and timeouts; a few per interval keeps them prompt.
         tick_interval=min(1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4),
+        heartbeat_interval=hub.heartbeat_interval,
     )
 
 

@@ -28,6 +28,7 @@ from hub.bench.rig import (
     cpu_count,
     hub_process,
     make_hub_node,
+    process_cpu_seconds,
     raise_open_file_limit,
 )
 from hub.bench.swarm import SwarmSpec
@@ -80,6 +81,8 @@ def run(
     raise_open_file_limit(4 * count + 1024)
     rates: list[float] = []
     baselines: list[float] = []
+    hub_cpu: list[float] = []
+    client_cpu: list[float] = []
     clients = bench_clients(count)
     with bench_dir(keep) as root:
         for n in range(repeat):
@@ -87,7 +90,7 @@ def run(
             node = make_hub_node(
                 root / f"hub-{n}", clients, max_pending_handshakes=max(1000, 2 * window * workers)
             )
-            with hub_process(node) as (_hub, endpoint):
+            with hub_process(node) as (hub, endpoint):
                 specs = [
                     SwarmSpec(
                         mode="handshake",
@@ -103,8 +106,16 @@ def run(
                 ]
                 with Fleet(specs, root) as fleet:
                     fleet.ready()
+                    pids = [p.pid for p in fleet.processes]
+                    hub_before = process_cpu_seconds(hub.pid)
+                    clients_before = sum(process_cpu_seconds(pid) for pid in pids)
                     started = fleet.go()
                     fleet.wait_done(timeout)
+                    hub_cpu.append(1000 * (process_cpu_seconds(hub.pid) - hub_before) / count)
+                    client_cpu.append(
+                        1000 * (sum(process_cpu_seconds(pid) for pid in pids) - clients_before)
+                        / count
+                    )
                     report = merged(fleet.stop())
             if report.failed:
                 raise BenchError(f"{report.failed} handshakes failed: {report.errors}")
@@ -116,10 +127,18 @@ def run(
                   baseline_unit="verifies/s")
     return Result(
         scenario="handshakes",
-        figures=(rate,),
+        figures=(
+            rate,
+            figure("handshakes.hub_cpu_ms_each", hub_cpu, "ms"),
+            figure("handshakes.client_cpu_ms_each", client_cpu, "ms"),
+        ),
         goals=(Goal(f">= {GOAL_PER_SECOND:,.0f} handshakes/s (got {rate.value:,.0f})",
                     rate.value >= GOAL_PER_SECOND),),
         params={"count": count, "repeat": repeat, "workers": workers, "window": window,
                 "curve": True, "hub": "synchub start (process)"},
-        notes=("baseline: ed25519 verifications a second (cryptography), this process",),
+        notes=(
+            "baseline: ed25519 verifications a second (cryptography), this process",
+            "cpu: all threads of the hub (and of the client processes) over the run, "
+            "per handshake",
+        ),
     )

@@ -15,7 +15,6 @@ the hub's own count of CONNECTED peers (admin socket) and every client's view
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from hub.bench.rig import (
     bench_dir,
     hub_process,
     make_hub_node,
+    process_cpu_seconds,
     raise_open_file_limit,
 )
 from hub.bench.swarm import SwarmReport, SwarmSpec
@@ -142,11 +142,6 @@ def _hold(hub: HubProcess, hold: float, say: Say) -> float:
     say(f"held for {hold:g}s; hub CPU {busy:.0f}% of a core, "
         f"peak RSS {hub.status_field('VmHWM') / MB:.0f} MB")
     return busy
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count_operations(path: Path) -> int:
