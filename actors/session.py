@@ -253,10 +253,13 @@ class SessionActor(pykka.ThreadingActor):
         assert hello is not None and transcript is not None
         validate_proof(item.handshake, hello, transcript)
         # Only now, with the PROOF verified, is an authorization decision made.
-        # Subscribe before taking the snapshot so no revocation slips between.
+        # Subscribe before taking the snapshot so no revocation slips between:
+        # both asks go out at once, and the config actor answers them in order.
         on_change = functools.partial(tell_call, self.actor_ref, "on_config_changed")
-        self._config_token = self._ask(self._config.subscribe(on_change), "config")
-        config = self._ask(self._config.get(), "config")
+        subscribed = self._config.subscribe(on_change)
+        snapshot = self._config.get()
+        self._config_token = self._ask(subscribed, "config")
+        config = self._ask(snapshot, "config")
         try:
             client = self._authorize(config, hello)
         except AuthError as exc:
