@@ -23,6 +23,8 @@ from hub.pb import synchub_pb2 as pb
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
 LOAD_CHUNK = 512
+# An initial sync reads the whole oplog: mapped, its pages cost no read() each.
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 def _local(selector: pb.OpSelector | None = None) -> pb.OpSelector:
@@ -37,7 +39,7 @@ class LocalOplog:
     """Reads the node's own operations for syncing. Use from one thread only."""
 
     def __init__(self, path: Path) -> None:
-        self._store = SqliteOplogStore(path)
+        self._store = SqliteOplogStore(path, mmap_bytes=MMAP_BYTES)
         self._seen: tuple[int, int] | None = None
         self._have: dict[DiffSelection, tuple[tuple[int, int], list[int], list[int]]] = {}
 

@@ -339,8 +339,12 @@ class SqliteOplogStore:
     read the id and modno counters inside the transaction.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, mmap_bytes: int = 0) -> None:
+        """``mmap_bytes``: read up to that much of the file through a memory map (SQLite's
+        ``mmap_size``) instead of a read() call per page; for a store that reads
+        a lot, such as a client agent sending its whole oplog."""
         self._path = str(path)
+        self._mmap_bytes = mmap_bytes
         try:
             ensure_private_database(self._path)
             self._db: sqlite3.Connection | None = sqlite3.connect(
@@ -367,6 +371,8 @@ class SqliteOplogStore:
             raise StoreError(f"oplog store {self._path}: cannot use WAL journal mode ({mode})")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA temp_store = MEMORY")
+        if self._mmap_bytes:
+            db.execute(f"PRAGMA mmap_size = {int(self._mmap_bytes)}")
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -706,6 +712,8 @@ class SqliteOplogStore:
                     where.params,
                 ).fetchall()
             )
+        if not held:
+            return sorted(set(have_ids))
         theirs = dict(zip(have_ids, have_modnos, strict=True))
         if theirs == held:
             return []

@@ -88,7 +88,7 @@ def sqlite_insert_rate(path: Path, rows: list[tuple[object, ...]]) -> float:
 
 def run(
     ops: int = 100_000,
-    repeat: int = 3,
+    repeat: int = 5,
     *,
     keep: Path | None = None,
     say: Say = _quiet,

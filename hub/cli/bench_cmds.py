@@ -68,7 +68,8 @@ def bench() -> None:
 @bench.command()
 @click.option("--ops", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Operations in the client's initial sync.")
-@_repeat_option
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Repetitions; figures are their medians.")
 @_keep_option
 @_json_option
 @click.pass_obj
