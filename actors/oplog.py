@@ -42,7 +42,9 @@ class RemoteBatch:
 
     ``operations`` are created or updated operations in the peer's ids;
     ``deleted_ids`` are peer ids it deleted. The key id is the session's, passed
-    separately, never taken from the operations.
+    separately, never taken from the operations. The operations are handed over
+    with the batch, as every message's content is: the OplogActor stores them with
+    its own ids set on them and publishes those same objects.
     """
 
     operations: tuple[pb.Operation, ...] = ()
@@ -128,7 +130,10 @@ class OplogActor(pykka.ThreadingActor):
 
     def apply_remote(self, keyid: str, batch: RemoteBatch) -> RemoteApplyResult:
         """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote."""
-        result = self._store.apply_remote(keyid, batch.operations, batch.deleted_ids)
+        # The batch came through the mailbox: its operations are this actor's now.
+        result = self._store.apply_remote(
+            keyid, batch.operations, batch.deleted_ids, reuse=True
+        )
         self._publish("deleted", deleted_ids=result.deleted_ids)
         self._publish("created", result.created)
         self._publish("updated", result.updated)

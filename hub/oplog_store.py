@@ -234,8 +234,14 @@ class OplogStore(Protocol):
         keyid: str,
         created_or_updated: Sequence[pb.Operation],
         deleted_original_ids: Sequence[int],
+        *,
+        reuse: bool = False,
     ) -> RemoteApplyResult:
-        """Apply one batch from the peer with ``keyid`` atomically (send_operations)."""
+        """Apply one batch from the peer with ``keyid`` atomically (send_operations).
+
+        With ``reuse`` the caller gives the operations up: the store may change them
+        and hand them back as its results instead of copying each one.
+        """
         ...
 
     def diff(
@@ -562,6 +568,8 @@ class SqliteOplogStore:
         keyid: str,
         created_or_updated: Sequence[pb.Operation],
         deleted_original_ids: Sequence[int],
+        *,
+        reuse: bool = False,
     ) -> RemoteApplyResult:
         """Apply one send_operations batch from the peer ``keyid``, all or nothing.
 
@@ -597,11 +605,11 @@ class SqliteOplogStore:
                         LOOKUP_QUERIES["delete_by_original_id"], {"keyid": keyid, "ids": chunk}
                     )
                 )
-            created, updated = self._upsert_remote(db, keyid, latest)
+            created, updated = self._upsert_remote(db, keyid, latest, reuse)
         return RemoteApplyResult(tuple(created), tuple(updated), tuple(sorted(deleted)))
 
     def _upsert_remote(
-        self, db: sqlite3.Connection, keyid: str, latest: dict[int, pb.Operation]
+        self, db: sqlite3.Connection, keyid: str, latest: dict[int, pb.Operation], reuse: bool
     ) -> tuple[list[pb.Operation], list[pb.Operation]]:
         if not latest:
             return [], []
@@ -642,8 +650,11 @@ class SqliteOplogStore:
                 local_id = last_id
             original_flow_id = op.flow_id or original_id
             flow_id = flows.setdefault(original_flow_id, local_id)
-            stored = pb.Operation()
-            stored.CopyFrom(op)
+            if reuse:
+                stored = op
+            else:
+                stored = pb.Operation()
+                stored.CopyFrom(op)
             stored.id = local_id
             stored.flow_id = flow_id
             stored.original_id = original_id
@@ -651,9 +662,9 @@ class SqliteOplogStore:
             stored.original_instance_keyid = keyid
             # _row, spelled out: this loop runs once per operation received.
             row = (
-                local_id, flow_id, op.modno, keyid, original_id, original_flow_id,
-                op.repo_guid, op.plan_id, op.instance_id, op.snapshot_id,
-                op.unix_time_start_ms, op.status, stored.SerializeToString(),
+                local_id, flow_id, stored.modno, keyid, original_id, original_flow_id,
+                stored.repo_guid, stored.plan_id, stored.instance_id, stored.snapshot_id,
+                stored.unix_time_start_ms, stored.status, stored.SerializeToString(),
             )
             if local_id >= first_new_id:
                 inserts.append(row)

@@ -161,3 +161,25 @@ def test_serialized_operations_are_checked_by_scope_like_decoded_ones() -> None:
     ]
     assert [op.id for op in scope.filter(rows)] == [1, 4]
     assert [op.id for op in rows if scope.allows(op)] == [1, 4]
+
+
+def test_reused_operations_are_stored_like_copied_ones(tmp_path: Path) -> None:
+    copied = SqliteOplogStore(tmp_path / "copied.sqlite")
+    reused = SqliteOplogStore(tmp_path / "reused.sqlite")
+    try:
+        batches = [[remote_op(n, flow_id=1 + n // 3 * 3) for n in range(1, 9)],
+                   [remote_op(n, modno=2) for n in (2, 9)]]
+        for batch in batches:
+            kept = [pb.Operation.FromString(op.SerializeToString()) for op in batch]
+            plain = copied.apply_remote(KEY, batch, [])
+            given = reused.apply_remote(KEY, kept, [], reuse=True)
+            assert plain == given
+            assert all(any(r is op for op in kept) for r in (*given.created, *given.updated))
+            assert batch == [remote_op(n, flow_id=1 + n // 3 * 3) for n in range(1, 9)] or (
+                batch == [remote_op(n, modno=2) for n in (2, 9)]
+            ), "without reuse the caller's operations are left alone"
+        selector = pb.OpSelector(original_instance_keyid=KEY)
+        assert copied.query(selector) == reused.query(selector)
+    finally:
+        copied.close()
+        reused.close()
