@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.admin import ask_hub
+from hub.admin import AdminUnavailable, ask_hub
 from hub.bench.fleet import Fleet, merged, split
 from hub.bench.handshakes import default_workers
 from hub.bench.report import Figure, Goal, Result, goal_figure
@@ -37,6 +37,8 @@ from hub.bench.rig import (
 )
 from hub.bench.swarm import SwarmReport, SwarmSpec
 from hub.oplog_store import SqliteOplogStore
+from hub.pb import synchub_pb2 as pb
+from hub.peer_store import read_peer_states
 
 GOAL_SYNC_SECONDS = 30.0
 GOAL_RSS_MB = 500.0
@@ -115,9 +117,7 @@ def run(
                     f"{seen.seconds:.1f}s")
                 if idle:
                     seen.busy_percent = _hold(hub, hold, say)
-                    status = ask_hub(node.data_dir, "status", timeout=30.0)
-                    connected = status.get("peers_connected")
-                    seen.hub_connected = connected if isinstance(connected, int) else 0
+                    seen.hub_connected = _connected_peers(node.data_dir)
                 seen.report = merged(fleet.stop())
             if seen.report.done_ns:
                 seen.seconds = (max(seen.report.done_ns) - started) / 1e9
@@ -142,6 +142,18 @@ def _hold(hub: HubProcess, hold: float, say: Say) -> float:
     say(f"held for {hold:g}s; hub CPU {busy:.0f}% of a core, "
         f"peak RSS {hub.status_field('VmHWM') / MB:.0f} MB")
     return busy
+
+
+def _connected_peers(data_dir: Path) -> int:
+    """The running hub's count of CONNECTED peers (its peer store when it has no
+    admin socket: a --keep path too long for one)."""
+    try:
+        status = ask_hub(data_dir, "status", timeout=30.0)
+    except AdminUnavailable:
+        states = read_peer_states(data_dir)
+        return sum(1 for s in states if s.state == pb.CONNECTION_STATE_CONNECTED)
+    connected = status.get("peers_connected")
+    return connected if isinstance(connected, int) else 0
 
 
 def _count_operations(path: Path) -> int:
