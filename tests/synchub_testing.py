@@ -6,13 +6,11 @@ import contextlib
 import os
 import queue
 import select
-import selectors
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ import pykka
 import zmq
 
 from hub import wire
+from hub.bench.relay import CountingRelay
 from hub.config import Config, load_config
 from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.identity import SigningIdentity
@@ -517,88 +516,6 @@ class DealerSwarm:
         self.context.term()
 
 
-class TcpRelay:
-    """A man in the middle on loopback: forwards TCP both ways and records every byte.
-
-    One thread serves all connections; ``stop()`` (or leaving the ``with`` block)
-    closes every socket and joins it.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self._target = ("127.0.0.1", target_port)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.setblocking(False)
-        self.port = int(self._listener.getsockname()[1])
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        self._upstream = bytearray()
-        self._downstream = bytearray()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tcp-relay")
-
-    def __enter__(self) -> TcpRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def captured(self) -> bytes:
-        """Everything that crossed the relay, both directions (read after stop())."""
-        assert not self._thread.is_alive(), "stop the relay before reading what it captured"
-        return bytes(self._upstream) + bytes(self._downstream)
-
-    def _run(self) -> None:
-        selector = selectors.DefaultSelector()
-        selector.register(self._listener, selectors.EVENT_READ, None)
-        sockets: list[socket.socket] = [self._listener]
-        try:
-            while not self._stop.is_set():
-                for key, _ in selector.select(0.05):
-                    if key.data is None:
-                        self._accept(selector, sockets)
-                    else:
-                        self._forward(selector, key.fileobj, *key.data)
-        finally:
-            for sock in sockets:
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    selector.unregister(sock)
-                sock.close()
-            selector.close()
-
-    def _accept(self, selector: selectors.BaseSelector, sockets: list[socket.socket]) -> None:
-        try:
-            client, _ = self._listener.accept()
-        except BlockingIOError:
-            return
-        upstream = socket.create_connection(self._target, timeout=5)
-        for sock in (client, upstream):
-            sock.setblocking(True)
-            sockets.append(sock)
-        selector.register(client, selectors.EVENT_READ, (upstream, self._upstream))
-        selector.register(upstream, selectors.EVENT_READ, (client, self._downstream))
-
-    def _forward(
-        self, selector: selectors.BaseSelector, source: Any, sink: socket.socket,
-        record: bytearray,
-    ) -> None:
-        try:
-            data = source.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            for sock in (source, sink):
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    selector.unregister(sock)
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            return
-        record.extend(data)
-        with contextlib.suppress(OSError):
-            sink.sendall(data)
+def TcpRelay(target_port: int) -> CountingRelay:
+    """A man in the middle on loopback that records every byte crossing it."""
+    return CountingRelay(target_port, record=True)

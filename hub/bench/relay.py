@@ -1,7 +1,9 @@
 """A counting TCP relay: forwards loopback connections to a target and counts the bytes.
 
 What a client puts on the wire (CURVE and ZMTP framing included) is what crosses
-the relay upstream. One thread serves every connection; ``stop()`` joins it.
+the relay upstream. With ``record=True`` it also keeps every byte, both ways, for
+checking what an observer of the wire would see. One thread serves every
+connection; ``stop()`` joins it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ _CHUNK = 256 * 1024
 
 
 class CountingRelay:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, record: bool = False) -> None:
         self._target = ("127.0.0.1", target_port)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
@@ -24,6 +26,8 @@ class CountingRelay:
         self.endpoint = f"tcp://127.0.0.1:{self._listener.getsockname()[1]}"
         self.upstream = 0
         self.downstream = 0
+        self._record = record
+        self._recorded = bytearray()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-relay")
 
@@ -38,6 +42,12 @@ class CountingRelay:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
+
+    def captured(self) -> bytes:
+        """Every byte that crossed, both ways, in arrival order (``record=True``; after stop)."""
+        assert self._record, "create the relay with record=True to keep what crosses it"
+        assert not self._thread.is_alive(), "stop the relay before reading what it captured"
+        return bytes(self._recorded)
 
     def _run(self) -> None:
         selector = selectors.DefaultSelector()
@@ -89,5 +99,7 @@ class CountingRelay:
             self.upstream += len(data)
         else:
             self.downstream += len(data)
+        if self._record:
+            self._recorded.extend(data)
         with contextlib.suppress(OSError):
             sink.sendall(data)
