@@ -45,3 +45,64 @@ class ActorError(SynchubError):
 
 class ClientError(SynchubError):
     """The client agent could not reach, authenticate to, or sync with a hub."""
+
+
+class PermissionsError(SynchubError, ValueError):
+    """A permissions list is malformed.
+
+    ``location`` is the path inside the list, e.g. ``[1].scopes[0]`` (empty when
+    the list itself is wrong), so callers can report the full key path.
+    """
+
+    def __init__(self, location: str, problem: str) -> None:
+        self.location = location
+        self.problem = problem
+        super().__init__(f"permissions{location}: {problem}")
+
+
+class FrontError(SynchubError):
+    """The hub's ROUTER socket could not be set up (bad bind address, port in use...)."""
+
+
+class ServiceError(SynchubError):
+    """A service thread of the hub did not start (it names the service and why)."""
+
+
+class HubRefused(ClientError):
+    """The hub is not the pinned one, or it refused this client: an operator must act."""
+
+
+class HubUnavailable(ClientError):
+    """The hub could not be reached, or the connection to it was lost."""
+
+
+class AdminError(SynchubError):
+    """The running hub answered an admin request with an error, or refused the caller."""
+
+
+class AdminUnavailable(SynchubError):
+    """No hub answers on the admin socket.
+
+    ``listening`` is True when something accepts connections on the socket but gave
+    no answer in time (a hub that is busy or stuck), False when no hub runs there.
+    """
+
+    def __init__(self, message: str, *, listening: bool = False) -> None:
+        super().__init__(message)
+        self.listening = listening
+
+
+class AdminSocketError(SynchubError):
+    """The hub cannot serve its admin socket (another hub owns it, or bind failed)."""
+
+
+class RequestError(SynchubError):
+    """An admin request is malformed; its message is the answer's error line."""
+
+
+class NotConfirmed(SynchubError):
+    """The operator did not confirm a change."""
+
+
+class BenchError(SynchubError):
+    """A benchmark scenario could not be set up or did not finish as expected."""

@@ -85,9 +85,27 @@ def derive_keyid(raw_public_key: bytes) -> str:
     return KEYID_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def keyid_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a key id, or None when it is one.
+
+    A key id is the prefix and 43 base64url characters in canonical form (the last
+    one's two spare bits clear, so one digest has exactly one text).
+    """
+    if _KEYID.fullmatch(text) is None:
+        return (
+            "expected 'ed25519.' followed by 43 base64url characters, as `synchub id` "
+            "prints on the client"
+        )
+    encoded = text.removeprefix(KEYID_PREFIX)
+    raw = base64.urlsafe_b64decode(encoded + "=")
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != encoded:
+        return "its last character is not canonical"
+    return None
+
+
 def is_valid_keyid(text: str) -> bool:
-    """Whether ``text`` has the shape of a key id (the prefix and 43 base64url characters)."""
-    return _KEYID.fullmatch(text) is not None
+    """Whether ``text`` is a key id (see ``keyid_problem``)."""
+    return keyid_problem(text) is None
 
 
 def encode_ed25519pub(raw: bytes) -> str:

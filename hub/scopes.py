@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hub.errors import PermissionsError
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]+")
 """Repo, plan and instance ids: letters, digits, '_', '.', '-' (as in backrest)."""
 
@@ -142,19 +144,6 @@ class Permissions:
             {"type": entry.type.value, "scopes": entry.scopes.to_strings()}
             for entry in self.entries
         ]
-
-
-class PermissionsError(ValueError):
-    """A permissions list is malformed.
-
-    ``location`` is the path inside the list, e.g. ``[1].scopes[0]`` (empty when
-    the list itself is wrong), so callers can report the full key path.
-    """
-
-    def __init__(self, location: str, problem: str) -> None:
-        self.location = location
-        self.problem = problem
-        super().__init__(f"permissions{location}: {problem}")
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

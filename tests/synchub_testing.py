@@ -19,12 +19,12 @@ from typing import Any
 import pykka
 import zmq
 
-from hub import wire
+from hub import protocol
 from hub.bench.relay import CountingRelay
 from hub.config import Config, load_config
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
 
 HUB = SigningIdentity.from_seed(bytes(range(32)))
 CLIENT = SigningIdentity.from_seed(bytes(range(32, 64)))
@@ -124,7 +124,7 @@ class FakeOutbox:
 
     @property
     def items(self) -> list[pb.SyncStreamItem]:
-        return [wire.decode_item(frame) for frame in self.frames]
+        return [protocol.decode_item(frame) for frame in self.frames]
 
     def take(self) -> list[pb.SyncStreamItem]:
         items = self.items
@@ -198,7 +198,7 @@ def diff_frame(keyid: str, ids: Sequence[int], modnos: Sequence[int],
 
 
 def heartbeat_frame() -> bytes:
-    return wire.heartbeat_frame()
+    return protocol.heartbeat_frame()
 
 
 class QueueOutbox:
@@ -226,7 +226,7 @@ class QueueOutbox:
         while True:
             kind, value = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
             if kind == "frame":
-                return wire.decode_item(value)
+                return protocol.decode_item(value)
 
     def wait_for(self, wanted: str, timeout: float = 5.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -271,7 +271,7 @@ class RawClient:
     def recv(self, timeout: float = 5.0) -> pb.SyncStreamItem:
         if not self.socket.poll(int(timeout * 1000)):
             raise AssertionError(f"no frame from the hub within {timeout}s")
-        return wire.decode_item(self.socket.recv())
+        return protocol.decode_item(self.socket.recv())
 
     def recv_action(self, action: str, timeout: float = 5.0) -> pb.SyncStreamItem:
         """The next item of ``action``, skipping heartbeats."""

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from hub.bench.rig import BenchError
 from hub.bench.swarm import SwarmReport, SwarmSpec
+from hub.errors import BenchError
 
 WORKER_COMMAND = (sys.executable, "-m", "hub.bench.worker")
 

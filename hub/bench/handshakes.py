@@ -22,7 +22,6 @@ from hub.bench.fleet import Fleet, merged, split
 from hub.bench.report import Goal, Result, figure
 from hub.bench.rig import (
     HUB_INSTANCE,
-    BenchError,
     bench_clients,
     bench_dir,
     cpu_count,
@@ -32,6 +31,7 @@ from hub.bench.rig import (
     raise_open_file_limit,
 )
 from hub.bench.swarm import SwarmSpec
+from hub.errors import BenchError
 from hub.identity import SigningIdentity
 
 GOAL_PER_SECOND = 2000.0

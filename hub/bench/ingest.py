@@ -22,7 +22,6 @@ from pathlib import Path
 from hub.agent import Agent, AgentSettings
 from hub.bench.report import Goal, Result, figure
 from hub.bench.rig import (
-    BenchError,
     bench_dir,
     hub_process,
     make_client_node,
@@ -31,8 +30,9 @@ from hub.bench.rig import (
     write_client_config,
 )
 from hub.config import load_config
-from hub.oplog_store import _INSERT_SQL, SqliteOplogStore
+from hub.errors import BenchError
 from hub.pb import synchub_pb2 as pb
+from hub.store import INSERT_SQL, SqliteOplogStore
 
 BATCH_ROWS = 256
 GOAL_RATIO = 0.5
@@ -78,7 +78,7 @@ def sqlite_insert_rate(path: Path, rows: list[tuple[object, ...]]) -> float:
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH_ROWS):
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT_SQL, rows[start : start + BATCH_ROWS])
+            db.executemany(INSERT_SQL, rows[start : start + BATCH_ROWS])
             db.execute("COMMIT")
         elapsed = time.perf_counter() - started
     finally:

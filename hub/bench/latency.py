@@ -23,12 +23,13 @@ from typing import Any
 
 import zmq
 
-from actors.oplog import OplogEvent
+from actors import OplogEvent
 from hub.bench.fleet import Fleet, merged, split
 from hub.bench.report import Figure, Goal, Result, figure, percentile
-from hub.bench.rig import HUB_INSTANCE, BenchError, bench_clients, bench_dir, make_hub_node
+from hub.bench.rig import HUB_INSTANCE, bench_clients, bench_dir, make_hub_node
 from hub.bench.swarm import SwarmSpec, sent_ns
 from hub.config import load_config
+from hub.errors import BenchError
 from hub.server import Hub
 
 GOAL_P99_MS = 50.0

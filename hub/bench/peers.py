@@ -20,13 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.admin import AdminUnavailable, ask_hub
+from hub.admin import ask_hub
 from hub.bench.fleet import Fleet, merged, split
 from hub.bench.handshakes import default_workers
 from hub.bench.report import Figure, Goal, Result, goal_figure
 from hub.bench.rig import (
     HUB_INSTANCE,
-    BenchError,
     HubProcess,
     bench_clients,
     bench_dir,
@@ -36,9 +35,9 @@ from hub.bench.rig import (
     raise_open_file_limit,
 )
 from hub.bench.swarm import SwarmReport, SwarmSpec
-from hub.oplog_store import SqliteOplogStore
+from hub.errors import AdminUnavailable, BenchError
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import read_peer_states
+from hub.store import SqliteOplogStore, read_peer_states
 
 GOAL_SYNC_SECONDS = 30.0
 GOAL_RSS_MB = 500.0

@@ -19,14 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hub._agent_sync import DiffSelection, diff_item
-from hub.agent import Agent, AgentSettings
+from hub.agent import Agent, AgentSettings, DiffSelection, diff_item
 from hub.bench.relay import CountingRelay
 from hub.bench.report import Figure, Result, figure
 from hub.bench.rig import (
     REPO_GUID,
     SEED_CHUNK,
-    BenchError,
     bench_dir,
     hub_process,
     make_client_node,
@@ -35,8 +33,9 @@ from hub.bench.rig import (
     write_client_config,
 )
 from hub.config import load_config
-from hub.oplog_store import SqliteOplogStore
+from hub.errors import BenchError
 from hub.pb import synchub_pb2 as pb
+from hub.store import SqliteOplogStore
 
 Say = Callable[[str], None]
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from hub.errors import SynchubError
+from hub.errors import BenchError
 from hub.identity import NodeIdentity, SigningIdentity, create_identity
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
+from hub.store import SqliteOplogStore
 
 HUB_INSTANCE = "bench-hub"
 REPO_ID = "nas"
@@ -42,10 +42,6 @@ id = "{PLAN_ID}"
 repo = "{REPO_ID}"
 paths = ["/srv/data"]
 """
-
-
-class BenchError(SynchubError):
-    """A scenario could not be set up or did not finish as expected."""
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import zmq
 
 from hub.bench.rig import PLAN_ID, REPO_GUID, BenchClient, bench_client
 from hub.errors import SynchubError
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
 
 MODES = ("handshake", "sync", "idle", "latency")
 LATENCY_PREFIX = "bench-sent-ns="

@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 import click
 
 from hub.admin import (
-    AdminUnavailable,
     ask_hub,
     ask_running_hub,
     check_instance_id,
@@ -34,11 +33,11 @@ from hub.config import (
     add_or_update_authorized_client,
     remove_authorized_client,
 )
-from hub.errors import SynchubError
+from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import peer_store_path, read_peer_states
 from hub.scopes import Permissions
+from hub.store import peer_store_path, read_peer_states
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,6 @@ _STATE_NAMES = {
     value: name.removeprefix("CONNECTION_STATE_").lower()
     for name, value in pb.ConnectionState.items()
 }
-
-
-class NotConfirmed(SynchubError):
-    """The operator did not confirm a change."""
 
 
 def _now_ms() -> int:

@@ -28,9 +28,9 @@ from hub.cli.run_cmds import record_job
 from hub.config import Config, load_config
 from hub.errors import SynchubError
 from hub.identity import NodeIdentity, create_identity
-from hub.local_oplog import now_ms
 from hub.pb import synchub_pb2 as pb
 from hub.server import Hub
+from hub.store import now_ms
 
 HUB_INSTANCE = "demo-hub"
 CLIENTS = ("web1", "db1", "backup1")

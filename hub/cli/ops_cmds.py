@@ -15,8 +15,8 @@ from hub.admin import ask_running_hub
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
 from hub.jsonview import message_to_dict
-from hub.local_oplog import open_oplog, oplog_path
 from hub.pb import synchub_pb2 as pb
+from hub.store import open_oplog, oplog_path
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ import click
 from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.errors import ConfigError, SynchubError
-from hub.local_oplog import new_operation, now_ms, open_oplog
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import ID_PATTERN
+from hub.store import new_operation, now_ms, open_oplog
 
 LOG_TAIL_BYTES = 64 * 1024
 LOGS_DIRNAME = "logs"

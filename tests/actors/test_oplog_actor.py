@@ -11,10 +11,10 @@ from pathlib import Path
 import pykka
 import pytest
 
-from actors.oplog import OplogActor, OplogEvent, RemoteBatch, backlog
+from actors import OplogActor, OplogEvent, RemoteBatch, backlog
 from hub.errors import ProtocolError, StoreError
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
+from hub.store import SqliteOplogStore
 
 KEY_A = "ed25519.peer-a"
 TIMEOUT = 5.0

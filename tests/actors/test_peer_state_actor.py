@@ -11,10 +11,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.peer_state import RESTART_STATUS_MESSAGE, PeerStateActor
+from actors import RESTART_STATUS_MESSAGE, PeerStateActor
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import PeerStore, read_peer_states
+from hub.store import PeerStore, read_peer_states
 
 TIMEOUT = 5.0
 WEB1 = "ed25519.web1"

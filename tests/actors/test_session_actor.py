@@ -14,12 +14,11 @@ from unittest.mock import Mock
 import pykka
 import pytest
 
-from actors.oplog import RemoteBatch
-from actors.session import HubIdentity, Phase, SessionActor, SessionSettings
+from actors import HubIdentity, Phase, RemoteBatch, SessionActor, SessionSettings
 from hub.config import Config
 from hub.errors import ProtocolError, StoreError
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
 from synchub_testing import (
     CLIENT,
     HUB,

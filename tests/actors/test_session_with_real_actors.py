@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 
-from actors.config import ConfigActor
-from actors.oplog import OplogActor
-from actors.peer_state import PeerStateActor
-from actors.session import HubIdentity, SessionActor, SessionSettings
-from hub.oplog_store import SqliteOplogStore
+from actors import (
+    ConfigActor,
+    HubIdentity,
+    OplogActor,
+    PeerStateActor,
+    SessionActor,
+    SessionSettings,
+)
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import PeerStore
+from hub.store import PeerStore, SqliteOplogStore
 from synchub_testing import (
     CLIENT,
     HUB,

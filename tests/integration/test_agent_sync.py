@@ -20,22 +20,16 @@ from pathlib import Path
 import pytest
 import zmq
 
-from actors.oplog import RemoteBatch
-from hub import wire
-from hub.agent import Agent, AgentSettings, HubRefused, HubUnavailable
+from actors import RemoteBatch
+from hub import protocol
+from hub.agent import Agent, AgentSettings
 from hub.config import Config, load_config
-from hub.errors import ClientError
-from hub.handshake import (
-    challenge_item,
-    hub_transcript,
-    new_nonce,
-    sign_challenge,
-    validate_hello,
-)
+from hub.errors import ClientError, HubRefused, HubUnavailable
 from hub.identity import CurveKeyPair, NodeIdentity, SigningIdentity, create_identity
-from hub.oplog_store import OpMetadata, SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
-from hub.server import Hub, oplog_path
+from hub.protocol import challenge_item, hub_transcript, new_nonce, sign_challenge, validate_hello
+from hub.server import Hub
+from hub.store import OpMetadata, SqliteOplogStore, oplog_path
 from synchub_testing import HUB, OTHER_CLIENT, STRANGER, free_tcp_port, operation, wait_until
 
 pytestmark = pytest.mark.integration
@@ -406,7 +400,7 @@ class ScriptedHub:
             if remaining <= 0 or not self.router.poll(int(remaining * 1000) + 1):
                 raise AssertionError(f"no frame from the agent within {timeout}s")
             rid, frame = self.router.recv_multipart()
-            item = wire.decode_item(frame)
+            item = protocol.decode_item(frame)
             if item.WhichOneof("action") != "heartbeat":
                 return rid, item
             if self.answer_heartbeats:
@@ -425,7 +419,7 @@ class ScriptedHub:
         self.send(rid, challenge_item(self.identity, "hub-1", nonce, signature))
         proof_rid, proof = self.recv()
         assert proof_rid == rid and proof.WhichOneof("action") == "handshake"
-        for frame in wire.config_frames(pb.RemoteConfig(), [], []):
+        for frame in protocol.config_frames(pb.RemoteConfig(), [], []):
             self.send(rid, pb.SyncStreamItem.FromString(frame))
         return rid
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from actors.session import SessionActor
+from actors import SessionActor
 from hub.pb import synchub_pb2 as pb
 from synchub_testing import (
     CLIENT,

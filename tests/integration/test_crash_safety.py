@@ -25,8 +25,8 @@ from hub.bench.rig import (
     seed_local_operations,
     write_client_config,
 )
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
+from hub.store import SqliteOplogStore
 from synchub_testing import LAUNCHER, free_tcp_port
 
 pytestmark = pytest.mark.integration

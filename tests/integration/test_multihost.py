@@ -22,10 +22,8 @@ import pytest
 from netns_support import PrivateNetwork, netns_unavailable_reason
 
 from hub.identity import NodeIdentity, create_identity
-from hub.local_oplog import oplog_path
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import read_peer_states
+from hub.store import SqliteOplogStore, oplog_path, read_peer_states
 from synchub_testing import LAUNCHER, HubProcess, free_tcp_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import pytest
 import zmq
 
 from hub.config import Config
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
 from synchub_testing import (
     CLIENT,
     HUB_INSTANCE,

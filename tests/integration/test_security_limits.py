@@ -13,7 +13,7 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from hub import wire
+from hub import protocol
 from hub.pb import synchub_pb2 as pb
 from hub.server import Hub
 from synchub_testing import (
@@ -87,7 +87,7 @@ def test_oversized_frames_are_cut_by_libzmq_and_others_keep_syncing(tmp_path: Pa
 
 
 def decoded(frames: list[bytes]) -> list[pb.SyncStreamItem]:
-    return [wire.decode_item(frame) for frame in frames]
+    return [protocol.decode_item(frame) for frame in frames]
 
 
 def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
             assert elapsed < 5.0, f"the second client needed {elapsed:.1f}s"
             assert flooder.deepest_backlog > 500
             # The flooder was told to slow down.
-            items = [wire.decode_item(f) for f in iter_frames(flooder_client)]
+            items = [protocol.decode_item(f) for f in iter_frames(flooder_client)]
             assert any(item.HasField("throttle") for item in items)
         finally:
             flooder_client.close()
@@ -223,7 +223,7 @@ def test_the_hub_stops_promptly_under_a_deep_backlog(tmp_path: Path) -> None:
             errors = []
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline and client.socket.poll(300):
-                item = wire.decode_item(client.socket.recv())
+                item = protocol.decode_item(client.socket.recv())
                 if item.HasField("error"):
                     errors.append(item.error)
             assert len(errors) == 1, errors
@@ -251,7 +251,7 @@ def test_silent_and_vanished_peers_are_dropped_on_the_hubs_own_ticks(tmp_path: P
             assert elapsed < 3.0
             heartbeats = 0
             while silent.socket.poll(0):
-                item = wire.decode_item(silent.socket.recv())
+                item = protocol.decode_item(silent.socket.recv())
                 assert item.HasField("heartbeat"), item  # no error: it may just be asleep
                 heartbeats += 1
             assert heartbeats >= 2

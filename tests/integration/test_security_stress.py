@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.handshake import hello_item, proof_item
 from hub.identity import load_identity
-from hub.local_oplog import oplog_path
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item
+from hub.store import SqliteOplogStore, oplog_path
 from synchub_testing import (
     CLIENT,
     STRANGER,

@@ -17,11 +17,7 @@ import pytest
 import zmq
 
 from hub.admin import (
-    AdminError,
     AdminServer,
-    AdminSocketError,
-    AdminUnavailable,
-    RequestError,
     admin_socket_path,
     ask_hub,
     check_keyid,
@@ -29,6 +25,7 @@ from hub.admin import (
     permissions_from_flags,
 )
 from hub.config import Config, load_config
+from hub.errors import AdminError, AdminSocketError, AdminUnavailable, RequestError
 from hub.identity import load_identity
 from hub.pb import synchub_pb2 as pb
 from hub.server import Hub

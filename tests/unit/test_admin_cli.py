@@ -15,10 +15,9 @@ from hub.cli import admin_cmds
 from hub.cli.admin_cmds import ago, duration, peers_table
 from hub.cli.main import cli
 from hub.config import load_config
-from hub.local_oplog import new_operation, open_oplog
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import PeerStore
 from hub.server import Hub
+from hub.store import PeerStore, new_operation, open_oplog
 from synchub_testing import CLIENT, OTHER_CLIENT, STRANGER, UNVERIFIED, hub_config_text
 
 NOW_MS = 1_800_000_000_000

@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from hub.cli.main import cli
 from hub.cli.run_cmds import LOG_TAIL_BYTES, keep_tail
 from hub.config import load_config
-from hub.local_oplog import open_oplog
 from hub.pb import synchub_pb2 as pb
+from hub.store import open_oplog
 from synchub_testing import LAUNCHER
 
 CONFIG = """\

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hub._agent_local import LocalOplog
-from hub._agent_sync import (
+from hub.agent import (
     FRAME_OVERHEAD_BYTES,
     DiffSelection,
+    LocalOplog,
     Outflow,
     SyncScope,
     backoff_delay,
@@ -22,9 +22,9 @@ from hub._agent_sync import (
 )
 from hub.cli.agent_cmds import TerminalProgress
 from hub.config import Config
-from hub.oplog_store import LocalChanges, SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import parse_permissions
+from hub.store import LocalChanges, SqliteOplogStore
 from synchub_testing import write_config
 
 KEYID = "ed25519." + "A" * 43

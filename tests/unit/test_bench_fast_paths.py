@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hub._agent_local import LocalOplog
-from hub._agent_sync import (
+from hub.agent import (
     DiffSelection,
+    LocalOplog,
     batch_operations,
     batch_serialized,
     operations_item,
     serialized_operations_frame,
 )
-from hub.oplog_store import SerializedOperation, SqliteOplogStore, _selection
 from hub.pb import synchub_pb2 as pb
+from hub.store import SerializedOperation, SqliteOplogStore
 
 KEY = "ed25519.peer-a"
 
@@ -82,21 +81,8 @@ def test_serialized_batches_split_like_decoded_ones(store: SqliteOplogStore) -> 
 
 
 def test_listed_local_ids_are_primary_key_lookups(store: SqliteOplogStore) -> None:
-    where = _selection(pb.OpSelector(original_instance_keyid="", ids=[1, 2], repo_guid="g"))
-    db = sqlite3.connect(":memory:")
-    try:
-        for statement in (
-            "CREATE TABLE operations (id INTEGER PRIMARY KEY, original_instance_keyid TEXT, "
-            "repo_guid TEXT, modno INTEGER)",
-            "CREATE INDEX by_keyid ON operations (original_instance_keyid, modno)",
-        ):
-            db.execute(statement)
-        plan = db.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM operations WHERE {where.sql}", where.params
-        ).fetchall()
-    finally:
-        db.close()
-    assert any("PRIMARY KEY" in row[3] for row in plan), plan
+    plan = store.query_plan(pb.OpSelector(original_instance_keyid="", ids=[1, 2], repo_guid="g"))
+    assert any("PRIMARY KEY" in detail for detail in plan), plan
 
 
 def test_batches_above_everything_held_skip_lookups_yet_map_flows(
@@ -150,7 +136,7 @@ def test_have_is_reread_after_another_connection_commits(tmp_path: Path) -> None
 
 
 def test_serialized_operations_are_checked_by_scope_like_decoded_ones() -> None:
-    from hub._agent_sync import SyncScope  # noqa: PLC0415
+    from hub.agent import SyncScope  # noqa: PLC0415
 
     scope = SyncScope((DiffSelection("guid-nas", excluded_plans=frozenset({"secret"})),))
     rows = [

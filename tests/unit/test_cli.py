@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from hub.cli.main import cli
 from hub.config import load_config
 from hub.identity import derive_keyid
-from hub.local_oplog import new_operation, open_oplog
+from hub.store import new_operation, open_oplog
 
 ROOT = Path(__file__).resolve().parents[2]
 

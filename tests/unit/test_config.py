@@ -139,14 +139,7 @@ def test_documentation_example_loads(tmp_path: Path) -> None:
 
 def test_documentation_lists_every_key() -> None:
     text = DOC.read_text(encoding="utf-8")
-    keys = (
-        config_module._TOP_KEYS
-        + config_module._HUB_KEYS
-        + config_module._REPO_KEYS
-        + config_module._PLAN_KEYS
-        + config_module._CLIENT_KEYS
-        + config_module._HOST_KEYS
-    )
+    keys = [key for table in config_module.CONFIG_KEYS.values() for key in table]
     for key in keys:
         assert f"`{key}`" in text or f"[{key}]" in text, f"{key} is not documented"
 

@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from actors.session import HubIdentity, Phase, SessionActor, SessionSettings
-from hub import wire
+from actors import HubIdentity, Phase, SessionActor, SessionSettings
+from hub import protocol
 from hub.config import Config
 from hub.errors import ProtocolError, StoreError
-from hub.handshake import hello_item, proof_item, sign_proof, validate_challenge
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
 from synchub_testing import (
     CLIENT,
     HUB,
@@ -164,7 +164,7 @@ def remote_configs(draw: st.DrawFn) -> pb.RemoteConfig:
 @st.composite
 def items(draw: st.DrawFn) -> pb.SyncStreamItem:
     """A SyncStreamItem with exactly one action set, its fields random."""
-    action = draw(st.sampled_from(sorted(wire.KNOWN_ACTIONS)))
+    action = draw(st.sampled_from(sorted(protocol.KNOWN_ACTIONS)))
     item = pb.SyncStreamItem()
     if action == "handshake":
         item.handshake.CopyFrom(draw(handshakes()))
@@ -268,17 +268,17 @@ FRAMES = st.one_of(
 @given(FRAMES)
 def test_decode_returns_one_known_action_or_raises_protocol_error(frame: bytes) -> None:
     try:
-        item = wire.decode_item(frame)
+        item = protocol.decode_item(frame)
     except ProtocolError:
         return
-    assert item.WhichOneof("action") in wire.KNOWN_ACTIONS
-    assert wire.decode_item(wire.encode_item(item)) == item
+    assert item.WhichOneof("action") in protocol.KNOWN_ACTIONS
+    assert protocol.decode_item(protocol.encode_item(item)) == item
 
 
 @FUZZ
 @given(items())
 def test_every_well_formed_item_survives_the_codec(item: pb.SyncStreamItem) -> None:
-    assert wire.decode_item(wire.encode_item(item)) == item
+    assert protocol.decode_item(protocol.encode_item(item)) == item
 
 
 @FUZZ
@@ -286,12 +286,12 @@ def test_every_well_formed_item_survives_the_codec(item: pb.SyncStreamItem) -> N
 def test_a_frame_of_unknown_fields_only_is_refused_or_has_an_action(fields: list[bytes]) -> None:
     frame = b"".join(fields)
     try:
-        item = wire.decode_item(frame)
+        item = protocol.decode_item(frame)
     except ProtocolError as exc:
         assert "SyncStreamItem" in str(exc) or "no known action" in str(exc)
         return
     # A field numbered like an action, with a valid wire type, is that action.
-    assert item.WhichOneof("action") in wire.KNOWN_ACTIONS
+    assert item.WhichOneof("action") in protocol.KNOWN_ACTIONS
 
 
 # -- the session state machine -----------------------------------------------------------------

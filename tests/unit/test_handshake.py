@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from hub.errors import AuthError, ProtocolError
-from hub.handshake import (
+from hub.identity import SigningIdentity, verify_signature
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import (
     LABEL_CLIENT,
     LABEL_HUB,
     NONCE_BYTES,
@@ -31,8 +33,6 @@ from hub.handshake import (
     verify_challenge,
     verify_proof,
 )
-from hub.identity import SigningIdentity, verify_signature
-from hub.pb import synchub_pb2 as pb
 
 HUB = SigningIdentity.from_seed(bytes(range(32)))
 CLIENT = SigningIdentity.from_seed(bytes(range(32, 64)))

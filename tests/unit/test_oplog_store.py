@@ -11,15 +11,8 @@ import pytest
 from google.protobuf.internal import encoder
 
 from hub.errors import ProtocolError, StoreError
-from hub.oplog_store import (
-    LOOKUP_QUERIES,
-    SCHEMA_VERSION,
-    OplogStore,
-    OpMetadata,
-    SqliteOplogStore,
-    _selection,
-)
 from hub.pb import synchub_pb2 as pb
+from hub.store import LOOKUP_QUERIES, SCHEMA_VERSION, OplogStore, OpMetadata, SqliteOplogStore
 
 KEY_A = "ed25519.peer-a"
 KEY_B = "ed25519.peer-b"
@@ -527,13 +520,7 @@ def test_lookup_queries_use_an_index(store: SqliteOplogStore, db_path: Path, nam
 def test_diff_selection_uses_an_index(
     store: SqliteOplogStore, db_path: Path, selector: pb.OpSelector
 ) -> None:
-    where = _selection(selector, peer_ids=True)
-    with sqlite3.connect(db_path) as db:
-        plan = db.execute(
-            f"EXPLAIN QUERY PLAN SELECT original_id, modno FROM operations WHERE {where.sql}",
-            where.params,
-        ).fetchall()
-    details = [row[3] for row in plan]
+    details = store.query_plan(selector, peer_ids=True)
     assert any(d.startswith("SEARCH operations USING") for d in details), details
     assert not any(d.startswith("SCAN operations") for d in details), details
 

@@ -10,7 +10,7 @@ import pytest
 
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import PEER_STORE_FILENAME, PeerStore, read_peer_states
+from hub.store import PEER_STORE_FILENAME, PeerStore, read_peer_states
 
 
 @pytest.fixture

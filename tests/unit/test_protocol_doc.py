@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from hub._agent_sync import MAX_BATCH_OPERATIONS
+from hub.agent import MAX_BATCH_OPERATIONS
 from hub.config import HubSettings
-from hub.front import CURVE_MESSAGE_OVERHEAD, FrontSettings
-from hub.handshake import (
+from hub.identity import SigningIdentity
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import (
     LABEL_CLIENT,
     LABEL_HUB,
     MAX_INSTANCE_ID_BYTES,
@@ -32,8 +33,7 @@ from hub.handshake import (
     sign_challenge,
     sign_proof,
 )
-from hub.identity import SigningIdentity
-from hub.pb import synchub_pb2 as pb
+from hub.server import CURVE_MESSAGE_OVERHEAD, FrontSettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 PACKAGE = "synchub.v1."

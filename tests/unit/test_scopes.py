@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hub.errors import PermissionsError
 from hub.scopes import (
     Permission,
     Permissions,
-    PermissionsError,
     PermissionType,
     Scope,
     ScopeKind,

@@ -43,9 +43,9 @@ import pykka
 import zmq
 from zmq.utils import z85
 
-from actors.session import Outbox, tell_call
-from hub import wire
-from hub.errors import SynchubError
+from actors import Outbox, tell_call
+from hub import protocol
+from hub.errors import FrontError
 from hub.identity import CurveKeyPair
 from hub.pb import synchub_pb2 as pb
 
@@ -60,10 +60,6 @@ _ZAP_VERSION = b"1.0"
 # A CURVE MESSAGE command: its name (1 + 7 bytes), an 8-byte nonce, then the
 # box of one flags byte, the payload and a 16-byte MAC.
 CURVE_MESSAGE_OVERHEAD = 8 + 8 + 1 + 16
-
-
-class FrontError(SynchubError):
-    """The ROUTER socket could not be set up (bad bind address, port in use...)."""
 
 
 @dataclass(frozen=True)
@@ -450,7 +446,7 @@ class Front:
         ):
             delay = self._settings.throttle_delay_ms
             peer.throttled_until = now + delay / 1000
-            self._send(router, rid, [wire.throttle_frame(delay)])
+            self._send(router, rid, [protocol.throttle_frame(delay)])
 
     def _live_session(self, rid: bytes) -> _Peer | None:
         serial = self._current.get(rid)
@@ -461,7 +457,7 @@ class Front:
     ) -> _Peer | None:
         if self._pending >= self._settings.max_pending_handshakes:
             self._refused += 1
-            self._send(router, rid, [wire.error_frame(
+            self._send(router, rid, [protocol.error_frame(
                 pb.CONNECTION_STATE_RETRY_WAIT,
                 "the hub has too many handshakes in progress; retry later",
             )])
@@ -472,7 +468,7 @@ class Front:
             ref = self._session_factory(rid, now, self._outbox_factory(serial))
         except Exception:
             log.exception("could not start a session for %s", rid.hex())
-            self._send(router, rid, [wire.error_frame(
+            self._send(router, rid, [protocol.error_frame(
                 pb.CONNECTION_STATE_RETRY_WAIT, "the hub cannot take a connection now; retry later",
             )])
             return None
@@ -506,7 +502,7 @@ class Front:
             peer.closing_since = now
 
     def _detach(self, peer: _Peer, now: float) -> None:
-        """Take a session off its routing id: nothing more goes to or comes from the wire."""
+        """Take a session off its routing id: nothing more goes to or comes from the protocol."""
         if self._current.get(peer.rid) == peer.serial:
             del self._current[peer.rid]
         if peer.keyid is not None and self._by_keyid.get(peer.keyid) == peer.serial:

@@ -17,10 +17,14 @@ from typing import Any
 import pykka
 import zmq
 
-from actors.config import ConfigActor
-from actors.oplog import OplogActor
-from actors.peer_state import PeerStateActor
-from actors.session import HubIdentity, SessionActor, SessionSettings
+from actors import (
+    ConfigActor,
+    HubIdentity,
+    OplogActor,
+    PeerStateActor,
+    SessionActor,
+    SessionSettings,
+)
 from hub.admin import (
     MAX_SOCKET_PATH_BYTES,
     AdminServer,
@@ -31,11 +35,9 @@ from hub.admin import (
 )
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError
-from hub.front import Front, FrontSettings
 from hub.identity import NodeIdentity, load_or_create_identity
-from hub.local_oplog import now_ms, oplog_path
-from hub.oplog_store import SqliteOplogStore
-from hub.peer_store import PeerStore
+from hub.server._front import Front, FrontSettings
+from hub.store import PeerStore, SqliteOplogStore, now_ms, oplog_path
 
 log = logging.getLogger(__name__)
 

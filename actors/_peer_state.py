@@ -25,7 +25,7 @@ import pykka
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.peer_store import PeerStore
+from hub.store import PeerStore
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from hub.config import Config
-from hub.oplog_store import SerializedOperation
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import (
     Permission,
@@ -44,6 +43,7 @@ from hub.scopes import (
     plan_resource,
     repo_resource,
 )
+from hub.store import SerializedOperation
 
 MAX_BATCH_OPERATIONS = 256
 """Operations per send_operations frame (protocol.md: 256 is a good default)."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from hub._agent_sync import DiffSelection
-from hub.oplog_store import LocalChanges, SerializedOperation, SqliteOplogStore
+from hub.agent._sync import DiffSelection
 from hub.pb import synchub_pb2 as pb
+from hub.store import LocalChanges, SerializedOperation, SqliteOplogStore
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
 LOAD_CHUNK = 512

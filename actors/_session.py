@@ -24,11 +24,13 @@ from typing import Any, Protocol
 import pykka
 from pykka.messages import ProxyCall
 
-from actors.oplog import RemoteBatch
-from hub import wire
+from actors._oplog import RemoteBatch
+from hub import protocol
 from hub.config import AuthorizedClient, Config
 from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
-from hub.handshake import (
+from hub.identity import SigningIdentity
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import (
     Hello,
     Transcript,
     challenge_item,
@@ -38,8 +40,6 @@ from hub.handshake import (
     validate_hello,
     validate_proof,
 )
-from hub.identity import SigningIdentity
-from hub.pb import synchub_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class SessionActor(pykka.ThreadingActor):
         self._now = max(self._now, now)
         self._last_received_at = now
         try:
-            self._dispatch(wire.decode_item(frame))
+            self._dispatch(protocol.decode_item(frame))
         except ProtocolError as exc:
             self._end(ERROR_PROTOCOL, str(exc))
         except AuthError as exc:
@@ -193,7 +193,7 @@ class SessionActor(pykka.ThreadingActor):
             )
             return
         if now - self._last_sent_at >= self._settings.heartbeat_interval:
-            self._send([wire.heartbeat_frame()])
+            self._send([protocol.heartbeat_frame()])
 
     def protocol_violation(self, message: str) -> None:
         """The front saw something only it can see (e.g. a multi-frame message)."""
@@ -225,7 +225,7 @@ class SessionActor(pykka.ThreadingActor):
     # -- dispatch --------------------------------------------------------------
 
     def _dispatch(self, item: pb.SyncStreamItem) -> None:
-        action = wire.action_of(item)
+        action = protocol.action_of(item)
         if self._phase is Phase.AWAIT_HELLO:
             self._on_hello(item, action)
         elif self._phase is Phase.AWAIT_PROOF:
@@ -244,7 +244,7 @@ class SessionActor(pykka.ThreadingActor):
         self._transcript = transcript
         self._phase = Phase.AWAIT_PROOF
         challenge = challenge_item(self._hub.signing, self._hub.instance_id, hub_nonce, signature)
-        self._send([wire.encode_item(challenge)])
+        self._send([protocol.encode_item(challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
         if action != "handshake":
@@ -334,7 +334,7 @@ class SessionActor(pykka.ThreadingActor):
             ),
             "oplog",
         )
-        self._send([wire.diff_reply_frame(list(requested))])
+        self._send([protocol.diff_reply_frame(list(requested))])
 
     def _on_send_operations(self, send: pb.SyncStreamItem.SendOperations) -> None:
         hello = self._hello
@@ -388,7 +388,7 @@ class SessionActor(pykka.ThreadingActor):
         if not force and view == self._sent_view:
             return
         self._sent_view = view
-        self._send(wire.config_frames(remote, list(repo_ids), list(plan_ids)))
+        self._send(protocol.config_frames(remote, list(repo_ids), list(plan_ids)))
 
     def _ask(self, future: pykka.Future[Any], what: str) -> Any:
         try:
@@ -414,7 +414,7 @@ class SessionActor(pykka.ThreadingActor):
         mark_peer: bool = True,
     ) -> None:
         if send_error and self._outbox is not None:
-            self._outbox.send([wire.error_frame(state, message)])
+            self._outbox.send([protocol.error_frame(state, message)])
         self._finish(state, message, mark_peer=mark_peer)
         self.stop()
 
@@ -422,7 +422,7 @@ class SessionActor(pykka.ThreadingActor):
         """End from on_stop / on_failure, where the actor is stopping anyway."""
         try:
             if self._outbox is not None:
-                self._outbox.send([wire.error_frame(state, message)])
+                self._outbox.send([protocol.error_frame(state, message)])
         finally:
             self._finish(state, message, mark_peer=True)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from hub._private_files import ensure_private_database
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
+from hub.store._files import ensure_private_database
 
 PEER_STORE_FILENAME = "peers.sqlite"
 

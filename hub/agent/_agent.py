@@ -46,8 +46,8 @@ import zmq
 from google.protobuf.message import DecodeError
 from zmq.utils.monitor import recv_monitor_message
 
-from hub._agent_local import LocalOplog
-from hub._agent_sync import (
+from hub.agent._local import LocalOplog
+from hub.agent._sync import (
     MAX_BATCH_OPERATIONS,
     DiffSelection,
     Outflow,
@@ -61,16 +61,21 @@ from hub._agent_sync import (
     serialized_operations_frame,
 )
 from hub.config import Config, KnownHost
-from hub.errors import AuthError, ClientError, ProtocolError, SynchubError
-from hub.handshake import hello_item, new_nonce, proof_item, sign_proof, validate_challenge
+from hub.errors import (
+    AuthError,
+    ClientError,
+    HubRefused,
+    HubUnavailable,
+    ProtocolError,
+    SynchubError,
+)
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
-from hub.oplog_store import SerializedOperation
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import hello_item, new_nonce, proof_item, sign_proof, validate_challenge
+from hub.store import SerializedOperation, oplog_path
 
 log = logging.getLogger(__name__)
 
-OPLOG_FILENAME = "oplog.sqlite"
-"""The local oplog in data_dir; the same file the hub runtime and ``synchub run`` use."""
 
 _STOP_CHECK_SECONDS = 0.1
 _FRAMES_PER_TURN = 64
@@ -91,14 +96,6 @@ _HANDSHAKE_FAILED = (
 _MAX_ONCE_ROUNDS = 10
 _CONFIRM_ROUNDS = 3
 _CURVE_OVERHEAD_BYTES = 64
-
-
-class HubRefused(ClientError):
-    """The hub is not the pinned one, or it refused this client: an operator must act."""
-
-
-class HubUnavailable(ClientError):
-    """The hub could not be reached, or the connection to it was lost."""
 
 
 class _Stopped(Exception):
@@ -427,7 +424,7 @@ class _Connection:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> SyncReport | None:
-        self._local = local = LocalOplog(self.agent.config.data_dir / OPLOG_FILENAME)
+        self._local = local = LocalOplog(oplog_path(self.agent.config.data_dir))
         try:
             self._open()
             self.link._report(state="connecting")

@@ -3,7 +3,7 @@
 A running agent notices changes written here by other processes (``synchub
 run`` writes through this module) and delivers them to its hubs.
 
-    >>> from hub.local_oplog import open_oplog, new_operation
+    >>> from hub.store import open_oplog, new_operation
     >>> with open_oplog(config) as oplog:                      # doctest: +SKIP
     ...     [op] = oplog.add_local([new_operation(config, display_message="backup")])
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from hub.config import Config
 from hub.errors import ConfigError
-from hub.oplog_store import SqliteOplogStore
 from hub.pb import synchub_pb2 as pb
+from hub.store._sqlite import SqliteOplogStore
 
 OPLOG_FILENAME = "oplog.sqlite"
 

@@ -28,8 +28,8 @@ import pykka
 
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
-from hub.oplog_store import OplogStore, OpMetadata, RemoteApplyResult
 from hub.pb import synchub_pb2 as pb
+from hub.store import OplogStore, OpMetadata, RemoteApplyResult
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,54 @@
+"""The admin socket: local requests to a running hub, and the client the CLI uses.
+
+The hub serves ``ipc://<data_dir>/admin.sock`` (``AdminServer``, one thread);
+``AdminService`` answers each request by asking the hub's actors; ``ask_hub``
+is the client. The request and answer format is described in ``_service``.
+"""
+
+from hub.admin._client import ask_hub, ask_running_hub
+from hub.admin._paths import (
+    ADMIN_SOCKET_NAME,
+    MAX_SOCKET_PATH_BYTES,
+    admin_endpoint,
+    admin_socket_path,
+    check_no_hub_serving,
+    claim_data_dir,
+)
+from hub.admin._requests import (
+    check_instance_id,
+    check_keyid,
+    client_summary,
+    keyid_fingerprint,
+    parse_permission_list,
+    permissions_from_flags,
+    short_keyid,
+)
+from hub.admin._server import MAX_REQUEST_BYTES, AdminServer, decode, encode
+from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService, HubInfo
+
+__all__ = [
+    "ACTOR_TIMEOUT",
+    "ADMIN_SOCKET_NAME",
+    "MAX_OPS_LIMIT",
+    "MAX_REQUEST_BYTES",
+    "MAX_SOCKET_PATH_BYTES",
+    "OPS",
+    "AdminServer",
+    "AdminService",
+    "HubInfo",
+    "admin_endpoint",
+    "admin_socket_path",
+    "ask_hub",
+    "ask_running_hub",
+    "check_instance_id",
+    "check_keyid",
+    "check_no_hub_serving",
+    "claim_data_dir",
+    "client_summary",
+    "decode",
+    "encode",
+    "keyid_fingerprint",
+    "parse_permission_list",
+    "permissions_from_flags",
+    "short_keyid",
+]

@@ -1,0 +1,47 @@
+"""The TOML configuration: the frozen model, loading it, and writing changes back.
+
+One file serves a hub, a client, or a node that is both (docs/configuration.md
+describes every key). Every problem is a ConfigError naming the file, the key
+path and what was expected.
+"""
+
+from hub.config._edit import (
+    add_or_update_authorized_client,
+    remove_authorized_client,
+    set_keyid_verified,
+)
+from hub.config._load import CONFIG_KEYS, load_config, load_config_or_defaults, resolve_config_path
+from hub.config._model import (
+    CONFIG_ENV_VAR,
+    DEFAULT_BIND,
+    DEFAULT_DATA_DIR,
+    REMOTE_CONFIG_VERSION,
+    AuthorizedClient,
+    Config,
+    HubSettings,
+    KnownHost,
+    PlanConfig,
+    RepoConfig,
+    default_config,
+)
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "CONFIG_KEYS",
+    "DEFAULT_BIND",
+    "DEFAULT_DATA_DIR",
+    "REMOTE_CONFIG_VERSION",
+    "AuthorizedClient",
+    "Config",
+    "HubSettings",
+    "KnownHost",
+    "PlanConfig",
+    "RepoConfig",
+    "add_or_update_authorized_client",
+    "default_config",
+    "load_config",
+    "load_config_or_defaults",
+    "remove_authorized_client",
+    "resolve_config_path",
+    "set_keyid_verified",
+]

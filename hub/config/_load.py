@@ -1,0 +1,398 @@
+"""Loading the TOML configuration: validate it into the frozen model.
+
+Loading turns every problem into a ConfigError naming the file, the key path
+(``hub.heartbeat_interval``, ``authorized_clients[2].keyid``,
+``known_hosts[0].permissions[1].scopes[0]``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hub.config._model import (
+    CONFIG_ENV_VAR,
+    DEFAULT_DATA_DIR,
+    AuthorizedClient,
+    Config,
+    HubSettings,
+    KnownHost,
+    PlanConfig,
+    RepoConfig,
+    default_config,
+)
+from hub.errors import ConfigError, PermissionsError
+from hub.identity import is_valid_curve_public_key, is_valid_keyid
+from hub.scopes import ID_PATTERN, Permissions, parse_permissions
+
+_TCP_ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\*|\d+)")
+
+_ID_RULE = "letters, digits, '_', '.' or '-'"
+_TOP_KEYS = (
+    "instance",
+    "data_dir",
+    "hub",
+    "repos",
+    "plans",
+    "authorized_clients",
+    "known_hosts",
+)
+_HUB_KEYS = (
+    "bind",
+    "curve",
+    "heartbeat_interval",
+    "handshake_timeout",
+    "max_pending_handshakes",
+    "max_frame_bytes",
+)
+_REPO_KEYS = ("id", "guid", "uri")
+_PLAN_KEYS = ("id", "repo", "paths", "excludes")
+_CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
+_HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissions")
+
+CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
+    "": _TOP_KEYS,
+    "hub": _HUB_KEYS,
+    "repos": _REPO_KEYS,
+    "plans": _PLAN_KEYS,
+    "authorized_clients": _CLIENT_KEYS,
+    "known_hosts": _HOST_KEYS,
+}
+"""The keys each table may hold ("" is the top level); anything else is refused."""
+
+
+def resolve_config_path(cli_value: str | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to use: the CLI flag, else $SYNCHUB_CONFIG, else None (defaults)."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    from_env = env.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser()
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; every problem is a ConfigError."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as error:
+        raise ConfigError(
+            path,
+            "",
+            "no such file; create it (config.example.toml is a starting point) or give "
+            f"no --config and no ${CONFIG_ENV_VAR} to run on the built-in defaults",
+        ) from error
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot read: {error.strerror or error}") from error
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            path, "", f"not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from error
+    return parse_config_text(text, Path(path))
+
+
+def load_config_or_defaults(path: Path | None, cwd: Path | None = None) -> Config:
+    """load_config(path), or the built-in defaults when path is None."""
+    return default_config(cwd) if path is None else load_config(path)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+MISSING: Any = object()
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+class _Table:
+    """One TOML table being validated; knows its key path for error messages."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str) -> None:
+        self.path = path
+        self.data = data
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.path, self.key(name), problem)
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        for name in self.data:
+            if name not in allowed:
+                raise self.error(
+                    name,
+                    f"unknown key {name!r}; {_did_you_mean(name, allowed)}"
+                    f"expected one of: {', '.join(allowed)}",
+                )
+
+    def _get(self, name: str, default: Any, expected: str) -> Any:
+        if name in self.data:
+            return self.data[name]
+        if default is MISSING:
+            raise self.error(name, f"missing; expected {expected}")
+        return default
+
+    def string(self, name: str, default: Any = MISSING, expected: str = "a string") -> Any:
+        value = self._get(name, default, expected)
+        if not isinstance(value, str) or not value:
+            raise self.error(name, f"expected {expected}, got {_describe(value)}")
+        return value
+
+    def ident(self, name: str) -> str:
+        value: str = self.string(name, expected=f"an id ({_ID_RULE})")
+        if not ID_PATTERN.fullmatch(value):
+            raise self.error(name, f"expected an id ({_ID_RULE}), got {value!r}")
+        return value
+
+    def keyid(self, name: str) -> str:
+        expected = "a key id 'ed25519.' + 43 base64url characters (see `synchub id`)"
+        value: str = self.string(name, expected=expected)
+        if not is_valid_keyid(value):
+            raise self.error(name, f"expected {expected}, got {value!r}")
+        return value
+
+    def boolean(self, name: str, default: Any = MISSING) -> bool:
+        value = self._get(name, default, "true or false")
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        value = self._get(name, default, "")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise self.error(name, f"expected a number of seconds > 0, got {_describe(value)}")
+        return float(value)
+
+    def count(self, name: str, default: int) -> int:
+        value = self._get(name, default, "")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.error(name, f"expected a whole number > 0, got {_describe(value)}")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self._get(name, [], "")
+        if not isinstance(value, list):
+            raise self.error(name, f"expected an array of strings, got {_describe(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error(f"{name}[{index}]", f"expected a string, got {_describe(item)}")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table | None:
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        if not isinstance(value, dict):
+            raise self.error(name, f"expected a table ([{name}]), got {_describe(value)}")
+        return _Table(self.path, value, self.key(name))
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.data.get(name, [])
+        if not isinstance(value, list):
+            raise self.error(
+                name, f"expected an array of tables ([[{name}]]), got {_describe(value)}"
+            )
+        result = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.error(f"{name}[{index}]", f"expected a table, got {_describe(item)}")
+            result.append(_Table(self.path, item, f"{self.key(name)}[{index}]"))
+        return result
+
+    def permissions(self, name: str) -> Permissions:
+        try:
+            return parse_permissions(self.data.get(name, []))
+        except PermissionsError as error:
+            raise ConfigError(self.path, self.key(name) + error.location, error.problem) from error
+
+
+def _endpoint_problem(value: str, *, bind: bool) -> str | None:
+    if value.startswith("ipc://"):
+        return None if len(value) > len("ipc://") else "an ipc:// endpoint needs a path"
+    match = _TCP_ENDPOINT.fullmatch(value)
+    if match is None:
+        return "not of the form tcp://<host>:<port> or ipc://<path>"
+    host, port = match["host"], match["port"]
+    if bind:
+        if port != "*" and int(port) > 65535:
+            return "port must be 0-65535, or * (or 0) for any free port"
+        return None
+    if host == "*":
+        return "a client endpoint needs a host name or address, not *"
+    if port == "*" or not 0 < int(port) <= 65535:
+        return "port must be 1-65535"
+    return None
+
+
+def _unique(table: _Table, name: str, value: str, seen: dict[str, str], what: str) -> None:
+    if value in seen:
+        raise table.error(name, f"duplicate {what} {value!r} (already used at {seen[value]})")
+    seen[value] = table.key(name)
+
+
+def parse_config_text(text: str, path: Path) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "", f"invalid TOML: {error}") from error
+    top = _Table(path, data, "")
+    top.check_keys(_TOP_KEYS)
+
+    instance = top.ident("instance")
+    data_dir = Path(top.string("data_dir", DEFAULT_DATA_DIR, "a directory path")).expanduser()
+    config_path = Path(os.path.abspath(path))
+    data_dir = Path(os.path.normpath(config_path.parent / data_dir))
+
+    hub = None
+    hub_table = top.table("hub")
+    if hub_table is not None:
+        hub = _parse_hub(hub_table)
+
+    repos = _parse_repos(top)
+    plans = _parse_plans(top, {repo.id for repo in repos})
+    clients = _parse_clients(top)
+    hosts = _parse_known_hosts(top)
+
+    return Config(
+        path=config_path,
+        instance=instance,
+        data_dir=data_dir,
+        hub=hub,
+        repos=repos,
+        plans=plans,
+        authorized_clients=clients,
+        known_hosts=hosts,
+    )
+
+
+def _parse_hub(table: _Table) -> HubSettings:
+    table.check_keys(_HUB_KEYS)
+    defaults = HubSettings()
+    bind: str = table.string("bind", defaults.bind, "tcp://<address>:<port>")
+    problem = _endpoint_problem(bind, bind=True)
+    if problem:
+        raise table.error("bind", f"expected tcp://<address>:<port>, got {bind!r}: {problem}")
+    return HubSettings(
+        bind=bind,
+        curve=table.boolean("curve", defaults.curve),
+        heartbeat_interval=table.seconds("heartbeat_interval", defaults.heartbeat_interval),
+        handshake_timeout=table.seconds("handshake_timeout", defaults.handshake_timeout),
+        max_pending_handshakes=table.count(
+            "max_pending_handshakes", defaults.max_pending_handshakes
+        ),
+        max_frame_bytes=table.count("max_frame_bytes", defaults.max_frame_bytes),
+    )
+
+
+def _parse_repos(top: _Table) -> tuple[RepoConfig, ...]:
+    repos = []
+    repo_ids: dict[str, str] = {}
+    guids: dict[str, str] = {}
+    for table in top.tables("repos"):
+        table.check_keys(_REPO_KEYS)
+        repo = RepoConfig(
+            id=table.ident("id"),
+            guid=table.string("guid", expected="a non-empty globally unique id"),
+            uri=table.string("uri", expected="a non-empty repository URI"),
+        )
+        _unique(table, "id", repo.id, repo_ids, "repo id")
+        _unique(table, "guid", repo.guid, guids, "repo guid")
+        repos.append(repo)
+    return tuple(repos)
+
+
+def _parse_plans(top: _Table, repo_ids: set[str]) -> tuple[PlanConfig, ...]:
+    plans = []
+    plan_ids: dict[str, str] = {}
+    for table in top.tables("plans"):
+        table.check_keys(_PLAN_KEYS)
+        plan = PlanConfig(
+            id=table.ident("id"),
+            repo=table.string("repo", expected="the id of a repo defined in [[repos]]"),
+            paths=table.strings("paths"),
+            excludes=table.strings("excludes"),
+        )
+        _unique(table, "id", plan.id, plan_ids, "plan id")
+        if plan.repo not in repo_ids:
+            known = ", ".join(repr(r) for r in sorted(repo_ids)) or "none are defined"
+            raise table.error(
+                "repo",
+                f"refers to repo {plan.repo!r}, which is not in [[repos]] (repo ids: {known})",
+            )
+        plans.append(plan)
+    return tuple(plans)
+
+
+def _parse_clients(top: _Table) -> tuple[AuthorizedClient, ...]:
+    clients = []
+    keyids: dict[str, str] = {}
+    for table in top.tables("authorized_clients"):
+        table.check_keys(_CLIENT_KEYS)
+        client = AuthorizedClient(
+            instance_id=table.ident("instance_id"),
+            keyid=table.keyid("keyid"),
+            keyid_verified=table.boolean("keyid_verified", False),
+            permissions=table.permissions("permissions"),
+        )
+        _unique(table, "keyid", client.keyid, keyids, "authorized client keyid")
+        clients.append(client)
+    return tuple(clients)
+
+
+def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
+    hosts = []
+    instance_ids: dict[str, str] = {}
+    for table in top.tables("known_hosts"):
+        table.check_keys(_HOST_KEYS)
+        instance_id = table.ident("instance_id")
+        _unique(table, "instance_id", instance_id, instance_ids, "known host instance_id")
+        endpoint: str = table.string("endpoint", expected="tcp://<host>:<port>")
+        problem = _endpoint_problem(endpoint, bind=False)
+        if problem:
+            raise table.error(
+                "endpoint", f"expected tcp://<host>:<port>, got {endpoint!r}: {problem}"
+            )
+        expected_key = "the hub's 40-character Z85 CURVE public key (see `synchub id`)"
+        curve_key: str = table.string("curve_public_key", expected=expected_key)
+        if not is_valid_curve_public_key(curve_key):
+            raise table.error("curve_public_key", f"expected {expected_key}, got {curve_key!r}")
+        hosts.append(
+            KnownHost(
+                instance_id=instance_id,
+                endpoint=endpoint,
+                keyid=table.keyid("keyid"),
+                curve_public_key=curve_key,
+                permissions=table.permissions("permissions"),
+            )
+        )
+    return tuple(hosts)

@@ -1,0 +1,148 @@
+"""The configuration model: frozen objects a loaded TOML file becomes.
+
+One file serves a hub, a client, or a node that is both (docs/configuration.md
+describes every key); ``hub.config`` loads it (``_load``) and writes changes
+back (``_edit``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.pb import synchub_pb2 as pb
+from hub.scopes import Permissions, plan_resource, repo_resource
+
+CONFIG_ENV_VAR = "SYNCHUB_CONFIG"
+DEFAULT_DATA_DIR = "synchub-data"
+DEFAULT_BIND = "tcp://127.0.0.1:7470"
+
+REMOTE_CONFIG_VERSION = 1
+"""The ``version`` of every RemoteConfig this hub sends (the RemoteConfig format)."""
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    bind: str = DEFAULT_BIND
+    curve: bool = True
+    heartbeat_interval: float = 15.0
+    handshake_timeout: float = 10.0
+    max_pending_handshakes: int = 1000
+    max_frame_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    id: str
+    guid: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    id: str
+    repo: str
+    paths: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthorizedClient:
+    instance_id: str
+    keyid: str
+    keyid_verified: bool = False
+    permissions: Permissions = field(default_factory=Permissions)
+
+
+@dataclass(frozen=True)
+class KnownHost:
+    instance_id: str
+    endpoint: str
+    keyid: str
+    curve_public_key: str
+    permissions: Permissions = field(default_factory=Permissions)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    instance: str
+    data_dir: Path
+    hub: HubSettings | None = None
+    repos: tuple[RepoConfig, ...] = ()
+    plans: tuple[PlanConfig, ...] = ()
+    authorized_clients: tuple[AuthorizedClient, ...] = ()
+    known_hosts: tuple[KnownHost, ...] = ()
+    _clients_by_keyid: dict[str, AuthorizedClient] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # Every handshake looks its client up, and a hub may authorize thousands.
+        index: dict[str, AuthorizedClient] = {}
+        for client in self.authorized_clients:
+            index.setdefault(client.keyid, client)
+        object.__setattr__(self, "_clients_by_keyid", index)
+
+    def authorized_client(self, keyid: str) -> AuthorizedClient | None:
+        found: AuthorizedClient | None = self._clients_by_keyid.get(keyid)
+        return found
+
+    def known_host(self, instance_id: str) -> KnownHost | None:
+        return next((h for h in self.known_hosts if h.instance_id == instance_id), None)
+
+    def repo(self, repo_id: str) -> RepoConfig | None:
+        return next((r for r in self.repos if r.id == repo_id), None)
+
+    def plan(self, plan_id: str) -> PlanConfig | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
+
+    def resource_ids_for(self, permissions: Permissions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The repo ids and plan ids whose config the permissions may read, in file order.
+
+        Each resource is checked on its own: a plan is shown when ``plan:<id>`` is
+        covered, whatever the scopes say about its repo.
+        """
+        repo_ids = tuple(
+            r.id for r in self.repos if permissions.can_read_config(repo_resource(r.id))
+        )
+        plan_ids = tuple(
+            p.id for p in self.plans if permissions.can_read_config(plan_resource(p.id))
+        )
+        return repo_ids, plan_ids
+
+    def remote_config_for(self, permissions: Permissions) -> pb.RemoteConfig:
+        """A fresh RemoteConfig holding what the permissions may read (read_config or
+        read_write_config).
+
+        ``version`` is REMOTE_CONFIG_VERSION. ``modno`` is a digest of the content
+        (the first 31 bits of SHA-256 over the deterministic encoding with modno 0),
+        so equal views carry equal modnos and a changed view almost surely a new one.
+        """
+        repo_ids, plan_ids = self.resource_ids_for(permissions)
+        remote = pb.RemoteConfig(version=REMOTE_CONFIG_VERSION)
+        for repo in self.repos:
+            if repo.id in repo_ids:
+                remote.repos.add(id=repo.id, uri=repo.uri, guid=repo.guid)
+        for plan in self.plans:
+            if plan.id in plan_ids:
+                remote.plans.add(
+                    id=plan.id, repo=plan.repo, paths=plan.paths, excludes=plan.excludes
+                )
+        digest = hashlib.sha256(remote.SerializeToString(deterministic=True)).digest()
+        remote.modno = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+        return remote
+
+
+def default_config(cwd: Path | None = None) -> Config:
+    """The built-in configuration used when no file is given: a hub on loopback."""
+    base = Path(os.path.abspath(cwd if cwd is not None else Path.cwd()))
+    return Config(
+        path=None,
+        instance=socket.gethostname(),
+        data_dir=base / DEFAULT_DATA_DIR,
+        hub=HubSettings(),
+    )

@@ -1,0 +1,175 @@
+"""The oplog store contract: every operation this node knows, local and received from peers.
+
+``OplogStore`` is the narrow contract the OplogActor (and the client agent) use;
+``SqliteOplogStore`` is the embedded default (SQLite, WAL). A PostgreSQL store for
+bigger deployments implements the same protocol and runs the same contract tests.
+
+Ids and flows
+    The store assigns its own ids, increasing and never reused (a counter kept in
+    the database, so a deleted highest id is not handed out again). Local and
+    remote operations share that id space.
+
+    Local operations (created on this node) have ``original_instance_keyid == ""``
+    and ``original_id == original_flow_id == 0``; their flow id defaults to their
+    own id.
+
+    Remote operations (received from a peer with key id K) keep the peer's id and
+    flow id in ``original_id`` / ``original_flow_id`` with
+    ``original_instance_keyid = K``; the store maps them to local ids as
+    docs/protocol.md describes (send_operations).
+
+Modnos
+    Local changes take the next value of one store-wide counter, so every local
+    add or update gets a modno greater than any modno handed out before (a peer's
+    diff sees a change, and "local changes since modno N" is a single range).
+    Remote operations keep the modno their owner gave them.
+
+Threads
+    A ``SqliteOplogStore`` owns one sqlite3 connection, which must only be used by
+    the thread that created the store. The OplogActor therefore constructs its
+    store inside its own thread (in ``on_start``, from a factory it is given) and
+    closes it in ``on_stop``.
+
+Results are always fresh objects that the store keeps no reference to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from hub.pb import synchub_pb2 as pb
+
+
+@dataclass(frozen=True, slots=True)
+class OpMetadata:
+    """The bookkeeping columns of one stored operation (no payload decoding)."""
+
+    id: int
+    flow_id: int
+    modno: int
+    original_instance_keyid: str
+    original_id: int
+    original_flow_id: int
+
+
+class SerializedOperation(NamedTuple):
+    """One stored operation as its serialized bytes, with the columns a sender filters on."""
+
+    id: int
+    repo_guid: str
+    plan_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LocalChanges:
+    """Local changes past a mark: what a client streams to its hubs.
+
+    ``operations`` were added or updated, ``deleted_ids`` deleted, all with a
+    modno past the mark and at most ``mark``; pass ``mark`` next time.
+    """
+
+    operations: tuple[pb.Operation, ...]
+    deleted_ids: tuple[int, ...]
+    mark: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteApplyResult:
+    """What one remote batch changed, in local terms, after it was committed.
+
+    ``created`` and ``updated`` are the stored operations (local ids and flow ids);
+    ``deleted_ids`` are the local ids removed. The operations are fresh objects;
+    whoever receives a result must treat them as read-only, since the same objects
+    may be handed to several receivers.
+    """
+
+    created: tuple[pb.Operation, ...] = ()
+    updated: tuple[pb.Operation, ...] = ()
+    deleted_ids: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.created or self.updated or self.deleted_ids)
+
+
+@runtime_checkable
+class OplogStore(Protocol):
+    """The contract every oplog store implements (SQLite now, PostgreSQL later)."""
+
+    def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        """Store new local operations (id 0); return the stored copies with ids, flows, modnos."""
+        ...
+
+    def update_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        """Replace existing local operations by id; each gets a new, higher modno."""
+        ...
+
+    def delete(self, ids: Sequence[int]) -> list[int]:
+        """Delete operations by local id; return the ids that existed, ascending.
+
+        Deleting a local operation leaves a tombstone with a new modno, so the
+        deletion appears in ``local_changes_since``.
+        """
+        ...
+
+    def local_modno(self) -> int:
+        """The modno of the latest local change (add, update or delete); 0 if none."""
+        ...
+
+    def local_changes_since(self, modno: int, *, limit: int = 10_000) -> LocalChanges:
+        """Local changes with a modno past ``modno``, oldest first, at most ``limit``."""
+        ...
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
+        ...
+
+    def apply_remote(
+        self,
+        keyid: str,
+        created_or_updated: Sequence[pb.Operation],
+        deleted_original_ids: Sequence[int],
+        *,
+        reuse: bool = False,
+    ) -> RemoteApplyResult:
+        """Apply one batch from the peer with ``keyid`` atomically (send_operations).
+
+        With ``reuse`` the caller gives the operations up: the store may change them
+        and hand them back as its results instead of copying each one.
+        """
+        ...
+
+    def diff(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """The peer ids to request for a diff_operations, ascending."""
+        ...
+
+    def query(
+        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[pb.Operation]:
+        """Stored operations matching ``selector`` (local ids), by id."""
+        ...
+
+    def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
+        """Bookkeeping columns of the operations matching ``selector``, by id."""
+        ...
+
+    def get(self, op_id: int) -> pb.Operation | None:
+        """One operation by local id."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored operations."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; further calls fail with StoreError."""
+        ...
