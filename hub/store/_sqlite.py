@@ -34,7 +34,13 @@ from hub.store._rules import (
     requested_ids,
 )
 from hub.store._sqlite_db import OplogDatabase, read_counters
-from hub.store._sqlite_feed import changes_since, delete_by_id, insert_local, replace_local
+from hub.store._sqlite_feed import (
+    changes_page,
+    delete_by_id,
+    insert_local,
+    read_changes,
+    replace_local,
+)
 from hub.store._sqlite_remote import apply_remote_batch, held_modnos
 from hub.store._sqlite_select import selection
 
@@ -85,7 +91,8 @@ class SqliteOplogStore:
 
     def local_changes_since(self, modno: int, *, limit: int = 10_000) -> LocalChanges:
         with self._db.snapshot("reading local changes") as db:
-            return changes_since(db, modno, limit)
+            rows, gone = read_changes(db, modno, limit)
+        return changes_page(rows, gone, modno, limit)
 
     def data_version(self) -> int:
         with self._db.errors("reading the data version"):

@@ -7,8 +7,8 @@ then a complete feed, deletions included, read from two indexed ranges in one
 snapshot. A peer's operations never enter the feed: they keep their owner's
 modnos and leave no tombstone.
 
-The writers here run inside the transaction the caller opened, the reader inside
-a read transaction.
+The writers here run inside the transaction the caller opened, ``read_changes``
+inside a read transaction.
 """
 
 from __future__ import annotations
@@ -105,13 +105,23 @@ def delete_by_id(db: sqlite3.Connection, unique_ids: list[int]) -> list[int]:
     return sorted(deleted)
 
 
-def changes_since(db: sqlite3.Connection, modno: int, limit: int) -> LocalChanges:
-    """Local changes past ``modno``, at most ``limit`` of each kind; read in one snapshot."""
+def read_changes(
+    db: sqlite3.Connection, modno: int, limit: int
+) -> tuple[list[tuple[bytes]], list[tuple[int, int]]]:
+    """The rows of local changes past ``modno``: at most ``limit`` operations and tombstones.
+
+    Run both reads in one snapshot, so they see the same commits.
+    """
     params = {"modno": modno, "limit": limit}
     rows = db.execute(LOOKUP_QUERIES["local_changes_since"], params).fetchall()
-    gone: list[tuple[int, int]] = db.execute(
-        LOOKUP_QUERIES["local_deletions_since"], params
-    ).fetchall()
+    gone = db.execute(LOOKUP_QUERIES["local_deletions_since"], params).fetchall()
+    return rows, gone
+
+
+def changes_page(
+    rows: list[tuple[bytes]], gone: list[tuple[int, int]], modno: int, limit: int
+) -> LocalChanges:
+    """The changes ``read_changes`` found, up to a mark that skips nothing."""
     operations = [pb.Operation.FromString(data) for (data,) in rows]
     # With a limit, report only up to the lower of the two feeds' last modnos
     # so nothing between them is skipped.
