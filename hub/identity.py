@@ -1,6 +1,10 @@
 """Node identity: the long-term ed25519 signing key and the CURVE key pair.
 
-Wire formats (protocol.md section 2, shared with backrest):
+This module is the one place that knows the key formats: every other module checks
+a key id with ``keyid_problem`` / ``is_valid_keyid`` and a CURVE public key with
+``is_valid_curve_public_key``, and signs or verifies through it.
+
+Wire formats (docs/protocol.md §3.2 (Encodings), shared with backrest):
 
 - ``ed25519pub``: standard base64, no padding, of the 32 raw public-key bytes.
 - key id: ``"ed25519." + base64url_nopad(SHA-256(raw public key))``.

@@ -10,9 +10,10 @@ A permission pairs a type (``read_operations``, ``read_config``,
     !plan:<id>      never that plan, whatever else the list says
 
 Resources are named ``repo:<id>`` and ``plan:<id>``. A check for a resource
-passes if any of the asked types has a scope set covering it. This module is
-pure: no I/O, no config file knowledge; hub.config reports its errors with the
-key path in the file.
+passes if any of the asked types has a scope set covering it (docs/protocol.md
+§8 (Permission scopes)). This module is pure: no I/O, no config file knowledge;
+hub.config reports its errors with the key path in the file. ``ID_PATTERN`` and
+``ID_RULE`` are the one definition of a repo, plan or instance id.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from hub.errors import PermissionsError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]+")
 """Repo, plan and instance ids: letters, digits, '_', '.', '-' (as in backrest)."""
+
+ID_RULE = "letters, digits, '_', '.' or '-'"
+"""What ``ID_PATTERN`` accepts, as error messages say it."""
 
 ACCEPTED_SCOPE_FORMS = "'*', 'repo:<id>', 'plan:<id>', '!repo:<id>' or '!plan:<id>'"
 
@@ -86,8 +90,7 @@ def parse_scope(text: object) -> Scope:
         raise ValueError(f"unknown scope {text!r}; expected {ACCEPTED_SCOPE_FORMS}")
     if not ID_PATTERN.fullmatch(ident):
         raise ValueError(
-            f"bad id in scope {text!r}; expected {ACCEPTED_SCOPE_FORMS} where <id> is "
-            "letters, digits, '_', '.' or '-'"
+            f"bad id in scope {text!r}; expected {ACCEPTED_SCOPE_FORMS} where <id> is {ID_RULE}"
         )
     return Scope(kinds[kind_text], ident, exclude=text.startswith("!"))
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import tomlkit
 import tomlkit.exceptions
@@ -48,7 +48,7 @@ def add_or_update_authorized_client(
         if found is None:
             _append_client(doc, client)
             return
-        entry = found[1]
+        entry = found.table
         _set_if_changed(entry, "instance_id", client.instance_id)
         _set_if_changed(entry, "keyid_verified", client.keyid_verified)
         new_permissions = client.permissions.to_toml()
@@ -71,7 +71,7 @@ def remove_authorized_client(path: Path, keyid: str) -> Config:
         found = _find_client(path, doc, keyid)
         if found is None:
             raise _no_such_client(path, keyid)
-        _remove_client_entry(doc, doc["authorized_clients"], found[0])
+        _remove_client_entry(doc, found.container, found.position)
 
     return _edit(path, change)
 
@@ -84,7 +84,7 @@ def set_keyid_verified(path: Path, keyid: str, verified: bool) -> Config:
         found = _find_client(path, doc, keyid)
         if found is None:
             raise _no_such_client(path, keyid)
-        _set_if_changed(found[1], "keyid_verified", verified)
+        _set_if_changed(found.table, "keyid_verified", verified)
 
     return _edit(path, change)
 
@@ -93,7 +93,15 @@ def _no_such_client(path: Path, keyid: str) -> ConfigError:
     return ConfigError(path, "authorized_clients", f"no authorized client has keyid {keyid!r}")
 
 
-def _find_client(path: Path, doc: TOMLDocument, keyid: str) -> tuple[int, Any] | None:
+class _Entry(NamedTuple):
+    """One [[authorized_clients]] entry, where it sits in the document."""
+
+    container: AoT | Array
+    position: int
+    table: Table | InlineTable
+
+
+def _find_client(path: Path, doc: TOMLDocument, keyid: str) -> _Entry | None:
     container = doc.get("authorized_clients")
     if container is None:
         return None
@@ -103,11 +111,11 @@ def _find_client(path: Path, doc: TOMLDocument, keyid: str) -> tuple[int, Any] |
         )
     for index, entry in enumerate(container):
         if isinstance(entry, Table | InlineTable) and entry.get("keyid") == keyid:
-            return index, entry
+            return _Entry(container, index, entry)
     return None
 
 
-def _set_if_changed(entry: Any, key: str, value: object) -> None:
+def _set_if_changed(entry: Table | InlineTable, key: str, value: object) -> None:
     current = entry.unwrap().get(key, MISSING)
     if current is MISSING or current != value or type(current) is not type(value):
         entry[key] = value
@@ -192,7 +200,7 @@ def _comments_above_header(table: Table) -> list[Comment | Whitespace]:
     return [item for item in items if isinstance(item, Comment | Whitespace)]
 
 
-def _remove_client_entry(doc: TOMLDocument, container: Any, index: int) -> None:
+def _remove_client_entry(doc: TOMLDocument, container: AoT | Array, index: int) -> None:
     """Delete one entry, keeping the comments that describe its neighbours in place."""
     if isinstance(container, Array):
         del container[index]

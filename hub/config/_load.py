@@ -1,8 +1,12 @@
-"""Loading the TOML configuration: validate it into the frozen model.
+"""Loading the TOML configuration: find the file, read it, validate it into the frozen model.
 
 Loading turns every problem into a ConfigError naming the file, the key path
 (``hub.heartbeat_interval``, ``authorized_clients[2].keyid``,
 ``known_hosts[0].permissions[1].scopes[0]``) and what was expected.
+``CONFIG_KEYS`` is the one list of the keys each table may hold (a test checks
+that docs/configuration.md describes every one). Key ids and CURVE keys are
+checked by hub.identity, ids and permissions by hub.scopes; ``_edit`` validates
+a changed file with ``parse_config_text`` before it writes it.
 """
 
 from __future__ import annotations
@@ -29,11 +33,10 @@ from hub.config._model import (
 )
 from hub.errors import ConfigError, PermissionsError
 from hub.identity import is_valid_curve_public_key, is_valid_keyid
-from hub.scopes import ID_PATTERN, Permissions, parse_permissions
+from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
 
 _TCP_ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\*|\d+)")
 
-_ID_RULE = "letters, digits, '_', '.' or '-'"
 _TOP_KEYS = (
     "instance",
     "data_dir",
@@ -157,21 +160,21 @@ class _Table:
             raise self.error(name, f"missing; expected {expected}")
         return default
 
-    def string(self, name: str, default: Any = MISSING, expected: str = "a string") -> Any:
+    def string(self, name: str, default: Any = MISSING, expected: str = "a string") -> str:
         value = self._get(name, default, expected)
         if not isinstance(value, str) or not value:
             raise self.error(name, f"expected {expected}, got {_describe(value)}")
         return value
 
     def ident(self, name: str) -> str:
-        value: str = self.string(name, expected=f"an id ({_ID_RULE})")
+        value = self.string(name, expected=f"an id ({ID_RULE})")
         if not ID_PATTERN.fullmatch(value):
-            raise self.error(name, f"expected an id ({_ID_RULE}), got {value!r}")
+            raise self.error(name, f"expected an id ({ID_RULE}), got {value!r}")
         return value
 
     def keyid(self, name: str) -> str:
         expected = "a key id 'ed25519.' + 43 base64url characters (see `synchub id`)"
-        value: str = self.string(name, expected=expected)
+        value = self.string(name, expected=expected)
         if not is_valid_keyid(value):
             raise self.error(name, f"expected {expected}, got {value!r}")
         return value
@@ -298,7 +301,7 @@ def parse_config_text(text: str, path: Path) -> Config:
 def _parse_hub(table: _Table) -> HubSettings:
     table.check_keys(_HUB_KEYS)
     defaults = HubSettings()
-    bind: str = table.string("bind", defaults.bind, "tcp://<address>:<port>")
+    bind = table.string("bind", defaults.bind, "tcp://<address>:<port>")
     problem = _endpoint_problem(bind, bind=True)
     if problem:
         raise table.error("bind", f"expected tcp://<address>:<port>, got {bind!r}: {problem}")
@@ -376,14 +379,14 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
         table.check_keys(_HOST_KEYS)
         instance_id = table.ident("instance_id")
         _unique(table, "instance_id", instance_id, instance_ids, "known host instance_id")
-        endpoint: str = table.string("endpoint", expected="tcp://<host>:<port>")
+        endpoint = table.string("endpoint", expected="tcp://<host>:<port>")
         problem = _endpoint_problem(endpoint, bind=False)
         if problem:
             raise table.error(
                 "endpoint", f"expected tcp://<host>:<port>, got {endpoint!r}: {problem}"
             )
         expected_key = "the hub's 40-character Z85 CURVE public key (see `synchub id`)"
-        curve_key: str = table.string("curve_public_key", expected=expected_key)
+        curve_key = table.string("curve_public_key", expected=expected_key)
         if not is_valid_curve_public_key(curve_key):
             raise table.error("curve_public_key", f"expected {expected_key}, got {curve_key!r}")
         hosts.append(

@@ -1,8 +1,9 @@
-"""The configuration model: frozen objects a loaded TOML file becomes.
+"""The configuration model: frozen objects a loaded TOML file becomes, and the defaults.
 
 One file serves a hub, a client, or a node that is both (docs/configuration.md
 describes every key); ``hub.config`` loads it (``_load``) and writes changes
-back (``_edit``).
+back (``_edit``). A ``Config`` also answers what a peer may see of it
+(``resource_ids_for``, ``remote_config_for``).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class Config:
 
     def remote_config_for(self, permissions: Permissions) -> pb.RemoteConfig:
         """A fresh RemoteConfig holding what the permissions may read (read_config or
-        read_write_config).
+        read_write_config), as docs/protocol.md §6.6 (Configuration and resources) says.
 
         ``version`` is REMOTE_CONFIG_VERSION. ``modno`` is a digest of the content
         (the first 31 bits of SHA-256 over the deterministic encoding with modno 0),

@@ -1,29 +1,29 @@
-"""Storage: the oplog store contract and its SQLite implementation, peer states,
-and this node's own oplog file.
+"""Storage: the store contracts, their SQLite implementations, and this node's own oplog file.
 
-``OplogStore`` is the contract every oplog store implements (one contract test
-suite runs against each); ``SqliteOplogStore`` is the embedded default.
-``PeerStore`` keeps PeerState records. ``open_oplog`` / ``new_operation`` are
-what local tools (``synchub run``) use to record operations.
+``OplogStore`` is the hub's oplog (what the OplogActor uses), ``LocalOplogStore``
+a node's own oplog and change feed (what the client agent and local tools use),
+``PeerStateStore`` the peer states (what the PeerStateActor uses); one contract
+suite per protocol runs against every implementation (``tests/contract/``).
+``SqliteOplogStore`` is the embedded oplog store, implementing both oplog
+protocols; ``PeerStore`` keeps PeerState records. ``open_oplog`` /
+``new_operation`` are what local tools (``synchub run``) use to record
+operations; ``read_peer_states`` is a read-only snapshot for the CLI.
 """
 
 from hub.store._api import (
     LocalChanges,
+    LocalOplogStore,
     OplogStore,
     OpMetadata,
+    PeerStateStore,
     RemoteApplyResult,
     SerializedOperation,
 )
 from hub.store._files import ensure_private_database
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
-from hub.store._sqlite import (
-    INSERT_SQL,
-    LOOKUP_QUERIES,
-    SCHEMA_SQL,
-    SCHEMA_VERSION,
-    SqliteOplogStore,
-)
+from hub.store._sqlite import SqliteOplogStore
+from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
 
 __all__ = [
     "INSERT_SQL",
@@ -33,8 +33,10 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "LocalChanges",
+    "LocalOplogStore",
     "OpMetadata",
     "OplogStore",
+    "PeerStateStore",
     "PeerStore",
     "RemoteApplyResult",
     "SerializedOperation",

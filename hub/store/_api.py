@@ -1,8 +1,14 @@
-"""The oplog store contract: every operation this node knows, local and received from peers.
+"""The store contracts: what the hub, the client agent and the PeerStateActor need
+from storage, and the immutable results stores hand back.
 
-``OplogStore`` is the narrow contract the OplogActor (and the client agent) use;
-``SqliteOplogStore`` is the embedded default (SQLite, WAL). A PostgreSQL store for
-bigger deployments implements the same protocol and runs the same contract tests.
+``OplogStore`` is the hub's side of an oplog store, exactly what the OplogActor
+uses; ``LocalOplogStore`` is a node's own oplog and its change feed, what the
+client agent and the local tools (``synchub run``, ``synchub ops``) use;
+``PeerStateStore`` keeps the PeerState records the PeerStateActor owns. The
+embedded default ``SqliteOplogStore`` implements both oplog contracts and
+``PeerStore`` the peer-state one. A PostgreSQL store for bigger deployments
+implements the same protocols and runs the same contract suites
+(``tests/contract/``).
 
 Ids and flows
     The store assigns its own ids, increasing and never reused (a counter kept in
@@ -16,26 +22,26 @@ Ids and flows
     Remote operations (received from a peer with key id K) keep the peer's id and
     flow id in ``original_id`` / ``original_flow_id`` with
     ``original_instance_keyid = K``; the store maps them to local ids as
-    docs/protocol.md describes (send_operations).
+    docs/protocol.md §6.4 (`send_operations`) describes.
 
 Modnos
     Local changes take the next value of one store-wide counter, so every local
-    add or update gets a modno greater than any modno handed out before (a peer's
-    diff sees a change, and "local changes since modno N" is a single range).
+    add, update or delete gets a modno greater than any modno handed out before (a
+    peer's diff sees a change, and "local changes since modno N" is a single range).
     Remote operations keep the modno their owner gave them.
 
 Threads
-    A ``SqliteOplogStore`` owns one sqlite3 connection, which must only be used by
-    the thread that created the store. The OplogActor therefore constructs its
-    store inside its own thread (in ``on_start``, from a factory it is given) and
-    closes it in ``on_stop``.
+    A store may be bound to the thread that created it (a ``SqliteOplogStore`` owns
+    one sqlite3 connection, usable only there). The actors therefore build their
+    store inside their own thread (in ``on_start``, from a factory they are given)
+    and close it in ``on_stop``.
 
 Results are always fresh objects that the store keeps no reference to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -97,14 +103,107 @@ class RemoteApplyResult:
 
 @runtime_checkable
 class OplogStore(Protocol):
-    """The contract every oplog store implements (SQLite now, PostgreSQL later)."""
+    """The hub's oplog store: every operation it holds, its own and its peers'.
+
+    Exactly what the OplogActor uses. ``tests/contract/test_oplog_store_contract.py``
+    holds the behaviour every implementation must have.
+    """
 
     def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
-        """Store new local operations (id 0); return the stored copies with ids, flows, modnos."""
+        """Store new local operations (id 0); return the stored copies with ids, flows, modnos.
+
+        An operation with an id other than 0 is a ValueError and nothing is stored.
+        """
         ...
 
     def update_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
-        """Replace existing local operations by id; each gets a new, higher modno."""
+        """Replace existing local operations by id; each gets a new, higher modno.
+
+        An unknown id, or the id of a peer's operation, is a StoreError and
+        nothing is changed.
+        """
+        ...
+
+    def delete(self, ids: Sequence[int]) -> list[int]:
+        """Delete operations by local id; return the ids that existed, ascending."""
+        ...
+
+    def apply_remote(
+        self,
+        keyid: str,
+        created_or_updated: Sequence[pb.Operation],
+        deleted_original_ids: Sequence[int],
+        *,
+        reuse: bool = False,
+    ) -> RemoteApplyResult:
+        """Apply one batch from the peer with ``keyid`` atomically (send_operations).
+
+        An operation with id <= 0 or flow id < 0 is a ProtocolError and nothing
+        of the batch is stored. With ``reuse`` the caller gives the operations up:
+        the store may change them and hand them back as its results instead of
+        copying each one.
+        """
+        ...
+
+    def diff(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """The peer ids to request for a diff_operations, ascending.
+
+        Lists of different lengths, or a selector naming another key id, are a
+        ProtocolError.
+        """
+        ...
+
+    def query(
+        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[pb.Operation]:
+        """Stored operations matching ``selector`` (local ids), by id."""
+        ...
+
+    def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
+        """Bookkeeping columns of the operations matching ``selector``, by id."""
+        ...
+
+    def get(self, op_id: int) -> pb.Operation | None:
+        """One operation by local id."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored operations."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (closing twice is fine); further calls fail with StoreError."""
+        ...
+
+
+@runtime_checkable
+class LocalOplogStore(Protocol):
+    """A node's own oplog and its change feed: what a client streams to its hubs.
+
+    Used by the client agent and the local tools; other processes may write to
+    the same oplog meanwhile. ``tests/contract/test_local_oplog_contract.py``
+    holds the behaviour every implementation must have.
+    """
+
+    def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        """Store new local operations (id 0); return the stored copies with ids, flows, modnos.
+
+        An operation with an id other than 0 is a ValueError and nothing is stored.
+        """
+        ...
+
+    def update_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        """Replace existing local operations by id; each gets a new, higher modno.
+
+        An unknown id, or the id of a peer's operation, is a StoreError and
+        nothing is changed.
+        """
         ...
 
     def delete(self, ids: Sequence[int]) -> list[int]:
@@ -127,29 +226,15 @@ class OplogStore(Protocol):
         """A number that changes when another connection commits (cheap to poll)."""
         ...
 
-    def apply_remote(
-        self,
-        keyid: str,
-        created_or_updated: Sequence[pb.Operation],
-        deleted_original_ids: Sequence[int],
-        *,
-        reuse: bool = False,
-    ) -> RemoteApplyResult:
-        """Apply one batch from the peer with ``keyid`` atomically (send_operations).
+    def ids_and_modnos(self, selector: pb.OpSelector) -> tuple[list[int], list[int]]:
+        """The (id, modno) pairs of the operations matching ``selector``, by id, as two lists.
 
-        With ``reuse`` the caller gives the operations up: the store may change them
-        and hand them back as its results instead of copying each one.
+        What a diff lists; cheaper than reading the operations.
         """
         ...
 
-    def diff(
-        self,
-        keyid: str,
-        selector: pb.OpSelector,
-        have_ids: Sequence[int],
-        have_modnos: Sequence[int],
-    ) -> list[int]:
-        """The peer ids to request for a diff_operations, ascending."""
+    def query_serialized(self, selector: pb.OpSelector) -> list[SerializedOperation]:
+        """Like ``query``, without decoding: each operation's stored bytes, by id."""
         ...
 
     def query(
@@ -158,18 +243,30 @@ class OplogStore(Protocol):
         """Stored operations matching ``selector`` (local ids), by id."""
         ...
 
-    def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
-        """Bookkeeping columns of the operations matching ``selector``, by id."""
+    def close(self) -> None:
+        """Release the store (closing twice is fine); further calls fail with StoreError."""
         ...
 
-    def get(self, op_id: int) -> pb.Operation | None:
-        """One operation by local id."""
+
+@runtime_checkable
+class PeerStateStore(Protocol):
+    """The PeerState records of every peer, keyed by peer keyid: what the PeerStateActor keeps.
+
+    ``tests/contract/test_peer_state_store_contract.py`` holds the behaviour every
+    implementation must have.
+    """
+
+    def load_all(self) -> dict[str, pb.PeerState]:
+        """Every stored record by peer keyid, as fresh objects."""
         ...
 
-    def count(self) -> int:
-        """Number of stored operations."""
+    def save(self, states: Iterable[pb.PeerState]) -> None:
+        """Insert or replace each state by its keyid, all or nothing.
+
+        A state without a keyid is a StoreError and nothing is saved.
+        """
         ...
 
     def close(self) -> None:
-        """Release the store; further calls fail with StoreError."""
+        """Release the store (closing twice is fine); further calls fail with StoreError."""
         ...

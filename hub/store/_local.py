@@ -1,7 +1,8 @@
-"""This node's own oplog, for recording operations and listing what it holds.
+"""This node's own oplog file, for the local tools that record operations and list
+what it holds (``synchub run``, ``synchub ops``).
 
-A running agent notices changes written here by other processes (``synchub
-run`` writes through this module) and delivers them to its hubs.
+``open_oplog`` hands out the file as a ``LocalOplogStore``. A running agent
+notices changes written here by other processes and delivers them to its hubs.
 
     >>> from hub.store import open_oplog, new_operation
     >>> with open_oplog(config) as oplog:                      # doctest: +SKIP
@@ -18,6 +19,7 @@ from pathlib import Path
 from hub.config import Config
 from hub.errors import ConfigError
 from hub.pb import synchub_pb2 as pb
+from hub.store._api import LocalOplogStore
 from hub.store._sqlite import SqliteOplogStore
 
 OPLOG_FILENAME = "oplog.sqlite"
@@ -28,7 +30,7 @@ def oplog_path(data_dir: Path) -> Path:
 
 
 @contextmanager
-def open_oplog(config: Config) -> Iterator[SqliteOplogStore]:
+def open_oplog(config: Config) -> Iterator[LocalOplogStore]:
     """The node's oplog store, closed on exit. Use from one thread only."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteOplogStore(oplog_path(config.data_dir))

@@ -1,8 +1,9 @@
 """Persistent PeerState records, one per peer keyid, in ``<data_dir>/peers.sqlite``.
 
-A :class:`PeerStore` owns one SQLite connection, which must be created and used in
-a single thread (the PeerStateActor's). :func:`read_peer_states` is a read-only
-snapshot for the CLI, usable whether or not the hub is running.
+A :class:`PeerStore` implements ``PeerStateStore`` (``hub.store._api``) and owns
+one SQLite connection, which must be created and used in a single thread (the
+PeerStateActor's). :func:`read_peer_states` is a read-only snapshot for the CLI,
+usable whether or not the hub is running.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
+from hub.store._api import PeerStateStore
 from hub.store._files import ensure_private_database
 
 PEER_STORE_FILENAME = "peers.sqlite"
@@ -48,7 +51,7 @@ def _sorted(states: Iterable[pb.PeerState]) -> list[pb.PeerState]:
 
 
 class PeerStore:
-    """PeerState records keyed by peer keyid; every write is one transaction."""
+    """PeerState records keyed by peer keyid, in SQLite (WAL); every write is one transaction."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = peer_store_path(data_dir)
@@ -110,6 +113,12 @@ class PeerStore:
             conn.close()
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot close the peer store: {e}") from e
+
+
+if TYPE_CHECKING:
+    # mypy checks the class against the contract, signatures included.
+    def _implements(store: PeerStore) -> PeerStateStore:
+        return store
 
 
 def read_peer_states(data_dir: str | os.PathLike[str]) -> list[pb.PeerState]:

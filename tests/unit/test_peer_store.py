@@ -1,4 +1,9 @@
-"""PeerStore: PeerState records keyed by keyid in <data_dir>/peers.sqlite."""
+"""PeerStore, the SQLite PeerStateStore: its file <data_dir>/peers.sqlite and the
+read-only snapshot the CLI takes of it.
+
+The behaviour every PeerStateStore must have is in
+tests/contract/test_peer_state_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -40,24 +45,6 @@ def full_state(keyid: str = "ed25519.web1", instance: str = "web1") -> pb.PeerSt
     )
 
 
-def test_round_trip_keeps_every_field(tmp_path: Path, store: PeerStore) -> None:
-    web1 = full_state()
-    db1 = pb.PeerState(
-        peer_instance_id="db1", peer_keyid="ed25519.db1", state=pb.CONNECTION_STATE_CONNECTED
-    )
-    store.save([web1, db1])
-
-    assert store.load_all() == {"ed25519.web1": web1, "ed25519.db1": db1}
-    reopened = PeerStore(tmp_path)
-    try:
-        loaded = reopened.load_all()
-    finally:
-        reopened.close()
-    assert loaded["ed25519.web1"] == web1
-    assert loaded["ed25519.web1"].remote_config.plans[0].excludes == ["*.tmp"]
-    assert loaded["ed25519.db1"] == db1
-
-
 def test_file_is_sqlite_in_wal_mode(tmp_path: Path, store: PeerStore) -> None:
     store.save([full_state()])
     conn = sqlite3.connect(tmp_path / PEER_STORE_FILENAME)
@@ -66,42 +53,6 @@ def test_file_is_sqlite_in_wal_mode(tmp_path: Path, store: PeerStore) -> None:
         assert conn.execute("SELECT keyid FROM peers").fetchall() == [("ed25519.web1",)]
     finally:
         conn.close()
-
-
-def test_save_upserts_by_keyid(store: PeerStore) -> None:
-    first = full_state()
-    store.save([first])
-    updated = full_state()
-    updated.state = pb.CONNECTION_STATE_CONNECTED
-    updated.status_message = ""
-    del updated.known_plans[:]
-    other = pb.PeerState(peer_instance_id="db1", peer_keyid="ed25519.db1")
-    store.save([updated, other])
-
-    loaded = store.load_all()
-    assert set(loaded) == {"ed25519.web1", "ed25519.db1"}
-    assert loaded["ed25519.web1"] == updated
-    assert list(loaded["ed25519.web1"].known_plans) == []
-
-
-def test_empty_save_is_a_no_op(store: PeerStore) -> None:
-    store.save([])
-    assert store.load_all() == {}
-
-
-def test_batch_with_a_keyless_state_saves_nothing(store: PeerStore) -> None:
-    with pytest.raises(StoreError, match="keyid"):
-        store.save([full_state(), pb.PeerState(peer_instance_id="nokey")])
-    assert store.load_all() == {}
-
-
-def test_closed_store_raises_store_error(store: PeerStore) -> None:
-    store.close()
-    store.close()
-    with pytest.raises(StoreError, match="closed"):
-        store.load_all()
-    with pytest.raises(StoreError, match="closed"):
-        store.save([full_state()])
 
 
 def test_unopenable_location_raises_store_error(tmp_path: Path) -> None:
@@ -143,6 +94,14 @@ def test_read_peer_states_sorted_while_store_is_open(tmp_path: Path, store: Peer
         ("web1", "ed25519.zz"),
     ]
     assert states[1] == full_state("ed25519.aa", "web1")
+
+
+def test_read_peer_states_of_a_file_without_records_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / PEER_STORE_FILENAME
+    sqlite3.connect(path).close()
+    before = path.read_bytes()
+    assert read_peer_states(tmp_path) == []
+    assert path.read_bytes() == before
 
 
 def test_read_peer_states_after_store_closed(tmp_path: Path) -> None:

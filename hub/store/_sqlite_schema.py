@@ -1,0 +1,105 @@
+"""The SQLite oplog's schema and every statement the store runs on it, in one place.
+
+``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``; a store refuses a file with
+another version. The bench (``synchub bench ingest``) inserts with ``INSERT_SQL``
+into this schema for its baseline, and the tests check that every
+``LOOKUP_QUERIES`` statement is an index search.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+SCHEMA_SQL: Final = """
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY,
+    flow_id INTEGER NOT NULL,
+    modno INTEGER NOT NULL,
+    original_instance_keyid TEXT NOT NULL,
+    original_id INTEGER,
+    original_flow_id INTEGER,
+    repo_guid TEXT NOT NULL,
+    plan_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    unix_time_start_ms INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX operations_by_original_id
+    ON operations (original_instance_keyid, original_id);
+CREATE INDEX operations_by_original_flow
+    ON operations (original_instance_keyid, original_flow_id);
+CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
+CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
+CREATE TABLE local_deletions (
+    id INTEGER PRIMARY KEY,
+    modno INTEGER NOT NULL
+);
+CREATE INDEX local_deletions_by_modno ON local_deletions (modno);
+CREATE TABLE counters (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    last_id INTEGER NOT NULL,
+    last_modno INTEGER NOT NULL
+);
+INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 0, 0);
+"""
+
+# Local operations store NULL original ids: the UNIQUE (keyid, original_id) index
+# admits any number of NULLs, and remote rows always have both set.
+INSERT_SQL: Final = (
+    "INSERT INTO operations (id, flow_id, modno, original_instance_keyid, original_id, "
+    "original_flow_id, repo_guid, plan_id, instance_id, snapshot_id, unix_time_start_ms, "
+    "status, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_SQL: Final = (
+    "UPDATE operations SET flow_id = ?, modno = ?, original_instance_keyid = ?, "
+    "original_id = ?, original_flow_id = ?, repo_guid = ?, plan_id = ?, instance_id = ?, "
+    "snapshot_id = ?, unix_time_start_ms = ?, status = ?, data = ? WHERE id = ?"
+)
+
+READ_COUNTERS_SQL: Final = "SELECT last_id, last_modno FROM counters WHERE singleton = 1"
+SAVE_COUNTERS_SQL: Final = "UPDATE counters SET last_id = ?, last_modno = ? WHERE singleton = 1"
+TOMBSTONE_SQL: Final = "INSERT OR REPLACE INTO local_deletions (id, modno) VALUES (?, ?)"
+
+# The hot-path lookups, with named parameters; lists travel as one JSON array
+# parameter so each statement is prepared once whatever the batch size.
+LOOKUP_QUERIES: Final[dict[str, str]] = {
+    "highest_original_ids": (
+        "SELECT (SELECT max(original_id) FROM operations "
+        "WHERE original_instance_keyid = :keyid), "
+        "(SELECT max(original_flow_id) FROM operations WHERE original_instance_keyid = :keyid)"
+    ),
+    "existing_by_original_id": (
+        "SELECT original_id, id FROM operations "
+        "WHERE original_instance_keyid = :keyid "
+        "AND original_id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "flow_by_original_flow_id": (
+        "SELECT f.value, (SELECT o.flow_id FROM operations AS o "
+        "WHERE o.original_instance_keyid = :keyid AND o.original_flow_id = f.value LIMIT 1) "
+        "FROM json_each(:ids) AS f"
+    ),
+    "delete_by_original_id": (
+        "DELETE FROM operations WHERE original_instance_keyid = :keyid "
+        "AND original_id IN (SELECT value FROM json_each(:ids)) RETURNING id"
+    ),
+    "rows_by_id": (
+        "SELECT id, flow_id, original_instance_keyid FROM operations "
+        "WHERE id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "delete_by_id": (
+        "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(:ids)) "
+        "RETURNING id, original_instance_keyid"
+    ),
+    "local_changes_since": (
+        "SELECT data FROM operations WHERE original_instance_keyid = '' AND modno > :modno "
+        "ORDER BY modno LIMIT :limit"
+    ),
+    "local_deletions_since": (
+        "SELECT id, modno FROM local_deletions WHERE modno > :modno ORDER BY modno LIMIT :limit"
+    ),
+}

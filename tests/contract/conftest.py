@@ -1,0 +1,123 @@
+"""The store implementations every contract suite runs against.
+
+Each store protocol has a table of implementations by name. A table entry is a
+context manager that, given a fresh temporary folder, yields an opener: every
+call opens another store on the same backing database (a test reopens it, or
+opens a second connection, that way), and leaving the context drops the
+database. The fixtures below are parametrized over the tables, so every contract
+test runs once per implementation.
+
+To run the suites against another implementation, write its context manager next
+to the SQLite ones and name it in each table of a protocol it implements, e.g.
+``"postgresql": postgresql_oplog`` (skipping when no test database is configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+from contract_support import Backend, NodeOplogStore, S
+
+from hub.store import (
+    LocalOplogStore,
+    OplogStore,
+    PeerStateStore,
+    PeerStore,
+    SqliteOplogStore,
+)
+
+Implementation = Callable[[Path], AbstractContextManager[Callable[[], S]]]
+
+
+@contextmanager
+def sqlite_oplog(tmp_path: Path) -> Iterator[Callable[[], SqliteOplogStore]]:
+    path = tmp_path / "oplog.sqlite"
+    yield lambda: SqliteOplogStore(path)
+
+
+@contextmanager
+def sqlite_peer_states(tmp_path: Path) -> Iterator[Callable[[], PeerStore]]:
+    yield lambda: PeerStore(tmp_path)
+
+
+OPLOG_STORES: dict[str, Implementation[OplogStore]] = {
+    "sqlite": sqlite_oplog,
+}
+LOCAL_OPLOG_STORES: dict[str, Implementation[LocalOplogStore]] = {
+    "sqlite": sqlite_oplog,
+}
+PEER_STATE_STORES: dict[str, Implementation[PeerStateStore]] = {
+    "sqlite": sqlite_peer_states,
+}
+
+
+@contextmanager
+def _backend(implementation: Implementation[S], tmp_path: Path) -> Iterator[Backend[S]]:
+    with implementation(tmp_path) as opener:
+        backend = Backend(opener)
+        try:
+            yield backend
+        finally:
+            backend.close_all()
+
+
+@pytest.fixture(params=sorted(OPLOG_STORES))
+def oplog_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend[OplogStore]]:
+    with _backend(OPLOG_STORES[request.param], tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture
+def oplog_store(oplog_backend: Backend[OplogStore]) -> OplogStore:
+    """A hub's oplog store, empty."""
+    return oplog_backend.open()
+
+
+@pytest.fixture(params=sorted(LOCAL_OPLOG_STORES))
+def local_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend[LocalOplogStore]]:
+    with _backend(LOCAL_OPLOG_STORES[request.param], tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture
+def local_store(local_backend: Backend[LocalOplogStore]) -> LocalOplogStore:
+    """A node's own oplog, empty."""
+    return local_backend.open()
+
+
+@pytest.fixture(params=sorted(OPLOG_STORES.keys() | LOCAL_OPLOG_STORES.keys()))
+def any_oplog_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[OplogStore | LocalOplogStore]:
+    """A store of either oplog protocol, empty: for the local writes and queries both share."""
+    implementation = OPLOG_STORES.get(request.param) or LOCAL_OPLOG_STORES[request.param]
+    with _backend(implementation, tmp_path) as backend:
+        yield backend.open()
+
+
+@pytest.fixture(params=sorted(OPLOG_STORES.keys() & LOCAL_OPLOG_STORES.keys()))
+def node_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NodeOplogStore]:
+    """A store implementing both oplog protocols, empty: a node that is a hub and a client."""
+    with _backend(OPLOG_STORES[request.param], tmp_path) as backend:
+        store = backend.open()
+        assert isinstance(store, NodeOplogStore)
+        yield store
+
+
+@pytest.fixture(params=sorted(PEER_STATE_STORES))
+def peer_state_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend[PeerStateStore]]:
+    with _backend(PEER_STATE_STORES[request.param], tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture
+def peer_state_store(peer_state_backend: Backend[PeerStateStore]) -> PeerStateStore:
+    """A peer-state store, empty."""
+    return peer_state_backend.open()
