@@ -35,7 +35,7 @@ from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.errors import ConfigError, SynchubError
 from hub.pb import synchub_pb2 as pb
-from hub.scopes import ID_PATTERN
+from hub.scopes import ID_PATTERN, ID_RULE
 from hub.store import new_operation, now_ms, open_oplog
 
 LOG_TAIL_BYTES = 64 * 1024
@@ -182,8 +182,7 @@ def run_command(
 def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
     where = config.path or "<embedded defaults>"
     if plan_id and not ID_PATTERN.fullmatch(plan_id):
-        raise ConfigError(where, "plans", f"bad plan id {plan_id!r}: use letters, digits, "
-                          "'_', '.' or '-'")
+        raise ConfigError(where, "plans", f"bad plan id {plan_id!r}: use {ID_RULE}")
     plan = config.plan(plan_id) if plan_id else None
     if plan is not None:
         if repo_id and repo_id != plan.repo:
