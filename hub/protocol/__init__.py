@@ -25,9 +25,9 @@ from hub.protocol._batching import (
     serialized_frame_bytes,
 )
 from hub.protocol._client import (
+    ClientPhase,
     ClientSession,
     LinkEvent,
-    Phase,
     SessionListener,
     SessionSettings,
     SharedConfig,
@@ -102,6 +102,7 @@ __all__ = [
     "Challenge",
     "ClientHandshake",
     "ClientOplog",
+    "ClientPhase",
     "ClientSession",
     "DiffSelection",
     "Hello",
@@ -109,7 +110,6 @@ __all__ = [
     "LinkEvent",
     "OperationKind",
     "Outflow",
-    "Phase",
     "SendWindow",
     "SessionListener",
     "SessionSettings",

@@ -143,7 +143,9 @@ class SyncTotals:
     deleted: int
 
 
-class Phase(enum.Enum):
+class ClientPhase(enum.Enum):
+    """Where a ClientSession is: before the HELLO, in the handshake, syncing, or done."""
+
     NEW = "new"
     CHALLENGE = "waiting for the CHALLENGE"
     CONFIG = "waiting for the hub's config"
@@ -225,7 +227,7 @@ class ClientSession:
         self._shared = shared
         self._listener: SessionListener = listener or _Quiet()
         self._log = logger or log
-        self.phase = Phase.NEW
+        self.phase = ClientPhase.NEW
         self.connected = False
         self.in_sync = False
         self._counts = counts = SyncCounts()
@@ -251,7 +253,7 @@ class ClientSession:
     @property
     def done(self) -> bool:
         """A one-shot sync is complete: the latest round of diffs requested nothing."""
-        return self.phase is Phase.DONE
+        return self.phase is ClientPhase.DONE
 
     @property
     def totals(self) -> SyncTotals:
@@ -262,10 +264,10 @@ class ClientSession:
 
     def start(self, now: float) -> None:
         """Begin the handshake: the HELLO is the first frame to send."""
-        if self.phase is not Phase.NEW:
+        if self.phase is not ClientPhase.NEW:
             raise RuntimeError("a ClientSession is started once")
         self._sender.handshake(self._handshake.hello_frame())
-        self._await(Phase.CHALLENGE, now, self.settings.answer_timeout, "the HELLO")
+        self._await(ClientPhase.CHALLENGE, now, self.settings.answer_timeout, "the HELLO")
 
     def link_event(self, event: LinkEvent) -> None:
         """Take what the transport reported; HubRefused or HubUnavailable if it ends the session."""
@@ -290,11 +292,11 @@ class ClientSession:
 
     def advance(self, now: float) -> None:
         """Do what is due at ``now``: give up on a silent hub, finish and start rounds, poll."""
-        if self.phase in (Phase.CHALLENGE, Phase.CONFIG):
+        if self.phase in (ClientPhase.CHALLENGE, ClientPhase.CONFIG):
             if now >= self._deadline:
                 raise self._link.no_answer(*self._awaiting)
             return
-        if self.phase is not Phase.SYNCING:
+        if self.phase is not ClientPhase.SYNCING:
             return
         silent = now - self._last_received
         if silent >= self.settings.silence_limit:
@@ -322,7 +324,9 @@ class ClientSession:
         Until then the same frame is offered again, so a send that would block is
         simply retried later.
         """
-        return self._sender.next_frame(now)
+        # A hub silent this long is lost (advance says so): no heartbeat goes to it.
+        silent = now - self._last_received >= self.settings.silence_limit
+        return self._sender.next_frame(now, heartbeat=not silent)
 
     def frame_sent(self, now: float) -> None:
         """The frame ``next_frame`` offered went out at ``now``."""
@@ -334,7 +338,7 @@ class ClientSession:
 
     def next_deadline(self, now: float) -> float:
         """When ``advance`` next has something to do, or a heartbeat falls due."""
-        if self.phase is not Phase.SYNCING:
+        if self.phase is not ClientPhase.SYNCING:
             return self._deadline if self._deadline < math.inf else now
         due = min(
             self._sender.heartbeat_due(), self._last_received + self.settings.silence_limit
@@ -352,7 +356,7 @@ class ClientSession:
 
     # -- the handshake -------------------------------------------------------------------
 
-    def _await(self, phase: Phase, now: float, seconds: float, answering: str) -> None:
+    def _await(self, phase: ClientPhase, now: float, seconds: float, answering: str) -> None:
         self.phase = phase
         self._deadline = now + seconds
         self._awaiting = (answering, seconds)
@@ -366,7 +370,7 @@ class ClientSession:
             raise HubUnavailable(f"{self.who} sent a malformed CHALLENGE: {exc}") from exc
         self._sender.handshake(proof)
         seconds = min(self.settings.answer_timeout, self.settings.handshake_timeout)
-        self._await(Phase.CONFIG, now, seconds, "this client's PROOF")
+        self._await(ClientPhase.CONFIG, now, seconds, "this client's PROOF")
 
     def _not_a_challenge(self, item: pb.SyncStreamItem, now: float) -> None:
         raise HubUnavailable(
@@ -380,7 +384,7 @@ class ClientSession:
 
     def _on_connected(self, item: pb.SyncStreamItem, now: float) -> None:
         self.connected = True
-        self.phase = Phase.SYNCING
+        self.phase = ClientPhase.SYNCING
         self._sender.syncing = True
         self._deadline = math.inf
         self._listener.connected()
@@ -461,7 +465,7 @@ class ClientSession:
                            self.who, self._handshake.instance_id)
         then = self._rounds.after(self.in_sync, requested)
         if then is RoundEnd.DONE:
-            self.phase = Phase.DONE
+            self.phase = ClientPhase.DONE
         elif then is RoundEnd.AGAIN:
             self._start_round()
 
@@ -473,17 +477,17 @@ class ClientSession:
 
 _Handler = Callable[[ClientSession, pb.SyncStreamItem, float], None]
 
-_HANDLERS: Mapping[Phase, Mapping[str, _Handler]] = {
-    Phase.NEW: {"error": ClientSession._on_error},
-    Phase.CHALLENGE: {
+_HANDLERS: Mapping[ClientPhase, Mapping[str, _Handler]] = {
+    ClientPhase.NEW: {"error": ClientSession._on_error},
+    ClientPhase.CHALLENGE: {
         "handshake": ClientSession._on_challenge,
         "error": ClientSession._on_error,
     },
-    Phase.CONFIG: {
+    ClientPhase.CONFIG: {
         "send_config": ClientSession._on_connected,
         "error": ClientSession._on_error,
     },
-    Phase.SYNCING: {
+    ClientPhase.SYNCING: {
         "heartbeat": ClientSession._on_heartbeat,
         "throttle": ClientSession._on_throttle,
         "diff_operations": ClientSession._on_diff_reply,
@@ -491,14 +495,14 @@ _HANDLERS: Mapping[Phase, Mapping[str, _Handler]] = {
         "list_resources": ClientSession._on_hub_resources,
         "error": ClientSession._on_error,
     },
-    Phase.DONE: {"error": ClientSession._on_error},
+    ClientPhase.DONE: {"error": ClientSession._on_error},
 }
 """What each action does in each phase; an action not listed goes to _UNEXPECTED."""
 
-_UNEXPECTED: Mapping[Phase, _Handler] = {
-    Phase.NEW: ClientSession._unused,
-    Phase.CHALLENGE: ClientSession._not_a_challenge,
-    Phase.CONFIG: ClientSession._not_the_config,
-    Phase.SYNCING: ClientSession._unused,
-    Phase.DONE: ClientSession._unused,
+_UNEXPECTED: Mapping[ClientPhase, _Handler] = {
+    ClientPhase.NEW: ClientSession._unused,
+    ClientPhase.CHALLENGE: ClientSession._not_a_challenge,
+    ClientPhase.CONFIG: ClientSession._not_the_config,
+    ClientPhase.SYNCING: ClientSession._unused,
+    ClientPhase.DONE: ClientSession._unused,
 }

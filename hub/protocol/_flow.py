@@ -175,8 +175,11 @@ class Sender:
         """Send ``frame`` (a HELLO or a PROOF) next."""
         self._handshake = frame
 
-    def next_frame(self, now: float) -> bytes | None:
-        """The frame to send now, if any; the same one until ``frame_sent``."""
+    def next_frame(self, now: float, *, heartbeat: bool = True) -> bytes | None:
+        """The frame to send now, if any; the same one until ``frame_sent``.
+
+        ``heartbeat=False`` holds back a heartbeat that is due.
+        """
         if self._handshake is not None:
             return self._offer(self._handshake, self._handshake_sent)
         if not self.syncing:
@@ -187,7 +190,7 @@ class Sender:
             frame = self.outflow.peek(now)
             if frame is not None:
                 return self._offer(frame, self._data_sent)
-        if now - self.last_sent >= self._heartbeat_interval:
+        if heartbeat and now - self.last_sent >= self._heartbeat_interval:
             return self._offer(_HEARTBEAT, None)
         return None
 

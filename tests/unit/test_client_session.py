@@ -587,6 +587,7 @@ def test_a_hub_silent_for_three_intervals_is_lost_and_any_frame_counts() -> None
     session.advance(T0 + 29.9)
     session.receive([heartbeat_frame()], T0 + 20)
     session.advance(T0 + 49.9)
+    assert session.next_frame(T0 + 50) is None  # no heartbeat to a hub that is gone
     with pytest.raises(HubUnavailable, match=r"was silent for 30s \(3 heartbeat intervals\)"):
         session.advance(T0 + 50)
 
