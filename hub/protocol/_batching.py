@@ -15,7 +15,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.store import SerializedOperation
 
 MAX_BATCH_OPERATIONS = 256
-"""Operations per send_operations frame (docs/protocol.md §6.5: 256 is a good default)."""
+"""Operations per send_operations frame (docs/protocol.md §6.5 (Batch and frame sizes))."""
 
 # Bytes a SyncStreamItem adds around its OperationList (oneof tags and lengths of
 # the three nested messages), and around each operation (tag plus length varint).

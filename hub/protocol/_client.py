@@ -7,6 +7,9 @@ one-shot sync, and calls on a ``SessionListener``. The session owns no socket,
 no clock and no database: the driver (the agent's connection thread) moves the
 frames and passes the time, and the local oplog is reached through
 ``ClientOplog``. One thread drives one session; make a new one per connection.
+The session owns its parts: the ``Sender`` (which frame goes next, with the
+``Outflow`` and the ``SendWindow``), the ``DiffRounds`` and the
+``OperationFrames``.
 
 The order of work (docs/protocol.md §5 (Handshake), §6.2 (The client's order of work)):
 
@@ -36,7 +39,8 @@ Failures are raised by the call that finds them (§9 (Errors)): ``HubRefused``
 when the hub is not the pinned one, refuses this client (ERROR_AUTH), or the
 encrypted link fails twice in a row (a wrong CURVE key, §2.2 (Encryption:
 CurveZMQ)); ``HubUnavailable`` for what a later connection may fix; and
-``ClientError`` for a diff too large for one frame.
+``ClientError`` for what no reconnect fixes: a diff too large for one frame, or
+a one-shot sync still not confirmed after ``MAX_ONCE_ROUNDS`` rounds.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ directions and live in ``_codec``):
   session on purpose (§9 (Errors)).
 
 ``decode_hub_item`` reads a hub's frame the way a client must: an item of an
-action this version does not know is not an error (§6.2 asks a client to log
-and ignore it).
+action this version does not know is not an error (§6.2 (The client's order of
+work) asks a client to log and ignore it).
 """
 
 from __future__ import annotations
