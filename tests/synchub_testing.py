@@ -1,9 +1,14 @@
-"""Test support shared by several tiers: fixed identities, fakes, futures."""
+"""Test support shared by several tiers: fixed identities, fakes, futures.
+
+The client frame builders (``client_hello``, ``client_proof``,
+``send_operations_frame``, ``deleted_operations_frame``, ``diff_frame``,
+``heartbeat_frame``) and ``RawClient`` are thin wrappers over hub.protocol, so
+the tests speak exactly what the agent speaks.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import select
 import signal
@@ -24,7 +29,16 @@ from hub.bench.relay import CountingRelay
 from hub.config import Config, load_config
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
+from hub.protocol import (
+    ClientHandshake,
+    DiffSelection,
+    HubPin,
+    OperationKind,
+    deleted_item,
+    diff_item,
+    encode_item,
+    operations_item,
+)
 
 HUB = SigningIdentity.from_seed(bytes(range(32)))
 CLIENT = SigningIdentity.from_seed(bytes(range(32, 64)))
@@ -132,10 +146,21 @@ class FakeOutbox:
         return items
 
 
+def client_handshake(
+    identity: SigningIdentity = CLIENT,
+    instance_id: str = "web1",
+    nonce: bytes | None = b"\x07" * 32,
+    hub_keyid: str = HUB.keyid,
+    hub_instance: str = HUB_INSTANCE,
+) -> ClientHandshake:
+    """A client's side of one handshake with the test hub (a fixed nonce unless None)."""
+    return ClientHandshake(identity, instance_id, HubPin(hub_instance, hub_keyid), nonce)
+
+
 def client_hello(
     identity: SigningIdentity = CLIENT, instance_id: str = "web1", nonce: bytes = b"\x07" * 32
 ) -> bytes:
-    return hello_item(identity, instance_id, nonce).SerializeToString()
+    return client_handshake(identity, instance_id, nonce).hello_frame()
 
 
 def client_proof(
@@ -145,15 +170,9 @@ def client_proof(
     nonce: bytes = b"\x07" * 32,
     hub_keyid: str = HUB.keyid,
 ) -> bytes:
-    checked = validate_challenge(
-        challenge.handshake,
-        pinned_keyid=hub_keyid,
-        pinned_instance_id=HUB_INSTANCE,
-        client_instance_id=instance_id,
-        client_keyid=identity.keyid,
-        client_nonce=nonce,
+    return client_handshake(identity, instance_id, nonce, hub_keyid).proof_frame(
+        challenge.handshake
     )
-    return proof_item(sign_proof(identity, checked.transcript)).SerializeToString()
 
 
 def operation(op_id: int, *, modno: int = 1, flow_id: int = 0, repo_guid: str = "guid-nas",
@@ -170,31 +189,19 @@ def operation(op_id: int, *, modno: int = 1, flow_id: int = 0, repo_guid: str = 
     )
 
 
-def send_operations_frame(ops: Sequence[pb.Operation], kind: str = "created_operations") -> bytes:
-    event = pb.OperationEvent(**{kind: pb.OperationList(operations=list(ops))})
-    return pb.SyncStreamItem(
-        send_operations=pb.SyncStreamItem.SendOperations(event=event)
-    ).SerializeToString()
+def send_operations_frame(
+    ops: Sequence[pb.Operation], kind: OperationKind = "created_operations"
+) -> bytes:
+    return encode_item(operations_item(ops, kind))
 
 
 def deleted_operations_frame(ids: Sequence[int]) -> bytes:
-    event = pb.OperationEvent(deleted_operations=pb.Int64List(values=list(ids)))
-    return pb.SyncStreamItem(
-        send_operations=pb.SyncStreamItem.SendOperations(event=event)
-    ).SerializeToString()
+    return encode_item(deleted_item(ids))
 
 
 def diff_frame(keyid: str, ids: Sequence[int], modnos: Sequence[int],
                repo_guid: str = "guid-nas") -> bytes:
-    return pb.SyncStreamItem(
-        diff_operations=pb.SyncStreamItem.DiffOperations(
-            have_operations_selector=pb.OpSelector(
-                original_instance_keyid=keyid, repo_guid=repo_guid
-            ),
-            have_operation_ids=list(ids),
-            have_operation_modnos=list(modnos),
-        )
-    ).SerializeToString()
+    return encode_item(diff_item(DiffSelection(repo_guid), keyid, ids, modnos))
 
 
 def heartbeat_frame() -> bytes:
@@ -252,7 +259,12 @@ def free_tcp_port() -> int:
 
 
 class RawClient:
-    """A bare DEALER speaking the wire protocol by hand; every receive has a deadline."""
+    """A bare DEALER driven step by step by a test; every receive has a deadline.
+
+    It sends whatever frames the test gives it (well-formed ones come from the
+    builders above, hostile ones from the test itself); ``handshake`` runs a
+    client's side of the handshake through hub.protocol's ClientHandshake.
+    """
 
     def __init__(self, endpoint: str, hub_curve_public: bytes | None) -> None:
         self.context = zmq.Context()
@@ -290,18 +302,10 @@ class RawClient:
         instance_id: str = "web1",
         hub_instance: str = HUB_INSTANCE,
     ) -> None:
-        nonce = os.urandom(32)
-        self.send(hello_item(identity, instance_id, nonce).SerializeToString())
+        handshake = client_handshake(identity, instance_id, None, hub_keyid, hub_instance)
+        self.send(handshake.hello_frame())
         challenge = self.recv_action("handshake")
-        checked = validate_challenge(
-            challenge.handshake,
-            pinned_keyid=hub_keyid,
-            pinned_instance_id=hub_instance,
-            client_instance_id=instance_id,
-            client_keyid=identity.keyid,
-            client_nonce=nonce,
-        )
-        self.send(proof_item(sign_proof(identity, checked.transcript)).SerializeToString())
+        self.send(handshake.proof_frame(challenge.handshake))
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -1,45 +1,20 @@
-"""The client agent: syncs this node's own operations to every hub in ``known_hosts``."""
+"""The client agent: syncs this node's own operations to every hub in ``known_hosts``.
+
+``Agent`` runs one connection thread per known hub, each driving a
+``hub.protocol.ClientSession`` over its own DEALER socket; ``LocalOplog`` is the
+view of this node's own operations those sessions read. The protocol pieces a
+client needs (item builders, batching, the diff plan, backoff) are in
+``hub.protocol``.
+"""
 
 from hub.agent._agent import Agent, AgentSettings, HostStatus, Progress, SyncReport
 from hub.agent._local import LocalOplog
-from hub.agent._sync import (
-    FRAME_OVERHEAD_BYTES,
-    MAX_BATCH_OPERATIONS,
-    PER_OPERATION_OVERHEAD_BYTES,
-    DiffSelection,
-    Outflow,
-    SyncScope,
-    backoff_delay,
-    batch_operations,
-    batch_serialized,
-    deleted_item,
-    diff_item,
-    operation_frame_bytes,
-    operations_item,
-    serialized_frame_bytes,
-    serialized_operations_frame,
-)
 
 __all__ = [
-    "FRAME_OVERHEAD_BYTES",
-    "MAX_BATCH_OPERATIONS",
-    "PER_OPERATION_OVERHEAD_BYTES",
     "Agent",
     "AgentSettings",
-    "DiffSelection",
     "HostStatus",
     "LocalOplog",
-    "Outflow",
     "Progress",
     "SyncReport",
-    "SyncScope",
-    "backoff_delay",
-    "batch_operations",
-    "batch_serialized",
-    "deleted_item",
-    "diff_item",
-    "operation_frame_bytes",
-    "operations_item",
-    "serialized_frame_bytes",
-    "serialized_operations_frame",
 ]

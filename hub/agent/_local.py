@@ -1,5 +1,8 @@
 """The client agent's view of its local oplog: the node's own operations only.
 
+``LocalOplog`` is what a ``ClientSession`` reads through its ``ClientOplog``
+interface; each connection thread opens its own.
+
 Local operations are those with ``original_instance_keyid == ""`` (a node that is
 also a hub holds its peers' operations in the same store; those are never sent
 on). The store is opened in the thread that uses it, as sqlite3 requires, and
@@ -17,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from hub.agent._sync import DiffSelection
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import DiffSelection
 from hub.store import LocalChanges, SerializedOperation, SqliteOplogStore
 
 # Ids per query when loading operations, so one request of many ids is read in parts.

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hub.agent import Agent, AgentSettings, DiffSelection, diff_item
+from hub.agent import Agent, AgentSettings
 from hub.bench.relay import CountingRelay
 from hub.bench.report import Figure, Result, figure
 from hub.bench.rig import (
@@ -35,6 +35,7 @@ from hub.bench.rig import (
 from hub.config import load_config
 from hub.errors import BenchError
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import DiffSelection, diff_item
 from hub.store import SqliteOplogStore
 
 Say = Callable[[str], None]

@@ -1,10 +1,12 @@
-"""Many bench clients in one thread: each a DEALER speaking the wire protocol by hand.
+"""Many bench clients in one thread: each a DEALER speaking the wire protocol.
 
 A client agent is one thread per hub and a few sockets; a thousand of them would
 measure this machine's thread scheduler, not the hub. A swarm drives ``count``
 DEALERs from one poller instead, each through the real handshake (CURVE, HELLO,
 the hub's signed CHALLENGE checked against the pinned keyid, PROOF) and then one
-of these jobs:
+of these jobs. It uses the protocol package's pieces (``ClientHandshake``, the
+item builders, ``decode_hub_item``) rather than a ``ClientSession`` per client,
+since its jobs are simpler than an agent's and one poller serves them all:
 
 ``handshake``  done once the hub's send_config arrives (the session is CONNECTED);
 ``sync``       diff ``ops`` operations, send what the hub requests in one batch,
@@ -21,18 +23,28 @@ Times are ``time.monotonic_ns()``, one clock for every process on the machine.
 from __future__ import annotations
 
 import heapq
-import os
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import zmq
 
 from hub.bench.rig import PLAN_ID, REPO_GUID, BenchClient, bench_client
-from hub.errors import SynchubError
+from hub.errors import ProtocolError, SynchubError
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
+from hub.protocol import (
+    ClientHandshake,
+    DiffSelection,
+    HubPin,
+    action_of,
+    decode_hub_item,
+    diff_item,
+    encode_item,
+    heartbeat_frame,
+    operations_item,
+)
 
 MODES = ("handshake", "sync", "idle", "latency")
 LATENCY_PREFIX = "bench-sent-ns="
@@ -68,8 +80,8 @@ class _Client:
     index: int
     identity: BenchClient
     socket: zmq.Socket[Any]
+    handshake: ClientHandshake
     state: str = "new"
-    nonce: bytes = b""
     started_ns: int = 0
     done_ns: int = 0
     next_heartbeat: float = 0.0
@@ -114,6 +126,7 @@ class Swarm:
         self._errors: Counter[str] = Counter()
         self.report = SwarmReport()
         curve = spec.hub_curve_public.encode() if spec.hub_curve_public else None
+        pin = HubPin(spec.hub_instance, spec.hub_keyid)
         try:
             for index in range(spec.count):
                 sock = self.context.socket(zmq.DEALER)
@@ -124,7 +137,9 @@ class Swarm:
                     sock.curve_serverkey = curve
                     sock.curve_publickey = public
                     sock.curve_secretkey = secret
-                client = _Client(index, bench_client(spec.first_client + index), sock)
+                identity = bench_client(spec.first_client + index)
+                handshake = ClientHandshake(identity.signing, identity.instance_id, pin)
+                client = _Client(index, identity, sock, handshake)
                 self.clients.append(client)
                 self._by_socket[sock] = client
         except BaseException:
@@ -180,9 +195,7 @@ class Swarm:
             self.report.started_ns.append(client.started_ns)
             client.socket.connect(self.spec.endpoint)
             self.poller.register(client.socket, zmq.POLLIN)
-            client.nonce = os.urandom(32)
-            self._send(client, hello_item(client.identity.signing, client.identity.instance_id,
-                                          client.nonce))
+            self._send_frame(client, client.handshake.hello_frame())
             client.state = "challenge"
 
     def _drain(self, client: _Client) -> None:
@@ -194,47 +207,43 @@ class Swarm:
             if len(frames) != 1:
                 self._fail(client, "multi-frame message from the hub")
                 return
-            item = pb.SyncStreamItem.FromString(frames[0])
-            self._on_item(client, item)
+            try:
+                item = decode_hub_item(frames[0])
+            except ProtocolError:
+                self._fail(client, "a frame from the hub that is not a SyncStreamItem")
+                return
+            if item is not None:
+                self._on_item(client, item)
 
     def _on_item(self, client: _Client, item: pb.SyncStreamItem) -> None:
-        action = item.WhichOneof("action")
-        if action == "heartbeat":
-            self.report.hub_heartbeats += 1
-            return
-        if action == "error":
-            state = pb.ConnectionState.Name(item.error.state)
-            self._fail(client, f"{state}: {item.error.message[:80]}")
-            return
-        if client.state == "challenge" and action == "handshake":
-            self._on_challenge(client, item)
-        elif client.state == "config" and action == "send_config":
-            self._on_connected(client)
-        elif client.state == "diff" and action == "diff_operations":
-            self._on_first_reply(client, list(item.diff_operations.request_operations))
-        elif client.state == "confirm" and action == "diff_operations":
-            if item.diff_operations.request_operations:
-                self._fail(client, "the confirming diff still requested operations")
-            else:
-                self._finish(client)
+        action = action_of(item)
+        handler = _ANY_STATE.get(action) or _IN_STATE.get((client.state, action))
+        if handler is not None:
+            handler(self, client, item)
+
+    def _on_heartbeat(self, client: _Client, item: pb.SyncStreamItem) -> None:
+        self.report.hub_heartbeats += 1
+
+    def _on_error(self, client: _Client, item: pb.SyncStreamItem) -> None:
+        state = pb.ConnectionState.Name(item.error.state)
+        self._fail(client, f"{state}: {item.error.message[:80]}")
 
     def _on_challenge(self, client: _Client, item: pb.SyncStreamItem) -> None:
         try:
-            challenge = validate_challenge(
-                item.handshake,
-                pinned_keyid=self.spec.hub_keyid,
-                pinned_instance_id=self.spec.hub_instance,
-                client_instance_id=client.identity.instance_id,
-                client_keyid=client.identity.keyid,
-                client_nonce=client.nonce,
-            )
+            proof = client.handshake.proof_frame(item.handshake)
         except SynchubError as exc:
             self._fail(client, f"bad challenge: {exc}")
             return
-        self._send(client, proof_item(sign_proof(client.identity.signing, challenge.transcript)))
+        self._send_frame(client, proof)
         client.state = "config"
 
-    def _on_connected(self, client: _Client) -> None:
+    def _on_confirm_reply(self, client: _Client, item: pb.SyncStreamItem) -> None:
+        if item.diff_operations.request_operations:
+            self._fail(client, "the confirming diff still requested operations")
+        else:
+            self._finish(client)
+
+    def _on_connected(self, client: _Client, item: pb.SyncStreamItem) -> None:
         self._in_handshake -= 1
         self._admit()
         client.next_heartbeat = time.monotonic() + self.spec.heartbeat_interval
@@ -249,11 +258,11 @@ class Swarm:
             heapq.heappush(self._sends, (time.monotonic() + offset, client.index))
         self._finish(client)
 
-    def _on_first_reply(self, client: _Client, requested: list[int]) -> None:
-        wanted = set(requested)
+    def _on_first_reply(self, client: _Client, item: pb.SyncStreamItem) -> None:
+        wanted = set(item.diff_operations.request_operations)
         ops = [self._operation(client, i) for i in range(1, self.spec.ops + 1) if i in wanted]
         if ops:
-            self._send(client, _operations_item(ops))
+            self._send(client, operations_item(ops, "created_operations"))
             client.sent_ops += len(ops)
             self.report.sent_ops += len(ops)
         self._send(client, self._diff(client))
@@ -278,13 +287,7 @@ class Swarm:
 
     def _diff(self, client: _Client) -> pb.SyncStreamItem:
         ids = list(range(1, self.spec.ops + 1))
-        return pb.SyncStreamItem(diff_operations=pb.SyncStreamItem.DiffOperations(
-            have_operations_selector=pb.OpSelector(
-                original_instance_keyid=client.identity.keyid, repo_guid=REPO_GUID
-            ),
-            have_operation_ids=ids,
-            have_operation_modnos=[1] * len(ids),
-        ))
+        return diff_item(DiffSelection(REPO_GUID), client.identity.keyid, ids, [1] * len(ids))
 
     def _operation(self, client: _Client, op_id: int, message: str = "") -> pb.Operation:
         return pb.Operation(
@@ -303,13 +306,13 @@ class Swarm:
         if now < self._next_heartbeat_scan:
             return
         self._next_heartbeat_scan = now + min(0.1, self.spec.heartbeat_interval / 10)
-        frame = pb.SyncStreamItem(heartbeat=pb.SyncStreamItem.Heartbeat())
+        frame = heartbeat_frame()
         for client in self.clients:
             if client.state in ("new", "failed", "challenge", "config"):
                 continue
             if now >= client.next_heartbeat:
                 client.next_heartbeat = now + self.spec.heartbeat_interval
-                self._send(client, frame)
+                self._send_frame(client, frame)
 
     def _send_due_operations(self, now: float) -> None:
         while self._sends and self._sends[0][0] <= now:
@@ -322,12 +325,14 @@ class Swarm:
             op = self._operation(
                 client, client.sent_ops, f"{LATENCY_PREFIX}{time.monotonic_ns()}"
             )
-            self._send(client, _operations_item([op]))
+            self._send(client, operations_item([op], "created_operations"))
             if client.sent_ops < self.spec.latency_ops:
                 heapq.heappush(self._sends, (now + self.spec.interval, index))
 
     def _send(self, client: _Client, item: pb.SyncStreamItem) -> None:
-        frame = item.SerializeToString()
+        self._send_frame(client, encode_item(item))
+
+    def _send_frame(self, client: _Client, frame: bytes) -> None:
         try:
             client.socket.send(frame, zmq.NOBLOCK)
         except zmq.Again:
@@ -336,10 +341,21 @@ class Swarm:
         self.report.bytes_sent += len(frame)
 
 
-def _operations_item(ops: list[pb.Operation]) -> pb.SyncStreamItem:
-    return pb.SyncStreamItem(send_operations=pb.SyncStreamItem.SendOperations(
-        event=pb.OperationEvent(created_operations=pb.OperationList(operations=ops))
-    ))
+_Handler = Callable[[Swarm, _Client, pb.SyncStreamItem], None]
+
+_ANY_STATE: Mapping[str, _Handler] = {
+    "heartbeat": Swarm._on_heartbeat,
+    "error": Swarm._on_error,
+}
+"""Items handled the same in every state of a client."""
+
+_IN_STATE: Mapping[tuple[str, str], _Handler] = {
+    ("challenge", "handshake"): Swarm._on_challenge,
+    ("config", "send_config"): Swarm._on_connected,
+    ("diff", "diff_operations"): Swarm._on_first_reply,
+    ("confirm", "diff_operations"): Swarm._on_confirm_reply,
+}
+"""Items a client in a given state acts on; anything else is ignored."""
 
 
 def sent_ns(op: pb.Operation) -> int | None:

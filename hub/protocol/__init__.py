@@ -1,10 +1,38 @@
-"""The wire protocol (docs/protocol.md), without I/O: the frame codec and the handshake.
+"""The wire protocol (docs/protocol.md), without I/O.
 
 One ZeroMQ frame is one serialized ``SyncStreamItem``. Everything here takes
 bytes, items and times and returns items, bytes and decisions; the hub's
-sessions and the client agent drive it over real sockets.
+sessions and the clients (the agent, the bench's swarms, the tests' raw clients)
+drive it over real sockets.
+
+- the frame codec and the items both sides send (``_codec``);
+- the handshake, both sides, and ``ClientHandshake`` (``_handshake``);
+- a client's side: the items it sends (``_items``), batching (``_batching``),
+  the diff plan (``_scope``), flow control (``_flow``), the frames of operations
+  (``_outgoing``), rounds of diffs (``_rounds``), the reconnect backoff
+  (``_backoff``), and ``ClientSession``, which ties them into one session
+  (``_client``).
 """
 
+from hub.protocol._backoff import backoff_delay
+from hub.protocol._batching import (
+    FRAME_OVERHEAD_BYTES,
+    MAX_BATCH_OPERATIONS,
+    PER_OPERATION_OVERHEAD_BYTES,
+    batch_operations,
+    batch_serialized,
+    operation_frame_bytes,
+    serialized_frame_bytes,
+)
+from hub.protocol._client import (
+    ClientPhase,
+    ClientSession,
+    LinkEvent,
+    SessionListener,
+    SessionSettings,
+    SharedConfig,
+    SyncTotals,
+)
 from hub.protocol._codec import (
     KNOWN_ACTIONS,
     action_of,
@@ -16,6 +44,7 @@ from hub.protocol._codec import (
     heartbeat_frame,
     throttle_frame,
 )
+from hub.protocol._flow import Outflow, SendWindow
 from hub.protocol._handshake import (
     LABEL_CLIENT,
     LABEL_HUB,
@@ -23,7 +52,9 @@ from hub.protocol._handshake import (
     NONCE_BYTES,
     PROTOCOL_VERSION,
     Challenge,
+    ClientHandshake,
     Hello,
+    HubPin,
     Transcript,
     challenge_item,
     hello_item,
@@ -38,21 +69,67 @@ from hub.protocol._handshake import (
     verify_challenge,
     verify_proof,
 )
+from hub.protocol._items import (
+    CLOSING_MESSAGE,
+    OperationKind,
+    ack_diff_frame,
+    ack_diff_item,
+    closing_error_frame,
+    decode_hub_item,
+    deleted_item,
+    diff_item,
+    operations_item,
+    serialized_operations_frame,
+)
+from hub.protocol._outgoing import DELETED_IDS_PER_FRAME, ClientOplog
+from hub.protocol._rounds import CONFIRM_ROUNDS, MAX_ONCE_ROUNDS
+from hub.protocol._scope import DiffSelection, SyncScope
 
 __all__ = [
+    "CLOSING_MESSAGE",
+    "CONFIRM_ROUNDS",
+    "DELETED_IDS_PER_FRAME",
+    "FRAME_OVERHEAD_BYTES",
     "KNOWN_ACTIONS",
     "LABEL_CLIENT",
     "LABEL_HUB",
+    "MAX_BATCH_OPERATIONS",
     "MAX_INSTANCE_ID_BYTES",
+    "MAX_ONCE_ROUNDS",
     "NONCE_BYTES",
+    "PER_OPERATION_OVERHEAD_BYTES",
     "PROTOCOL_VERSION",
     "Challenge",
+    "ClientHandshake",
+    "ClientOplog",
+    "ClientPhase",
+    "ClientSession",
+    "DiffSelection",
     "Hello",
+    "HubPin",
+    "LinkEvent",
+    "OperationKind",
+    "Outflow",
+    "SendWindow",
+    "SessionListener",
+    "SessionSettings",
+    "SharedConfig",
+    "SyncScope",
+    "SyncTotals",
     "Transcript",
+    "ack_diff_frame",
+    "ack_diff_item",
     "action_of",
+    "backoff_delay",
+    "batch_operations",
+    "batch_serialized",
     "challenge_item",
+    "closing_error_frame",
     "config_frames",
+    "decode_hub_item",
     "decode_item",
+    "deleted_item",
+    "diff_item",
     "diff_reply_frame",
     "encode_item",
     "error_frame",
@@ -60,7 +137,11 @@ __all__ = [
     "hello_item",
     "hub_transcript",
     "new_nonce",
+    "operation_frame_bytes",
+    "operations_item",
     "proof_item",
+    "serialized_frame_bytes",
+    "serialized_operations_frame",
     "sign_challenge",
     "sign_proof",
     "throttle_frame",

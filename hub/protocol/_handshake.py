@@ -1,4 +1,4 @@
-"""The mutual challenge-response handshake (protocol.md section 4), as pure functions.
+"""The mutual challenge-response handshake: docs/protocol.md §5 (Handshake), without I/O.
 
     transcript(label) = SHA-256( label || u64be(protocol_version)
         || LP(hub_instance_id) || LP(hub_keyid) || LP(client_instance_id) || LP(client_keyid)
@@ -8,6 +8,11 @@ LP(x) is x's length as 4 bytes big-endian, then x (strings as UTF-8). The hub si
 transcript under LABEL_HUB in its CHALLENGE, the client signs it under LABEL_CLIENT in its
 PROOF; ed25519 signs the 32-byte digest. Both nonces are in both signatures, so neither a
 CHALLENGE nor a PROOF can be replayed on another connection.
+
+The functions serve both sides: the hub's session validates HELLO and PROOF and
+signs its CHALLENGE; ``ClientHandshake`` is a client's side for one connection
+(its nonce, the HELLO, the CHALLENGE checked against the pinned ``HubPin``, the
+PROOF), used by the agent's ``ClientSession``, the bench's swarms and the tests.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from hub.identity import (
     verify_signature,
 )
 from hub.pb import synchub_pb2 as pb
+from hub.protocol._codec import encode_item
 
 PROTOCOL_VERSION = 1
 NONCE_BYTES = 32
@@ -274,3 +280,57 @@ def validate_proof(item: pb.SyncStreamItem.Handshake, hello: Hello, t: Transcrip
         raise ProtocolError("PROOF has no signature")
     if not verify_proof(hello.public_key_raw, t, item.signature):
         raise AuthError(f"client {hello.instance_id} ({hello.keyid}) sent a bad PROOF signature")
+
+
+# --- a client's side, for one connection ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubPin:
+    """What a client pins for one hub (its known_hosts entry): instance id and keyid."""
+
+    instance_id: str
+    keyid: str
+
+
+class ClientHandshake:
+    """One connection's handshake as a client: HELLO out, CHALLENGE checked, PROOF out.
+
+    The nonce is fresh for each instance (or given, for fixed test vectors): make
+    a new one for every connection.
+    """
+
+    def __init__(
+        self,
+        identity: SigningIdentity,
+        instance_id: str,
+        pin: HubPin,
+        nonce: bytes | None = None,
+    ) -> None:
+        self.identity = identity
+        self.instance_id = instance_id
+        self.pin = pin
+        self.nonce = new_nonce() if nonce is None else nonce
+
+    def hello_frame(self) -> bytes:
+        return encode_item(hello_item(self.identity, self.instance_id, self.nonce))
+
+    def check_challenge(self, challenge: pb.SyncStreamItem.Handshake) -> Challenge:
+        """The hub's CHALLENGE checked against the pin and this HELLO (see validate_challenge)."""
+        return validate_challenge(
+            challenge,
+            pinned_keyid=self.pin.keyid,
+            pinned_instance_id=self.pin.instance_id,
+            client_instance_id=self.instance_id,
+            client_keyid=self.identity.keyid,
+            client_nonce=self.nonce,
+        )
+
+    def proof_frame(self, challenge: pb.SyncStreamItem.Handshake) -> bytes:
+        """The PROOF answering ``challenge``.
+
+        AuthError if the hub is not the pinned one or its signature does not verify,
+        ProtocolError if the CHALLENGE is malformed; either way send no PROOF.
+        """
+        checked = self.check_challenge(challenge)
+        return encode_item(proof_item(sign_proof(self.identity, checked.transcript)))

@@ -18,7 +18,14 @@ from actors import HubIdentity, Phase, RemoteBatch, SessionActor, SessionSetting
 from hub.config import Config
 from hub.errors import ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
+from hub.protocol import (
+    config_frames,
+    error_frame,
+    hello_item,
+    proof_item,
+    sign_proof,
+    validate_challenge,
+)
 from synchub_testing import (
     CLIENT,
     HUB,
@@ -367,10 +374,8 @@ def test_oplog_that_does_not_answer_ends_the_session(connected: Rig) -> None:
 
 def test_send_config_and_list_resources_update_the_peer_state(connected: Rig) -> None:
     config = pb.RemoteConfig(version=1, repos=[pb.Repo(id="laptop", guid="g")])
-    connected.frame(pb.SyncStreamItem(
-        send_config=pb.SyncStreamItem.SendConfig(config=config)).SerializeToString())
-    connected.frame(pb.SyncStreamItem(list_resources=pb.SyncStreamItem.ListResources(
-        repo_ids=["laptop"], plan_ids=["hourly"])).SerializeToString())
+    for frame in config_frames(config, ["laptop"], ["hourly"]):
+        connected.frame(frame)
     keyid, sent = connected.peers.set_remote_config.defer.call_args.args
     assert (keyid, sent) == (CLIENT.keyid, config)
     connected.peers.set_resources.defer.assert_called_once_with(
@@ -386,8 +391,7 @@ def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:
 
 
 def test_error_from_the_client_ends_the_session_without_a_reply(connected: Rig) -> None:
-    connected.frame(pb.SyncStreamItem(error=pb.SyncStreamItem.Error(
-        state=pb.CONNECTION_STATE_ERROR_INTERNAL, message="disk full")).SerializeToString())
+    connected.frame(error_frame(pb.CONNECTION_STATE_ERROR_INTERNAL, "disk full"))
     assert connected.outbox.frames == []
     assert connected.outbox.closed
     _, kwargs = connected.peers.disconnected.defer.call_args

@@ -404,10 +404,10 @@ class ScriptedHub:
             if item.WhichOneof("action") != "heartbeat":
                 return rid, item
             if self.answer_heartbeats:
-                self.send(rid, pb.SyncStreamItem(heartbeat=pb.SyncStreamItem.Heartbeat()))
+                self.send(rid, protocol.heartbeat_frame())
 
-    def send(self, rid: bytes, item: pb.SyncStreamItem) -> None:
-        self.router.send_multipart([rid, item.SerializeToString()])
+    def send(self, rid: bytes, frame: bytes) -> None:
+        self.router.send_multipart([rid, frame])
 
     def connect(self) -> bytes:
         """Answer a HELLO and a PROOF (accepted unchecked) and send an empty config."""
@@ -416,11 +416,12 @@ class ScriptedHub:
         nonce = new_nonce()
         transcript = hub_transcript(hello, self.identity, "hub-1", nonce)
         signature = sign_challenge(self.identity, transcript)
-        self.send(rid, challenge_item(self.identity, "hub-1", nonce, signature))
+        challenge = challenge_item(self.identity, "hub-1", nonce, signature)
+        self.send(rid, protocol.encode_item(challenge))
         proof_rid, proof = self.recv()
         assert proof_rid == rid and proof.WhichOneof("action") == "handshake"
         for frame in protocol.config_frames(pb.RemoteConfig(), [], []):
-            self.send(rid, pb.SyncStreamItem.FromString(frame))
+            self.send(rid, frame)
         return rid
 
 
@@ -451,11 +452,9 @@ def test_throttle_holds_operations_and_a_silent_hub_is_left(tmp_path: Path) -> N
             _, diff = hub.recv()
             assert list(diff.diff_operations.have_operation_ids) == [1, 2]
 
-            hub.send(rid, pb.SyncStreamItem(throttle=pb.SyncStreamItem.Throttle(delay_ms=400)))
+            hub.send(rid, protocol.throttle_frame(400))
             throttled_at = time.monotonic()
-            hub.send(rid, pb.SyncStreamItem(
-                diff_operations=pb.SyncStreamItem.DiffOperations(request_operations=[1, 2, 7])
-            ))
+            hub.send(rid, protocol.diff_reply_frame([1, 2, 7]))
             _, created = hub.recv()
             arrived = time.monotonic() - throttled_at
             assert arrived >= 0.4, f"operations arrived {arrived:.3f}s into a 0.4s throttle"

@@ -18,7 +18,7 @@ import zmq
 
 from hub.config import Config
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import hello_item, proof_item, sign_proof, validate_challenge
+from hub.protocol import error_frame, hello_item, proof_item, sign_proof, validate_challenge
 from synchub_testing import (
     CLIENT,
     HUB_INSTANCE,
@@ -464,9 +464,7 @@ def test_text_a_peer_reports_is_clipped_to_one_line(hub: Any) -> None:
     client = connected_client(hub)
     try:
         forged_log = "disk full\n2099-01-01 CRITICAL hub: fake line\r" + "x" * 100_000
-        client.send(pb.SyncStreamItem(error=pb.SyncStreamItem.Error(
-            state=pb.CONNECTION_STATE_ERROR_INTERNAL, message=forged_log,
-        )).SerializeToString())
+        client.send(error_frame(pb.CONNECTION_STATE_ERROR_INTERNAL, forged_log))
         wait_until(
             lambda: hub.peers.get(CLIENT.keyid).get(timeout=5).state
             == pb.CONNECTION_STATE_DISCONNECTED,

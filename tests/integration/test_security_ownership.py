@@ -57,6 +57,8 @@ def forged(op_id: int, *, modno: int = 1, flow_id: int = 1) -> pb.Operation:
 
 
 def selector_diff(selector: pb.OpSelector, ids: list[int]) -> bytes:
+    # Built raw on purpose: these selectors (another key id, flow or instance
+    # filters) are attacks no protocol builder produces.
     return pb.SyncStreamItem(
         diff_operations=pb.SyncStreamItem.DiffOperations(
             have_operations_selector=selector,

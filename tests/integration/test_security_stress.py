@@ -15,7 +15,7 @@ import pytest
 
 from hub.identity import load_identity
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import hello_item, proof_item
+from hub.protocol import error_frame, heartbeat_frame, hello_item, proof_item
 from hub.store import SqliteOplogStore, oplog_path
 from synchub_testing import (
     CLIENT,
@@ -57,11 +57,11 @@ def valid_item(rng: random.Random) -> pb.SyncStreamItem:
             op.display_message = rng.randbytes(20).hex()
         return pb.SyncStreamItem.FromString(send_operations_frame(ops))
     if choice == 4:
-        return pb.SyncStreamItem(heartbeat=pb.SyncStreamItem.Heartbeat())
+        return pb.SyncStreamItem.FromString(heartbeat_frame())
     if choice == 5:
-        return pb.SyncStreamItem(
-            error=pb.SyncStreamItem.Error(state=rng.randrange(13), message="storm")
-        )
+        return pb.SyncStreamItem.FromString(error_frame(rng.randrange(13), "storm"))
+    # Built raw on purpose: a throttle is the hub's item; a client sending one is odd
+    # (the hub ignores it), and random delays are the point.
     return pb.SyncStreamItem(throttle=pb.SyncStreamItem.Throttle(delay_ms=rng.randrange(1 << 20)))
 
 

@@ -1,4 +1,5 @@
-"""The client agent's pure parts: backoff, batching, the diff plan, throttled sending."""
+"""The client side's pure parts: backoff, batching, the diff plan, throttled sending, and
+the agent's view of its local oplog."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hub.agent import (
+from hub.agent import LocalOplog
+from hub.cli.agent_cmds import TerminalProgress
+from hub.config import Config
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import (
     FRAME_OVERHEAD_BYTES,
     DiffSelection,
-    LocalOplog,
     Outflow,
     SyncScope,
     backoff_delay,
@@ -20,9 +24,6 @@ from hub.agent import (
     operation_frame_bytes,
     operations_item,
 )
-from hub.cli.agent_cmds import TerminalProgress
-from hub.config import Config
-from hub.pb import synchub_pb2 as pb
 from hub.scopes import parse_permissions
 from hub.store import LocalChanges, SqliteOplogStore
 from synchub_testing import write_config

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from hub.agent import (
+from hub.agent import LocalOplog
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import (
     DiffSelection,
-    LocalOplog,
+    SyncScope,
     batch_operations,
     batch_serialized,
     operations_item,
     serialized_operations_frame,
 )
-from hub.pb import synchub_pb2 as pb
 from hub.store import SerializedOperation, SqliteOplogStore
 
 KEY = "ed25519.peer-a"
@@ -136,8 +137,6 @@ def test_have_is_reread_after_another_connection_commits(tmp_path: Path) -> None
 
 
 def test_serialized_operations_are_checked_by_scope_like_decoded_ones() -> None:
-    from hub.agent import SyncScope  # noqa: PLC0415
-
     scope = SyncScope((DiffSelection("guid-nas", excluded_plans=frozenset({"secret"})),))
     rows = [
         SerializedOperation(1, "guid-nas", "nightly", b""),

@@ -507,9 +507,7 @@ def test_an_unexpected_failure_in_a_handler_is_one_internal_error(
     apply(rig, ("proof", "good"), configs)
     rig.oplog.apply_remote.side_effect = _raise(exc)
     op = pb.Operation(id=1, modno=1)
-    frame = pb.SyncStreamItem(send_operations=pb.SyncStreamItem.SendOperations(
-        event=pb.OperationEvent(created_operations=pb.OperationList(operations=[op]))
-    )).SerializeToString()
+    frame = protocol.encode_item(protocol.operations_item([op], "created_operations"))
     rig.session.handle_frame(frame, 1.0)
     rig.check()
     last = rig.outbox.items[-1]

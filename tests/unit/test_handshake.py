@@ -18,7 +18,9 @@ from hub.protocol import (
     NONCE_BYTES,
     PROTOCOL_VERSION,
     Challenge,
+    ClientHandshake,
     Hello,
+    HubPin,
     Transcript,
     challenge_item,
     hello_item,
@@ -66,7 +68,7 @@ TRANSCRIPT = Transcript(
 
 
 def _digest_by_hand(label: bytes) -> bytes:
-    """protocol.md section 4, written out without the code under test."""
+    """docs/protocol.md §5.1 (The transcript), written out without the code under test."""
     data = label
     data += struct.pack(">Q", 1)
     data += struct.pack(">I", len(b"hub-1")) + b"hub-1"
@@ -313,6 +315,28 @@ def test_full_exchange_with_pinned_values() -> None:
     )
 
     validate_proof(pb.SyncStreamItem.FromString(proof_wire).handshake, hello, hub_t)
+
+
+def test_client_handshake_sends_the_pinned_frames() -> None:
+    client = ClientHandshake(CLIENT, CLIENT_INSTANCE, HubPin(HUB_INSTANCE, HUB_KEYID), CLIENT_NONCE)
+    hello = hello_item(CLIENT, CLIENT_INSTANCE, CLIENT_NONCE)
+    assert client.hello_frame() == hello.SerializeToString()
+    challenge = challenge_item(HUB, HUB_INSTANCE, HUB_NONCE, sign_challenge(HUB, TRANSCRIPT))
+    assert client.check_challenge(challenge.handshake).transcript == TRANSCRIPT
+    proof = pb.SyncStreamItem.FromString(client.proof_frame(challenge.handshake))
+    assert proof.handshake.signature.hex() == CLIENT_SIGNATURE_HEX
+    assert proof == proof_item(bytes.fromhex(CLIENT_SIGNATURE_HEX))
+
+
+def test_client_handshake_refuses_a_hub_it_does_not_pin_and_uses_fresh_nonces() -> None:
+    challenge = challenge_item(HUB, HUB_INSTANCE, HUB_NONCE, sign_challenge(HUB, TRANSCRIPT))
+    other = ClientHandshake(CLIENT, CLIENT_INSTANCE, HubPin(HUB_INSTANCE, CLIENT_KEYID),
+                            CLIENT_NONCE)
+    with pytest.raises(AuthError, match="known_hosts pins"):
+        other.proof_frame(challenge.handshake)
+    fresh = [ClientHandshake(CLIENT, CLIENT_INSTANCE, HubPin(HUB_INSTANCE, HUB_KEYID)).nonce
+             for _ in range(2)]
+    assert fresh[0] != fresh[1] and all(len(n) == NONCE_BYTES for n in fresh)
 
 
 # --- validate_hello -------------------------------------------------------------------------

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from hub.agent import MAX_BATCH_OPERATIONS
 from hub.config import HubSettings
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     LABEL_CLIENT,
     LABEL_HUB,
+    MAX_BATCH_OPERATIONS,
     MAX_INSTANCE_ID_BYTES,
     NONCE_BYTES,
     PROTOCOL_VERSION,

@@ -9,6 +9,7 @@ from google.protobuf.internal import encoder
 
 from hub.pb import regenerate
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import operations_item
 
 
 @pytest.mark.parametrize("name", regenerate.GENERATED_FILES)
@@ -139,11 +140,7 @@ def test_unknown_payload_field_survives_decode_encode_byte_exact() -> None:
     assert op.SerializeToString() == wire
 
     # It also survives being nested in a batch and re-sent.
-    item = pb.SyncStreamItem(
-        send_operations=pb.SyncStreamItem.SendOperations(
-            event=pb.OperationEvent(created_operations=pb.OperationList(operations=[op]))
-        )
-    )
+    item = operations_item([op], "created_operations")
     again = pb.SyncStreamItem.FromString(item.SerializeToString())
     resent = again.send_operations.event.created_operations.operations[0]
     assert resent.SerializeToString() == wire
