@@ -97,7 +97,7 @@ def imports_in(path: Path) -> Iterator[Import]:
 
 
 def ours(module: str) -> bool:
-    return module.split(".")[0] in ("hub", "actors")
+    return module.split(".", maxsplit=1)[0] in ("hub", "actors")
 
 
 def where(found: Import) -> str:
