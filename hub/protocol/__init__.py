@@ -38,6 +38,14 @@ from hub.protocol._handshake import (
     verify_challenge,
     verify_proof,
 )
+from hub.protocol._hub import (
+    ConfigView,
+    HubHandshake,
+    SentOperations,
+    authorize_client,
+    check_diff,
+    sent_operations,
+)
 
 __all__ = [
     "KNOWN_ACTIONS",
@@ -47,10 +55,15 @@ __all__ = [
     "NONCE_BYTES",
     "PROTOCOL_VERSION",
     "Challenge",
+    "ConfigView",
     "Hello",
+    "HubHandshake",
+    "SentOperations",
     "Transcript",
     "action_of",
+    "authorize_client",
     "challenge_item",
+    "check_diff",
     "config_frames",
     "decode_item",
     "diff_reply_frame",
@@ -61,6 +74,7 @@ __all__ = [
     "hub_transcript",
     "new_nonce",
     "proof_item",
+    "sent_operations",
     "sign_challenge",
     "sign_proof",
     "throttle_frame",
