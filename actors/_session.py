@@ -288,15 +288,9 @@ class SessionActor(pykka.ThreadingActor):
         hello = self._connected_hello()
         diff = item.diff_operations
         check_diff(diff, hello.keyid)
-        requested = self._ask(
-            self._oplog.diff(
-                hello.keyid,
-                _fresh(diff.have_operations_selector),
-                tuple(diff.have_operation_ids),
-                tuple(diff.have_operation_modnos),
-            ),
-            "oplog",
-        )
+        selector = _fresh(diff.have_operations_selector)
+        ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
+        requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
         self._send([protocol.diff_reply_frame(list(requested))])
 
     def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
@@ -317,12 +311,8 @@ class SessionActor(pykka.ThreadingActor):
 
     def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
         listed = item.list_resources
-        tell(
-            self._peers.set_resources,
-            self._connected_hello().keyid,
-            tuple(listed.repo_ids),
-            tuple(listed.plan_ids),
-        )
+        keyid = self._connected_hello().keyid
+        tell(self._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
 
     def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
         log.info(

@@ -11,6 +11,8 @@ socket. Requests and answers are msgpack maps, one frame each:
     {"op": "reload"}
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
+``status`` answers from the hub's status snapshot (``hub.status.HubStatus``, built
+by the source the hub passes in); the other ops ask the actors themselves.
 Protobuf messages travel as their serialized bytes (``peers``: list of PeerState,
 ``ops``: list of Operation), so the CLI prints them exactly as it prints what it
 reads from the files, and fields this version does not know survive. A request
