@@ -3,37 +3,62 @@
 ``SessionActor`` serves one connected peer; ``OplogActor`` is the sole writer of
 the oplog store; ``PeerStateActor`` keeps every peer's live state;
 ``ConfigActor`` owns the configuration and every change to it.
+
+Callers hold the state-owning actors through typed proxies (``ConfigProxy``,
+``OplogProxy``, ``PeerStateProxy``): asks return typed futures, and ``tell(proxy.method,
+*args)`` is a fire-and-forget call with its arguments checked. The front talks to a
+session by telling its ActorRef the immutable messages ``InboundFrame``, ``Tick``,
+``ProtocolViolation``, ``PeerVanished``, ``Displace`` (and the config actor
+``ConfigChanged``); the session answers through its ``Outbox``.
 """
 
-from actors._config import ConfigActor, ConfigListener
-from actors._oplog import Listener, OplogActor, OplogEvent, RemoteBatch, backlog
-from actors._peer_state import RESTART_STATUS_MESSAGE, PeerStateActor, PeerStateListener
-from actors._session import (
-    HubIdentity,
+from actors._calls import tell
+from actors._config import ConfigActor, ConfigListener, ConfigProxy
+from actors._front_messages import (
+    ConfigChanged,
+    Displace,
+    FrontMessage,
+    InboundFrame,
     Outbox,
-    Phase,
-    SessionActor,
-    SessionSettings,
-    printable,
-    tell_call,
+    PeerVanished,
+    ProtocolViolation,
+    Tick,
 )
+from actors._oplog import Listener, OplogActor, OplogEvent, OplogProxy, RemoteBatch, backlog
+from actors._peer_state import (
+    RESTART_STATUS_MESSAGE,
+    PeerStateActor,
+    PeerStateListener,
+    PeerStateProxy,
+)
+from actors._session import HubIdentity, Phase, SessionActor, SessionSettings, printable
 
 __all__ = [
     "RESTART_STATUS_MESSAGE",
     "ConfigActor",
+    "ConfigChanged",
     "ConfigListener",
+    "ConfigProxy",
+    "Displace",
+    "FrontMessage",
     "HubIdentity",
+    "InboundFrame",
     "Listener",
     "OplogActor",
     "OplogEvent",
+    "OplogProxy",
     "Outbox",
     "PeerStateActor",
     "PeerStateListener",
+    "PeerStateProxy",
+    "PeerVanished",
     "Phase",
+    "ProtocolViolation",
     "RemoteBatch",
     "SessionActor",
     "SessionSettings",
+    "Tick",
     "backlog",
     "printable",
-    "tell_call",
+    "tell",
 ]

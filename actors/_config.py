@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._subscribers import Subscribers
 from hub import config as config_file
@@ -78,3 +79,16 @@ class ConfigActor(pykka.ThreadingActor):
         self._config = config
         self._subscribers.publish(lambda: config)
         return config
+
+
+class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
+    """``ConfigActor.start(...).proxy()`` as mypy should see it: each call returns a future."""
+
+    ping = proxy_method(ConfigActor.ping)
+    get = proxy_method(ConfigActor.get)
+    subscribe = proxy_method(ConfigActor.subscribe)
+    unsubscribe = proxy_method(ConfigActor.unsubscribe)
+    authorize = proxy_method(ConfigActor.authorize)
+    revoke = proxy_method(ConfigActor.revoke)
+    set_verified = proxy_method(ConfigActor.set_verified)
+    reload = proxy_method(ConfigActor.reload)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
@@ -62,8 +63,10 @@ class OplogEvent:
 
 Listener = Callable[[OplogEvent], object]
 
+A = TypeVar("A", bound=pykka.Actor)
 
-def backlog(ref: pykka.ActorRef[Any]) -> int:
+
+def backlog(ref: pykka.ActorRef[A]) -> int:
     """Messages waiting in an actor's mailbox, read without asking the actor.
 
     Meant for throttling decisions by the actor's callers (a session deciding to
@@ -182,3 +185,20 @@ class OplogActor(pykka.ThreadingActor):
             return
         event = OplogEvent(kind, operations, deleted_ids)
         self._subscribers.publish(lambda: event)
+
+
+class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
+    """``OplogActor.start(...).proxy()`` as mypy should see it: each call returns a future."""
+
+    ping = proxy_method(OplogActor.ping)
+    add = proxy_method(OplogActor.add)
+    update = proxy_method(OplogActor.update)
+    delete = proxy_method(OplogActor.delete)
+    apply_remote = proxy_method(OplogActor.apply_remote)
+    diff = proxy_method(OplogActor.diff)
+    query = proxy_method(OplogActor.query)
+    query_metadata = proxy_method(OplogActor.query_metadata)
+    get = proxy_method(OplogActor.get)
+    count = proxy_method(OplogActor.count)
+    subscribe = proxy_method(OplogActor.subscribe)
+    unsubscribe = proxy_method(OplogActor.unsubscribe)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import ParamSpec, cast
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
@@ -255,3 +256,23 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def unsubscribe(self, token: int) -> bool:
         return self._subscribers.remove(token)
+
+
+class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
+    """``PeerStateActor.start(...).proxy()`` as mypy should see it: each call returns a future.
+
+    The fire-and-forget reports (``connected``, ``heartbeat``...) go through ``tell``.
+    """
+
+    ping = proxy_method(PeerStateActor.ping)
+    connected = proxy_method(PeerStateActor.connected)
+    disconnected = proxy_method(PeerStateActor.disconnected)
+    heartbeat = proxy_method(PeerStateActor.heartbeat)
+    tick = proxy_method(PeerStateActor.tick)
+    flush = proxy_method(PeerStateActor.flush)
+    set_remote_config = proxy_method(PeerStateActor.set_remote_config)
+    set_resources = proxy_method(PeerStateActor.set_resources)
+    get = proxy_method(PeerStateActor.get)
+    list = proxy_method(PeerStateActor.list)
+    subscribe = proxy_method(PeerStateActor.subscribe)
+    unsubscribe = proxy_method(PeerStateActor.unsubscribe)

@@ -1,67 +1,75 @@
 """SessionActor: one per connected peer, from HELLO to the session's end.
 
-The front (the thread that owns the ROUTER socket) hands this actor every frame
-from one routing id. The actor decodes it in its own thread, runs the handshake
-state machine of protocol.md section 4, then the sync handlers of section 5.
-Outbound frames leave through the session's own ``Outbox`` (an inproc pipe to
-the front created in this actor's thread): no actor thread touches the ROUTER.
+Who owns what: a session owns its peer's protocol state (phase, the handshake, the
+config view it last sent) and its Outbox. It changes the oplog and the peer states
+only through their actors: it asks the OplogActor (and waits: that is the
+backpressure), and tells the PeerStateActor.
 
-Every protocol or authentication failure becomes exactly one ``error`` item and
-the end of the session. Time arrives as messages (``handle_frame(..., now)``
-and ``tick(now)``), so tests drive timeouts without sleeping.
+The front (the thread that owns the ROUTER socket) tells this actor the messages of
+``actors._front_messages``: every frame from its peer, ticks, and what only the front
+sees. ``on_receive`` maps each message type to its handler. The actor decodes frames
+in its own thread and runs the handshake of docs/protocol.md §5 (Handshake), then the
+sync of §6 (Synchronisation), each item by a handler table; the decisions themselves
+are ``hub.protocol``'s (``HubHandshake``, ``authorize_client``, ``ConfigView``,
+``check_diff``, ``sent_operations``). Outbound frames leave through the session's own
+Outbox (an inproc pipe to the front created in this actor's thread): no actor thread
+touches the ROUTER.
+
+Every protocol or authentication failure becomes exactly one ``error`` item and the
+end of the session (§9 (Errors)). Time arrives in messages (``InboundFrame.now``,
+``Tick``), so tests drive timeouts without sleeping.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, TypeVar
 
 import pykka
-from pykka.messages import ProxyCall
+from google.protobuf.message import Message
 
-from actors._oplog import RemoteBatch
+from actors._calls import tell
+from actors._config import ConfigProxy
+from actors._front_messages import (
+    ConfigChanged,
+    Displace,
+    InboundFrame,
+    Outbox,
+    PeerVanished,
+    ProtocolViolation,
+    Tick,
+)
+from actors._oplog import OplogProxy, RemoteBatch
+from actors._peer_state import PeerStateProxy
 from hub import protocol
-from hub.config import AuthorizedClient, Config
+from hub.config import Config
 from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
+    ConfigView,
     Hello,
-    Transcript,
-    challenge_item,
-    hub_transcript,
-    new_nonce,
-    sign_challenge,
-    validate_hello,
-    validate_proof,
+    HubHandshake,
+    authorize_client,
+    check_diff,
+    sent_operations,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
 ERROR_PROTOCOL = pb.CONNECTION_STATE_ERROR_PROTOCOL
 ERROR_INTERNAL = pb.CONNECTION_STATE_ERROR_INTERNAL
 DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 
-class Outbox(Protocol):
-    """The session's one way out, owned by the session's thread."""
-
-    def send(self, frames: Sequence[bytes]) -> None:
-        """Queue frames for this peer, in order."""
-
-    def frame_done(self) -> None:
-        """Tell the front one inbound frame is fully handled (its backlog credit)."""
-
-    def authenticated(self, keyid: str) -> None:
-        """Tell the front this session now speaks for ``keyid`` (for displacement)."""
-
-    def close(self) -> None:
-        """The session has ended: the front forgets this peer after the queued frames."""
+INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ class Phase(enum.Enum):
 
 
 class SessionActor(pykka.ThreadingActor):
-    """Serve one peer. Collaborators arrive as proxies; see ``hub.front``."""
+    """Serve one peer. The front tells it messages; its public methods are their handlers."""
 
     def __init__(
         self,
@@ -97,9 +105,9 @@ class SessionActor(pykka.ThreadingActor):
         session_id: str,
         hub: HubIdentity,
         settings: SessionSettings,
-        config: Any,
-        oplog: Any,
-        peers: Any,
+        config: ConfigProxy,
+        oplog: OplogProxy,
+        peers: PeerStateProxy,
         outbox_factory: Callable[[], Outbox],
         now: float,
     ) -> None:
@@ -118,11 +126,10 @@ class SessionActor(pykka.ThreadingActor):
         self._last_received_at = now
         self._last_sent_at = now
         self._last_liveness_report = now
+        self._handshake: HubHandshake | None = None
         self._hello: Hello | None = None
-        self._transcript: Transcript | None = None
-        self._client: AuthorizedClient | None = None
         self._config_token: int | None = None
-        self._sent_view: tuple[bytes, tuple[str, ...], tuple[str, ...]] | None = None
+        self._sent_view: ConfigView | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -135,9 +142,25 @@ class SessionActor(pykka.ThreadingActor):
         if self._phase is not Phase.ENDED:
             self._say_goodbye(DISCONNECTED, "the hub is shutting down; reconnect later")
 
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+    def on_failure(self, *_exc_info: object) -> None:
         if self._phase is not Phase.ENDED:
-            self._say_goodbye(ERROR_INTERNAL, "internal error in the hub; reconnect later")
+            self._say_goodbye(ERROR_INTERNAL, INTERNAL_ERROR_MESSAGE)
+
+    def on_receive(self, message: object) -> None:
+        """A message told by the front or the config actor (``actors._front_messages``)."""
+        handler = _FRONT_MESSAGES.get(type(message))
+        if handler is None:
+            super().on_receive(message)
+            return
+        try:
+            handler(self, message)
+        except Exception:
+            # Nobody waits for a told message: log, and end the session rather than the actor.
+            log.exception("session %s: %s failed", self._session_id, type(message).__name__)
+            if self._phase is not Phase.ENDED:
+                self._end(ERROR_INTERNAL, INTERNAL_ERROR_MESSAGE)
+            else:
+                self.stop()
 
     # -- messages from the front ----------------------------------------------
 
@@ -158,20 +181,13 @@ class SessionActor(pykka.ThreadingActor):
         self._now = max(self._now, now)
         self._last_received_at = now
         try:
-            self._dispatch(protocol.decode_item(frame))
-        except ProtocolError as exc:
-            self._end(ERROR_PROTOCOL, str(exc))
-        except AuthError as exc:
-            self._end(ERROR_AUTH, str(exc))
-        except SynchubError as exc:
-            log.error("session %s: %s", self._session_id, exc)
-            self._end(ERROR_INTERNAL, f"hub error: {exc}")
-        except Exception:
-            # Whatever a peer sends, the session answers with an error item,
+            item = protocol.decode_item(frame)
+            _BY_PHASE[self._phase](self, item, protocol.action_of(item))
+        except Exception as exc:
+            # Whatever a peer sends, the session answers with one error item,
             # never by dying with the exception.
-            log.exception("session %s: unexpected failure handling a frame", self._session_id)
             if self.phase is not Phase.ENDED:
-                self._end(ERROR_INTERNAL, "internal error in the hub; reconnect later")
+                self._end(*_ending_for(exc, self._session_id))
         finally:
             if self._outbox is not None and self.phase is not Phase.ENDED:
                 self._outbox.frame_done()
@@ -215,194 +231,120 @@ class SessionActor(pykka.ThreadingActor):
         if self._phase is not Phase.CONNECTED or self._hello is None:
             return
         try:
-            client = self._authorize(config, self._hello)
+            client = authorize_client(config, self._hello)
         except AuthError as exc:
             self._end(ERROR_AUTH, str(exc))
             return
-        self._client = client
-        self._send_config_view(config, client, force=False)
+        self._send_config_view(ConfigView.of(config, client), force=False)
 
-    # -- dispatch --------------------------------------------------------------
-
-    def _dispatch(self, item: pb.SyncStreamItem) -> None:
-        action = protocol.action_of(item)
-        if self._phase is Phase.AWAIT_HELLO:
-            self._on_hello(item, action)
-        elif self._phase is Phase.AWAIT_PROOF:
-            self._on_proof(item, action)
-        else:
-            self._on_connected_item(item, action)
+    # -- the handshake (docs/protocol.md §5.2 (The three steps)) -----------------
 
     def _on_hello(self, item: pb.SyncStreamItem, action: str) -> None:
         if action != "handshake":
             raise ProtocolError(f"expected a handshake HELLO first, got {action}")
-        hello = validate_hello(item.handshake)
-        hub_nonce = new_nonce()
-        transcript = hub_transcript(hello, self._hub.signing, self._hub.instance_id, hub_nonce)
-        signature = sign_challenge(self._hub.signing, transcript)
-        self._hello = hello
-        self._transcript = transcript
+        handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
+        self._handshake, self._hello = handshake, handshake.hello
         self._phase = Phase.AWAIT_PROOF
-        challenge = challenge_item(self._hub.signing, self._hub.instance_id, hub_nonce, signature)
-        self._send([protocol.encode_item(challenge)])
+        self._send([protocol.encode_item(handshake.challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
         if action != "handshake":
             raise ProtocolError(f"expected the handshake PROOF, got {action}")
-        hello, transcript = self._hello, self._transcript
-        assert hello is not None and transcript is not None
-        validate_proof(item.handshake, hello, transcript)
+        assert self._handshake is not None
+        hello = self._handshake.verify(item.handshake)
         # Only now, with the PROOF verified, is an authorization decision made.
         # Subscribe before taking the snapshot so no revocation slips between:
         # both asks go out at once, and the config actor answers them in order.
-        on_change = functools.partial(tell_call, self.actor_ref, "on_config_changed")
-        subscribed = self._config.subscribe(on_change)
+        subscribed = self._config.subscribe(_config_listener(self.actor_ref))
         snapshot = self._config.get()
         self._config_token = self._ask(subscribed, "config")
         config = self._ask(snapshot, "config")
-        try:
-            client = self._authorize(config, hello)
-        except AuthError as exc:
-            # Logged by _finish as a refusal, with the reason.
-            self._end(ERROR_AUTH, str(exc))
-            return
-        self._client = client
+        client = authorize_client(config, hello)
         self._phase = Phase.CONNECTED
         self._last_liveness_report = self._now
-        assert self._outbox is not None
-        self._outbox.authenticated(hello.keyid)
-        self._peers.connected.defer(hello.keyid, hello.instance_id, session_id=self._session_id)
+        self._require_outbox().authenticated(hello.keyid)
+        tell(self._peers.connected, hello.keyid, hello.instance_id, session_id=self._session_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
-        self._send_config_view(config, client, force=True)
+        self._send_config_view(ConfigView.of(config, client), force=True)
+
+    # -- connected (docs/protocol.md §6 (Synchronisation)) ---------------------------
 
     def _on_connected_item(self, item: pb.SyncStreamItem, action: str) -> None:
-        hello = self._hello
-        assert hello is not None
+        hello = self._connected_hello()
         if action == "heartbeat" or (
             self._now - self._last_liveness_report >= self._settings.heartbeat_interval
         ):
             self._last_liveness_report = self._now
-            self._peers.heartbeat.defer(hello.keyid)
-        if action in {"heartbeat", "throttle"}:
-            return
-        if action == "diff_operations":
-            self._on_diff(item.diff_operations)
-        elif action == "send_operations":
-            self._on_send_operations(item.send_operations)
-        elif action == "send_config":
-            self._peers.set_remote_config.defer(hello.keyid, _fresh(item.send_config.config))
-        elif action == "list_resources":
-            self._peers.set_resources.defer(
-                hello.keyid,
-                tuple(item.list_resources.repo_ids),
-                tuple(item.list_resources.plan_ids),
-            )
-        elif action == "set_config":
-            log.info(
-                "ignored set_config from %s: this hub does not take config from clients",
-                hello.instance_id,
-            )
-        elif action == "error":
-            self._end(
-                DISCONNECTED,
-                f"peer reported: {printable(item.error.message) or 'error'}",
-                send_error=False,
-            )
-        else:
+            tell(self._peers.heartbeat, hello.keyid)
+        handler = _CONNECTED_ITEMS.get(action)
+        if handler is None:
             raise ProtocolError(f"unexpected {action} after the handshake completed")
+        handler(self, item)
 
-    def _on_diff(self, diff: pb.SyncStreamItem.DiffOperations) -> None:
-        hello = self._hello
-        assert hello is not None
-        selector = diff.have_operations_selector
-        if selector.original_instance_keyid != hello.keyid:
-            raise ProtocolError(
-                "diff_operations selector must name this client's own keyid "
-                f"({hello.keyid}) in original_instance_keyid"
-            )
-        if len(diff.have_operation_ids) != len(diff.have_operation_modnos):
-            raise ProtocolError(
-                f"diff_operations has {len(diff.have_operation_ids)} ids but "
-                f"{len(diff.have_operation_modnos)} modnos"
-            )
-        requested = self._ask(
-            self._oplog.diff(
-                hello.keyid,
-                _fresh(selector),
-                tuple(diff.have_operation_ids),
-                tuple(diff.have_operation_modnos),
-            ),
-            "oplog",
-        )
+    def _on_liveness(self, _item: pb.SyncStreamItem) -> None:
+        """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
+
+    def _on_diff(self, item: pb.SyncStreamItem) -> None:
+        hello = self._connected_hello()
+        diff = item.diff_operations
+        check_diff(diff, hello.keyid)
+        selector = _fresh(diff.have_operations_selector)
+        ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
+        requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
         self._send([protocol.diff_reply_frame(list(requested))])
 
-    def _on_send_operations(self, send: pb.SyncStreamItem.SendOperations) -> None:
-        hello = self._hello
-        assert hello is not None
-        event = send.event
-        kind = event.WhichOneof("event")
-        if kind in ("created_operations", "updated_operations"):
-            listed = (
-                event.created_operations
-                if kind == "created_operations"
-                else event.updated_operations
-            )
-            # The item was decoded for this call alone and is dropped after it: its
-            # operations go to the oplog uncopied (the store copies what it keeps).
-            operations = tuple(listed.operations)
-            for op in operations:
-                # What the hub records is the authenticated instance, not a claim.
-                op.instance_id = hello.instance_id
-            batch = RemoteBatch(operations=operations)
-        elif kind == "deleted_operations":
-            batch = RemoteBatch(deleted_ids=tuple(event.deleted_operations.values))
-        elif kind == "keep_alive" or kind is None:
+    def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
+        hello = self._connected_hello()
+        # The item was decoded for this call alone and is dropped after it: its
+        # operations go to the oplog uncopied (the store copies what it keeps).
+        sent = sent_operations(item.send_operations, hello.instance_id)
+        if sent is None:
             return
-        else:
-            raise ProtocolError(f"send_operations carries an unknown event {kind}")
+        batch = RemoteBatch(operations=sent.operations, deleted_ids=sent.deleted_ids)
         # Waiting here is the backpressure: the next frame is not taken until
         # the batch is durable.
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
 
+    def _on_send_config(self, item: pb.SyncStreamItem) -> None:
+        keyid = self._connected_hello().keyid
+        tell(self._peers.set_remote_config, keyid, _fresh(item.send_config.config))
+
+    def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
+        listed = item.list_resources
+        keyid = self._connected_hello().keyid
+        tell(self._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
+
+    def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
+        log.info(
+            "ignored set_config from %s: this hub does not take config from clients",
+            self._connected_hello().instance_id,
+        )
+
+    def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
+        message = f"peer reported: {printable(item.error.message) or 'error'}"
+        self._end(DISCONNECTED, message, send_error=False)
+
     # -- helpers ---------------------------------------------------------------
 
-    def _authorize(self, config: Config, hello: Hello) -> AuthorizedClient:
-        client = config.authorized_client(hello.keyid)
-        who = f"client {hello.instance_id} ({hello.keyid})"
-        fix = f"run `synchub authorize {hello.keyid} --instance {hello.instance_id}` on the hub"
-        if client is None:
-            raise AuthError(f"{who} is not authorized: {fix}")
-        if not client.keyid_verified:
-            raise AuthError(f"{who} is not verified: {fix} after checking its key")
-        if client.instance_id != hello.instance_id:
-            raise AuthError(
-                f"{who} is authorized as instance {client.instance_id!r}, not "
-                f"{hello.instance_id!r}: fix the client's instance or re-authorize it"
-            )
-        return client
+    def _connected_hello(self) -> Hello:
+        assert self._hello is not None
+        return self._hello
 
-    def _send_config_view(self, config: Config, client: AuthorizedClient, *, force: bool) -> None:
-        remote = config.remote_config_for(client.permissions)
-        repo_ids, plan_ids = config.resource_ids_for(client.permissions)
-        view = (remote.SerializeToString(deterministic=True), tuple(repo_ids), tuple(plan_ids))
+    def _require_outbox(self) -> Outbox:
+        assert self._outbox is not None
+        return self._outbox
+
+    def _send_config_view(self, view: ConfigView, *, force: bool) -> None:
         if not force and view == self._sent_view:
             return
         self._sent_view = view
-        self._send(protocol.config_frames(remote, list(repo_ids), list(plan_ids)))
+        self._send(view.frames())
 
-    def _ask(self, future: pykka.Future[Any], what: str) -> Any:
-        try:
-            return future.get(timeout=self._settings.ask_timeout)
-        except pykka.Timeout as exc:
-            raise ActorError(
-                f"the {what} actor did not answer within {self._settings.ask_timeout:.0f}s"
-            ) from exc
-        except pykka.ActorDeadError as exc:
-            raise ActorError(f"the {what} actor is not running") from exc
+    def _ask(self, future: pykka.Future[T], what: str) -> T:
+        return _answer(future, self._settings.ask_timeout, what)
 
     def _send(self, frames: Sequence[bytes]) -> None:
-        assert self._outbox is not None
-        self._outbox.send(frames)
+        self._require_outbox().send(frames)
         self._last_sent_at = self._now
 
     def _end(
@@ -430,35 +372,122 @@ class SessionActor(pykka.ThreadingActor):
         connected = self._phase is Phase.CONNECTED
         self._phase = Phase.ENDED
         hello = self._hello
-        if not connected:
-            # The names are only what the peer claimed: it never completed the handshake.
-            who = (
-                f"{printable(hello.instance_id)} ({hello.keyid})"
-                if hello is not None
-                else f"session {self._session_id}"
+        _log_end(self._session_id, hello, connected, message)
+        if connected and hello is not None and mark_peer:
+            tell(
+                self._peers.disconnected,
+                hello.keyid, state=state, message=message, session_id=self._session_id,
             )
-            log.info("refused %s before connecting: %s", who, printable(message, 500))
-        elif hello is not None:
-            log.info("peer %s (%s) session ended: %s", hello.instance_id, hello.keyid, message)
-            if mark_peer:
-                self._peers.disconnected.defer(
-                    hello.keyid, state=state, message=message, session_id=self._session_id
-                )
         if self._config_token is not None:
-            self._config.unsubscribe.defer(self._config_token)
+            tell(self._config.unsubscribe, self._config_token)
             self._config_token = None
         if self._outbox is not None:
             self._outbox.close()
 
 
-def tell_call(ref: pykka.ActorRef[Any], method: str, *args: Any) -> None:
-    """``ref.proxy().<method>.defer(*args)`` without a proxy.
+PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]
+ItemHandler = Callable[[SessionActor, pb.SyncStreamItem], None]
 
-    pykka builds a proxy by introspecting the whole actor, about a third of a
-    millisecond: too much once or twice for every connection. ActorDeadError
-    when the actor has stopped, as ``defer`` raises.
+_BY_PHASE: Final[Mapping[Phase, PhaseHandler]] = {
+    Phase.AWAIT_HELLO: SessionActor._on_hello,
+    Phase.AWAIT_PROOF: SessionActor._on_proof,
+    Phase.CONNECTED: SessionActor._on_connected_item,
+}
+
+# A handshake after CONNECTED is not here: it is a protocol error, as any other action is.
+_CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
+    "heartbeat": SessionActor._on_liveness,
+    "throttle": SessionActor._on_liveness,
+    "diff_operations": SessionActor._on_diff,
+    "send_operations": SessionActor._on_send_operations,
+    "send_config": SessionActor._on_send_config,
+    "list_resources": SessionActor._on_list_resources,
+    "set_config": SessionActor._on_set_config,
+    "error": SessionActor._on_peer_error,
+}
+
+# The front's messages go to the public handlers, which tier-1 tests call directly.
+
+
+def _frame(session: SessionActor, message: InboundFrame) -> None:
+    session.handle_frame(message.frame, message.now, message.cancelled)
+
+
+def _tick(session: SessionActor, message: Tick) -> None:
+    session.tick(message.now)
+
+
+def _violation(session: SessionActor, message: ProtocolViolation) -> None:
+    session.protocol_violation(message.message)
+
+
+def _vanished(session: SessionActor, _message: PeerVanished) -> None:
+    session.peer_vanished()
+
+
+def _displaced(session: SessionActor, _message: Displace) -> None:
+    session.displace()
+
+
+def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
+    session.on_config_changed(message.config)
+
+
+_FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
+    InboundFrame: _frame,
+    Tick: _tick,
+    ProtocolViolation: _violation,
+    PeerVanished: _vanished,
+    Displace: _displaced,
+    ConfigChanged: _config_changed,
+}
+
+
+def _config_listener(ref: pykka.ActorRef[SessionActor]) -> Callable[[Config], None]:
+    """What the ConfigActor calls with each new config: a message to this session.
+
+    ActorDeadError once the session has stopped, which unsubscribes it.
     """
-    ref.tell(ProxyCall(attr_path=(method,), args=args, kwargs={}))
+    return lambda config: ref.tell(ConfigChanged(config))
+
+
+def _ending_for(exc: Exception, session_id: str) -> tuple[pb.ConnectionState, str]:
+    """The error a failure while handling a frame ends the session with.
+
+    A refusal before CONNECTED is logged by ``_finish``, with its reason.
+    """
+    if isinstance(exc, ProtocolError):
+        return ERROR_PROTOCOL, str(exc)
+    if isinstance(exc, AuthError):
+        return ERROR_AUTH, str(exc)
+    if isinstance(exc, SynchubError):
+        log.error("session %s: %s", session_id, exc)
+        return ERROR_INTERNAL, f"hub error: {exc}"
+    log.error("session %s: unexpected failure handling a frame", session_id, exc_info=exc)
+    return ERROR_INTERNAL, INTERNAL_ERROR_MESSAGE
+
+
+def _log_end(session_id: str, hello: Hello | None, connected: bool, message: str) -> None:
+    if connected and hello is not None:
+        log.info("peer %s (%s) session ended: %s", hello.instance_id, hello.keyid, message)
+        return
+    # The names are only what the peer claimed: it never completed the handshake.
+    who = (
+        f"{printable(hello.instance_id)} ({hello.keyid})"
+        if hello is not None
+        else f"session {session_id}"
+    )
+    log.info("refused %s before connecting: %s", who, printable(message, 500))
+
+
+def _answer(future: pykka.Future[T], timeout: float, what: str) -> T:
+    """An actor's answer; ActorError when it does not come in time or the actor is gone."""
+    try:
+        return future.get(timeout=timeout)
+    except pykka.Timeout as exc:
+        raise ActorError(f"the {what} actor did not answer within {timeout:.0f}s") from exc
+    except pykka.ActorDeadError as exc:
+        raise ActorError(f"the {what} actor is not running") from exc
 
 
 def printable(text: str, limit: int = 200) -> str:
@@ -467,7 +496,7 @@ def printable(text: str, limit: int = 200) -> str:
     return shown + ("..." if len(text) > limit else "")
 
 
-def _fresh(message: Any) -> Any:
+def _fresh(message: M) -> M:
     """A copy that nothing else holds, safe to put in another actor's mailbox."""
     copy = type(message)()
     copy.CopyFrom(message)

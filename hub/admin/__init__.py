@@ -1,7 +1,9 @@
 """The admin socket: local requests to a running hub, and the client the CLI uses.
 
 The hub serves ``ipc://<data_dir>/admin.sock`` (``AdminServer``, one thread);
-``AdminService`` answers each request by asking the hub's actors; ``ask_hub``
+``AdminService`` answers each request by asking the hub's actors (through their
+typed proxies) and, for ``status``, the status source the hub hands it (a
+``hub.status.StatusSource``: this package never imports ``hub.server``); ``ask_hub``
 is the client. The request and answer format is described in ``_service``.
 """
 
@@ -24,7 +26,7 @@ from hub.admin._requests import (
     short_keyid,
 )
 from hub.admin._server import MAX_REQUEST_BYTES, AdminServer, decode, encode
-from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService, HubInfo
+from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService
 
 __all__ = [
     "ACTOR_TIMEOUT",
@@ -35,7 +37,6 @@ __all__ = [
     "OPS",
     "AdminServer",
     "AdminService",
-    "HubInfo",
     "admin_endpoint",
     "admin_socket_path",
     "ask_hub",

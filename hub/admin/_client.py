@@ -36,9 +36,9 @@ def ask_hub(
         raise AdminUnavailable(f"{path}: {exc.strerror or exc}") from exc
     if not live:
         raise AdminUnavailable(f"no hub is running on {data_dir} (nothing listens on {path})")
-    context: zmq.Context[Any] = zmq.Context()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        req: zmq.Socket[Any] = context.socket(zmq.REQ)
+        req = context.socket(zmq.REQ)
         try:
             req.setsockopt(zmq.LINGER, 0)
             req.connect(f"ipc://{path}")

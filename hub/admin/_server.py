@@ -1,11 +1,15 @@
-"""The admin socket's server: one thread owns the REP socket."""
+"""The admin socket's server: one thread owns the REP socket (a ``ThreadService``).
+
+Who owns what: the server's thread owns the REP socket and the socket file it binds
+(mode 0600, removed on stop if it is still the one it bound); each request is decoded
+here, checked against the sender's uid, and answered by the handler (``AdminService``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +18,14 @@ import msgpack
 import zmq
 
 from hub.admin._paths import MAX_SOCKET_PATH_BYTES, admin_socket_path, claim_data_dir, path_too_long
-from hub.errors import AdminSocketError, RequestError
+from hub.errors import AdminSocketError, RequestError, SynchubError
+from hub.threads import ThreadService
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
+Socket = zmq.Socket[bytes]
 Handler = Callable[[Any], dict[str, Any]]
 
 
@@ -51,7 +57,7 @@ def decode(data: bytes) -> Any:
         raise RequestError(f"malformed request: not one msgpack value ({exc})") from exc
 
 
-class AdminServer:
+class AdminServer(ThreadService):
     """Serves admin requests on ``ipc://<data_dir>/admin.sock``; start, then stop in a finally.
 
     ``handler`` gets each decoded request and returns the answer map; it runs in
@@ -60,22 +66,24 @@ class AdminServer:
 
     def __init__(
         self,
-        context: zmq.Context[Any],
+        context: zmq.Context[Socket],
         data_dir: Path,
         handler: Handler,
         *,
         allowed_uid: int | None = None,
     ) -> None:
+        super().__init__(
+            thread_name="synchub-admin",
+            what="the admin socket thread",
+            failure_note="admin commands will read files directly",
+        )
         self._context = context
         self._data_dir = Path(data_dir)
         self._handler = handler
         self._allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         self.path = admin_socket_path(self._data_dir)
         self.endpoint = f"ipc://{self.path}"
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._rep: Socket | None = None
         self._inode: int | None = None
         self._uid_unknown_logged = False
 
@@ -89,66 +97,43 @@ class AdminServer:
         claim_data_dir(self._data_dir)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._thread = threading.Thread(target=self._run, name="synchub-admin", daemon=False)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise AdminSocketError(f"the admin socket {self.path} was not ready in {timeout}s")
-        if self._startup_error is not None:
-            self._thread.join()
-            raise AdminSocketError(
-                f"cannot serve the admin socket {self.path}: {self._startup_error}"
-            ) from self._startup_error
+        return super().start(timeout)
+
+    def _startup_timeout(self, timeout: float) -> SynchubError:
+        return AdminSocketError(f"the admin socket {self.path} was not ready in {timeout}s")
+
+    def _startup_failed(self, error: Exception) -> SynchubError:
+        return AdminSocketError(f"cannot serve the admin socket {self.path}: {error}")
+
+    def _open(self) -> str:
+        rep = self._rep = self._context.socket(zmq.REP)
+        rep.setsockopt(zmq.LINGER, 0)
+        rep.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+        rep.setsockopt(zmq.SNDTIMEO, 1000)
+        rep.bind(self.endpoint)
+        os.chmod(self.path, 0o600)
+        self._inode = os.stat(self.path).st_ino
+        log.info("admin socket at %s", self.path)
         return self.endpoint
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error("the admin socket thread did not stop within %.0fs", timeout)
-            self._thread = None
+    def _serve(self) -> None:
+        rep = self._rep
+        assert rep is not None
+        while not self.stopping.is_set():
+            if rep.poll(100, zmq.POLLIN):
+                frames = rep.recv_multipart(copy=False)
+                reply = self._answer(frames)
+                try:
+                    rep.send(encode(reply))
+                except zmq.Again:
+                    log.warning("admin: an answer could not be delivered; dropped")
 
-    def _bind(self) -> zmq.Socket[Any]:
-        rep: zmq.Socket[Any] = self._context.socket(zmq.REP)
-        try:
-            rep.setsockopt(zmq.LINGER, 0)
-            rep.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
-            rep.setsockopt(zmq.SNDTIMEO, 1000)
-            rep.bind(self.endpoint)
-            os.chmod(self.path, 0o600)
-            self._inode = os.stat(self.path).st_ino
-        except BaseException:
-            rep.close(linger=0)
-            raise
-        return rep
-
-    def _run(self) -> None:
-        try:
-            rep = self._bind()
-        except (zmq.ZMQError, OSError) as exc:
-            self._startup_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        log.info("admin socket at %s", self.path)
-        try:
-            while not self._stopping.is_set():
-                if rep.poll(100, zmq.POLLIN):
-                    frames = rep.recv_multipart(copy=False)
-                    reply = self._answer(frames)
-                    try:
-                        rep.send(encode(reply))
-                    except zmq.Again:
-                        log.warning("admin: an answer could not be delivered; dropped")
-        except Exception:
-            log.exception("the admin socket failed; admin commands will read files directly")
-        finally:
-            rep.close(linger=0)
-            self._remove_socket_file()
-
-    def _remove_socket_file(self) -> None:
+    def _close(self) -> None:
+        if self._rep is not None:
+            self._rep.close(linger=0)
+            self._rep = None
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == self._inode:
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
                 self.path.unlink()
 
     def _answer(self, frames: list[zmq.Frame]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ socket. Requests and answers are msgpack maps, one frame each:
     {"op": "reload"}
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
+``status`` answers from the hub's status snapshot (``hub.status.HubStatus``, built
+by the source the hub passes in); the other ops ask the actors themselves.
 Protobuf messages travel as their serialized bytes (``peers``: list of PeerState,
 ``ops``: list of Operation), so the CLI prints them exactly as it prints what it
 reads from the files, and fields this version does not know survive. A request
@@ -27,42 +29,35 @@ also covers the moment between bind and chmod.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
+from actors import ConfigProxy, OplogProxy, PeerStateProxy
 from hub.admin._requests import (
     check_instance_id,
     check_keyid,
     client_summary,
     parse_permission_list,
 )
-from hub.config import AuthorizedClient, Config
+from hub.config import AuthorizedClient
 from hub.errors import RequestError, SynchubError
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions
+from hub.status import HubStatus, StatusSource
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_OPS_LIMIT = 100_000
 ACTOR_TIMEOUT = 10.0
 
 OPS = ("status", "peers", "ops", "authorize", "revoke", "reload")
 
-
-@dataclass(frozen=True)
-class HubInfo:
-    instance: str
-    endpoint: str
-    keyid: str
-    curve_public_key: str | None
-    config_path: str | None
-    data_dir: str
-    pid: int
-    started_ms: int
+Answer = dict[str, Any]
+OpHandler = Callable[[Mapping[str, Any]], Answer]
 
 
 def _text_field(request: Mapping[str, Any], name: str) -> str:
@@ -75,35 +70,43 @@ def _text_field(request: Mapping[str, Any], name: str) -> str:
 class AdminService:
     """Answers admin requests by asking the hub's actors, each ask with a timeout.
 
+    ``status`` builds the hub's status snapshot (hub.server's ``HubStatusSource``);
     ``handle`` never raises: every failure becomes an ``{"ok": false}`` answer.
     """
 
     def __init__(
         self,
         *,
-        info: HubInfo,
-        config: Any,
-        oplog: Any,
-        peers: Any,
+        status: StatusSource,
+        config: ConfigProxy,
+        oplog: OplogProxy,
+        peers: PeerStateProxy,
         timeout: float = ACTOR_TIMEOUT,
-        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._info = info
+        self._status = status
         self._config = config
         self._oplog = oplog
         self._peers = peers
         self._timeout = timeout
-        self._clock = clock
+        self._ops: Mapping[str, OpHandler] = {
+            "status": self._op_status,
+            "peers": self._op_peers,
+            "ops": self._op_ops,
+            "authorize": self._op_authorize,
+            "revoke": self._op_revoke,
+            "reload": self._op_reload,
+        }
+        assert tuple(self._ops) == OPS
 
-    def handle(self, request: Any) -> dict[str, Any]:
+    def handle(self, request: Any) -> Answer:
         try:
             if not isinstance(request, dict):
                 raise RequestError("a request is a map with an 'op' key")
             op = request.get("op")
-            handler = getattr(self, f"_op_{op}", None) if op in OPS else None
+            handler = self._ops.get(op) if isinstance(op, str) else None
             if handler is None:
                 raise RequestError(f"unknown op {op!r}; expected one of: {', '.join(OPS)}")
-            answer: dict[str, Any] = handler(request)
+            answer = handler(request)
         except SynchubError as exc:
             return {"ok": False, "error": str(exc)}
         except pykka.Timeout:
@@ -115,36 +118,17 @@ class AdminService:
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
         return {"ok": True, **answer}
 
-    def _ask(self, future: Any) -> Any:
+    def _ask(self, future: pykka.Future[T]) -> T:
         return future.get(timeout=self._timeout)
 
-    def _op_status(self, _request: Mapping[str, Any]) -> dict[str, Any]:
-        config: Config = self._ask(self._config.get())
-        states: list[pb.PeerState] = self._ask(self._peers.list())
-        operations: int = self._ask(self._oplog.count())
-        info = self._info
-        return {
-            "instance": info.instance,
-            "endpoint": info.endpoint,
-            "keyid": info.keyid,
-            "curve_public_key": info.curve_public_key,
-            "config_path": info.config_path,
-            "data_dir": info.data_dir,
-            "pid": info.pid,
-            "uptime_seconds": max(0, int(self._clock() - info.started_ms / 1000)),
-            "operations": operations,
-            "peers_known": len(states),
-            "peers_connected": sum(
-                1 for s in states if s.state == pb.CONNECTION_STATE_CONNECTED
-            ),
-            "authorized_clients": len(config.authorized_clients),
-        }
+    def _op_status(self, _request: Mapping[str, Any]) -> Answer:
+        return status_answer(self._status())
 
-    def _op_peers(self, _request: Mapping[str, Any]) -> dict[str, Any]:
-        states: list[pb.PeerState] = self._ask(self._peers.list())
+    def _op_peers(self, _request: Mapping[str, Any]) -> Answer:
+        states = self._ask(self._peers.list())
         return {"peers": [s.SerializeToString() for s in states]}
 
-    def _op_ops(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _op_ops(self, request: Mapping[str, Any]) -> Answer:
         selector = pb.OpSelector()
         raw = request.get("selector", b"")
         if not isinstance(raw, bytes):
@@ -159,18 +143,16 @@ class AdminService:
         newest_first = request.get("newest_first", True)
         if not isinstance(newest_first, bool):
             raise RequestError("ops: 'newest_first' must be true or false")
-        found: tuple[pb.Operation, ...] = self._ask(
-            self._oplog.query(selector, limit=limit, newest_first=newest_first)
-        )
+        found = self._ask(self._oplog.query(selector, limit=limit, newest_first=newest_first))
         return {"operations": [op.SerializeToString() for op in found]}
 
-    def _op_authorize(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _op_authorize(self, request: Mapping[str, Any]) -> Answer:
         keyid = check_keyid(_text_field(request, "keyid"))
         instance_id = check_instance_id(_text_field(request, "instance_id"))
         verified = request.get("verified", True)
         if not isinstance(verified, bool):
             raise RequestError("authorize: 'verified' must be true or false")
-        current: Config = self._ask(self._config.get())
+        current = self._ask(self._config.get())
         existing = current.authorized_client(keyid)
         raw_permissions = request.get("permissions")
         if raw_permissions is None:
@@ -180,7 +162,7 @@ class AdminService:
         client = AuthorizedClient(
             instance_id=instance_id, keyid=keyid, keyid_verified=verified, permissions=permissions
         )
-        updated: Config = self._ask(self._config.authorize(client))
+        updated = self._ask(self._config.authorize(client))
         log.info("admin: authorized %s as %s", keyid, instance_id)
         return {
             "client": client_summary(client),
@@ -188,17 +170,36 @@ class AdminService:
             "config_path": str(updated.path) if updated.path else None,
         }
 
-    def _op_revoke(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _op_revoke(self, request: Mapping[str, Any]) -> Answer:
         keyid = check_keyid(_text_field(request, "keyid"))
-        current: Config = self._ask(self._config.get())
+        current = self._ask(self._config.get())
         existing = current.authorized_client(keyid)
-        updated: Config = self._ask(self._config.revoke(keyid))
+        updated = self._ask(self._config.revoke(keyid))
         log.info("admin: revoked %s", keyid)
         return {
             "client": client_summary(existing) if existing is not None else None,
             "config_path": str(updated.path) if updated.path else None,
         }
 
-    def _op_reload(self, _request: Mapping[str, Any]) -> dict[str, Any]:
-        config: Config = self._ask(self._config.reload())
+    def _op_reload(self, _request: Mapping[str, Any]) -> Answer:
+        config = self._ask(self._config.reload())
         return {"config_path": str(config.path) if config.path else None}
+
+
+def status_answer(status: HubStatus) -> Answer:
+    """The ``status`` op's answer fields (the CLI's ``synchub status`` reads them)."""
+    info = status.info
+    return {
+        "instance": info.instance,
+        "endpoint": info.endpoint,
+        "keyid": info.keyid,
+        "curve_public_key": info.curve_public_key,
+        "config_path": info.config_path,
+        "data_dir": info.data_dir,
+        "pid": info.pid,
+        "uptime_seconds": status.uptime_seconds,
+        "operations": status.operations,
+        "peers_known": status.peers_known,
+        "peers_connected": status.peers_connected,
+        "authorized_clients": status.authorized_clients,
+    }

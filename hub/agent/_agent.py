@@ -48,9 +48,9 @@ from hub.protocol import (
     MAX_BATCH_OPERATIONS,
     ClientHandshake,
     ClientSession,
+    ClientSessionSettings,
     HubPin,
     LinkEvent,
-    SessionSettings,
     SharedConfig,
     SyncScope,
     backoff_delay,
@@ -108,9 +108,9 @@ class AgentSettings:
         """A hub silent this long is gone (three heartbeat intervals)."""
         return 3 * self.heartbeat_interval
 
-    def session_settings(self, *, once: bool, timeout: float) -> SessionSettings:
+    def session_settings(self, *, once: bool, timeout: float) -> ClientSessionSettings:
         """What one connection's ClientSession runs with; ``timeout`` bounds reaching the hub."""
-        return SessionSettings(
+        return ClientSessionSettings(
             heartbeat_interval=self.heartbeat_interval,
             handshake_timeout=self.handshake_timeout,
             answer_timeout=timeout,

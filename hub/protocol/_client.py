@@ -103,7 +103,7 @@ class _Quiet:
 
 
 @dataclass(frozen=True)
-class SessionSettings:
+class ClientSessionSettings:
     """Timing and sizing of one client session; durations in seconds."""
 
     heartbeat_interval: float = 15.0
@@ -218,12 +218,12 @@ class ClientSession:
         scope: SyncScope,
         shared: SharedConfig,
         *,
-        settings: SessionSettings | None = None,
+        settings: ClientSessionSettings | None = None,
         who: str = "",
         listener: SessionListener | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        self.settings = settings = settings or SessionSettings()
+        self.settings = settings = settings or ClientSessionSettings()
         self.who = who = who or f"hub {handshake.pin.instance_id}"
         keyid = handshake.identity.keyid
         self._handshake = handshake

@@ -1,45 +1,59 @@
-"""The hub process: its actors and its front, started and stopped in order.
+"""The hub process: its actors, its front and its admin socket, started and stopped in order.
 
-Start order is dependency order (config, oplog, peer state, the front, then the
-admin socket), each checked before the next starts; stop is the reverse, always
-run from a ``finally``.
+Who owns what: ``Hub`` owns the components it starts (the Config, Oplog and PeerState
+actors, the ZeroMQ context, the front, the admin socket) and nothing else; each
+component owns its own state. ``start`` runs in a straight line in dependency order
+(the context the sockets share, then config, oplog, peer state, the front and the
+admin socket), each checked before the next starts; every component is put on one
+ExitStack as it starts, so ``stop`` (or a failed start) closes them in reverse, all
+in one ``finally``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, cast
 
 import pykka
 import zmq
 
 from actors import (
     ConfigActor,
+    ConfigProxy,
     HubIdentity,
     OplogActor,
+    OplogProxy,
+    Outbox,
     PeerStateActor,
+    PeerStateProxy,
     SessionActor,
     SessionSettings,
 )
 from hub.admin import (
+    ACTOR_TIMEOUT,
     MAX_SOCKET_PATH_BYTES,
     AdminServer,
     AdminService,
-    HubInfo,
     admin_socket_path,
     claim_data_dir,
 )
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError
 from hub.identity import NodeIdentity, load_or_create_identity
-from hub.server._front import Front, FrontSettings
+from hub.server._front import Front
+from hub.server._settings import FrontSettings
+from hub.server._status import HubStatusSource
+from hub.status import HubInfo, HubStatus
 from hub.store import PeerStore, SqliteOplogStore, now_ms, oplog_path
 
 log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=pykka.Actor)
 
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -75,63 +89,124 @@ class Hub:
         self._settings = config.hub
         self._config_write_path = config_write_path
         self._clock = clock
-        self._context: zmq.Context[Any] | None = None
-        self._actors: list[pykka.ActorRef[Any]] = []
+        self._running = contextlib.ExitStack()
+        self._config_actor: ConfigProxy | None = None
+        self._oplog: OplogProxy | None = None
+        self._peers: PeerStateProxy | None = None
         self._front: Front | None = None
-        self._admin: AdminServer | None = None
+        self._status: HubStatusSource | None = None
         self.admin_endpoint: str | None = None
         self.identity: NodeIdentity | None = None
         self.endpoint: str | None = None
-        self.config_actor: Any = None
-        self.oplog: Any = None
-        self.peers: Any = None
+
+    # -- the running components ----------------------------------------------------------
+
+    @property
+    def config_actor(self) -> ConfigProxy:
+        return _started(self._config_actor, "config")
+
+    @property
+    def oplog(self) -> OplogProxy:
+        return _started(self._oplog, "oplog")
+
+    @property
+    def peers(self) -> PeerStateProxy:
+        return _started(self._peers, "peer state")
+
+    @property
+    def front(self) -> Front | None:
+        """The running front, or None when stopped."""
+        return self._front
+
+    def status(self) -> HubStatus:
+        """A fresh status snapshot, as the admin socket's ``status`` op answers from."""
+        return _started(self._status, "status").snapshot()
+
+    # -- start and stop ------------------------------------------------------------------
 
     def start(self) -> str:
         """Start everything; return the bound endpoint. On failure, undo and raise."""
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
+        with contextlib.ExitStack() as stack:
+            endpoint = self._start(stack)
+            self._running = stack.pop_all()
+        return endpoint
 
-    def _start(self) -> str:
+    def stop(self) -> None:
+        """Stop in reverse start order; safe to call more than once."""
+        running, self._running = self._running, contextlib.ExitStack()
+        running.close()
+
+    def reload(self) -> Config:
+        """Re-read the config file; live sessions re-check their clients."""
+        return self.config_actor.reload().get(timeout=READY_TIMEOUT)
+
+    def _start(self, stack: contextlib.ExitStack) -> str:
         data_dir = self._config.data_dir
         claim_data_dir(data_dir)
         identity, created = load_or_create_identity(data_dir)
         if created:
             log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
         self.identity = identity
-        self.config_actor = self._start_actor(
-            ConfigActor.start(self._config, write_path=self._config_write_path), "config"
-        )
-        self.oplog = self._start_actor(
-            OplogActor.start(lambda: SqliteOplogStore(oplog_path(data_dir))), "oplog"
-        )
-        self.peers = self._start_actor(
-            PeerStateActor.start(lambda: PeerStore(data_dir)), "peer state"
-        )
-        self._context = zmq.Context()
-        self._context.set(zmq.MAX_SOCKETS, 65536)
+        stack.callback(self._forget_front)
+        # Terminated last: it waits for every socket, sessions' pipes included.
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        stack.callback(context.term)
+        context.set(zmq.MAX_SOCKETS, 65536)
+        config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
+        self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
+        oplog_ref = OplogActor.start(lambda: SqliteOplogStore(oplog_path(data_dir)))
+        self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        peers_ref = PeerStateActor.start(lambda: PeerStore(data_dir))
+        self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
+        endpoint = self._start_front(stack, context, identity)
+        self._status = self._status_source(identity, endpoint)
+        self._start_admin(stack, context, self._status)
+        return endpoint
+
+    def _start_front(
+        self, stack: contextlib.ExitStack, context: zmq.Context[zmq.Socket[bytes]],
+        identity: NodeIdentity,
+    ) -> str:
         if not self._settings.curve:
             log.warning("curve = false: use this only for debugging")
         self._front = Front(
-            context=self._context,
+            context=context,
             settings=front_settings(self._settings),
             session_factory=self._start_session,
             curve=identity.curve if self._settings.curve else None,
             clock=self._clock,
         )
+        stack.callback(self._front.stop, STOP_TIMEOUT)
         self.endpoint = self._front.start()
         log.info(
             "hub %s listening on %s (keyid %s, curve key %s)",
             self._config.instance, self.endpoint, identity.signing.keyid,
             identity.curve.public_text if self._settings.curve else "off",
         )
-        self._start_admin(identity)
         return self.endpoint
 
-    def _start_admin(self, identity: NodeIdentity) -> None:
-        assert self._context is not None and self.endpoint is not None
+    def _status_source(self, identity: NodeIdentity, endpoint: str) -> HubStatusSource:
+        assert self._front is not None
+        data_dir = self._config.data_dir
+        info = HubInfo(
+            instance=self._config.instance,
+            endpoint=endpoint,
+            keyid=identity.signing.keyid,
+            curve_public_key=identity.curve.public_text if self._settings.curve else None,
+            config_path=str(self._config.path) if self._config.path else None,
+            data_dir=str(data_dir),
+            pid=os.getpid(),
+            started_ms=now_ms(),
+        )
+        return HubStatusSource(
+            info=info, config=self.config_actor, oplog=self.oplog, peers=self.peers,
+            front=self._front.counters, timeout=ACTOR_TIMEOUT,
+        )
+
+    def _start_admin(
+        self, stack: contextlib.ExitStack, context: zmq.Context[zmq.Socket[bytes]],
+        status: HubStatusSource,
+    ) -> None:
         data_dir = self._config.data_dir
         if len(os.fsencode(admin_socket_path(data_dir))) > MAX_SOCKET_PATH_BYTES:
             log.warning(
@@ -141,33 +216,19 @@ class Hub:
             )
             return
         service = AdminService(
-            info=HubInfo(
-                instance=self._config.instance,
-                endpoint=self.endpoint,
-                keyid=identity.signing.keyid,
-                curve_public_key=identity.curve.public_text if self._settings.curve else None,
-                config_path=str(self._config.path) if self._config.path else None,
-                data_dir=str(data_dir),
-                pid=os.getpid(),
-                started_ms=now_ms(),
-            ),
-            config=self.config_actor,
-            oplog=self.oplog,
-            peers=self.peers,
+            status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers
         )
-        self._admin = AdminServer(self._context, data_dir, service.handle)
-        self.admin_endpoint = self._admin.start()
+        admin = AdminServer(context, data_dir, service.handle)
+        stack.callback(admin.stop, STOP_TIMEOUT)
+        self.admin_endpoint = admin.start()
 
-    def _start_actor(self, ref: pykka.ActorRef[Any], what: str) -> Any:
-        self._actors.append(ref)
-        proxy = ref.proxy()
-        try:
-            proxy.ping().get(timeout=READY_TIMEOUT)
-        except (pykka.Timeout, pykka.ActorDeadError) as exc:
-            raise ActorError(f"the {what} actor did not start; see the log above") from exc
-        return proxy
+    def _forget_front(self) -> None:
+        self._front = None
+        self._status = None
 
-    def _start_session(self, routing_id: bytes, now: float, outbox_factory: Any) -> Any:
+    def _start_session(
+        self, routing_id: bytes, now: float, outbox_factory: Callable[[], Outbox]
+    ) -> pykka.ActorRef[SessionActor]:
         assert self.identity is not None
         return SessionActor.start(
             session_id=routing_id.hex(),
@@ -183,34 +244,31 @@ class Hub:
             now=now,
         )
 
-    @property
-    def front(self) -> Front | None:
-        """The running front (for its read-only counters), or None when stopped."""
-        return self._front
 
-    def reload(self) -> Config:
-        """Re-read the config file; live sessions re-check their clients."""
-        config: Config = self.config_actor.reload().get(timeout=READY_TIMEOUT)
-        return config
+def _start_actor(
+    stack: contextlib.ExitStack, ref: pykka.ActorRef[A], what: str
+) -> pykka.ActorProxy[A]:
+    """Put a started actor on the stack, then check it answers."""
+    stack.callback(_stop_actor, ref)
+    proxy = ref.proxy()
+    try:
+        proxy.ping().get(timeout=READY_TIMEOUT)
+    except (pykka.Timeout, pykka.ActorDeadError) as exc:
+        raise ActorError(f"the {what} actor did not start; see the log above") from exc
+    return proxy
 
-    def stop(self) -> None:
-        """Stop in reverse start order; safe to call more than once."""
-        try:
-            try:
-                if self._admin is not None:
-                    self._admin.stop(STOP_TIMEOUT)
-                    self._admin = None
-            finally:
-                if self._front is not None:
-                    self._front.stop(STOP_TIMEOUT)
-                    self._front = None
-        finally:
-            for ref in reversed(self._actors):
-                try:
-                    ref.stop(block=True, timeout=STOP_TIMEOUT)
-                except pykka.Timeout:
-                    log.error("%s did not stop within %.0fs", ref, STOP_TIMEOUT)
-            self._actors.clear()
-            if self._context is not None:
-                self._context.term()
-                self._context = None
+
+def _stop_actor(ref: pykka.ActorRef[A]) -> None:
+    try:
+        ref.stop(block=True, timeout=STOP_TIMEOUT)
+    except pykka.Timeout:
+        log.error("%s did not stop within %.0fs", ref, STOP_TIMEOUT)
+
+
+T = TypeVar("T")
+
+
+def _started(component: T | None, what: str) -> T:
+    if component is None:
+        raise ActorError(f"the hub's {what} is not running: start() the hub first")
+    return component

@@ -1,12 +1,14 @@
 """SessionActor driven directly, with unittest.mock collaborators (mocked mailboxes).
 
 The actor object is used without starting its thread: each test calls the
-handlers the front would call, with explicit times, and inspects the frames the
-session put in its outbox and the messages it sent its collaborators.
+handlers the front's messages map to (or ``on_receive`` with the messages
+themselves), with explicit times, and inspects the frames the session put in its
+outbox and the messages it sent its collaborators.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from unittest.mock import Mock
@@ -14,7 +16,19 @@ from unittest.mock import Mock
 import pykka
 import pytest
 
-from actors import HubIdentity, Phase, RemoteBatch, SessionActor, SessionSettings
+from actors import (
+    ConfigChanged,
+    Displace,
+    HubIdentity,
+    InboundFrame,
+    PeerVanished,
+    Phase,
+    ProtocolViolation,
+    RemoteBatch,
+    SessionActor,
+    SessionSettings,
+    Tick,
+)
 from hub.config import Config
 from hub.errors import ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
@@ -490,3 +504,81 @@ def test_stored_operations_carry_the_authenticated_instance(connected: Rig) -> N
     connected.frame(send_operations_frame([claimed]))
     _, batch = connected.oplog.apply_remote.call_args.args
     assert [op.instance_id for op in batch.operations] == ["web1"]
+
+
+# -- the front's messages, as the front tells them ----------------------------------------
+
+
+def test_told_frames_run_the_handshake_as_handle_frame_does(rig: Rig) -> None:
+    rig.session.on_receive(InboundFrame(client_hello(), 0.0))
+    [challenge] = rig.outbox.take()
+    rig.session.on_receive(InboundFrame(client_proof(challenge), 0.0))
+    assert rig.session.phase is Phase.CONNECTED
+    assert [i.WhichOneof("action") for i in rig.outbox.items] == ["send_config", "list_resources"]
+    assert rig.outbox.done == 2
+
+
+def test_a_told_frame_is_skipped_once_the_hub_is_stopping(rig: Rig) -> None:
+    stopping = threading.Event()
+    stopping.set()
+    rig.session.on_receive(InboundFrame(client_hello(), 0.0, stopping))
+    assert rig.outbox.frames == []
+    assert rig.outbox.done == 0
+    assert rig.session.phase is Phase.AWAIT_HELLO
+
+
+def test_a_told_tick_times_the_handshake_out(rig: Rig) -> None:
+    rig.session.on_receive(Tick(4.9))
+    assert rig.outbox.frames == []
+    rig.session.on_receive(Tick(5.0))
+    assert rig.only_error().state == ERROR_AUTH
+
+
+@pytest.mark.parametrize(
+    ("message", "state", "error_sent", "peer_marked"),
+    [
+        (ProtocolViolation("a message must be exactly one frame, got 3"), ERROR_PROTOCOL, True,
+         True),
+        (PeerVanished(), pb.CONNECTION_STATE_DISCONNECTED, False, True),
+        (Displace(), pb.CONNECTION_STATE_DISCONNECTED, True, False),
+    ],
+    ids=["violation", "vanished", "displaced"],
+)
+def test_told_endings(
+    connected: Rig, message: object, state: int, error_sent: bool, peer_marked: bool
+) -> None:
+    connected.session.on_receive(message)
+    assert connected.session.phase is Phase.ENDED
+    assert connected.outbox.closed
+    if error_sent:
+        assert connected.only_error().state == state
+    else:
+        assert connected.outbox.frames == []
+    assert connected.peers.disconnected.defer.called is peer_marked
+
+
+def test_a_told_config_change_is_checked_like_on_config_changed(
+    connected: Rig, tmp_path: Path
+) -> None:
+    text = hub_config_text().replace("keyid_verified = true", "keyid_verified = false", 1)
+    connected.session.on_receive(ConfigChanged(write_config(tmp_path, text)))
+    assert "not verified" in connected.only_error().message
+
+
+def test_a_told_message_whose_handling_fails_ends_the_session_with_one_error(
+    connected: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(now: float) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(connected.session, "tick", broken)
+    connected.session.on_receive(Tick(1.0))
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_ERROR_INTERNAL
+    assert "internal error" in error.message
+
+
+def test_an_unknown_message_is_ignored(connected: Rig) -> None:
+    connected.session.on_receive({"command": "stop"})
+    assert connected.session.phase is Phase.CONNECTED
+    assert connected.outbox.frames == []

@@ -16,10 +16,13 @@ import pytest
 from actors import (
     ConfigActor,
     HubIdentity,
+    InboundFrame,
     OplogActor,
     PeerStateActor,
+    PeerVanished,
     SessionActor,
     SessionSettings,
+    Tick,
 )
 from hub.pb import synchub_pb2 as pb
 from hub.store import PeerStore, SqliteOplogStore
@@ -49,6 +52,11 @@ class Hub:
     sessions: list[Any]
 
     def open_session(self, session_id: str) -> tuple[Any, QueueOutbox]:
+        ref, outbox = self.start_session(session_id)
+        return ref.proxy(), outbox
+
+    def start_session(self, session_id: str) -> tuple[Any, QueueOutbox]:
+        """A session as the front holds it: its ActorRef, told messages."""
         outbox = QueueOutbox()
         ref = SessionActor.start(
             session_id=session_id,
@@ -61,7 +69,7 @@ class Hub:
             now=0.0,
         )
         self.sessions.append(ref)
-        return ref.proxy(), outbox
+        return ref, outbox
 
     def connect(self, session_id: str = "s-1") -> tuple[Any, QueueOutbox]:
         session, outbox = self.open_session(session_id)
@@ -149,3 +157,18 @@ def test_late_end_of_an_older_session_cannot_mark_the_peer_disconnected(hub: Hub
     old_outbox.wait_for("closed")
     hub.peers.flush().get(timeout=5)
     assert hub.peer_state().state == pb.CONNECTION_STATE_CONNECTED
+
+
+def test_messages_told_to_the_ref_as_the_front_tells_them(hub: Hub) -> None:
+    ref, outbox = hub.start_session("s-ref")
+    ref.tell(InboundFrame(client_hello(), 0.0))
+    challenge = outbox.next_item()
+    ref.tell(InboundFrame(client_proof(challenge), 0.0))
+    assert outbox.next_item().WhichOneof("action") == "send_config"
+    assert outbox.next_item().WhichOneof("action") == "list_resources"
+    ref.tell(Tick(10.0))
+    assert outbox.next_item().WhichOneof("action") == "heartbeat"
+    ref.tell(PeerVanished())
+    outbox.wait_for("closed")
+    wait_until(lambda: hub.peer_state().state == pb.CONNECTION_STATE_DISCONNECTED)
+    assert "connection lost" in hub.peer_state().status_message

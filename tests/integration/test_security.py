@@ -29,7 +29,6 @@ from synchub_testing import (
     TcpRelay,
     connected_client,
     diff_frame,
-    front_of,
     hub_text_with,
     operation,
     running_hub,
@@ -119,8 +118,7 @@ def test_a_client_that_does_not_speak_curve_to_the_hub_gets_nothing_through(
         assert_silent(client, 1.0)
     finally:
         client.close()
-    front = front_of(hub)
-    assert front.sessions_started == 0
+    assert hub.status().front.sessions_started == 0
     assert hub.peers.get(CLIENT.keyid).get(timeout=5) is None
     assert hub.oplog.count().get(timeout=5) == 0
     # The hub is still there for a client that does speak CURVE to it.
@@ -159,7 +157,7 @@ def test_a_proof_recorded_on_one_connection_is_refused_on_another(hub: Any) -> N
         # The genuine session was not disturbed (not displaced, still serving).
         first.send(send_operations_frame([operation(1)]))
         assert in_sync(first, [1])
-        assert front_of(hub).session_count == 1
+        assert hub.status().front.sessions == 1
         state = hub.peers.get(CLIENT.keyid).get(timeout=5)
         assert state.state == pb.CONNECTION_STATE_CONNECTED
     finally:
@@ -222,7 +220,7 @@ def test_a_bad_proof_reveals_nothing_about_authorization(hub: Any) -> None:
     for word in ("authorized", "verified", "instance", "authorize"):
         assert word not in message
     assert hub.peers.list().get(timeout=5) == []
-    wait_until(lambda: front_of(hub).session_count == 0, 2.0, "refused sessions to close")
+    wait_until(lambda: hub.status().front.sessions == 0, 2.0, "refused sessions to close")
 
 
 def test_after_a_valid_proof_the_refusal_says_what_to_do(hub: Any) -> None:
@@ -281,7 +279,7 @@ def test_revocation_ends_the_live_session_within_a_second(
             assert elapsed < 1.0
             assert error.state == ERROR_AUTH
             assert fragment in error.message
-            wait_until(lambda: front_of(hub).session_count == 0, 2.0, "the session to close")
+            wait_until(lambda: hub.status().front.sessions == 0, 2.0, "the session to close")
             state = hub.peers.get(CLIENT.keyid).get(timeout=5)
             assert state.state == ERROR_AUTH
 
@@ -314,9 +312,10 @@ def test_a_second_connection_of_the_same_key_displaces_the_first(hub: Any) -> No
         goodbye = first.recv_action("error").error
         assert goodbye.state == pb.CONNECTION_STATE_DISCONNECTED
         assert goodbye.message == "displaced by a newer connection"
-        front = front_of(hub)
-        wait_until(lambda: front.session_count == 1, 2.0, "the displaced session to close")
-        assert front.pending_count == 0
+        wait_until(
+            lambda: hub.status().front.sessions == 1, 2.0, "the displaced session to close"
+        )
+        assert hub.status().front.pending_handshakes == 0
 
         hub.peers.flush().get(timeout=5)
         assert hub.peers.get(CLIENT.keyid).get(timeout=5).state == (
@@ -408,9 +407,12 @@ def test_frames_for_a_closing_session_do_not_stop_the_front(hub: Any) -> None:
             flooder.send(b"\xff\xfe not protobuf %d" % index)
         first = flooder.recv()
         assert first.error.state == ERROR_PROTOCOL
-        front = front_of(hub)
-        wait_until(lambda: front.backlog == (0, 0), 10.0, "the burst to be handled or dropped")
-        assert front.sessions_started < 3000  # frames for a closing session are dropped
+        wait_until(
+            lambda: hub.status().front.backlog == (0, 0), 10.0,
+            "the burst to be handled or dropped",
+        )
+        # Frames for a closing session are dropped.
+        assert hub.status().front.sessions_started < 3000
         good = connected_client(hub)
         try:
             good.send(send_operations_frame([operation(1)]))

@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zmq
@@ -15,7 +14,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from hub import protocol
 from hub.pb import synchub_pb2 as pb
-from hub.server import Hub
+from hub.server import Front, Hub
 from synchub_testing import (
     CLIENT,
     OTHER_CLIENT,
@@ -77,7 +76,7 @@ def test_oversized_frames_are_cut_by_libzmq_and_others_keep_syncing(tmp_path: Pa
             assert stored_operations(hub, OTHER_CLIENT.keyid) == []
             assert len(stored_operations(hub, CLIENT.keyid)) == 201
             # The oversized frame never reached a session; the front kept serving.
-            assert front_of(hub).backlog == (0, 0)
+            assert hub.status().front.backlog == (0, 0)
             assert hub.oplog.ping().get(timeout=5)
         finally:
             attacker.socket.disable_monitor()
@@ -96,7 +95,6 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
         tmp_path, hub_text_with(max_pending_handshakes=limit, handshake_timeout=1)
     )
     with running_hub(config) as hub:
-        front = front_of(hub)
         swarm = DealerSwarm(hub.endpoint, hub.identity.curve.public, flood)
         try:
             for index in range(flood):
@@ -112,8 +110,9 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
             for index in refused:
                 [error] = replies[index]
                 assert error.error.state == pb.CONNECTION_STATE_RETRY_WAIT
-            assert front.pending_high_water == limit
-            assert front.refused_count == len(refused)
+            counters = hub.status().front
+            assert counters.pending_high_water == limit
+            assert counters.refused == len(refused)
 
             # Every pending session expires on the hub's own ticks.
             expiries = swarm.collect(
@@ -124,8 +123,8 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
                 assert len(items) == 1, f"dealer {index} got {items}"
                 assert items[0].error.state == pb.CONNECTION_STATE_ERROR_AUTH
                 assert "timed out" in items[0].error.message
-            wait_until(lambda: front.session_count == 0, 5.0, "expired sessions to close")
-            assert front.pending_count == 0
+            wait_until(lambda: hub.status().front.sessions == 0, 5.0, "expired sessions to close")
+            assert hub.status().front.pending_handshakes == 0
             assert all(not swarm.drain(index) for index in refused)
         finally:
             swarm.close()
@@ -135,9 +134,10 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
 
 
 class Flooder:
-    """Sends send_operations batches as fast as the socket takes them, in its own thread."""
+    """Sends send_operations batches as fast as the socket takes them, in its own thread,
+    sampling the front's counters (without asking any actor) after each send."""
 
-    def __init__(self, client: RawClient, front: Any, cap: int = 200_000) -> None:
+    def __init__(self, client: RawClient, front: Front, cap: int = 200_000) -> None:
         self.client = client
         self.front = front
         self.cap = cap
@@ -168,7 +168,8 @@ class Flooder:
                 self.sent += 1
             except zmq.Again:
                 sock.poll(20, zmq.POLLOUT)
-            self.deepest_backlog = max(self.deepest_backlog, self.front.backlog[0])
+            backlog = self.front.counters().backlog_frames
+            self.deepest_backlog = max(self.deepest_backlog, backlog)
 
 
 def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
@@ -177,7 +178,9 @@ def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
         flooder_client = connected_client(hub)
         try:
             with Flooder(flooder_client, front) as flooder:
-                wait_until(lambda: front.backlog[0] > 500, 10.0, "the flood to build up")
+                wait_until(
+                    lambda: front.counters().backlog_frames > 500, 10.0, "the flood to build up"
+                )
                 started = time.monotonic()
                 other = connected_client(hub, OTHER_CLIENT, "db1")
                 try:
@@ -193,7 +196,9 @@ def test_a_flooding_client_does_not_starve_another(tmp_path: Path) -> None:
             assert any(item.HasField("throttle") for item in items)
         finally:
             flooder_client.close()
-        wait_until(lambda: front.backlog == (0, 0), 60.0, "the flood's backlog to drain")
+        wait_until(
+            lambda: hub.status().front.backlog == (0, 0), 60.0, "the flood's backlog to drain"
+        )
 
 
 def iter_frames(client: RawClient, limit: int = 10_000) -> list[bytes]:
@@ -216,7 +221,9 @@ def test_the_hub_stops_promptly_under_a_deep_backlog(tmp_path: Path) -> None:
         client = connected_client(hub)
         try:
             with Flooder(client, front):
-                wait_until(lambda: front.backlog[0] > 1000, 10.0, "the flood to build up")
+                wait_until(
+                    lambda: front.counters().backlog_frames > 1000, 10.0, "the flood to build up"
+                )
             started = time.monotonic()
             hub.stop()
             assert time.monotonic() - started < 2.0
@@ -240,13 +247,12 @@ def test_silent_and_vanished_peers_are_dropped_on_the_hubs_own_ticks(tmp_path: P
     whose connection is gone is dropped at the hub's next send to it (ROUTER_MANDATORY)."""
     config = write_config(tmp_path, hub_text_with(heartbeat_interval=0.3))
     with running_hub(config) as hub:
-        front = front_of(hub)
         silent = connected_client(hub)
         try:
             gone = connected_client(hub, OTHER_CLIENT, "db1")
             gone.close()
             started = time.monotonic()
-            wait_until(lambda: front.session_count == 0, 5.0, "both sessions to end")
+            wait_until(lambda: hub.status().front.sessions == 0, 5.0, "both sessions to end")
             elapsed = time.monotonic() - started
             assert elapsed < 3.0
             heartbeats = 0

@@ -1,4 +1,5 @@
-"""The admin socket: the server thread, the request service on a real hub, the client."""
+"""The admin socket: the server thread, the request service (alone and on a real hub),
+the client."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import msgpack
+import pykka
 import pytest
 import zmq
 
 from hub.admin import (
     AdminServer,
+    AdminService,
     admin_socket_path,
     ask_hub,
     check_keyid,
@@ -25,10 +29,11 @@ from hub.admin import (
     permissions_from_flags,
 )
 from hub.config import Config, load_config
-from hub.errors import AdminError, AdminSocketError, AdminUnavailable, RequestError
+from hub.errors import AdminError, AdminSocketError, AdminUnavailable, FrontError, RequestError
 from hub.identity import load_identity
 from hub.pb import synchub_pb2 as pb
 from hub.server import Hub
+from hub.status import FrontCounters, HubInfo, HubStatus
 from synchub_testing import (
     CLIENT,
     OTHER_CLIENT,
@@ -209,6 +214,16 @@ def test_other_users_cannot_connect_and_are_refused_if_the_mode_is_loosened(
         shutil.rmtree(base)
 
 
+def test_a_failure_to_bind_in_the_server_thread_is_raised_by_start(tmp_path: Path) -> None:
+    dead: zmq.Context[Any] = zmq.Context()
+    dead.term()
+    admin = AdminServer(dead, tmp_path / "data", Recorder())
+    with pytest.raises(AdminSocketError, match="cannot serve the admin socket") as caught:
+        admin.start()
+    assert isinstance(caught.value.__cause__, zmq.ZMQError)
+    admin.stop()  # nothing left to stop, and no thread left behind
+
+
 def test_stop_removes_the_socket_and_a_stale_one_is_replaced(
     tmp_path: Path, context: zmq.Context[Any]
 ) -> None:
@@ -309,6 +324,57 @@ def test_permission_flags_group_by_type() -> None:
             permissions_from_flags([bad])
 
 
+# --- the status op -----------------------------------------------------------------------------
+
+INFO = HubInfo(
+    instance="hub-1", endpoint="tcp://127.0.0.1:7470", keyid=CLIENT.keyid,
+    curve_public_key=None, config_path=None, data_dir="/srv/synchub", pid=42,
+    started_ms=1_800_000_000_000,
+)
+COUNTERS = FrontCounters(
+    sessions=3, sessions_started=9, pending_handshakes=1, pending_high_water=4,
+    backlog_frames=2, backlog_bytes=300, refused=5, dropped=6,
+)
+
+
+def service_answering_status(status: Callable[[], HubStatus]) -> AdminService:
+    unused = Mock(name="actors", side_effect=AssertionError("status asks no actor itself"))
+    return AdminService(status=status, config=unused, oplog=unused, peers=unused, timeout=3)
+
+
+def test_status_answers_the_snapshot_of_its_status_source() -> None:
+    snapshot = HubStatus(
+        info=INFO, uptime_seconds=61, operations=7, peers_known=2, peers_connected=1,
+        authorized_clients=3, front=COUNTERS,
+    )
+    answer = service_answering_status(lambda: snapshot).handle({"op": "status"})
+    assert answer == {
+        "ok": True, "instance": "hub-1", "endpoint": "tcp://127.0.0.1:7470",
+        "keyid": CLIENT.keyid, "curve_public_key": None, "config_path": None,
+        "data_dir": "/srv/synchub", "pid": 42, "uptime_seconds": 61, "operations": 7,
+        "peers_known": 2, "peers_connected": 1, "authorized_clients": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (pykka.Timeout("slow"), "the hub did not answer within 3s"),
+        (pykka.ActorDeadError("gone"), "the hub is stopping"),
+    ],
+    ids=["timeout", "stopping"],
+)
+def test_a_status_source_that_fails_is_an_error_answer(
+    failure: Exception, error: str
+) -> None:
+    def failing() -> HubStatus:
+        raise failure
+
+    assert service_answering_status(failing).handle({"op": "status"}) == {
+        "ok": False, "error": error,
+    }
+
+
 # --- the service on a real hub -----------------------------------------------------------------
 
 
@@ -334,6 +400,11 @@ def test_status_peers_and_ops_from_a_running_hub(hub: tuple[Hub, Config]) -> Non
     assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700  # the hub created it
     running.oplog.add([operation(0, modno=0, flow_id=0, message="first")]).get(timeout=5)
     status = ask_hub(config.data_dir, "status")
+    snapshot = running.status()
+    assert status["operations"] == snapshot.operations
+    assert status["authorized_clients"] == snapshot.authorized_clients
+    assert (status["instance"], status["pid"]) == (snapshot.info.instance, snapshot.info.pid)
+    assert snapshot.front.sessions == 0
     assert status["instance"] == "hub-1"
     assert status["endpoint"] == running.endpoint
     assert status["pid"] == os.getpid()
@@ -452,3 +523,24 @@ def test_a_second_hub_on_the_same_data_dir_refuses_to_start(hub: tuple[Hub, Conf
     with pytest.raises(AdminSocketError, match="two hubs cannot share"):
         Hub(config).start()
     assert load_identity(config.data_dir) is not None
+
+
+def test_a_hub_whose_port_is_taken_stops_everything_it_started(tmp_path: Path) -> None:
+    taken = zmq.Context()
+    holder = taken.socket(zmq.ROUTER)
+    try:
+        port = holder.bind_to_random_port("tcp://127.0.0.1")
+        text = hub_config_text().replace(
+            "heartbeat_interval = 10", f'heartbeat_interval = 10\nbind = "tcp://127.0.0.1:{port}"'
+        )
+        path = tmp_path / "hub.toml"
+        path.write_text(text)
+        hub = Hub(load_config(path))
+        with pytest.raises(FrontError, match="no other hub uses the port"):
+            hub.start()
+        assert hub.front is None
+        assert pykka.ActorRegistry.get_all() == []  # the actors it had started are stopped
+        hub.stop()
+    finally:
+        holder.close(linger=0)
+        taken.term()

@@ -19,10 +19,10 @@ from hub.protocol import (
     ClientHandshake,
     ClientOplog,
     ClientSession,
+    ClientSessionSettings,
     DiffSelection,
     HubPin,
     LinkEvent,
-    SessionSettings,
     SharedConfig,
     SyncScope,
     challenge_item,
@@ -45,10 +45,10 @@ HUB_NONCE = b"\x4b" * 32
 PIN = HubPin(HUB_INSTANCE, HUB.keyid)
 NAS = DiffSelection("guid-nas")
 SCOPE = SyncScope((NAS,))
-ONCE = SessionSettings(
+ONCE = ClientSessionSettings(
     heartbeat_interval=10.0, handshake_timeout=5.0, answer_timeout=30.0, once=True
 )
-RUNNING = SessionSettings(
+RUNNING = ClientSessionSettings(
     heartbeat_interval=10.0, handshake_timeout=5.0, answer_timeout=30.0,
     poll_interval=0.5, rediff_interval=300.0,
 )
@@ -136,7 +136,7 @@ def oplog_with(*ids: int) -> MemoryOplog:
 
 def make_session(
     oplog: ClientOplog,
-    settings: SessionSettings = ONCE,
+    settings: ClientSessionSettings = ONCE,
     *,
     pin: HubPin = PIN,
     scope: SyncScope = SCOPE,
@@ -393,7 +393,7 @@ def test_a_round_waits_for_its_answers_to_be_sent() -> None:
 
 
 def test_once_gives_up_after_the_most_rounds() -> None:
-    no_acks = SessionSettings(send_window=1000, ack_every=1000, once=True)
+    no_acks = ClientSessionSettings(send_window=1000, ack_every=1000, once=True)
     session = make_session(oplog_with(1), no_acks)
     connect(session)
     for _ in range(MAX_ONCE_ROUNDS - 1):
@@ -468,7 +468,7 @@ def test_answers_go_in_batches_of_one_frame_each() -> None:
 
 def test_a_diff_too_large_for_one_frame_is_an_error_not_a_frame() -> None:
     session = make_session(oplog_with(*range(1, 101)),
-                           SessionSettings(max_frame_bytes=250, once=True))
+                           ClientSessionSettings(max_frame_bytes=250, once=True))
     session.start(T0)
     [hello] = drain(session, T0)
     session.receive([challenge_frame(hello)], T0)
@@ -499,7 +499,7 @@ def test_a_reply_to_a_diff_never_sent_ends_the_session() -> None:
 
 
 def test_the_window_holds_data_until_acknowledgement_diffs_come_back() -> None:
-    settings = SessionSettings(send_window=4, ack_every=2, batch_operations=1, once=True)
+    settings = ClientSessionSettings(send_window=4, ack_every=2, batch_operations=1, once=True)
     session = make_session(oplog_with(*range(1, 7)), settings)
     assert [kind(i) for i in connect(session)] == ["send_config", "list_resources", "ack", "diff"]
     reply(session, [])  # the first acknowledgement: frames 1-2
@@ -529,7 +529,7 @@ def test_the_window_holds_data_until_acknowledgement_diffs_come_back() -> None:
 
 
 def test_throttle_holds_data_but_not_heartbeats_or_acknowledgements() -> None:
-    settings = SessionSettings(heartbeat_interval=10.0, send_window=32, ack_every=2,
+    settings = ClientSessionSettings(heartbeat_interval=10.0, send_window=32, ack_every=2,
                                batch_operations=1, once=True)
     session = make_session(oplog_with(1, 2, 3), settings)
     assert [kind(i) for i in connect(session)] == ["send_config", "list_resources", "ack", "diff"]
@@ -569,7 +569,7 @@ def test_throttle_holds_data_but_not_heartbeats_or_acknowledgements() -> None:
 
 
 def test_a_heartbeat_goes_after_an_interval_of_sending_nothing() -> None:
-    rare_polls = SessionSettings(heartbeat_interval=10.0, poll_interval=100.0)
+    rare_polls = ClientSessionSettings(heartbeat_interval=10.0, poll_interval=100.0)
     session = make_session(oplog_with(), rare_polls)
     connect(session)
     reply(session, [])

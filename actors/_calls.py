@@ -1,0 +1,29 @@
+"""Fire-and-forget calls on typed actor proxies, with their arguments checked.
+
+A typed proxy (``ConfigProxy``, ``OplogProxy``, ``PeerStateProxy``) shows each actor
+method to mypy as a callable returning a future, which has no ``defer``. ``tell``
+is ``method.defer(*args)`` typed with the method's own parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
+
+import pykka
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Deferrable(Protocol):
+    def defer(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+def tell(method: Callable[P, pykka.Future[R]], *args: P.args, **kwargs: P.kwargs) -> None:
+    """Queue a call of a proxy method without waiting for (or getting) its result.
+
+    ActorDeadError when the actor has stopped. A failure inside the call is the
+    actor's to handle: the actors' fire-and-forget handlers log and survive.
+    """
+    cast(_Deferrable, method).defer(*args, **kwargs)

@@ -1,0 +1,32 @@
+"""The front's limits and timings, from the ``[hub]`` section (see ``front_settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrontSettings:
+    bind: str
+    max_frame_bytes: int = 16 * 1024 * 1024
+    max_pending_handshakes: int = 1000
+    tick_interval: float = 1.0
+    # A session this many frames behind gets a throttle; the whole front stops
+    # reading the ROUTER while all sessions together are this far behind, so
+    # TCP pushes back on clients instead of mailboxes growing without bound.
+    session_backlog_high: int = 64
+    total_backlog_high: int = 4096
+    total_backlog_bytes: int = 256 * 1024 * 1024
+    # HELLO and PROOF are all a peer may send before the hub's send_config;
+    # a peer this many frames ahead before authenticating is refused.
+    pending_backlog_high: int = 16
+    throttle_delay_ms: int = 500
+    hwm: int = 1000
+    # How long a session that stopped without saying so (its close notice was
+    # lost) is kept before the front forgets it.
+    closed_grace: float = 2.0
+    # The sessions' heartbeat interval. When set, an authenticated session is
+    # ticked only once its heartbeat or its silence limit (3 intervals) is due by
+    # the traffic the front relayed, instead of every tick_interval: thousands of
+    # idle sessions need not all wake every second.
+    heartbeat_interval: float | None = None
