@@ -31,7 +31,7 @@ from actors._peer_state import (
     PeerStateListener,
     PeerStateProxy,
 )
-from actors._session import HubIdentity, Phase, SessionActor, SessionSettings, printable
+from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
     "RESTART_STATUS_MESSAGE",
@@ -59,6 +59,5 @@ __all__ = [
     "SessionSettings",
     "Tick",
     "backlog",
-    "printable",
     "tell",
 ]

@@ -1,4 +1,4 @@
-"""PeerStateActor: the live state of every peer the hub knows, kept in a PeerStore.
+"""PeerStateActor: the live state of every peer the hub knows, kept in a PeerStateStore.
 
 Sessions report connection changes, heartbeats and what their client told it
 (remote config, known repos and plans). State changes are written at once;
@@ -26,7 +26,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import PeerStore
+from hub.store import PeerStateStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _copy(state: pb.PeerState) -> pb.PeerState:
 class PeerStateActor(pykka.ThreadingActor):
     def __init__(
         self,
-        store_factory: Callable[[], PeerStore],
+        store_factory: Callable[[], PeerStateStore],
         clock: Callable[[], float] = time.time,
         flush_interval: float = 30.0,
     ) -> None:
@@ -69,7 +69,7 @@ class PeerStateActor(pykka.ThreadingActor):
         self._store_factory = store_factory
         self._clock = clock
         self._flush_interval = flush_interval
-        self._store: PeerStore | None = None
+        self._store: PeerStateStore | None = None
         self._states: dict[str, pb.PeerState] = {}
         self._dirty: set[str] = set()
         self._last_flush = 0.0

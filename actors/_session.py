@@ -58,6 +58,7 @@ from hub.protocol import (
     check_diff,
     sent_operations,
 )
+from hub.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -488,12 +489,6 @@ def _answer(future: pykka.Future[T], timeout: float, what: str) -> T:
         raise ActorError(f"the {what} actor did not answer within {timeout:.0f}s") from exc
     except pykka.ActorDeadError as exc:
         raise ActorError(f"the {what} actor is not running") from exc
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """Peer-supplied text made safe for a log line or a status: clipped, one line."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
 
 
 def _fresh(message: M) -> M:

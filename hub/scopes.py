@@ -18,13 +18,13 @@ hub.config reports its errors with the key path in the file. ``ID_PATTERN`` and
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from hub.errors import PermissionsError
+from hub.text import closest_match
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]+")
 """Repo, plan and instance ids: letters, digits, '_', '.', '-' (as in backrest)."""
@@ -150,8 +150,8 @@ class Permissions:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest_match(word, choices)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def parse_permissions(raw: object) -> Permissions:

@@ -8,7 +8,7 @@ from typing import Any
 from hub.config import AuthorizedClient
 from hub.errors import PermissionsError, RequestError
 from hub.identity import keyid_problem
-from hub.scopes import ID_PATTERN, Permissions, parse_permissions
+from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
 
 
 def check_keyid(text: str) -> str:
@@ -22,7 +22,7 @@ def check_keyid(text: str) -> str:
 def check_instance_id(text: str) -> str:
     if not ID_PATTERN.fullmatch(text):
         raise RequestError(
-            f"bad instance id {text!r}: use letters, digits, '_', '.' or '-'"
+            f"bad instance id {text!r}: use {ID_RULE}"
         )
     return text
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import DiffSelection
-from hub.store import LocalChanges, SerializedOperation, SqliteOplogStore
+from hub.store import LocalChanges, LocalOplogStore, SerializedOperation, SqliteOplogStore
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
 LOAD_CHUNK = 512
@@ -42,7 +42,7 @@ class LocalOplog:
     """Reads the node's own operations for syncing. Use from one thread only."""
 
     def __init__(self, path: Path) -> None:
-        self._store = SqliteOplogStore(path, mmap_bytes=MMAP_BYTES)
+        self._store: LocalOplogStore = SqliteOplogStore(path, mmap_bytes=MMAP_BYTES)
         self._seen: tuple[int, int] | None = None
         self._have: dict[DiffSelection, tuple[tuple[int, int], list[int], list[int]]] = {}
 

@@ -11,7 +11,6 @@ a changed file with ``parse_config_text`` before it writes it.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -34,6 +33,7 @@ from hub.config._model import (
 from hub.errors import ConfigError, PermissionsError
 from hub.identity import is_valid_curve_public_key, is_valid_keyid
 from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
+from hub.text import closest_match
 
 _TCP_ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\*|\d+)")
 
@@ -126,8 +126,8 @@ def _describe(value: object) -> str:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
+    close = closest_match(word, choices)
+    return f"did you mean {close!r}? " if close else ""
 
 
 class _Table:

@@ -35,6 +35,7 @@ FOUNDATIONS = frozenset(
         "hub.pb",
         "hub.threads",
         "hub.status",
+        "hub.text",
     }
 )
 LAYERS = frozenset({"actors", "hub.server", "hub.admin", "hub.agent", "hub.cli", "hub.bench"})
