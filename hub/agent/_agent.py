@@ -34,7 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import zmq
@@ -45,7 +45,6 @@ from hub.config import Config, KnownHost
 from hub.errors import ClientError, HubRefused, SynchubError
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
 from hub.protocol import (
-    MAX_BATCH_OPERATIONS,
     ClientHandshake,
     ClientSession,
     ClientSessionSettings,
@@ -78,30 +77,32 @@ class _Stopped(Exception):
     """The agent is stopping; unwinds a connection."""
 
 
+_SESSION_DEFAULTS = ClientSessionSettings()
+
+
 @dataclass(frozen=True)
 class AgentSettings:
-    """Timing and sizing of the client agent; durations in seconds."""
+    """Timing and sizing of the client agent; durations in seconds.
 
-    heartbeat_interval: float = 15.0
-    handshake_timeout: float = 10.0
+    The agent's own settings (connecting, reconnecting), and those each
+    connection's ClientSession runs with, whose defaults are the session's.
+    """
+
+    heartbeat_interval: float = _SESSION_DEFAULTS.heartbeat_interval
+    handshake_timeout: float = _SESSION_DEFAULTS.handshake_timeout
     connect_timeout: float = 30.0
-    poll_interval: float = 0.5
-    rediff_interval: float = 300.0
+    poll_interval: float = _SESSION_DEFAULTS.poll_interval
+    rediff_interval: float = _SESSION_DEFAULTS.rediff_interval
     reconnect_min: float = 1.0
     reconnect_max: float = 300.0
     refused_retry: float = 60.0
-    max_frame_bytes: int = 16 * 1024 * 1024
-    batch_operations: int = MAX_BATCH_OPERATIONS
-    # Data frames sent ahead of the hub's last acknowledgement, and how often to ask
-    # for one (an empty diff: its reply reflects every frame sent before it). Kept
-    # well under the hub's throttle mark (64 frames waiting), so a fast client keeps
-    # the hub busy without being paused.
-    send_window: int = 32
-    ack_every: int = 8
+    max_frame_bytes: int = _SESSION_DEFAULTS.max_frame_bytes
+    batch_operations: int = _SESSION_DEFAULTS.batch_operations
+    send_window: int = _SESSION_DEFAULTS.send_window
+    ack_every: int = _SESSION_DEFAULTS.ack_every
 
     def __post_init__(self) -> None:
-        if not 1 <= self.ack_every <= self.send_window:
-            raise ValueError("need 1 <= ack_every <= send_window")
+        self.session_settings(once=False, timeout=self.connect_timeout)  # validates
 
     @property
     def silence_limit(self) -> float:
@@ -110,18 +111,14 @@ class AgentSettings:
 
     def session_settings(self, *, once: bool, timeout: float) -> ClientSessionSettings:
         """What one connection's ClientSession runs with; ``timeout`` bounds reaching the hub."""
-        return ClientSessionSettings(
-            heartbeat_interval=self.heartbeat_interval,
-            handshake_timeout=self.handshake_timeout,
-            answer_timeout=timeout,
-            poll_interval=self.poll_interval,
-            rediff_interval=self.rediff_interval,
-            max_frame_bytes=self.max_frame_bytes,
-            batch_operations=self.batch_operations,
-            send_window=self.send_window,
-            ack_every=self.ack_every,
-            once=once,
-        )
+        shared = {name: getattr(self, name) for name in _SHARED_WITH_SESSION}
+        return ClientSessionSettings(**shared, answer_timeout=timeout, once=once)
+
+
+_AGENT_FIELDS = frozenset(f.name for f in fields(AgentSettings))
+_SHARED_WITH_SESSION = tuple(
+    f.name for f in fields(ClientSessionSettings) if f.name in _AGENT_FIELDS
+)
 
 
 @dataclass(frozen=True)

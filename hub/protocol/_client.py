@@ -119,6 +119,10 @@ class ClientSessionSettings:
     once: bool = False
     """Sync until the hub confirms it holds everything, then be done."""
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.ack_every <= self.send_window:
+            raise ValueError("need 1 <= ack_every <= send_window")
+
     @property
     def silence_limit(self) -> float:
         """A hub silent this long is gone (three heartbeat intervals)."""
