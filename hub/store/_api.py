@@ -102,12 +102,8 @@ class RemoteApplyResult:
 
 
 @runtime_checkable
-class OplogStore(Protocol):
-    """The hub's oplog store: every operation it holds, its own and its peers'.
-
-    Exactly what the OplogActor uses. ``tests/contract/test_oplog_store_contract.py``
-    holds the behaviour every implementation must have.
-    """
+class LocalWrites(Protocol):
+    """What every oplog store offers for this node's own operations, hub or client."""
 
     def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
         """Store new local operations (id 0); return the stored copies with ids, flows, modnos.
@@ -125,8 +121,31 @@ class OplogStore(Protocol):
         ...
 
     def delete(self, ids: Sequence[int]) -> list[int]:
-        """Delete operations by local id; return the ids that existed, ascending."""
+        """Delete operations by local id; return the ids that existed, ascending.
+
+        Deleting a local operation leaves a tombstone with a new modno, so the
+        deletion appears in ``local_changes_since``.
+        """
         ...
+
+    def query(
+        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[pb.Operation]:
+        """Stored operations matching ``selector`` (local ids), by id."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (closing twice is fine); further calls fail with StoreError."""
+        ...
+
+
+@runtime_checkable
+class OplogStore(LocalWrites, Protocol):
+    """The hub's oplog store: every operation it holds, its own and its peers'.
+
+    Exactly what the OplogActor uses. ``tests/contract/test_oplog_store_contract.py``
+    holds the behaviour every implementation must have.
+    """
 
     def apply_remote(
         self,
@@ -159,12 +178,6 @@ class OplogStore(Protocol):
         """
         ...
 
-    def query(
-        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
-    ) -> list[pb.Operation]:
-        """Stored operations matching ``selector`` (local ids), by id."""
-        ...
-
     def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
         """Bookkeeping columns of the operations matching ``selector``, by id."""
         ...
@@ -177,42 +190,15 @@ class OplogStore(Protocol):
         """Number of stored operations."""
         ...
 
-    def close(self) -> None:
-        """Release the store (closing twice is fine); further calls fail with StoreError."""
-        ...
-
 
 @runtime_checkable
-class LocalOplogStore(Protocol):
+class LocalOplogStore(LocalWrites, Protocol):
     """A node's own oplog and its change feed: what a client streams to its hubs.
 
     Used by the client agent and the local tools; other processes may write to
     the same oplog meanwhile. ``tests/contract/test_local_oplog_contract.py``
     holds the behaviour every implementation must have.
     """
-
-    def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
-        """Store new local operations (id 0); return the stored copies with ids, flows, modnos.
-
-        An operation with an id other than 0 is a ValueError and nothing is stored.
-        """
-        ...
-
-    def update_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
-        """Replace existing local operations by id; each gets a new, higher modno.
-
-        An unknown id, or the id of a peer's operation, is a StoreError and
-        nothing is changed.
-        """
-        ...
-
-    def delete(self, ids: Sequence[int]) -> list[int]:
-        """Delete operations by local id; return the ids that existed, ascending.
-
-        Deleting a local operation leaves a tombstone with a new modno, so the
-        deletion appears in ``local_changes_since``.
-        """
-        ...
 
     def local_modno(self) -> int:
         """The modno of the latest local change (add, update or delete); 0 if none."""
@@ -235,16 +221,6 @@ class LocalOplogStore(Protocol):
 
     def query_serialized(self, selector: pb.OpSelector) -> list[SerializedOperation]:
         """Like ``query``, without decoding: each operation's stored bytes, by id."""
-        ...
-
-    def query(
-        self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
-    ) -> list[pb.Operation]:
-        """Stored operations matching ``selector`` (local ids), by id."""
-        ...
-
-    def close(self) -> None:
-        """Release the store (closing twice is fine); further calls fail with StoreError."""
         ...
 
 
