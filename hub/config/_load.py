@@ -30,6 +30,7 @@ from hub.config._model import (
     RepoConfig,
     default_config,
 )
+from hub.config._web import ALERT_KEYS, WEB_KEYS, parse_alerts, parse_web
 from hub.errors import ConfigError, PermissionsError
 from hub.identity import is_valid_curve_public_key, is_valid_keyid
 from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
@@ -45,6 +46,8 @@ _TOP_KEYS = (
     "plans",
     "authorized_clients",
     "known_hosts",
+    "web",
+    "alerts",
 )
 _HUB_KEYS = (
     "bind",
@@ -66,6 +69,8 @@ CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "plans": _PLAN_KEYS,
     "authorized_clients": _CLIENT_KEYS,
     "known_hosts": _HOST_KEYS,
+    "web": WEB_KEYS,
+    "alerts": ALERT_KEYS,
 }
 """The keys each table may hold ("" is the top level); anything else is refused."""
 
@@ -285,6 +290,8 @@ def parse_config_text(text: str, path: Path) -> Config:
     plans = _parse_plans(top, {repo.id for repo in repos})
     clients = _parse_clients(top)
     hosts = _parse_known_hosts(top)
+    web = parse_web(top.table("web"))
+    alerts = parse_alerts(top)
 
     return Config(
         path=config_path,
@@ -295,6 +302,8 @@ def parse_config_text(text: str, path: Path) -> Config:
         plans=plans,
         authorized_clients=clients,
         known_hosts=hosts,
+        web=web,
+        alerts=alerts,
     )
 
 

@@ -9,10 +9,12 @@ back (``_edit``). A ``Config`` also answers what a peer may see of it
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions, plan_resource, repo_resource
@@ -20,6 +22,7 @@ from hub.scopes import Permissions, plan_resource, repo_resource
 CONFIG_ENV_VAR = "SYNCHUB_CONFIG"
 DEFAULT_DATA_DIR = "synchub-data"
 DEFAULT_BIND = "tcp://127.0.0.1:7470"
+DEFAULT_WEB_BIND = "127.0.0.1:7471"
 
 REMOTE_CONFIG_VERSION = 1
 """The ``version`` of every RemoteConfig this hub sends (the RemoteConfig format)."""
@@ -33,6 +36,88 @@ class HubSettings:
     handshake_timeout: float = 10.0
     max_pending_handshakes: int = 1000
     max_frame_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The hub's HTTP side (dashboard, /api, /metrics, /healthz): ``[web]``."""
+
+    bind: str = DEFAULT_WEB_BIND
+    """``host:port`` (IPv6 in brackets), or "" for no HTTP at all."""
+    token: str | None = None
+    """The bearer token every request but /healthz must carry; required off loopback."""
+    bind_from_file: bool = False
+    """True when ``bind`` was set in the file: then failing to bind it stops the start."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bind)
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.bind)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.bind)[1]
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback_host(self.host)
+
+
+def split_host_port(bind: str) -> tuple[str, int]:
+    """``"127.0.0.1:7471"`` -> ("127.0.0.1", 7471); ``"[::1]:80"`` -> ("::1", 80).
+
+    ValueError when ``bind`` is not of that form.
+    """
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected <address>:<port>, got {bind!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"put an IPv6 address in brackets, as [::1]:7471, not {bind!r}")
+    if not host:
+        raise ValueError(f"expected <address>:<port>, got {bind!r}")
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+AlertWhen = Literal["operation_failed", "plan_stale", "peer_lost"]
+ALERT_CONDITIONS: tuple[AlertWhen, ...] = ("operation_failed", "plan_stale", "peer_lost")
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One ``[[alerts]]`` entry: when it fires, what it watches, where it is delivered."""
+
+    name: str
+    when: AlertWhen
+    after: float | None = None
+    """Seconds; set for plan_stale and peer_lost, None for operation_failed."""
+    instances: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()
+    plans: tuple[str, ...] = ()
+    webhook: str | None = None
+    command: tuple[str, ...] = ()
+
+    def covers(self, instance: str, repo: tuple[str, str] = ("", ""), plan: str = "") -> bool:
+        """Whether the filters admit this instance, repo (id, guid) and plan; empty = all."""
+        if self.instances and instance not in self.instances:
+            return False
+        if self.repos and not any(r and r in self.repos for r in repo):
+            return False
+        return not self.plans or plan in self.plans
 
 
 @dataclass(frozen=True)
@@ -77,6 +162,8 @@ class Config:
     plans: tuple[PlanConfig, ...] = ()
     authorized_clients: tuple[AuthorizedClient, ...] = ()
     known_hosts: tuple[KnownHost, ...] = ()
+    web: WebSettings = field(default_factory=WebSettings)
+    alerts: tuple[AlertRule, ...] = ()
     _clients_by_keyid: dict[str, AuthorizedClient] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -94,6 +181,9 @@ class Config:
 
     def known_host(self, instance_id: str) -> KnownHost | None:
         return next((h for h in self.known_hosts if h.instance_id == instance_id), None)
+
+    def alert(self, name: str) -> AlertRule | None:
+        return next((a for a in self.alerts if a.name == name), None)
 
     def repo(self, repo_id: str) -> RepoConfig | None:
         return next((r for r in self.repos if r.id == repo_id), None)

@@ -190,6 +190,13 @@ class OplogStore(LocalWrites, Protocol):
         """Number of stored operations."""
         ...
 
+    def check_writable(self) -> None:
+        """Commit a write that changes no operation; StoreError when the store takes none.
+
+        What a health check asks: the store is open, reachable and accepts commits.
+        """
+        ...
+
 
 @runtime_checkable
 class LocalOplogStore(LocalWrites, Protocol):
@@ -241,6 +248,162 @@ class PeerStateStore(Protocol):
 
         A state without a keyid is a StoreError and nothing is saved.
         """
+        ...
+
+    def close(self) -> None:
+        """Release the store (closing twice is fine); further calls fail with StoreError."""
+        ...
+
+
+# -- reading the hub's oplog from other threads: the web side ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OperationQuery:
+    """Which operations a reader lists, newest (highest id) first.
+
+    Every set field narrows the list; ``since_ms`` / ``until_ms`` bound the start time
+    (``since`` inclusive, ``until`` exclusive); ``before_id`` pages: only ids below it.
+    """
+
+    instance_id: str | None = None
+    repo_guid: str | None = None
+    plan_id: str | None = None
+    status: int | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@runtime_checkable
+class OplogReader(Protocol):
+    """A read-only view of the hub's oplog, for threads other than the OplogActor's.
+
+    Each reader holds its own connection to the store the OplogActor writes and sees
+    every committed change; it never writes. Used by one thread at a time (a reader
+    may be handed from thread to thread, never shared at once).
+    ``tests/contract/test_oplog_reader_contract.py`` holds the behaviour every
+    implementation must have.
+    """
+
+    def find(self, query: OperationQuery) -> list[pb.Operation]:
+        """The operations matching ``query``, highest id first, at most ``query.limit``."""
+        ...
+
+    def get(self, op_id: int) -> pb.Operation | None:
+        """One operation by local id."""
+        ...
+
+    def plan_keys(self) -> list[tuple[str, str]]:
+        """Every (instance_id, plan_id) pair some stored operation has, sorted."""
+        ...
+
+    def latest_runs(self, instance_id: str, plan_id: str, limit: int) -> list[pb.Operation]:
+        """The operations of one (instance, plan), highest id first, at most ``limit``."""
+        ...
+
+    def latest_with_status(
+        self, instance_id: str, plan_id: str, status: int
+    ) -> pb.Operation | None:
+        """The highest-id operation of one (instance, plan) with ``status``."""
+        ...
+
+    def local_modno(self) -> int:
+        """As ``LocalOplogStore.local_modno``: the latest local change's modno."""
+        ...
+
+    def local_changes_since(self, modno: int, *, limit: int = 10_000) -> LocalChanges:
+        """As ``LocalOplogStore.local_changes_since``: changes written by any process."""
+        ...
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (cheap to poll)."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored operations."""
+        ...
+
+    def size_bytes(self) -> int:
+        """The store's size on disk (0 where it has no files of its own)."""
+        ...
+
+    def close(self) -> None:
+        """Release the reader (closing twice is fine); further calls fail with StoreError."""
+        ...
+
+
+# -- the alerts' state ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIncident:
+    """An alert firing for one subject: ``key`` says which (``web1/nightly``, a peer's keyid).
+
+    ``event`` is the firing event as delivered (JSON text); the store does not read it.
+    """
+
+    alert: str
+    key: str
+    fired_ms: int
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """An event to deliver to one of an alert's targets (``webhook`` or ``command``)."""
+
+    alert: str
+    target: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A delivery waiting in the outbox, with the id the store gave it."""
+
+    id: int
+    alert: str
+    target: str
+    event: str
+
+
+@runtime_checkable
+class AlertStateStore(Protocol):
+    """What the AlertActor keeps across restarts: firing incidents and undelivered events.
+
+    Incidents are keyed by (alert, key). ``commit`` records what one evaluation decided
+    in one transaction, so a restart finds either all of it or none: no incident
+    without its deliveries, no delivery of an incident that was not recorded.
+    ``tests/contract/test_alert_state_contract.py`` holds the behaviour every
+    implementation must have.
+    """
+
+    def active(self) -> list[StoredIncident]:
+        """Every firing incident, sorted by (alert, key)."""
+        ...
+
+    def pending(self) -> list[StoredDelivery]:
+        """Every delivery not yet marked done, oldest first."""
+        ...
+
+    def commit(
+        self,
+        *,
+        fired: Sequence[StoredIncident] = (),
+        resolved: Sequence[tuple[str, str]] = (),
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> list[StoredDelivery]:
+        """Record incidents that fired (replacing one of the same key), remove resolved
+        (alert, key) pairs (unknown ones are ignored), and queue deliveries; all or nothing.
+
+        Returns the queued deliveries with their ids, in the order given.
+        """
+        ...
+
+    def done(self, delivery_ids: Sequence[int]) -> None:
+        """Take deliveries out of the outbox (delivered, or given up); unknown ids are ignored."""
         ...
 
     def close(self) -> None:

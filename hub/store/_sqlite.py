@@ -217,6 +217,9 @@ class SqliteOplogStore:
                 self._db.connection().execute("SELECT count(*) FROM operations").fetchone()[0]
             )
 
+    def check_writable(self) -> None:
+        self._db.check_writable()
+
     def close(self) -> None:
         self._db.close()
 

@@ -20,6 +20,7 @@ from hub.errors import StoreError
 from hub.store._files import ensure_private_database
 from hub.store._sqlite_schema import (
     READ_COUNTERS_SQL,
+    READER_INDEXES_SQL,
     SAVE_COUNTERS_SQL,
     SCHEMA_SQL,
     SCHEMA_VERSION,
@@ -91,6 +92,8 @@ class OplogDatabase:
                 f"oplog store {self.path} has schema version {version}; this synchub "
                 f"reads version {SCHEMA_VERSION}: upgrade synchub or use another data_dir"
             )
+        for statement in READER_INDEXES_SQL:
+            db.execute(statement)
 
     def connection(self) -> sqlite3.Connection:
         """The open connection; StoreError once the store is closed."""
@@ -130,6 +133,11 @@ class OplogDatabase:
                 yield db
             finally:
                 db.execute("COMMIT")
+
+    def check_writable(self) -> None:
+        """Commit a write that changes nothing; StoreError when the file takes no writes."""
+        with self.transaction("checking the store takes writes") as db:
+            db.execute("UPDATE counters SET last_id = last_id WHERE singleton = 1")
 
     def close(self) -> None:
         db, self._db = self._db, None

@@ -48,6 +48,15 @@ CREATE TABLE counters (
 INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 0, 0);
 """
 
+# Indexes for the readers (the dashboard's per-plan history, the API's status filter).
+# An index is not a format change: a store creates any that a file of its schema
+# version lacks when it opens it, and an older synchub reads and maintains them.
+READER_INDEXES_SQL: Final = (
+    "CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status)",
+    "CREATE INDEX IF NOT EXISTS operations_by_instance_plan "
+    "ON operations (instance_id, plan_id)",
+)
+
 # Local operations store NULL original ids: the UNIQUE (keyid, original_id) index
 # admits any number of NULLs, and remote rows always have both set.
 INSERT_SQL: Final = (

@@ -16,16 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from contract_support import Backend, NodeOplogStore, S
 
 from hub.store import (
+    AlertStateStore,
     LocalOplogStore,
+    OplogReader,
     OplogStore,
     PeerStateStore,
     PeerStore,
+    SqliteAlertStore,
+    SqliteOplogReader,
     SqliteOplogStore,
 )
 
@@ -43,6 +48,25 @@ def sqlite_peer_states(tmp_path: Path) -> Iterator[Callable[[], PeerStore]]:
     yield lambda: PeerStore(tmp_path)
 
 
+@dataclass
+class ReaderRig:
+    """A hub's oplog store and readers of the same database (for the OplogReader contract)."""
+
+    writer: OplogStore
+    open_reader: Callable[[], OplogReader]
+
+
+@contextmanager
+def sqlite_reader(tmp_path: Path) -> Iterator[Callable[[], ReaderRig]]:
+    path = tmp_path / "oplog.sqlite"
+    yield lambda: ReaderRig(SqliteOplogStore(path), lambda: SqliteOplogReader(path))
+
+
+@contextmanager
+def sqlite_alert_state(tmp_path: Path) -> Iterator[Callable[[], SqliteAlertStore]]:
+    yield lambda: SqliteAlertStore(tmp_path)
+
+
 OPLOG_STORES: dict[str, Implementation[OplogStore]] = {
     "sqlite": sqlite_oplog,
 }
@@ -51,6 +75,12 @@ LOCAL_OPLOG_STORES: dict[str, Implementation[LocalOplogStore]] = {
 }
 PEER_STATE_STORES: dict[str, Implementation[PeerStateStore]] = {
     "sqlite": sqlite_peer_states,
+}
+OPLOG_READERS: dict[str, Callable[[Path], AbstractContextManager[Callable[[], ReaderRig]]]] = {
+    "sqlite": sqlite_reader,
+}
+ALERT_STATE_STORES: dict[str, Implementation[AlertStateStore]] = {
+    "sqlite": sqlite_alert_state,
 }
 
 
@@ -121,3 +151,31 @@ def peer_state_backend(
 def peer_state_store(peer_state_backend: Backend[PeerStateStore]) -> PeerStateStore:
     """A peer-state store, empty."""
     return peer_state_backend.open()
+
+
+@pytest.fixture(params=sorted(OPLOG_READERS))
+def reader_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReaderRig]:
+    """An empty hub oplog and an opener of readers on it; everything closed afterwards."""
+    with OPLOG_READERS[request.param](tmp_path) as opener:
+        rig = opener()
+        readers: list[OplogReader] = []
+
+        def open_reader() -> OplogReader:
+            reader = rig.open_reader()
+            readers.append(reader)
+            return reader
+
+        try:
+            yield ReaderRig(rig.writer, open_reader)
+        finally:
+            for reader in readers:
+                reader.close()
+            rig.writer.close()
+
+
+@pytest.fixture(params=sorted(ALERT_STATE_STORES))
+def alert_state_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend[AlertStateStore]]:
+    with _backend(ALERT_STATE_STORES[request.param], tmp_path) as backend:
+        yield backend

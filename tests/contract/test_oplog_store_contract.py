@@ -438,3 +438,16 @@ def test_a_closed_store_raises_store_error(oplog_store: OplogStore) -> None:
         oplog_store.count()
     with pytest.raises(StoreError, match="closed"):
         oplog_store.apply_remote(KEY_A, [remote_op(1)], [])
+
+
+def test_check_writable_changes_nothing_and_fails_once_closed(
+    oplog_backend: Backend[OplogStore],
+) -> None:
+    store = oplog_backend.open()
+    [op] = store.add_local([local_op("kept")])
+    store.check_writable()
+    assert store.query(pb.OpSelector()) == [op]
+    assert store.count() == 1
+    store.close()
+    with pytest.raises(StoreError):
+        store.check_writable()

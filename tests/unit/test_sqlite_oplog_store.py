@@ -91,9 +91,26 @@ def test_schema_indexes_wal_and_version(store: SqliteOplogStore, db_path: Path) 
         ["repo_guid", "plan_id"],
         ["instance_id"],
         ["original_instance_keyid", "modno"],
+        ["status"],
+        ["instance_id", "plan_id"],
     ])
     unique_columns = [columns[name] for name, is_unique in unique.items() if is_unique]
     assert unique_columns == [["original_instance_keyid", "original_id"]]
+
+
+def test_opening_a_file_without_the_reader_indexes_adds_them(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    SqliteOplogStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX operations_by_status")
+        db.execute("DROP INDEX operations_by_instance_plan")
+    reopened = SqliteOplogStore(path)
+    try:
+        with sqlite3.connect(path) as db:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert {"operations_by_status", "operations_by_instance_plan"} <= names
+    finally:
+        reopened.close()
 
 
 def test_local_rows_hold_null_original_ids(store: SqliteOplogStore, db_path: Path) -> None:
