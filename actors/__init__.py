@@ -10,10 +10,17 @@ Callers hold the state-owning actors through typed proxies (``ConfigProxy``,
 session by telling its ActorRef the immutable messages ``InboundFrame``, ``Tick``,
 ``ProtocolViolation``, ``PeerVanished``, ``Displace`` (and the config actor
 ``ConfigChanged``); the session answers through its ``Outbox``.
+
+For the web side: ``FleetActor`` keeps what the fleet looks like (each plan's recent
+runs, kept as operations arrive) and publishes each run that changes status;
+``AlertActor`` decides and records the alerts' incidents and hands their events to
+the deliveries (``FleetProxy``, ``AlertProxy``).
 """
 
-from actors._calls import tell
+from actors._alerts import AlertActor, AlertProxy
+from actors._calls import survives, tell
 from actors._config import ConfigActor, ConfigListener, ConfigProxy
+from actors._fleet import FleetActor, FleetProxy, RunChanges, RunListener
 from actors._front_messages import (
     ConfigChanged,
     Displace,
@@ -35,11 +42,15 @@ from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
     "RESTART_STATUS_MESSAGE",
+    "AlertActor",
+    "AlertProxy",
     "ConfigActor",
     "ConfigChanged",
     "ConfigListener",
     "ConfigProxy",
     "Displace",
+    "FleetActor",
+    "FleetProxy",
     "FrontMessage",
     "HubIdentity",
     "InboundFrame",
@@ -55,9 +66,12 @@ __all__ = [
     "Phase",
     "ProtocolViolation",
     "RemoteBatch",
+    "RunChanges",
+    "RunListener",
     "SessionActor",
     "SessionSettings",
     "Tick",
     "backlog",
+    "survives",
     "tell",
 ]

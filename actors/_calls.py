@@ -7,10 +7,14 @@ is ``method.defer(*args)`` typed with the method's own parameters.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import pykka
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,3 +31,19 @@ def tell(method: Callable[P, pykka.Future[R]], *args: P.args, **kwargs: P.kwargs
     actor's to handle: the actors' fire-and-forget handlers log and survive.
     """
     cast(_Deferrable, method).defer(*args, **kwargs)
+
+
+def survives(what: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """Log any error from a fire-and-forget handler instead of letting it stop the actor."""
+
+    def decorate(handler: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(handler)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                handler(*args, **kwargs)
+            except Exception:
+                log.exception("%s: %s failed", what, handler.__name__)
+
+        return wrapper
+
+    return decorate

@@ -20,6 +20,8 @@ treat them as read-only, and copy before changing one.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -31,6 +33,7 @@ from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store import OplogStore, OpMetadata, RemoteApplyResult
+from hub.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +82,12 @@ def backlog(ref: pykka.ActorRef[A]) -> int:
 class OplogActor(pykka.ThreadingActor):
     """Owns the oplog store; the store is built by ``store_factory`` in this actor's thread."""
 
-    def __init__(self, store_factory: Callable[[], OplogStore]) -> None:
+    def __init__(
+        self, store_factory: Callable[[], OplogStore], telemetry: Telemetry = NO_TELEMETRY
+    ) -> None:
         super().__init__()
         self._store_factory = store_factory
+        self._telemetry = telemetry
         self._opened: OplogStore | None = None
         self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
 
@@ -134,9 +140,14 @@ class OplogActor(pykka.ThreadingActor):
     def apply_remote(self, keyid: str, batch: RemoteBatch) -> RemoteApplyResult:
         """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote."""
         # The batch came through the mailbox: its operations are this actor's now.
+        started = time.perf_counter()
         result = self._store.apply_remote(
             keyid, batch.operations, batch.deleted_ids, reuse=True
         )
+        received: Counter[tuple[str, int]] = Counter(
+            (op.instance_id, int(op.status)) for op in (*result.created, *result.updated)
+        )
+        self._telemetry.batch_applied(received, time.perf_counter() - started)
         self._publish("deleted", deleted_ids=result.deleted_ids)
         self._publish("created", result.created)
         self._publish("updated", result.updated)
@@ -164,6 +175,11 @@ class OplogActor(pykka.ThreadingActor):
 
     def count(self) -> int:
         return self._store.count()
+
+    def check_writable(self) -> bool:
+        """True once a write that changes nothing was committed; StoreError otherwise."""
+        self._store.check_writable()
+        return True
 
     def subscribe(self, listener: Listener) -> int:
         """Call ``listener`` with every committed change from now on; returns a token."""
@@ -200,5 +216,6 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     query_metadata = proxy_method(OplogActor.query_metadata)
     get = proxy_method(OplogActor.get)
     count = proxy_method(OplogActor.count)
+    check_writable = proxy_method(OplogActor.check_writable)
     subscribe = proxy_method(OplogActor.subscribe)
     unsubscribe = proxy_method(OplogActor.unsubscribe)

@@ -58,6 +58,7 @@ from hub.protocol import (
     check_diff,
     sent_operations,
 )
+from hub.telemetry import HANDSHAKE_ACCEPTED, HANDSHAKE_REFUSED, NO_TELEMETRY, Telemetry
 from hub.text import printable
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,11 @@ class SessionActor(pykka.ThreadingActor):
         peers: PeerStateProxy,
         outbox_factory: Callable[[], Outbox],
         now: float,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         super().__init__()
+        self._telemetry = telemetry
+        self._refusal = "disconnected"
         self._session_id = session_id
         self._hub = hub
         self._settings = settings
@@ -188,6 +192,7 @@ class SessionActor(pykka.ThreadingActor):
             # Whatever a peer sends, the session answers with one error item,
             # never by dying with the exception.
             if self.phase is not Phase.ENDED:
+                self._refusal = _refusal_reason(exc)
                 self._end(*_ending_for(exc, self._session_id))
         finally:
             if self._outbox is not None and self.phase is not Phase.ENDED:
@@ -199,6 +204,7 @@ class SessionActor(pykka.ThreadingActor):
         self._now = max(self._now, now)
         if self._phase is not Phase.CONNECTED:
             if now - self._started_at >= self._settings.handshake_timeout:
+                self._refusal = "timeout"
                 self._end(ERROR_AUTH, "handshake timed out")
             return
         silent_for = now - self._last_received_at
@@ -264,6 +270,7 @@ class SessionActor(pykka.ThreadingActor):
         self._phase = Phase.CONNECTED
         self._last_liveness_report = self._now
         self._require_outbox().authenticated(hello.keyid)
+        self._telemetry.handshake(HANDSHAKE_ACCEPTED, "")
         tell(self._peers.connected, hello.keyid, hello.instance_id, session_id=self._session_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
@@ -374,6 +381,8 @@ class SessionActor(pykka.ThreadingActor):
         self._phase = Phase.ENDED
         hello = self._hello
         _log_end(self._session_id, hello, connected, message)
+        if not connected:
+            self._telemetry.handshake(HANDSHAKE_REFUSED, self._refusal)
         if connected and hello is not None and mark_peer:
             tell(
                 self._peers.disconnected,
@@ -466,6 +475,15 @@ def _ending_for(exc: Exception, session_id: str) -> tuple[pb.ConnectionState, st
         return ERROR_INTERNAL, f"hub error: {exc}"
     log.error("session %s: unexpected failure handling a frame", session_id, exc_info=exc)
     return ERROR_INTERNAL, INTERNAL_ERROR_MESSAGE
+
+
+def _refusal_reason(exc: Exception) -> str:
+    """The one-word kind of a refusal before CONNECTED, for counting refusals."""
+    if isinstance(exc, AuthError):
+        return exc.reason
+    if isinstance(exc, ProtocolError):
+        return "protocol"
+    return "internal"
 
 
 def _log_end(session_id: str, hello: Hello | None, connected: bool, message: str) -> None:

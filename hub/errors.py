@@ -32,7 +32,15 @@ class ProtocolError(SynchubError):
 
 
 class AuthError(SynchubError):
-    """A peer failed authentication or authorization; the session ends with ERROR_AUTH."""
+    """A peer failed authentication or authorization; the session ends with ERROR_AUTH.
+
+    ``reason`` names the kind of refusal in one word, for counting refusals by kind
+    (``unknown_key``, ``unverified``, ``instance_mismatch``, ``bad_signature``...).
+    """
+
+    def __init__(self, message: str, *, reason: str = "auth") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StoreError(SynchubError):

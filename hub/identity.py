@@ -225,12 +225,15 @@ def public_key_from_message(msg: pb.PublicKey) -> bytes:
     try:
         raw = decode_ed25519pub(msg.ed25519pub)
     except IdentityError as exc:
-        raise AuthError(f"malformed public key for keyid {_clip(msg.keyid)}: {exc}") from exc
+        raise AuthError(
+            f"malformed public key for keyid {_clip(msg.keyid)}: {exc}", reason="bad_key"
+        ) from exc
     derived = derive_keyid(raw)
     if msg.keyid != derived:
         raise AuthError(
             f"public key keyid {_clip(msg.keyid)} does not match its ed25519pub "
-            f"(which derives {derived})"
+            f"(which derives {derived})",
+            reason="bad_key",
         )
     return raw
 

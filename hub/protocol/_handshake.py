@@ -279,7 +279,10 @@ def validate_proof(item: pb.SyncStreamItem.Handshake, hello: Hello, t: Transcrip
     if not item.signature:
         raise ProtocolError("PROOF has no signature")
     if not verify_proof(hello.public_key_raw, t, item.signature):
-        raise AuthError(f"client {hello.instance_id} ({hello.keyid}) sent a bad PROOF signature")
+        raise AuthError(
+            f"client {hello.instance_id} ({hello.keyid}) sent a bad PROOF signature",
+            reason="bad_signature",
+        )
 
 
 # --- a client's side, for one connection ---------------------------------------------

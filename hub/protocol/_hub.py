@@ -84,13 +84,16 @@ def authorize_client(config: Config, hello: Hello) -> AuthorizedClient:
     who = f"client {hello.instance_id} ({hello.keyid})"
     fix = f"run `synchub authorize {hello.keyid} --instance {hello.instance_id}` on the hub"
     if client is None:
-        raise AuthError(f"{who} is not authorized: {fix}")
+        raise AuthError(f"{who} is not authorized: {fix}", reason="unknown_key")
     if not client.keyid_verified:
-        raise AuthError(f"{who} is not verified: {fix} after checking its key")
+        raise AuthError(
+            f"{who} is not verified: {fix} after checking its key", reason="unverified"
+        )
     if client.instance_id != hello.instance_id:
         raise AuthError(
             f"{who} is authorized as instance {client.instance_id!r}, not "
-            f"{hello.instance_id!r}: fix the client's instance or re-authorize it"
+            f"{hello.instance_id!r}: fix the client's instance or re-authorize it",
+            reason="instance_mismatch",
         )
     return client
 

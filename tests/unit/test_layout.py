@@ -36,15 +36,21 @@ FOUNDATIONS = frozenset(
         "hub.threads",
         "hub.status",
         "hub.text",
+        "hub.telemetry",
+        "hub.fleet",
+        "hub.alerting",
     }
 )
-LAYERS = frozenset({"actors", "hub.server", "hub.admin", "hub.agent", "hub.cli", "hub.bench"})
+LAYERS = frozenset(
+    {"actors", "hub.server", "hub.admin", "hub.web", "hub.agent", "hub.cli", "hub.bench"}
+)
 
 # What each unit may import besides itself; cli and bench may import anything.
 ALLOWED: dict[str, frozenset[str]] = {
     "actors": FOUNDATIONS,
-    "hub.server": FOUNDATIONS | {"actors", "hub.admin"},
+    "hub.server": FOUNDATIONS | {"actors", "hub.admin", "hub.web"},
     "hub.admin": FOUNDATIONS | {"actors"},
+    "hub.web": FOUNDATIONS | {"actors", "hub.admin"},
     "hub.agent": FOUNDATIONS,
     **{unit: FOUNDATIONS for unit in FOUNDATIONS},
 }
