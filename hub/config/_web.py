@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import string
 import urllib.parse
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from hub.config._model import (
     ALERT_CONDITIONS,
@@ -19,11 +20,24 @@ from hub.config._model import (
     WebSettings,
     split_host_port,
 )
+from hub.errors import ConfigError
 from hub.scopes import ID_PATTERN, ID_RULE
 from hub.text import closest_match
 
-if TYPE_CHECKING:
-    from hub.config._load import _Table
+
+class _Table(Protocol):
+    """What this module uses of ``_load``'s table under validation."""
+
+    data: Mapping[str, Any]
+
+    def key(self, name: str) -> str: ...
+    def error(self, name: str, problem: str) -> ConfigError: ...
+    def check_keys(self, allowed: tuple[str, ...]) -> None: ...
+    def string(self, name: str, default: Any = ..., expected: str = ...) -> str: ...
+    def ident(self, name: str) -> str: ...
+    def seconds(self, name: str, default: float) -> float: ...
+    def strings(self, name: str) -> tuple[str, ...]: ...
+    def tables(self, name: str) -> list[Any]: ...
 
 WEB_KEYS = ("bind", "token")
 ALERT_KEYS = ("name", "when", "after", "instances", "repos", "plans", "webhook", "command")
