@@ -70,6 +70,7 @@ class FleetActor(pykka.ThreadingActor):
         self._tokens: list[tuple[Callable[[int], pykka.Future[bool]], int]] = []
         self._local_mark = 0
         self._data_version = -1
+        self._peer_changes = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -131,7 +132,8 @@ class FleetActor(pykka.ThreadingActor):
 
     @survives("fleet")
     def on_peer(self, state: pb.PeerState) -> None:
-        self._timeline.record(state, self._now_ms())
+        if self._timeline.record(state, self._now_ms()):
+            self._peer_changes += 1
 
     @survives("fleet")
     def tick(self, now: float) -> None:
@@ -165,7 +167,8 @@ class FleetActor(pykka.ThreadingActor):
         return self._state.snapshot(self._now_ms())
 
     def version(self) -> int:
-        return self._state.version
+        """Changes whenever a plan, a recent failure or a peer's state does."""
+        return self._state.version + self._peer_changes
 
     def plan(self, instance: str, plan: str) -> PlanSummary | None:
         return self._state.plan(instance, plan)

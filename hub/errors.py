@@ -76,6 +76,17 @@ class ServiceError(SynchubError):
     """A service thread of the hub did not start (it names the service and why)."""
 
 
+class WebError(ServiceError):
+    """The hub's HTTP side could not listen where it was told to.
+
+    ``in_use`` is True when the port is taken (a second hub on the machine).
+    """
+
+    def __init__(self, message: str, *, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+
+
 class HubRefused(ClientError):
     """The hub is not the pinned one, or it refused this client: an operator must act."""
 

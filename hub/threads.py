@@ -44,6 +44,11 @@ class ThreadService(abc.ABC):
         """Set once ``stop()`` has been called; ``_serve`` returns soon after."""
         return self._stopping
 
+    @property
+    def running(self) -> bool:
+        """True while the service's thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self, timeout: float = 10.0) -> str:
         """Open and serve in a new thread; return what ``_open`` returned."""
         if self._thread is not None:

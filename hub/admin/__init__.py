@@ -26,7 +26,7 @@ from hub.admin._requests import (
     short_keyid,
 )
 from hub.admin._server import MAX_REQUEST_BYTES, AdminServer, decode, encode
-from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService
+from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService, status_answer
 
 __all__ = [
     "ACTOR_TIMEOUT",
@@ -52,4 +52,5 @@ __all__ = [
     "parse_permission_list",
     "permissions_from_flags",
     "short_keyid",
+    "status_answer",
 ]

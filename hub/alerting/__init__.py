@@ -8,7 +8,14 @@ command) off the actors' threads, retrying with backoff. ``alert_event`` is the
 event JSON every delivery carries.
 """
 
-from hub.alerting._book import STARTUP_GRACE_SECONDS, ActiveAlert, AlertBook, Transition
+from hub.alerting._book import (
+    STARTUP_GRACE_SECONDS,
+    ActiveAlert,
+    AlertBook,
+    Transition,
+    active_alert_dict,
+    stored_alert,
+)
 from hub.alerting._delivery import (
     DELIVERY_TIMEOUT,
     DeliveryJob,
@@ -44,12 +51,14 @@ __all__ = [
     "Subject",
     "Target",
     "Transition",
+    "active_alert_dict",
     "alert_event",
     "describe_seconds",
     "describe_target",
     "encode_event",
     "rfc3339",
     "send",
+    "stored_alert",
     "subject_of",
     "targets_of",
     "test_event",

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.alerting._events import EventKind, Subject, alert_event, subject_of
+from hub.alerting._events import EventKind, Subject, alert_event, rfc3339, subject_of
 from hub.alerting._watch import PeerWatch, PlanWatch, describe_seconds
 from hub.config import AlertRule, Config
 from hub.fleet import CONNECTION_STATE_NAMES, PlanSummary, RunChange, status_name
@@ -62,6 +62,23 @@ class ActiveAlert:
     repo: str | None
     plan: str | None
     message: str
+
+
+def active_alert_dict(alert: ActiveAlert) -> dict[str, Any]:
+    """A firing incident as ``synchub alerts --json`` and ``/api/alerts`` show it."""
+    return {
+        "alert": alert.alert, "when": alert.when, "incident": alert.key,
+        "since": rfc3339(alert.fired_ms), "instance": alert.instance, "repo": alert.repo,
+        "plan": alert.plan, "message": alert.message,
+    }
+
+
+def stored_alert(stored: StoredIncident, rules: Iterable[AlertRule]) -> ActiveAlert:
+    """A firing incident as the alert store keeps it (for reading without a running hub)."""
+    subject = subject_of(stored.event, stored.key)
+    when = next((r.when for r in rules if r.name == stored.alert), "")
+    return ActiveAlert(stored.alert, when, stored.key, stored.fired_ms, subject.instance,
+                       subject.repo, subject.plan, _message_of(stored.event))
 
 
 @dataclass

@@ -1,12 +1,14 @@
-"""The hub process: its actors, its front and its admin socket, started and stopped in order.
+"""The hub process: its actors, its front, its admin socket and its web side, started and
+stopped in order.
 
-Who owns what: ``Hub`` owns the components it starts (the Config, Oplog and PeerState
-actors, the ZeroMQ context, the front, the admin socket) and nothing else; each
-component owns its own state. ``start`` runs in a straight line in dependency order
-(the context the sockets share, then config, oplog, peer state, the front and the
-admin socket), each checked before the next starts; every component is put on one
-ExitStack as it starts, so ``stop`` (or a failed start) closes them in reverse, all
-in one ``finally``.
+Who owns what: ``Hub`` owns the components it starts (the Config, Oplog, PeerState,
+Fleet and Alert actors, the alert dispatcher, the ZeroMQ context, the front, the admin
+socket, the web server, the ticker) and nothing else; each component owns its own
+state. ``start`` runs in a straight line in dependency order (the context the sockets
+share, then config, oplog, peer state, fleet, the dispatcher and the alerts, the
+front, the admin socket, the web server and the ticker), each checked before the
+next starts; every component is put on one ExitStack as it starts, so ``stop`` (or a
+failed start) closes them in reverse, all in one ``finally``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ import pykka
 import zmq
 
 from actors import (
+    AlertActor,
+    AlertProxy,
     ConfigActor,
     ConfigProxy,
+    FleetActor,
+    FleetProxy,
     HubIdentity,
     OplogActor,
     OplogProxy,
@@ -33,6 +39,7 @@ from actors import (
     PeerStateProxy,
     SessionActor,
     SessionSettings,
+    tell,
 )
 from hub.admin import (
     ACTOR_TIMEOUT,
@@ -42,14 +49,25 @@ from hub.admin import (
     admin_socket_path,
     claim_data_dir,
 )
+from hub.alerting import Dispatcher
 from hub.config import Config, HubSettings
-from hub.errors import ActorError, ConfigError
+from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity
 from hub.server._front import Front
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
+from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import PeerStore, SqliteOplogStore, now_ms, oplog_path
+from hub.store import (
+    PeerStore,
+    SqliteAlertStore,
+    SqliteOplogReader,
+    SqliteOplogStore,
+    now_ms,
+    oplog_path,
+)
+from hub.telemetry import NO_TELEMETRY, Telemetry
+from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +111,13 @@ class Hub:
         self._config_actor: ConfigProxy | None = None
         self._oplog: OplogProxy | None = None
         self._peers: PeerStateProxy | None = None
+        self._fleet: FleetProxy | None = None
+        self._alerts: AlertProxy | None = None
+        self._metrics = HubMetrics() if config.web.enabled else None
         self._front: Front | None = None
         self._status: HubStatusSource | None = None
         self.admin_endpoint: str | None = None
+        self.web_endpoint: str | None = None
         self.identity: NodeIdentity | None = None
         self.endpoint: str | None = None
 
@@ -112,6 +134,19 @@ class Hub:
     @property
     def peers(self) -> PeerStateProxy:
         return _started(self._peers, "peer state")
+
+    @property
+    def fleet(self) -> FleetProxy:
+        return _started(self._fleet, "fleet")
+
+    @property
+    def alerts(self) -> AlertProxy:
+        return _started(self._alerts, "alerts")
+
+    @property
+    def metrics(self) -> HubMetrics | None:
+        """The Prometheus registry ``/metrics`` serves (None with the web side off)."""
+        return self._metrics
 
     @property
     def front(self) -> Front | None:
@@ -154,14 +189,84 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
-        oplog_ref = OplogActor.start(lambda: SqliteOplogStore(oplog_path(data_dir)))
+        oplog_ref = OplogActor.start(
+            lambda: SqliteOplogStore(oplog_path(data_dir)), telemetry=self._telemetry
+        )
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
         peers_ref = PeerStateActor.start(lambda: PeerStore(data_dir))
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
+        self._start_fleet_and_alerts(stack)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
         self._start_admin(stack, context, self._status)
+        self._start_web(stack, self._status)
+        self._start_ticker(stack)
         return endpoint
+
+    @property
+    def _telemetry(self) -> Telemetry:
+        return self._metrics if self._metrics is not None else NO_TELEMETRY
+
+    def _start_fleet_and_alerts(self, stack: contextlib.ExitStack) -> None:
+        data_dir = self._config.data_dir
+        fleet_ref = FleetActor.start(
+            oplog=self.oplog, peers=self.peers,
+            reader_factory=lambda: SqliteOplogReader(oplog_path(data_dir)),
+        )
+        self._fleet = cast(FleetProxy, _start_actor(stack, fleet_ref, "fleet"))
+        dispatcher = Dispatcher(self._delivery_done)
+        stack.callback(dispatcher.stop, STOP_TIMEOUT)
+        dispatcher.start()
+        alerts_ref = AlertActor.start(
+            hub_instance=self._config.instance, config=self.config_actor, fleet=self.fleet,
+            peers=self.peers, store_factory=lambda: SqliteAlertStore(data_dir),
+            deliver=dispatcher.submit,
+        )
+        self._alerts = cast(AlertProxy, _start_actor(stack, alerts_ref, "alert"))
+
+    def _delivery_done(self, delivery_id: int, delivered: bool) -> None:
+        alerts = self._alerts
+        if alerts is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                tell(alerts.delivered, delivery_id, delivered)
+
+    def _start_web(self, stack: contextlib.ExitStack, status: HubStatusSource) -> None:
+        web = self._config.web
+        if not web.enabled or self._metrics is None:
+            log.info('no web side: [web] bind = ""')
+            return
+        data_dir = self._config.data_dir
+        front = self._front
+        sources = WebSources(
+            Actors(self.config_actor, self.oplog, self.peers, self.fleet, self.alerts),
+            status=status.snapshot,
+            readers=ReaderPool(lambda: SqliteOplogReader(oplog_path(data_dir))),
+            front_alive=lambda: front is not None and front.running,
+        )
+        server = build_web(
+            web, sources, self._metrics, hub=self._config.instance, data_dir=data_dir
+        )
+        try:
+            self.web_endpoint = server.start()
+        except WebError as exc:
+            if not exc.in_use or web.bind_from_file:
+                raise
+            log.warning(
+                "no web side: %s (another hub on this machine?); set [web] bind = "
+                '"127.0.0.1:PORT" for another port, or bind = "" to turn it off', exc,
+            )
+            return
+        stack.callback(server.stop, STOP_TIMEOUT)
+        log.info("web side on %s", self.web_endpoint)
+
+    def _start_ticker(self, stack: contextlib.ExitStack) -> None:
+        fleet, alerts = self.fleet, self.alerts
+        ticker = Ticker([
+            lambda now: tell(fleet.tick, now),
+            lambda now: tell(alerts.tick, now),
+        ])
+        stack.callback(ticker.stop, STOP_TIMEOUT)
+        ticker.start()
 
     def _start_front(
         self, stack: contextlib.ExitStack, context: zmq.Context[zmq.Socket[bytes]],
@@ -225,6 +330,7 @@ class Hub:
     def _forget_front(self) -> None:
         self._front = None
         self._status = None
+        self.web_endpoint = None
 
     def _start_session(
         self, routing_id: bytes, now: float, outbox_factory: Callable[[], Outbox]
@@ -242,6 +348,7 @@ class Hub:
             peers=self.peers,
             outbox_factory=outbox_factory,
             now=now,
+            telemetry=self._telemetry,
         )
 
 
