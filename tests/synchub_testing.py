@@ -9,6 +9,7 @@ the tests speak exactly what the agent speaks.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import select
 import signal
@@ -338,8 +339,12 @@ class HubProcess:
             if remaining <= 0 or (self.process.poll() is not None and not self._readable(0)):
                 raise AssertionError(f"hub never printed {fragment!r}; stderr:\n{self.stderr}")
             if self._readable(min(remaining, 0.5)):
-                line = self.process.stderr.readline()
-                self.stderr += line
+                # Read the pipe itself, not through the text wrapper: what a wrapper
+                # buffers is lost to communicate(), which reads the pipe directly.
+                chunk = os.read(self.process.stderr.fileno(), 65536)
+                if not chunk and self.process.poll() is not None:
+                    continue
+                self.stderr += chunk.decode("utf-8", "replace")
 
     def _readable(self, timeout: float) -> bool:
         assert self.process.stderr is not None

@@ -67,6 +67,7 @@ def start(obj: CliContext) -> None:
             f"  data:   {config.data_dir}\n"
             f"  keyid:  {hub.identity.signing.keyid}\n"
             f"  curve:  {curve}\n"
+            f"  web:    {hub.web_endpoint or 'off'}\n"
             "  to add a client: run `synchub id` here and paste it into the client's\n"
             "  [[known_hosts]]; then `synchub authorize KEYID --instance NAME` here.",
             err=True,
