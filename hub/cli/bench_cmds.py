@@ -20,6 +20,7 @@ from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
 from hub.bench import peers as peers_bench
 from hub.bench import resync as resync_bench
+from hub.bench import web as web_bench
 from hub.bench.report import Result
 from hub.bench.rig import raise_open_file_limit
 from hub.cli.hub_cmds import SESSION_THREAD_STACK_BYTES
@@ -60,7 +61,7 @@ def _emit(result: Result, as_json: bool) -> None:
 def bench() -> None:
     """Measure the hub on this machine, each figure beside a baseline from the same run.
 
-    Scenarios: ingest, peers, latency, handshakes, resync (docs/benchmarks.md).
+    Scenarios: ingest, peers, latency, handshakes, resync, web (docs/benchmarks.md).
     Defaults finish in under a minute on two cores.
     """
 
@@ -168,3 +169,20 @@ def resync(  # noqa: PLR0917 - one parameter per click option
     """Reconnect of a synced client with a few changes: bytes sent, vs the full id list."""
     result = resync_bench.run(ops, repeat, changed=changed, keep=keep, say=_say(obj))
     _emit(result, as_json)
+
+
+@bench.command()
+@click.option("--peers", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Authorized peers, two plans each.")
+@click.option("--ops", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="Operations in the hub's oplog (1000000 for the full target).")
+@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Requests timed per endpoint; figures are their medians.")
+@_keep_option
+@_json_option
+@click.pass_obj
+def web(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, peers: int, ops: int, repeat: int, keep: Path | None, as_json: bool,
+) -> None:
+    """The dashboard and the API of a hub with many peers and operations, vs raw SQL."""
+    _emit(web_bench.run(peers, ops, repeat, keep=keep, say=_say(obj)), as_json)
