@@ -11,10 +11,11 @@ which builds it (``build_web``) and starts it beside the admin socket.
 from hub.web._access import Access
 from hub.web._app import ROUTES, WebApp
 from hub.web._build import build_web
-from hub.web._dashboard import DEFAULT_LOST_SECONDS, DEFAULT_STALE_SECONDS
+from hub.web._dashboard import DEFAULT_LOST_SECONDS, DEFAULT_STALE_SECONDS, plan_row
 from hub.web._http import CSP, HttpError, Request, Response
 from hub.web._metrics import MAX_INSTANCE_LABELS, HubMetrics
 from hub.web._pages import OUTPUT_FIELDS, REFRESH_SECONDS, WebContext
+from hub.web._query import MAX_LIMIT, OperationFilters, parse_filters, parse_time
 from hub.web._render import Pages
 from hub.web._server import WebServer
 from hub.web._sources import Actors, ReaderPool, WebSources
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_LOST_SECONDS",
     "DEFAULT_STALE_SECONDS",
     "MAX_INSTANCE_LABELS",
+    "MAX_LIMIT",
     "OUTPUT_FIELDS",
     "REFRESH_SECONDS",
     "ROUTES",
@@ -31,6 +33,7 @@ __all__ = [
     "Actors",
     "HttpError",
     "HubMetrics",
+    "OperationFilters",
     "Pages",
     "ReaderPool",
     "Request",
@@ -40,4 +43,7 @@ __all__ = [
     "WebServer",
     "WebSources",
     "build_web",
+    "parse_filters",
+    "parse_time",
+    "plan_row",
 ]
