@@ -33,6 +33,8 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
                 {"latency.p50_ms", "latency.p99_ms"}),
     "handshakes": (["handshakes", "--count", "20", "--repeat", "1"], {"handshakes.per_second"}),
     "resync": (["resync", "--ops", "500", "--repeat", "1"], {"resync.bytes_sent"}),
+    "web": (["web", "--peers", "5", "--ops", "200", "--repeat", "2"],
+            {"web.dashboard_ms", "web.api_errors_ms"}),
 }
 
 
