@@ -22,6 +22,7 @@ from hub.config._model import (
     KnownHost,
     PlanConfig,
     RepoConfig,
+    StoreSettings,
     default_config,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "KnownHost",
     "PlanConfig",
     "RepoConfig",
+    "StoreSettings",
     "add_or_update_authorized_client",
     "default_config",
     "load_config",

@@ -22,6 +22,8 @@ from hub.store._api import (
 from hub.store._files import ensure_private_database
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
+from hub.store._pg_oplog import PostgresOplogStore
+from hub.store._pg_peers import PostgresPeerStateStore
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
 
@@ -38,6 +40,8 @@ __all__ = [
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresOplogStore",
+    "PostgresPeerStateStore",
     "RemoteApplyResult",
     "SerializedOperation",
     "SqliteOplogStore",
