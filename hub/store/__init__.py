@@ -5,7 +5,9 @@ a node's own oplog and change feed (what the client agent and local tools use),
 ``PeerStateStore`` the peer states (what the PeerStateActor uses); one contract
 suite per protocol runs against every implementation (``tests/contract/``).
 ``SqliteOplogStore`` is the embedded oplog store, implementing both oplog
-protocols; ``PeerStore`` keeps PeerState records. ``open_oplog`` /
+protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
+``PostgresPeerStateStore`` keep a hub's in PostgreSQL (``[store] url``);
+``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations; ``read_peer_states`` is a read-only snapshot for the CLI.
 """
@@ -20,10 +22,15 @@ from hub.store._api import (
     SerializedOperation,
 )
 from hub.store._files import ensure_private_database
+from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
+from hub.store._pg_db import migrate_postgres
 from hub.store._pg_oplog import PostgresOplogStore
 from hub.store._pg_peers import PostgresPeerStateStore
+from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from hub.store._pg_schema import Migration as PostgresMigration
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
 
@@ -32,20 +39,26 @@ __all__ = [
     "LOOKUP_QUERIES",
     "OPLOG_FILENAME",
     "PEER_STORE_FILENAME",
+    "POSTGRES_MIGRATIONS",
+    "POSTGRES_SCHEMA_VERSION",
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
+    "HubStores",
     "LocalChanges",
     "LocalOplogStore",
     "OpMetadata",
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresMigration",
     "PostgresOplogStore",
     "PostgresPeerStateStore",
     "RemoteApplyResult",
     "SerializedOperation",
     "SqliteOplogStore",
     "ensure_private_database",
+    "hub_stores",
+    "migrate_postgres",
     "new_operation",
     "now_ms",
     "open_oplog",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import select
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -32,7 +32,6 @@ from hub.store._pg_schema import (
     MIGRATION_LOCK_KEY,
     MIGRATIONS,
     MIGRATIONS_TABLE_SQL,
-    SCHEMA_VERSION,
     TABLES,
     Migration,
 )
@@ -98,33 +97,47 @@ def schema_version(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: Connection, shown: str) -> int:
-    """Apply the migrations ``conn``'s database lacks, in order, each once; the version now.
+def migrate(
+    conn: Connection, shown: str, migrations: Sequence[Migration] = MIGRATIONS
+) -> int:
+    """Apply the ``migrations`` ``conn``'s database lacks, in order, each once, each in
+    its own transaction; return the schema version now.
 
-    StoreError when the schema is newer than this code knows, or the database
-    holds tables of the same names that synchub did not create.
+    StoreError when the schema is newer than the last of ``migrations``, when a
+    migration fails (it is rolled back, and those before it stay applied), or
+    when the database holds tables of the same names that synchub did not create.
     """
+    if [m.version for m in migrations] != list(range(1, len(migrations) + 1)):
+        raise ValueError("migrations must be numbered 1, 2, 3... in order")
+    known = migrations[-1].version
     try:
         current = schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise _newer_schema(shown, current)
-        if current < SCHEMA_VERSION:
-            for migration in MIGRATIONS:
-                _apply(conn, shown, migration)
-            current = schema_version(conn)
+        if current > known:
+            raise _newer_schema(shown, current, known)
+        for migration in migrations[current:]:
+            _apply(conn, shown, migration, known)
+        return schema_version(conn)
     except psycopg.Error as exc:
         raise _store_error(exc, conn, f"PostgreSQL store {shown}: migrating the schema") from exc
-    return current
 
 
-def _apply(conn: Connection, shown: str, migration: Migration) -> None:
+def migrate_postgres(url: str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Connect to ``url`` and ``migrate`` it; the schema version now. One line on failure."""
+    conn = connect(url)
+    try:
+        return migrate(conn, redacted_url(url), migrations)
+    finally:
+        conn.close()
+
+
+def _apply(conn: Connection, shown: str, migration: Migration, known: int) -> None:
     with conn.transaction():
         # Hubs starting at once take turns; each re-reads the version under the lock.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         conn.execute(MIGRATIONS_TABLE_SQL)
         current = schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise _newer_schema(shown, current)
+        if current > known:
+            raise _newer_schema(shown, current, known)
         if current >= migration.version:
             return
         if current == 0:
@@ -148,10 +161,10 @@ def _refuse_foreign_tables(conn: Connection, shown: str) -> None:
             )
 
 
-def _newer_schema(shown: str, version: int) -> StoreError:
+def _newer_schema(shown: str, version: int, known: int) -> StoreError:
     return StoreError(
         f"PostgreSQL store {shown} has schema version {version}, newer than this synchub "
-        f"knows ({SCHEMA_VERSION}): a newer synchub migrated it; upgrade synchub here too"
+        f"knows ({known}): a newer synchub migrated it; upgrade synchub here too"
     )
 
 
@@ -178,21 +191,23 @@ def _check_before_use(conn: Connection) -> None:
 class PostgresDatabase:
     """One store's way to its database: the schema migrated, a pool of connections."""
 
-    def __init__(self, url: str, *, name: str, max_connections: int = 1) -> None:
+    def __init__(
+        self, url: str, *, name: str, max_connections: int = 1,
+        wait_seconds: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        """``wait_seconds``: how long a call waits for a connection (the database being
+        unreachable) before it fails with StoreUnavailable."""
         self.url = url
         self.shown = redacted_url(url)
-        first = connect(url)
-        try:
-            migrate(first, self.shown)
-        finally:
-            first.close()
+        self._wait_seconds = wait_seconds
+        migrate_postgres(url)
         self._pool: ConnectionPool[Connection] | None = ConnectionPool(
             url,
             kwargs=connection_options(url),
             min_size=1,
             max_size=max_connections,
             check=_check_before_use,
-            timeout=CONNECT_TIMEOUT_SECONDS,
+            timeout=wait_seconds,
             num_workers=1,
             name=f"synchub-{name}",
             open=False,
@@ -222,7 +237,7 @@ class PostgresDatabase:
         except PoolTimeout as exc:
             raise StoreUnavailable(
                 f"PostgreSQL store {self.shown}: {action} failed: no connection to the "
-                f"database within {CONNECT_TIMEOUT_SECONDS} s (is the server up?)"
+                f"database within {self._wait_seconds:g} s (is the server up?)"
             ) from exc
 
     @contextmanager

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import OplogStore, OpMetadata, RemoteApplyResult
-from hub.store._pg_db import PostgresDatabase
+from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_local import delete_by_id, insert_local, replace_local
 from hub.store._pg_remote import apply_remote_batch
 from hub.store._pg_rows import decoded
@@ -41,8 +41,10 @@ class PostgresOplogStore:
     from any thread.
     """
 
-    def __init__(self, url: str) -> None:
-        self._db = PostgresDatabase(url, name="oplog")
+    def __init__(self, url: str, *, wait_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        """``wait_seconds``: how long a call waits for the database before it fails
+        with StoreUnavailable."""
+        self._db = PostgresDatabase(url, name="oplog", wait_seconds=wait_seconds)
 
     @property
     def url(self) -> str:

@@ -15,15 +15,17 @@ from google.protobuf.message import DecodeError
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import PeerStateStore
-from hub.store._pg_db import PostgresDatabase
+from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_schema import LOAD_PEER_STATES_SQL, SAVE_PEER_STATES_SQL
 
 
 class PostgresPeerStateStore:
     """Peer states in the PostgreSQL database at ``url``; usable from any thread."""
 
-    def __init__(self, url: str) -> None:
-        self._db = PostgresDatabase(url, name="peer-states")
+    def __init__(self, url: str, *, wait_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        """``wait_seconds``: how long a call waits for the database before it fails
+        with StoreUnavailable."""
+        self._db = PostgresDatabase(url, name="peer-states", wait_seconds=wait_seconds)
 
     def load_all(self) -> dict[str, pb.PeerState]:
         with self._db.connection("reading peer states") as conn:
