@@ -24,6 +24,7 @@ from hub.store._api import (
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
+from hub.store._migrate import StoreCopy, copy_to_postgres
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
 from hub.store._pg_db import migrate_postgres
 from hub.store._pg_oplog import PostgresOplogStore
@@ -56,6 +57,8 @@ __all__ = [
     "RemoteApplyResult",
     "SerializedOperation",
     "SqliteOplogStore",
+    "StoreCopy",
+    "copy_to_postgres",
     "ensure_private_database",
     "hub_stores",
     "migrate_postgres",
