@@ -30,6 +30,9 @@ def apply_remote_batch(
     stored_ops: list[pb.Operation] = []
     original_ids: list[int] = []
     original_flow_ids: list[int] = []
+    # The 1-based position of the first operation of the batch in each one's flow.
+    leaders: dict[int, int] = {}
+    flow_leaders: list[int] = []
     modnos: list[int] = []
     repo_guids: list[str] = []
     plan_ids: list[str] = []
@@ -54,6 +57,7 @@ def apply_remote_batch(
         stored_ops.append(stored)
         original_ids.append(original_id)
         original_flow_ids.append(original_flow_id)
+        flow_leaders.append(leaders.setdefault(original_flow_id, len(original_ids)))
         modnos.append(stored.modno)
         repo_guids.append(stored.repo_guid)
         plan_ids.append(stored.plan_id)
@@ -64,9 +68,10 @@ def apply_remote_batch(
         data.append(stored.SerializeToString())
     row = conn.execute(
         APPLY_REMOTE_SQL,
-        (keyid, list(to_delete), original_ids, original_flow_ids, modnos, repo_guids,
+        (keyid, list(to_delete), original_ids, original_flow_ids, flow_leaders, modnos, repo_guids,
          plan_ids, instance_ids, snapshot_ids, starts, statuses, data),
         prepare=True,
+        binary=True,
     ).fetchone()
     assert row is not None, "synchub_apply_remote returns one row"
     deleted_ids, ids, flow_ids, fresh = row

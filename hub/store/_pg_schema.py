@@ -94,15 +94,17 @@ CREATE TABLE peer_states (
 # One peer's batch: deletes first, then each operation (in batch order, one per
 # peer id) updated in place when (keyid, original id) is held, else stored under
 # the next id; its flow is that of a held operation with the same original flow
-# id, else that of the first operation of the batch in that flow. The lookups are
-# skipped when every id (flow) is above the highest the peer sent before, as in
-# an initial sync.
+# id, else that of the first operation of the batch in that flow (the caller
+# passes each one's position, p_flow_leaders, 1-based). When every id and flow is
+# above the highest the peer sent before, as in an initial sync, nothing needs
+# looking up: one INSERT stores the batch.
 _APPLY_REMOTE_SQL: Final = r"""
 CREATE FUNCTION synchub_apply_remote(
     p_keyid text,
     p_deleted bigint[],
     p_original_ids bigint[],
     p_original_flow_ids bigint[],
+    p_flow_leaders integer[],
     p_modnos bigint[],
     p_repo_guids text[],
     p_plan_ids text[],
@@ -118,6 +120,7 @@ CREATE FUNCTION synchub_apply_remote(
 ) LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
+    v_count integer := coalesce(cardinality(p_original_ids), 0);
     v_last bigint;
     v_max_id bigint;
     v_max_flow bigint;
@@ -130,42 +133,51 @@ BEGIN
         RETURNING o.id
     )
     SELECT coalesce(array_agg(gone.id ORDER BY gone.id), '{}') INTO deleted_ids FROM gone;
-    IF coalesce(cardinality(p_original_ids), 0) = 0 THEN
-        ids := '{}'; flow_ids := '{}'; fresh := '{}';
+    ids := '{}'; flow_ids := '{}'; fresh := '{}';
+    IF v_count = 0 THEN
         RETURN;
     END IF;
     SELECT max(o.original_id) INTO v_max_id
         FROM operations AS o WHERE o.original_instance_keyid = p_keyid;
     SELECT max(o.original_flow_id) INTO v_max_flow
         FROM operations AS o WHERE o.original_instance_keyid = p_keyid;
-    WITH batch AS (
-        SELECT b.pos, b.oid, b.ofid,
-               CASE WHEN b.oid <= v_max_id THEN
-                   (SELECT o.id FROM operations AS o
-                    WHERE o.original_instance_keyid = p_keyid AND o.original_id = b.oid)
-               END AS held
-        FROM unnest(p_original_ids, p_original_flow_ids) WITH ORDINALITY AS b(oid, ofid, pos)
-    ), numbered AS (
-        SELECT batch.pos, batch.ofid, batch.held,
-               coalesce(batch.held, v_last + row_number() OVER (
-                   PARTITION BY batch.held IS NULL ORDER BY batch.pos)) AS local_id
-        FROM batch
-    ), flowed AS (
-        SELECT n.pos, n.local_id, n.held IS NULL AS is_new,
-               coalesce(
-                   CASE WHEN n.ofid <= v_max_flow THEN
+    IF coalesce((SELECT min(x) FROM unnest(p_original_ids) AS x) > v_max_id, true)
+       AND coalesce((SELECT min(x) FROM unnest(p_original_flow_ids) AS x) > v_max_flow, true)
+    THEN
+        ids := array(SELECT v_last + g FROM generate_series(1, v_count) AS g);
+        flow_ids := array(SELECT v_last + l FROM unnest(p_flow_leaders) AS l);
+        fresh := array_fill(true, ARRAY[v_count]);
+        v_new := v_count;
+    ELSE
+        WITH batch AS (
+            SELECT b.pos, b.oid, b.ofid, b.leader,
+                   CASE WHEN b.oid <= v_max_id THEN
+                       (SELECT o.id FROM operations AS o
+                        WHERE o.original_instance_keyid = p_keyid AND o.original_id = b.oid)
+                   END AS held,
+                   CASE WHEN b.ofid <= v_max_flow THEN
                        (SELECT o.flow_id FROM operations AS o
                         WHERE o.original_instance_keyid = p_keyid
-                          AND o.original_flow_id = n.ofid LIMIT 1)
-                   END,
-                   first_value(n.local_id) OVER (PARTITION BY n.ofid ORDER BY n.pos)
-               ) AS local_flow
-        FROM numbered AS n
-    )
-    SELECT array_agg(f.local_id ORDER BY f.pos), array_agg(f.local_flow ORDER BY f.pos),
-           array_agg(f.is_new ORDER BY f.pos), count(*) FILTER (WHERE f.is_new)
-    INTO ids, flow_ids, fresh, v_new
-    FROM flowed AS f;
+                          AND o.original_flow_id = b.ofid LIMIT 1)
+                   END AS known_flow
+            FROM unnest(p_original_ids, p_original_flow_ids, p_flow_leaders)
+                 WITH ORDINALITY AS b(oid, ofid, leader, pos)
+        ), numbered AS (
+            SELECT batch.*,
+                   coalesce(batch.held, v_last + row_number() OVER (
+                       PARTITION BY batch.held IS NULL ORDER BY batch.pos)) AS local_id
+            FROM batch
+        )
+        SELECT array_agg(n.local_id ORDER BY n.pos), array_agg(n.held IS NULL ORDER BY n.pos),
+               array_agg(n.known_flow ORDER BY n.pos), count(*) FILTER (WHERE n.held IS NULL)
+        INTO ids, fresh, flow_ids, v_new
+        FROM numbered AS n;
+        flow_ids := array(
+            SELECT coalesce(f.known, ids[f.leader])
+            FROM unnest(flow_ids, p_flow_leaders) WITH ORDINALITY AS f(known, leader, pos)
+            ORDER BY f.pos
+        );
+    END IF;
     IF v_new > 0 THEN
         UPDATE counters SET last_id = v_last + v_new WHERE singleton = 1;
         INSERT INTO operations (id, flow_id, modno, original_instance_keyid, original_id,
@@ -180,7 +192,7 @@ BEGIN
                   snapshot_id, start_ms, status, data)
         WHERE r.is_new;
     END IF;
-    IF v_new < cardinality(p_original_ids) THEN
+    IF v_new < v_count THEN
         UPDATE operations AS o
         SET flow_id = r.flow_id, modno = r.modno, original_flow_id = r.ofid,
             repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,
@@ -207,9 +219,11 @@ TABLES: Final = ("operations", "local_deletions", "counters", "peer_states")
 # -- statements ----------------------------------------------------------------------
 
 APPLY_REMOTE_SQL: Final = (
+    # %b: binary parameters, so no array element is quoted or escaped.
     "SELECT deleted_ids, ids, flow_ids, fresh FROM synchub_apply_remote("
-    "%s::text, %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::integer[], %s::bytea[])"
+    "%b::text, %b::bigint[], %b::bigint[], %b::bigint[], %b::integer[], %b::bigint[], "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::integer[], "
+    "%b::bytea[])"
 )
 
 LOCK_COUNTERS_SQL: Final = (
