@@ -186,3 +186,14 @@ def test_store_migrate_moves_a_sqlite_hub_and_its_clients_stay_in_sync(
         seed_local_operations(client.oplog_path, 1)
         assert sync_once(client, hub, endpoint) == 1
     assert rows(url, "SELECT max(id) FROM operations") == [(OPERATIONS + 1,)]
+
+
+def test_store_migrate_without_stores_or_with_a_bad_url_changes_nothing(tmp_path: Path) -> None:
+    hub = make_hub_node(tmp_path / "hub", [])
+    bad = synchub(hub.config_path, "store", "migrate", "--to", "postgresql://db:0/x")
+    assert bad.returncode == 2 and "is not a port number" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    line = one_error_line(
+        synchub(hub.config_path, "store", "migrate", "--to", "postgresql://127.0.0.1:1/x")
+    )
+    assert line.startswith("synchub: error: nothing to migrate: neither ")
