@@ -29,9 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
+import hub.store
 from hub.agent import Agent, AgentSettings
 from hub.bench.report import Goal, Result, figure
 from hub.bench.rig import (
@@ -46,7 +44,7 @@ from hub.bench.rig import (
 from hub.config import load_config
 from hub.errors import BenchError
 from hub.pb import synchub_pb2 as pb
-from hub.store import INSERT_SQL, PostgresOplogStore, SqliteOplogStore, migrate_postgres
+from hub.store import INSERT_SQL, OplogStore, SqliteOplogStore
 from hub.text import redacted_url
 
 BATCH_ROWS = 256
@@ -124,6 +122,9 @@ def postgres_rows(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
 @contextlib.contextmanager
 def scratch_schema(url: str, name: str) -> Iterator[str]:
     """A fresh schema ``name`` in the database at ``url``: a URL that works in it only."""
+    import psycopg  # noqa: PLC0415 - only --store loads the driver
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
     if "options" in conninfo_to_dict(url):
         raise BenchError("--store: leave `options` out of the URL; the bench sets search_path")
     try:
@@ -152,7 +153,9 @@ def postgres_insert_rate(url: str, rows: list[tuple[object, ...]]) -> float:
     COPY is the fastest way a client has to insert rows; psycopg's pipelined
     executemany of the same batches is about half as fast here.
     """
-    migrate_postgres(url)  # the hub's schema
+    import psycopg  # noqa: PLC0415 - only --store loads the driver
+
+    hub.store.migrate_postgres(url)  # the hub's schema
     with psycopg.connect(url, autocommit=True) as db:
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH_ROWS):
@@ -251,8 +254,8 @@ def _result(
 
 
 def _count(path: Path, store_url: str | None) -> int:
-    store: SqliteOplogStore | PostgresOplogStore = (
-        SqliteOplogStore(path) if store_url is None else PostgresOplogStore(store_url)
+    store: OplogStore = (
+        SqliteOplogStore(path) if store_url is None else hub.store.PostgresOplogStore(store_url)
     )
     try:
         return store.count()

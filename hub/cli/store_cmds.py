@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import click
 
+import hub.store
 from hub.admin import ask_hub
 from hub.cli.main import CliContext, cli
 from hub.config import postgresql_url_problem
 from hub.errors import AdminUnavailable, StoreError
-from hub.store import copy_to_postgres
 
 
 @cli.group()
@@ -46,7 +46,7 @@ def migrate(obj: CliContext, url: str, replace: bool) -> None:
     else:
         raise StoreError(f"a hub is running on {config.data_dir}: stop it first, so nothing "
                          "changes while its stores are copied")
-    copied = copy_to_postgres(config.data_dir, url, replace=replace)
+    copied = hub.store.copy_to_postgres(config.data_dir, url, replace=replace)
     click.echo(
         f"copied {copied.operations:,} operations and {copied.peer_states:,} peer states from "
         f"{config.data_dir} to {copied.target} (next id {copied.last_id + 1:,})"

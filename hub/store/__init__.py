@@ -12,6 +12,9 @@ protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
 operations; ``read_peer_states`` is a read-only snapshot for the CLI.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hub.store._api import (
     LocalChanges,
     LocalOplogStore,
@@ -24,16 +27,38 @@ from hub.store._api import (
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
-from hub.store._migrate import StoreCopy, copy_to_postgres
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
-from hub.store._pg_db import migrate_postgres
-from hub.store._pg_oplog import PostgresOplogStore
-from hub.store._pg_peers import PostgresPeerStateStore
 from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from hub.store._pg_schema import Migration as PostgresMigration
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from hub.store._migrate import StoreCopy, copy_to_postgres
+    from hub.store._pg_db import migrate_postgres
+    from hub.store._pg_oplog import PostgresOplogStore
+    from hub.store._pg_peers import PostgresPeerStateStore
+
+# What needs the PostgreSQL driver is imported when first used, so that commands
+# that never touch PostgreSQL (``synchub run`` above all) do not pay for loading it.
+_ON_FIRST_USE = {
+    "PostgresOplogStore": "hub.store._pg_oplog",
+    "PostgresPeerStateStore": "hub.store._pg_peers",
+    "StoreCopy": "hub.store._migrate",
+    "copy_to_postgres": "hub.store._migrate",
+    "migrate_postgres": "hub.store._pg_db",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "INSERT_SQL",

@@ -19,11 +19,11 @@ from hub.pb import synchub_pb2 as pb
 from hub.store._api import OplogStore, PeerStateStore
 from hub.store._local import oplog_path
 from hub.store._peers import PeerStore, read_peer_states
-from hub.store._pg_db import migrate_postgres
-from hub.store._pg_oplog import PostgresOplogStore
-from hub.store._pg_peers import PostgresPeerStateStore
 from hub.store._sqlite import SqliteOplogStore
 from hub.text import redacted_url
+
+# _LAZY: the PostgreSQL modules are imported where they are used, so that a
+# process that never uses PostgreSQL never loads its driver.
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,30 @@ class HubStores:
         to do for SQLite, whose files are opened by the actors.
         """
         if self.url is not None:
+            from hub.store._pg_db import migrate_postgres  # noqa: PLC0415 - see _LAZY
+
             migrate_postgres(self.url)
 
     def open_oplog(self) -> OplogStore:
         if self.url is None:
             return SqliteOplogStore(oplog_path(self.data_dir))
+        from hub.store._pg_oplog import PostgresOplogStore  # noqa: PLC0415 - see _LAZY
+
         return PostgresOplogStore(self.url)
 
     def open_peer_states(self) -> PeerStateStore:
         if self.url is None:
             return PeerStore(self.data_dir)
+        from hub.store._pg_peers import PostgresPeerStateStore  # noqa: PLC0415 - see _LAZY
+
         return PostgresPeerStateStore(self.url)
 
     def read_peer_states(self) -> list[pb.PeerState]:
         """Every stored PeerState, sorted by instance id then keyid; creates nothing for SQLite."""
         if self.url is None:
             return read_peer_states(self.data_dir)
+        from hub.store._pg_peers import PostgresPeerStateStore  # noqa: PLC0415 - see _LAZY
+
         store = PostgresPeerStateStore(self.url)
         try:
             states = store.load_all().values()

@@ -11,6 +11,7 @@ ids from the answer. The caller has checked the batch (``hub.store._rules``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import RemoteApplyResult
@@ -27,20 +28,32 @@ def apply_remote_batch(
     reuse: bool,
 ) -> RemoteApplyResult:
     """Delete ``to_delete`` (peer ids), then insert or update ``latest`` (by peer id)."""
+    stored_ops, columns = _prepared(keyid, latest, reuse=reuse)
+    row = conn.execute(
+        APPLY_REMOTE_SQL, (keyid, list(to_delete), *columns), prepare=True, binary=True
+    ).fetchone()
+    assert row is not None, "synchub_apply_remote returns one row"
+    deleted_ids, ids, flow_ids, fresh = row
+    created: list[pb.Operation] = []
+    updated: list[pb.Operation] = []
+    for stored, local_id, flow_id, is_new in zip(stored_ops, ids, flow_ids, fresh, strict=True):
+        stored.id = local_id
+        stored.flow_id = flow_id
+        (created if is_new else updated).append(stored)
+    return RemoteApplyResult(tuple(created), tuple(updated), tuple(deleted_ids))
+
+
+def _prepared(
+    keyid: str, latest: dict[int, pb.Operation], *, reuse: bool
+) -> tuple[list[pb.Operation], tuple[list[Any], ...]]:
+    """The operations to store (the peer's ids as ``original_*``, no id or flow id yet)
+    and the function's column arrays, in its parameters' order."""
     stored_ops: list[pb.Operation] = []
-    original_ids: list[int] = []
-    original_flow_ids: list[int] = []
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+    (original_ids, original_flow_ids, flow_leaders, modnos, repo_guids, plan_ids,
+     instance_ids, snapshot_ids, starts, statuses, data) = columns
     # The 1-based position of the first operation of the batch in each one's flow.
     leaders: dict[int, int] = {}
-    flow_leaders: list[int] = []
-    modnos: list[int] = []
-    repo_guids: list[str] = []
-    plan_ids: list[str] = []
-    instance_ids: list[str] = []
-    snapshot_ids: list[str] = []
-    starts: list[int] = []
-    statuses: list[int] = []
-    data: list[bytes] = []
     for original_id, op in latest.items():
         if reuse:
             stored = op
@@ -66,19 +79,4 @@ def apply_remote_batch(
         starts.append(stored.unix_time_start_ms)
         statuses.append(stored.status)
         data.append(stored.SerializeToString())
-    row = conn.execute(
-        APPLY_REMOTE_SQL,
-        (keyid, list(to_delete), original_ids, original_flow_ids, flow_leaders, modnos, repo_guids,
-         plan_ids, instance_ids, snapshot_ids, starts, statuses, data),
-        prepare=True,
-        binary=True,
-    ).fetchone()
-    assert row is not None, "synchub_apply_remote returns one row"
-    deleted_ids, ids, flow_ids, fresh = row
-    created: list[pb.Operation] = []
-    updated: list[pb.Operation] = []
-    for stored, local_id, flow_id, is_new in zip(stored_ops, ids, flow_ids, fresh, strict=True):
-        stored.id = local_id
-        stored.flow_id = flow_id
-        (created if is_new else updated).append(stored)
-    return RemoteApplyResult(tuple(created), tuple(updated), tuple(deleted_ids))
+    return stored_ops, columns
