@@ -1,7 +1,8 @@
 """`synchub ops`: list the operations this node's oplog holds, newest first.
 
 When a hub runs on this node's data_dir the listing comes from it over the admin
-socket; otherwise the oplog file is read directly (``-v`` says which).
+socket; otherwise its store is read directly (``-v`` says which): the oplog file,
+or the PostgreSQL database of a hub with ``[store] url``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
-from hub.store import open_oplog, oplog_path
+from hub.store import hub_stores, open_oplog, oplog_path
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,14 @@ def load_operations(config: Config, selector: pb.OpSelector, limit: int) -> list
     )
     if answer is not None:
         return [pb.Operation.FromString(raw) for raw in answer["operations"]]
+    stores = hub_stores(config)
+    if stores.postgresql:
+        log.info("ops: reading %s directly", stores.describe())
+        store = stores.open_oplog()
+        try:
+            return store.query(selector, limit=limit, newest_first=True)
+        finally:
+            store.close()
     path = oplog_path(config.data_dir)
     log.info("ops: reading %s directly", path)
     if not path.exists():

@@ -10,7 +10,13 @@ from hub.config._edit import (
     remove_authorized_client,
     set_keyid_verified,
 )
-from hub.config._load import CONFIG_KEYS, load_config, load_config_or_defaults, resolve_config_path
+from hub.config._load import (
+    CONFIG_KEYS,
+    load_config,
+    load_config_or_defaults,
+    postgresql_url_problem,
+    resolve_config_path,
+)
 from hub.config._model import (
     ALERT_CONDITIONS,
     CONFIG_ENV_VAR,
@@ -26,6 +32,7 @@ from hub.config._model import (
     KnownHost,
     PlanConfig,
     RepoConfig,
+    StoreSettings,
     WebSettings,
     default_config,
     is_loopback_host,
@@ -48,12 +55,14 @@ __all__ = [
     "KnownHost",
     "PlanConfig",
     "RepoConfig",
+    "StoreSettings",
     "WebSettings",
     "add_or_update_authorized_client",
     "default_config",
     "is_loopback_host",
     "load_config",
     "load_config_or_defaults",
+    "postgresql_url_problem",
     "remove_authorized_client",
     "resolve_config_path",
     "set_keyid_verified",

@@ -58,14 +58,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import (
-    PeerStore,
-    SqliteAlertStore,
-    SqliteOplogReader,
-    SqliteOplogStore,
-    now_ms,
-    oplog_path,
-)
+from hub.store import HubStores, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
@@ -114,6 +107,7 @@ class Hub:
         self._fleet: FleetProxy | None = None
         self._alerts: AlertProxy | None = None
         self._metrics = HubMetrics() if config.web.enabled else None
+        self._stores = hub_stores(config)
         self._front: Front | None = None
         self._status: HubStatusSource | None = None
         self.admin_endpoint: str | None = None
@@ -189,13 +183,14 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
-        oplog_ref = OplogActor.start(
-            lambda: SqliteOplogStore(oplog_path(data_dir)), telemetry=self._telemetry
-        )
+        stores = hub_stores(self._config)
+        stores.check()  # an unreachable database is one clear line, before any actor
+        log.info("oplog and peer states: %s", stores.describe())
+        oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        peers_ref = PeerStateActor.start(lambda: PeerStore(data_dir))
+        peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
-        self._start_fleet_and_alerts(stack)
+        self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
         self._start_admin(stack, context, self._status)
@@ -207,11 +202,10 @@ class Hub:
     def _telemetry(self) -> Telemetry:
         return self._metrics if self._metrics is not None else NO_TELEMETRY
 
-    def _start_fleet_and_alerts(self, stack: contextlib.ExitStack) -> None:
-        data_dir = self._config.data_dir
+    def _start_fleet_and_alerts(self, stack: contextlib.ExitStack, stores: HubStores) -> None:
+        self._stores = stores
         fleet_ref = FleetActor.start(
-            oplog=self.oplog, peers=self.peers,
-            reader_factory=lambda: SqliteOplogReader(oplog_path(data_dir)),
+            oplog=self.oplog, peers=self.peers, reader_factory=stores.open_reader
         )
         self._fleet = cast(FleetProxy, _start_actor(stack, fleet_ref, "fleet"))
         dispatcher = Dispatcher(self._delivery_done)
@@ -219,7 +213,7 @@ class Hub:
         dispatcher.start()
         alerts_ref = AlertActor.start(
             hub_instance=self._config.instance, config=self.config_actor, fleet=self.fleet,
-            peers=self.peers, store_factory=lambda: SqliteAlertStore(data_dir),
+            peers=self.peers, store_factory=stores.open_alert_state,
             deliver=dispatcher.submit,
         )
         self._alerts = cast(AlertProxy, _start_actor(stack, alerts_ref, "alert"))
@@ -240,7 +234,7 @@ class Hub:
         sources = WebSources(
             Actors(self.config_actor, self.oplog, self.peers, self.fleet, self.alerts),
             status=status.snapshot,
-            readers=ReaderPool(lambda: SqliteOplogReader(oplog_path(data_dir))),
+            readers=ReaderPool(self._stores.open_reader),
             front_alive=lambda: front is not None and front.running,
         )
         server = build_web(

@@ -5,7 +5,9 @@ a node's own oplog and change feed (what the client agent and local tools use),
 ``PeerStateStore`` the peer states (what the PeerStateActor uses); one contract
 suite per protocol runs against every implementation (``tests/contract/``).
 ``SqliteOplogStore`` is the embedded oplog store, implementing both oplog
-protocols; ``PeerStore`` keeps PeerState records. ``open_oplog`` /
+protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
+``PostgresPeerStateStore`` keep a hub's in PostgreSQL (``[store] url``);
+``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations; ``read_peer_states`` is a read-only snapshot for the CLI.
 
@@ -13,6 +15,9 @@ For the web side: ``OplogReader`` is a read-only view of the hub's oplog from ot
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
 and delivery outbox (``SqliteAlertStore``; ``read_alert_state`` for the CLI).
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from hub.store._alerts import (
     ALERT_STORE_FILENAME,
@@ -36,11 +41,43 @@ from hub.store._api import (
     StoredIncident,
 )
 from hub.store._files import ensure_private_database
+from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
+from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from hub.store._pg_schema import Migration as PostgresMigration
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_reader import SqliteOplogReader, find_sql
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from hub.store._migrate import StoreCopy, copy_to_postgres
+    from hub.store._pg_db import migrate_postgres
+    from hub.store._pg_oplog import PostgresOplogStore
+    from hub.store._pg_peers import PostgresPeerStateStore
+    from hub.store._pg_reader import PostgresOplogReader
+
+# What needs the PostgreSQL driver is imported when first used, so that commands
+# that never touch PostgreSQL (``synchub run`` above all) do not pay for loading it.
+_ON_FIRST_USE = {
+    "PostgresOplogStore": "hub.store._pg_oplog",
+    "PostgresPeerStateStore": "hub.store._pg_peers",
+    "PostgresOplogReader": "hub.store._pg_reader",
+    "StoreCopy": "hub.store._migrate",
+    "copy_to_postgres": "hub.store._migrate",
+    "migrate_postgres": "hub.store._pg_db",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALERT_STORE_FILENAME",
@@ -48,9 +85,12 @@ __all__ = [
     "LOOKUP_QUERIES",
     "OPLOG_FILENAME",
     "PEER_STORE_FILENAME",
+    "POSTGRES_MIGRATIONS",
+    "POSTGRES_SCHEMA_VERSION",
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "AlertStateStore",
+    "HubStores",
     "LocalChanges",
     "LocalOplogStore",
     "NewDelivery",
@@ -60,16 +100,24 @@ __all__ = [
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresMigration",
+    "PostgresOplogReader",
+    "PostgresOplogStore",
+    "PostgresPeerStateStore",
     "RemoteApplyResult",
     "SerializedOperation",
     "SqliteAlertStore",
     "SqliteOplogReader",
     "SqliteOplogStore",
+    "StoreCopy",
     "StoredDelivery",
     "StoredIncident",
     "alert_store_path",
+    "copy_to_postgres",
     "ensure_private_database",
     "find_sql",
+    "hub_stores",
+    "migrate_postgres",
     "new_operation",
     "now_ms",
     "open_oplog",

@@ -8,8 +8,10 @@ database. The fixtures below are parametrized over the tables, so every contract
 test runs once per implementation.
 
 To run the suites against another implementation, write its context manager next
-to the SQLite ones and name it in each table of a protocol it implements, e.g.
-``"postgresql": postgresql_oplog`` (skipping when no test database is configured).
+to the others and name it in each table of a protocol it implements. The
+PostgreSQL ones create a database of their own for each test on the machine's
+server (tests/postgres_support.py) and drop it afterwards; where no server
+answers, their tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from contract_support import Backend, NodeOplogStore, S
+from postgres_support import fresh_database
 
 from hub.store import (
     AlertStateStore,
@@ -29,6 +32,9 @@ from hub.store import (
     OplogStore,
     PeerStateStore,
     PeerStore,
+    PostgresOplogReader,
+    PostgresOplogStore,
+    PostgresPeerStateStore,
     SqliteAlertStore,
     SqliteOplogReader,
     SqliteOplogStore,
@@ -48,6 +54,18 @@ def sqlite_peer_states(tmp_path: Path) -> Iterator[Callable[[], PeerStore]]:
     yield lambda: PeerStore(tmp_path)
 
 
+@contextmanager
+def postgresql_oplog(_tmp_path: Path) -> Iterator[Callable[[], PostgresOplogStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresOplogStore(url)
+
+
+@contextmanager
+def postgresql_peer_states(_tmp_path: Path) -> Iterator[Callable[[], PostgresPeerStateStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresPeerStateStore(url)
+
+
 @dataclass
 class ReaderRig:
     """A hub's oplog store and readers of the same database (for the OplogReader contract)."""
@@ -63,21 +81,30 @@ def sqlite_reader(tmp_path: Path) -> Iterator[Callable[[], ReaderRig]]:
 
 
 @contextmanager
+def postgresql_reader(_tmp_path: Path) -> Iterator[Callable[[], ReaderRig]]:
+    with fresh_database() as url:
+        yield lambda: ReaderRig(PostgresOplogStore(url), lambda: PostgresOplogReader(url))
+
+
+@contextmanager
 def sqlite_alert_state(tmp_path: Path) -> Iterator[Callable[[], SqliteAlertStore]]:
     yield lambda: SqliteAlertStore(tmp_path)
 
 
 OPLOG_STORES: dict[str, Implementation[OplogStore]] = {
     "sqlite": sqlite_oplog,
+    "postgresql": postgresql_oplog,
 }
 LOCAL_OPLOG_STORES: dict[str, Implementation[LocalOplogStore]] = {
     "sqlite": sqlite_oplog,
 }
 PEER_STATE_STORES: dict[str, Implementation[PeerStateStore]] = {
     "sqlite": sqlite_peer_states,
+    "postgresql": postgresql_peer_states,
 }
 OPLOG_READERS: dict[str, Callable[[Path], AbstractContextManager[Callable[[], ReaderRig]]]] = {
     "sqlite": sqlite_reader,
+    "postgresql": postgresql_reader,
 }
 ALERT_STATE_STORES: dict[str, Implementation[AlertStateStore]] = {
     "sqlite": sqlite_alert_state,
