@@ -351,3 +351,25 @@ def _answers(address: str) -> bool:
         return get(address, timeout=1).status == 200
     except OSError:
         return False
+
+
+def test_the_web_side_reads_a_hub_on_postgresql(tmp_path: Path) -> None:
+    from postgres_support import fresh_database  # noqa: PLC0415 - skips without PostgreSQL
+
+    with fresh_database() as database:
+        config = web_hub_config(tmp_path, extra=f'\n[store]\nurl = "{database}"\n')
+        with running_hub(config) as hub:
+            client = connected_client(hub)
+            try:
+                _sync(hub, client, _ops_with_failures())
+            finally:
+                client.close()
+            failed = get(url(hub, "/api/operations?status=error")).json()
+            assert [op["display_message"].split()[1] for op in failed] == ["9", "4"]
+            wait_until(lambda: len(hub.fleet.snapshot().get(timeout=5).plans) == 2,
+                       what="the fleet")
+            page = get(url(hub, "/")).text
+            assert page[page.index('id="i-web1"'):].count('class="c err"') == 2
+            assert get(url(hub, "/healthz")).json() == {"status": "ok"}
+            metrics = get(url(hub, "/metrics")).text
+            assert "synchub_oplog_operations 10.0" in metrics
