@@ -154,9 +154,7 @@ class FleetActor(pykka.ThreadingActor):
                 return
 
     def _take(self, operations: tuple[pb.Operation, ...], now_ms: int) -> None:
-        changes = [
-            change for op in operations if (change := self._state.apply(op, now_ms)) is not None
-        ]
+        changes = self._state.apply_all(operations, now_ms)
         if changes:
             published = tuple(changes)
             self._subscribers.publish(lambda: published)

@@ -13,7 +13,7 @@ all, ``MAX_FAILURES`` recent failures; operations past a bound are counted in
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from hub.fleet._model import (
@@ -63,6 +63,9 @@ class _PlanRuns:
     def find(self, op_id: int) -> Run | None:
         return next((run for run in self.runs if run.op_id == op_id), None)
 
+    def has(self, op_id: int) -> bool:
+        return any(run.op_id == op_id for run in self.runs)
+
     def remove(self, op_id: int) -> bool:
         before = len(self.runs)
         self.runs = [run for run in self.runs if run.op_id != op_id]
@@ -80,7 +83,10 @@ class _PlanRuns:
             self.last_success_ms = max(self.last_success_ms, run.finished_ms)
         if len(self.runs) >= HISTORY and _order(run) < _order(self.runs[0]):
             return []  # older than everything kept: counts for last success only
-        bisect.insort(self.runs, run, key=_order)
+        if not self.runs or _order(run) > _order(self.runs[-1]):
+            self.runs.append(run)
+        else:
+            bisect.insort(self.runs, run, key=_order)
         evicted = self.runs[: max(0, len(self.runs) - HISTORY)]
         del self.runs[: len(evicted)]
         return [old.op_id for old in evicted]
@@ -131,6 +137,71 @@ class FleetState:
 
     # -- changes ---------------------------------------------------------------------
 
+    def apply_all(self, ops: Sequence[pb.Operation], now_ms: int) -> list[RunChange]:
+        """Take in a batch: operations new to the fleet in bulk, per plan, and the rest
+        one at a time. The changes of new operations are condensed per plan: the first
+        of each run of one status, the latest success and the last operation (what
+        alerts need); a plan's history gets only the newest ``HISTORY`` of them."""
+        changes: list[RunChange] = []
+        groups: dict[Key, list[pb.Operation]] = {}
+        where = self._where
+        for op in ops:
+            if op.id in where:
+                change = self.apply(op, now_ms)
+                if change is not None:
+                    changes.append(change)
+                continue
+            key = (instance_of(op), op.plan_id)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [op]
+            else:
+                group.append(op)
+        for key, group in groups.items():
+            changes.extend(self._take_new(key, group, now_ms))
+        return changes
+
+    def _take_new(self, key: Key, group: list[pb.Operation], now_ms: int) -> list[RunChange]:
+        if not self._admit(key):
+            self._untracked += len(group)
+            return []
+        plans = self._plans[key]
+        shown: dict[int, pb.Operation] = {}
+        last_status = plans.runs[-1].status if plans.runs else None
+        best: pb.Operation | None = None
+        for op in group:
+            status = op.status
+            if status != last_status:
+                shown[op.id] = op
+                last_status = status
+            if status == pb.STATUS_SUCCESS:
+                finished = op.unix_time_end_ms or op.unix_time_start_ms
+                if best is None or finished > (best.unix_time_end_ms or best.unix_time_start_ms):
+                    best = op
+            elif status == pb.STATUS_ERROR:
+                self._note_failure(op, now_ms)
+        newest = sorted(group, key=lambda o: (o.unix_time_start_ms, o.id))[-HISTORY:]
+        kept = [group[-1], *newest] if best is None else [best, group[-1], *newest]
+        for taken in kept:
+            for evicted in plans.put(taken):
+                self._where.pop(evicted, None)
+            if plans.has(taken.id):
+                self._where[taken.id] = key
+        first = min(op.unix_time_start_ms for op in group)
+        if first > 0 and (plans.first_seen_ms == 0 or first < plans.first_seen_ms):
+            plans.first_seen_ms = first
+        self._changed(key)
+        if best is not None:
+            shown[best.id] = best
+        shown[group[-1].id] = group[-1]
+        return [self._change(op, None, key) for op in shown.values()]
+
+    def _change(self, op: pb.Operation, previous: int | None, key: Key) -> RunChange:
+        return RunChange(
+            op.id, key[0], key[1], op.repo_id, op.repo_guid, op.status, previous,
+            op.unix_time_start_ms, op.unix_time_end_ms, op.display_message[:MESSAGE_CHARS],
+        )
+
     def apply(self, op: pb.Operation, now_ms: int) -> RunChange | None:
         """Take in a new or changed operation; the change when it is new or changed status."""
         key = (instance_of(op), op.plan_id)
@@ -144,16 +215,13 @@ class FleetState:
         plans = self._plans[key]
         for evicted in plans.put(op):
             self._where.pop(evicted, None)
-        if plans.find(op.id) is not None:
+        if plans.has(op.id):
             self._where[op.id] = key
         self._note_failure(op, now_ms)
         self._changed(key)
         if previous == op.status:
             return None
-        return RunChange(
-            op.id, key[0], key[1], op.repo_id, op.repo_guid, op.status, previous,
-            op.unix_time_start_ms, op.unix_time_end_ms, op.display_message[:MESSAGE_CHARS],
-        )
+        return self._change(op, previous, key)
 
     def remove(self, op_id: int) -> None:
         """An operation was deleted."""

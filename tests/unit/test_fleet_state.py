@@ -120,3 +120,29 @@ def test_load_builds_the_same_state_from_the_store(tmp_path: Path) -> None:
     assert len(seen(loaded)) == 2
     assert loaded.snapshot(NOW).failures == live.snapshot(NOW).failures
     assert len(loaded.snapshot(NOW).failures) == 18
+
+
+def test_a_batch_gives_the_same_picture_and_the_changes_alerts_need() -> None:
+    statuses = [pb.STATUS_SUCCESS] * 70 + [pb.STATUS_ERROR] * 3 + [pb.STATUS_SUCCESS] * 40
+    ops = [op(i, status, plan="nightly" if i % 3 else "hourly", start=NOW - 10**6 + i * 1000)
+           for i, status in enumerate(statuses, start=1)]
+    one_by_one, batched = FleetState(), FleetState()
+    for item in ops:
+        one_by_one.apply(item, NOW)
+    changes = []
+    for first in range(0, len(ops), 25):
+        changes += batched.apply_all(ops[first:first + 25], NOW)
+    assert batched.snapshot(NOW).plans == one_by_one.snapshot(NOW).plans
+    assert batched.snapshot(NOW).failures == one_by_one.snapshot(NOW).failures
+    nightly = [(c.op_id, c.status) for c in changes if c.plan == "nightly"]
+    # Condensed: every change of status is there, in order, and each batch's last one.
+    statuses_seen = [s for _, s in nightly]
+    assert pb.STATUS_ERROR in statuses_seen
+    first_error = statuses_seen.index(pb.STATUS_ERROR)
+    assert pb.STATUS_SUCCESS in statuses_seen[first_error:]
+    assert len(changes) < len(ops) / 3
+    # A later update of a kept run is reported one at a time, with its previous status.
+    update = op(ops[-1].id, pb.STATUS_ERROR, plan=ops[-1].plan_id,
+                start=ops[-1].unix_time_start_ms)
+    [change] = batched.apply_all([update], NOW)
+    assert (change.status, change.previous) == (pb.STATUS_ERROR, pb.STATUS_SUCCESS)
