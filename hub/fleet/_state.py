@@ -180,21 +180,42 @@ class FleetState:
                     best = op
             elif status == pb.STATUS_ERROR:
                 self._note_failure(op, now_ms)
-        newest = sorted(group, key=lambda o: (o.unix_time_start_ms, o.id))[-HISTORY:]
-        kept = [group[-1], *newest] if best is None else [best, group[-1], *newest]
-        for taken in kept:
-            for evicted in plans.put(taken):
-                self._where.pop(evicted, None)
-            if plans.has(taken.id):
-                self._where[taken.id] = key
-        first = min(op.unix_time_start_ms for op in group)
-        if first > 0 and (plans.first_seen_ms == 0 or first < plans.first_seen_ms):
-            plans.first_seen_ms = first
+        self._merge(plans, key, group, best)
         self._changed(key)
         if best is not None:
             shown[best.id] = best
         shown[group[-1].id] = group[-1]
         return [self._change(op, None, key) for op in shown.values()]
+
+    def _merge(
+        self, plans: _PlanRuns, key: Key, group: list[pb.Operation], best: pb.Operation | None
+    ) -> None:
+        """Put a batch's newest runs (and its best success) into a plan's history at once."""
+        newest = group[-HISTORY:] if len(group) > HISTORY else group
+        runs = {op.id: _run(op) for op in newest}
+        if best is not None:
+            runs.setdefault(best.id, _run(best))
+            finished = best.unix_time_end_ms or best.unix_time_start_ms
+            plans.last_success_ms = max(plans.last_success_ms, finished)
+        if len(group) > HISTORY:
+            # Not in start order: any operation of the batch may belong among the newest.
+            for op in sorted(group, key=lambda o: (o.unix_time_start_ms, o.id))[-HISTORY:]:
+                runs.setdefault(op.id, _run(op))
+        merged = [run for run in plans.runs if run.op_id not in runs]
+        merged.extend(runs.values())
+        merged.sort(key=_order)
+        for evicted in merged[:-HISTORY]:
+            self._where.pop(evicted.op_id, None)
+        plans.runs = merged[-HISTORY:]
+        for run in plans.runs:
+            if run.op_id in runs:
+                self._where[run.op_id] = key
+        last = group[-1]
+        if last.repo_guid or last.repo_id:
+            plans.repo_id, plans.repo_guid = last.repo_id, last.repo_guid
+        first = min(op.unix_time_start_ms for op in group)
+        if first > 0 and (plans.first_seen_ms == 0 or first < plans.first_seen_ms):
+            plans.first_seen_ms = first
 
     def _change(self, op: pb.Operation, previous: int | None, key: Key) -> RunChange:
         return RunChange(
