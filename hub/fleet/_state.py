@@ -169,38 +169,45 @@ class FleetState:
         shown: dict[int, pb.Operation] = {}
         last_status = plans.runs[-1].status if plans.runs else None
         best: pb.Operation | None = None
+        best_finished = first = 0
+        previous_start, ordered = -1, True
         for op in group:
-            status = op.status
+            status, start = op.status, op.unix_time_start_ms
+            if start < previous_start:
+                ordered = False
+            previous_start = start
+            if start > 0 and (first == 0 or start < first):
+                first = start
             if status != last_status:
                 shown[op.id] = op
                 last_status = status
             if status == pb.STATUS_SUCCESS:
-                finished = op.unix_time_end_ms or op.unix_time_start_ms
-                if best is None or finished > (best.unix_time_end_ms or best.unix_time_start_ms):
-                    best = op
+                finished = op.unix_time_end_ms or start
+                if best is None or finished > best_finished:
+                    best, best_finished = op, finished
             elif status == pb.STATUS_ERROR:
                 self._note_failure(op, now_ms)
-        self._merge(plans, key, group, best)
-        self._changed(key)
         if best is not None:
+            plans.last_success_ms = max(plans.last_success_ms, best_finished)
             shown[best.id] = best
-        shown[group[-1].id] = group[-1]
+        if first and (plans.first_seen_ms == 0 or first < plans.first_seen_ms):
+            plans.first_seen_ms = first
+        newest = group if ordered else sorted(group, key=lambda o: (o.unix_time_start_ms, o.id))
+        self._merge(plans, key, newest[-HISTORY:], best)
+        last = group[-1]
+        if last.repo_guid or last.repo_id:
+            plans.repo_id, plans.repo_guid = last.repo_id, last.repo_guid
+        self._changed(key)
+        shown[last.id] = last
         return [self._change(op, None, key) for op in shown.values()]
 
     def _merge(
-        self, plans: _PlanRuns, key: Key, group: list[pb.Operation], best: pb.Operation | None
+        self, plans: _PlanRuns, key: Key, newest: list[pb.Operation], best: pb.Operation | None
     ) -> None:
         """Put a batch's newest runs (and its best success) into a plan's history at once."""
-        newest = group[-HISTORY:] if len(group) > HISTORY else group
         runs = {op.id: _run(op) for op in newest}
         if best is not None:
             runs.setdefault(best.id, _run(best))
-            finished = best.unix_time_end_ms or best.unix_time_start_ms
-            plans.last_success_ms = max(plans.last_success_ms, finished)
-        if len(group) > HISTORY:
-            # Not in start order: any operation of the batch may belong among the newest.
-            for op in sorted(group, key=lambda o: (o.unix_time_start_ms, o.id))[-HISTORY:]:
-                runs.setdefault(op.id, _run(op))
         merged = [run for run in plans.runs if run.op_id not in runs]
         merged.extend(runs.values())
         merged.sort(key=_order)
@@ -210,12 +217,6 @@ class FleetState:
         for run in plans.runs:
             if run.op_id in runs:
                 self._where[run.op_id] = key
-        last = group[-1]
-        if last.repo_guid or last.repo_id:
-            plans.repo_id, plans.repo_guid = last.repo_id, last.repo_guid
-        first = min(op.unix_time_start_ms for op in group)
-        if first > 0 and (plans.first_seen_ms == 0 or first < plans.first_seen_ms):
-            plans.first_seen_ms = first
 
     def _change(self, op: pb.Operation, previous: int | None, key: Key) -> RunChange:
         return RunChange(
