@@ -15,6 +15,8 @@ from hub.config._model import (
     CONFIG_ENV_VAR,
     DEFAULT_BIND,
     DEFAULT_DATA_DIR,
+    DEFAULT_ERROR_OUTPUT_BYTES,
+    MAX_ERROR_OUTPUT_BYTES,
     REMOTE_CONFIG_VERSION,
     AuthorizedClient,
     Config,
@@ -22,6 +24,7 @@ from hub.config._model import (
     KnownHost,
     PlanConfig,
     RepoConfig,
+    RunSettings,
     default_config,
 )
 
@@ -30,6 +33,8 @@ __all__ = [
     "CONFIG_KEYS",
     "DEFAULT_BIND",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_ERROR_OUTPUT_BYTES",
+    "MAX_ERROR_OUTPUT_BYTES",
     "REMOTE_CONFIG_VERSION",
     "AuthorizedClient",
     "Config",
@@ -37,6 +42,7 @@ __all__ = [
     "KnownHost",
     "PlanConfig",
     "RepoConfig",
+    "RunSettings",
     "add_or_update_authorized_client",
     "default_config",
     "load_config",

@@ -22,12 +22,14 @@ from typing import Any
 from hub.config._model import (
     CONFIG_ENV_VAR,
     DEFAULT_DATA_DIR,
+    MAX_ERROR_OUTPUT_BYTES,
     AuthorizedClient,
     Config,
     HubSettings,
     KnownHost,
     PlanConfig,
     RepoConfig,
+    RunSettings,
     default_config,
 )
 from hub.errors import ConfigError, PermissionsError
@@ -41,6 +43,7 @@ _TOP_KEYS = (
     "instance",
     "data_dir",
     "hub",
+    "run",
     "repos",
     "plans",
     "authorized_clients",
@@ -54,6 +57,7 @@ _HUB_KEYS = (
     "max_pending_handshakes",
     "max_frame_bytes",
 )
+_RUN_KEYS = ("error_output_bytes",)
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
@@ -62,6 +66,7 @@ _HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissio
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
     "hub": _HUB_KEYS,
+    "run": _RUN_KEYS,
     "repos": _REPO_KEYS,
     "plans": _PLAN_KEYS,
     "authorized_clients": _CLIENT_KEYS,
@@ -202,6 +207,16 @@ class _Table:
             raise self.error(name, f"expected a whole number > 0, got {_describe(value)}")
         return value
 
+    def size(self, name: str, default: int, maximum: int) -> int:
+        """A byte count from 0 (off) to ``maximum``."""
+        value = self._get(name, default, "")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise self.error(
+                name,
+                f"expected a number of bytes from 0 (off) to {maximum}, got {_describe(value)}",
+            )
+        return value
+
     def strings(self, name: str) -> tuple[str, ...]:
         value = self._get(name, [], "")
         if not isinstance(value, list):
@@ -281,6 +296,8 @@ def parse_config_text(text: str, path: Path) -> Config:
     if hub_table is not None:
         hub = _parse_hub(hub_table)
 
+    run_table = top.table("run")
+    run = _parse_run(run_table) if run_table is not None else RunSettings()
     repos = _parse_repos(top)
     plans = _parse_plans(top, {repo.id for repo in repos})
     clients = _parse_clients(top)
@@ -291,6 +308,7 @@ def parse_config_text(text: str, path: Path) -> Config:
         instance=instance,
         data_dir=data_dir,
         hub=hub,
+        run=run,
         repos=repos,
         plans=plans,
         authorized_clients=clients,
@@ -314,6 +332,16 @@ def _parse_hub(table: _Table) -> HubSettings:
             "max_pending_handshakes", defaults.max_pending_handshakes
         ),
         max_frame_bytes=table.count("max_frame_bytes", defaults.max_frame_bytes),
+    )
+
+
+def _parse_run(table: _Table) -> RunSettings:
+    table.check_keys(_RUN_KEYS)
+    defaults = RunSettings()
+    return RunSettings(
+        error_output_bytes=table.size(
+            "error_output_bytes", defaults.error_output_bytes, MAX_ERROR_OUTPUT_BYTES
+        ),
     )
 
 

@@ -47,6 +47,7 @@ _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string",
     FieldDescriptor.TYPE_BYTES: "bytes",
     FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_DOUBLE: "double",
 }
 _VALUE_LINE = re.compile(r"^- \*\*(?P<label>[^*]+)\*\*: `(?P<value>[^`]+)`$")
 _HEX_BLOCK = re.compile(r"^(?P<label>[^\n]+) \(hex\):\n\n```\n(?P<body>[0-9a-f\n]+)```$", re.M)
