@@ -298,10 +298,14 @@ class SessionActor(pykka.ThreadingActor):
         hello = self._connected_hello()
         # The item was decoded for this call alone and is dropped after it: its
         # operations go to the oplog uncopied (the store copies what it keeps).
-        sent = sent_operations(item.send_operations, hello.instance_id)
+        sent = sent_operations(item.send_operations)
         if sent is None:
             return
-        batch = RemoteBatch(operations=sent.operations, deleted_ids=sent.deleted_ids)
+        batch = RemoteBatch(
+            operations=sent.operations,
+            deleted_ids=sent.deleted_ids,
+            peer_instance_id=hello.instance_id,
+        )
         # Waiting here is the backpressure: the next frame is not taken until
         # the batch is durable.
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")

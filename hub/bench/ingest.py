@@ -62,7 +62,7 @@ def hub_rows(local_path: Path, keyid: str) -> list[tuple[object, ...]]:
         stored.flow_id = local_id
         rows.append((
             local_id, local_id, op.modno, keyid, op.id, op.flow_id,
-            op.repo_guid, op.plan_id, op.instance_id, op.snapshot_id,
+            op.repo_guid, op.plan_id, op.instance_id, op.instance_id, op.snapshot_id,
             op.unix_time_start_ms, op.status, stored.SerializeToString(),
         ))
     return rows

@@ -30,6 +30,14 @@ Modnos
     peer's diff sees a change, and "local changes since modno N" is a single range).
     Remote operations keep the modno their owner gave them.
 
+Peer instances
+    A peer's operations are handed out (``query``, ``get``, ``apply_remote``'s
+    results) with ``peer_instance_id`` set: the instance that peer authenticated
+    as. The store keeps it beside the operation, never in its bytes. A selector's
+    ``peer_instance_id`` selects by it, and matches a node's own operations by
+    the ``instance_id`` they were recorded with (those are handed out exactly as
+    stored, without it).
+
 Threads
     A store may be bound to the thread that created it (a ``SqliteOplogStore`` owns
     one sqlite3 connection, usable only there). The actors therefore build their
@@ -154,13 +162,17 @@ class OplogStore(LocalWrites, Protocol):
         deleted_original_ids: Sequence[int],
         *,
         reuse: bool = False,
+        peer_instance_id: str = "",
     ) -> RemoteApplyResult:
         """Apply one batch from the peer with ``keyid`` atomically (send_operations).
 
         An operation with id <= 0 or flow id < 0 is a ProtocolError and nothing
         of the batch is stored. With ``reuse`` the caller gives the operations up:
         the store may change them and hand them back as its results instead of
-        copying each one.
+        copying each one. Each operation is stored as sent (its ``instance_id``
+        included) apart from the ids the store assigns; ``peer_instance_id``, the
+        instance the peer authenticated as, is recorded beside it (never in it)
+        and set on what the store hands out.
         """
         ...
 

@@ -354,7 +354,7 @@ def test_deleted_operations_become_a_delete_batch(connected: Rig) -> None:
     connected.oplog.apply_remote.return_value = answered(None)
     connected.frame(deleted_operations_frame([4, 9]))
     _, batch = connected.oplog.apply_remote.call_args.args
-    assert batch == RemoteBatch(deleted_ids=(4, 9))
+    assert batch == RemoteBatch(deleted_ids=(4, 9), peer_instance_id="web1")
 
 
 def test_operation_with_id_zero_ends_the_session_and_nothing_is_stored(connected: Rig) -> None:
@@ -497,13 +497,17 @@ def test_frames_after_the_end_are_ignored(connected: Rig) -> None:
     assert connected.outbox.frames == []
 
 
-def test_stored_operations_carry_the_authenticated_instance(connected: Rig) -> None:
+def test_operations_keep_the_producers_instance_and_the_batch_names_the_peer(
+    connected: Rig,
+) -> None:
     connected.oplog.apply_remote.return_value = answered(None)
-    claimed = operation(1)
-    claimed.instance_id = "someone-else"
-    connected.frame(send_operations_frame([claimed]))
-    _, batch = connected.oplog.apply_remote.call_args.args
-    assert [op.instance_id for op in batch.operations] == ["web1"]
+    produced = operation(1)
+    produced.instance_id = "laptop"
+    connected.frame(send_operations_frame([produced]))
+    keyid, batch = connected.oplog.apply_remote.call_args.args
+    assert keyid == CLIENT.keyid
+    assert [op.instance_id for op in batch.operations] == ["laptop"]
+    assert batch.peer_instance_id == "web1"
 
 
 # -- the front's messages, as the front tells them ----------------------------------------

@@ -90,6 +90,7 @@ def test_schema_indexes_wal_and_version(store: SqliteOplogStore, db_path: Path) 
         ["original_instance_keyid", "original_flow_id"],
         ["repo_guid", "plan_id"],
         ["instance_id"],
+        ["peer_instance_id"],
         ["original_instance_keyid", "modno"],
     ])
     unique_columns = [columns[name] for name, is_unique in unique.items() if is_unique]
@@ -103,6 +104,67 @@ def test_local_rows_hold_null_original_ids(store: SqliteOplogStore, db_path: Pat
     # The UNIQUE (keyid, original_id) index admits any number of local rows.
     assert rows(db_path) == [(1, 1, 1, "", None, None), (2, 2, 2, "", None, None),
                              (3, 1, 3, "", None, None), (4, 4, 8, KEY_A, 5, 4)]
+
+
+# The schema exactly as version 1 created it, to check the upgrade of such files.
+SCHEMA_V1 = """
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY, flow_id INTEGER NOT NULL, modno INTEGER NOT NULL,
+    original_instance_keyid TEXT NOT NULL, original_id INTEGER, original_flow_id INTEGER,
+    repo_guid TEXT NOT NULL, plan_id TEXT NOT NULL, instance_id TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL, unix_time_start_ms INTEGER NOT NULL, status INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX operations_by_original_id ON operations (original_instance_keyid, original_id);
+CREATE INDEX operations_by_original_flow ON operations (original_instance_keyid, original_flow_id);
+CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
+CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
+CREATE TABLE local_deletions (id INTEGER PRIMARY KEY, modno INTEGER NOT NULL);
+CREATE INDEX local_deletions_by_modno ON local_deletions (modno);
+CREATE TABLE counters (singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                       last_id INTEGER NOT NULL, last_modno INTEGER NOT NULL);
+INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 2, 1);
+"""
+
+
+def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
+    own = pb.Operation(id=1, flow_id=1, modno=1, instance_id="hub-1", display_message="own")
+    # Version 1 stored a peer's operations with the authenticated instance written in.
+    theirs = pb.Operation(id=2, flow_id=2, modno=4, instance_id="web1", original_id=9,
+                          original_flow_id=9, original_instance_keyid=KEY_A)
+    with sqlite3.connect(db_path) as db:
+        db.executescript(SCHEMA_V1)
+        db.executemany(
+            "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, '', '', ?, '', 0, 0, ?)",
+            [(1, 1, 1, "", None, None, "hub-1", own.SerializeToString()),
+             (2, 2, 4, KEY_A, 9, 9, "web1", theirs.SerializeToString())],
+        )
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+
+    store = SqliteOplogStore(db_path)
+    try:
+        assert [op.id for op in store.query(pb.OpSelector(peer_instance_id="web1"))] == [2]
+        assert [op.id for op in store.query(pb.OpSelector(peer_instance_id="hub-1"))] == [1]
+        migrated = store.get(2)
+        assert migrated is not None and migrated.peer_instance_id == "web1"
+        # From now on the producer's instance is kept as sent.
+        laptop = remote_op(10, flow_id=10)
+        laptop.instance_id = "laptop"
+        (created,) = store.apply_remote(KEY_A, [laptop], [], peer_instance_id="web1").created
+        assert created.id == 3
+        assert [op.instance_id for op in store.query(pb.OpSelector(peer_instance_id="web1"))] \
+            == ["web1", "laptop"]
+    finally:
+        store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM operations WHERE peer_instance_id = 'x'"
+        ).fetchall()
+    db.close()
+    assert "operations_by_peer_instance" in str(plan)
 
 
 def test_a_newer_schema_version_is_refused(db_path: Path) -> None:
