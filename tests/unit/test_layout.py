@@ -29,6 +29,7 @@ FOUNDATIONS = frozenset(
         "hub.identity",
         "hub.scopes",
         "hub.jsonview",
+        "hub.payloads",
         "hub.config",
         "hub.store",
         "hub.protocol",
