@@ -2,7 +2,9 @@
 
 The operation is written to this node's oplog as INPROGRESS before the command
 starts and updated to SUCCESS or ERROR when it ends, with the end time, the
-command line, the exit code and a log reference. A running client agent
+command line, the exit code and a log reference; a failed job also keeps the
+last ``[run] error_output_bytes`` of its output in ``error_output``, so a hub
+knows why it failed without reaching the client. A running client agent
 delivers both changes to its hubs; with none running they wait in the oplog.
 
 Exit status: the command's own; 128+N when a signal N ended it (recorded as
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,44 @@ _READ_CHUNK = 65536
 _FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+class Tail:
+    """The last ``limit`` bytes of what a command printed (stdout and stderr as they came)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        if self._limit <= 0:
+            return
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(self._chunks[0]) >= self._limit:
+            self._size -= len(self._chunks.popleft())
+
+    def value(self) -> bytes:
+        joined = b"".join(self._chunks)
+        return joined[-self._limit :] if self._limit > 0 else b""
+
+
+def error_text(tail: bytes, limit: int) -> str:
+    """``tail`` as text of at most ``limit`` UTF-8 bytes, cut at a character boundary.
+
+    Bytes that are not UTF-8 become U+FFFD; a character cut by the start of the
+    tail is left out.
+    """
+    start = 0
+    while start < len(tail) and start < 4 and 0x80 <= tail[start] <= 0xBF:
+        start += 1
+    text = tail[start:].decode("utf-8", errors="replace")
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    # Replacement characters take 3 bytes for 1: drop from the front until it fits.
+    return encoded[len(encoded) - limit :].decode("utf-8", errors="ignore")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a command ended: its recorded exit code, our exit status, and why."""
@@ -53,6 +94,8 @@ class Outcome:
     exit_status: int
     output_bytes: int
     problem: str = ""
+    tail: bytes = b""
+    """The last bytes of its output (as many as ``[run] error_output_bytes``)."""
 
     @property
     def status(self) -> pb.OperationStatus:
@@ -124,9 +167,11 @@ def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
 
 
 def _pump(
-    process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+    process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes],
+    tail: Tail,
 ) -> int:
-    """Copy the command's stdout and stderr to ours and to the log until both close."""
+    """Copy the command's stdout and stderr to ours, to the log and to ``tail`` until both
+    close."""
     assert process.stdout is not None and process.stderr is not None
     total = 0
     targets: dict[int, IO[bytes] | None] = {
@@ -146,6 +191,7 @@ def _pump(
                     continue
                 total += len(chunk)
                 log.write(chunk)
+                tail.add(chunk)
                 target = targets[fd]
                 if target is not None:
                     try:
@@ -158,7 +204,8 @@ def _pump(
 
 
 def run_command(
-    argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+    argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes],
+    *, tail_bytes: int = 0,
 ) -> Outcome:
     try:
         process = subprocess.Popen(
@@ -172,11 +219,12 @@ def run_command(
             output_bytes=0,
             problem=f"cannot start {argv[0]!r}: {reason}",
         )
+    tail = Tail(tail_bytes)
     with process, _forwarding_signals(process):
-        total = _pump(process, log, out, err)
+        total = _pump(process, log, out, err, tail)
         code = process.wait()
     status = 128 - code if code < 0 else code
-    return Outcome(exit_code=code, exit_status=status, output_bytes=total)
+    return Outcome(exit_code=code, exit_status=status, output_bytes=total, tail=tail.value())
 
 
 def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
@@ -227,7 +275,9 @@ def record_job(
 
     try:
         with _open_log(config.data_dir, operation.id) as log:
-            outcome = run_command(argv, log, out, err)
+            outcome = run_command(
+                argv, log, out, err, tail_bytes=config.run.error_output_bytes
+            )
         keep_tail(log_path(config.data_dir, operation.id))
     except BaseException as exc:
         _record_end(config, operation, Outcome(
@@ -284,6 +334,11 @@ def _record_end(
     finished.logref = logref_for(operation.id)
     if outcome.status != pb.STATUS_SUCCESS:
         finished.display_message = f"{base} [{outcome.describe()}]"
+        limit = config.run.error_output_bytes
+        if limit > 0:
+            finished.error_output = error_text(outcome.tail, limit) or error_text(
+                outcome.problem.encode(), limit
+            )
     run = finished.operation_run_command
     run.exit_code = outcome.exit_code
     run.output_logref = finished.logref

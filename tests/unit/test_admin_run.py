@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hub.cli.main import cli
-from hub.cli.run_cmds import LOG_TAIL_BYTES, keep_tail
+from hub.cli.run_cmds import LOG_TAIL_BYTES, Tail, error_text, keep_tail
 from hub.config import load_config
 from hub.pb import synchub_pb2 as pb
 from hub.store import open_oplog
@@ -186,3 +186,67 @@ def test_sigterm_is_passed_to_the_command_and_the_end_recorded(node: Path) -> No
     [op] = operations(node)
     assert op.status == pb.STATUS_ERROR
     assert op.operation_run_command.exit_code == 42
+
+
+# -- the failure output the operation carries ----------------------------------------
+
+
+def test_a_failed_job_keeps_the_end_of_its_output_in_the_operation(node: Path) -> None:
+    result = run("run", "--", "sh", "-c", "echo boom >&2; exit 3")
+    assert result.exit_code == 3
+    [op] = operations(node)
+    assert op.error_output == "boom\n"
+
+
+def test_a_successful_job_keeps_none(node: Path) -> None:
+    assert run("run", "--", "sh", "-c", "echo fine").exit_code == 0
+    [op] = operations(node)
+    assert op.error_output == ""
+
+
+def test_only_the_last_error_output_bytes_are_kept(node: Path) -> None:
+    (node / "synchub.toml").write_text(CONFIG + "\n[run]\nerror_output_bytes = 100\n")
+    script = "for i in $(seq 1 2000); do echo line-$i; done; echo the-reason >&2; exit 1"
+    assert run("run", "--", "sh", "-c", script).exit_code == 1
+    [op] = operations(node)
+    assert len(op.error_output.encode()) <= 100
+    assert op.error_output.endswith("line-2000\nthe-reason\n")
+    assert op.error_output.startswith(op.error_output.splitlines()[0])
+
+
+def test_zero_turns_it_off(node: Path) -> None:
+    (node / "synchub.toml").write_text(CONFIG + "\n[run]\nerror_output_bytes = 0\n")
+    assert run("run", "--", "sh", "-c", "echo boom >&2; exit 3").exit_code == 3
+    [op] = operations(node)
+    assert op.error_output == ""
+    assert op.display_message.endswith("[exit 3]")
+
+
+def test_a_command_that_cannot_start_keeps_the_reason(node: Path) -> None:
+    assert run("run", "--", "/nonexistent/tool").exit_code == 127
+    [op] = operations(node)
+    assert "cannot start '/nonexistent/tool'" in op.error_output
+
+
+@pytest.mark.parametrize(
+    ("tail", "limit", "expected"),
+    [
+        (b"plain", 10, "plain"),
+        ("é-then-text".encode()[1:], 64, "-then-text"),  # cut inside 'é'
+        (b"bad \xff byte", 64, "bad \ufffd byte"),
+        (b"\xff" * 10, 9, "\ufffd" * 3),  # replacements cost 3 bytes each
+        (b"", 10, ""),
+    ],
+)
+def test_error_text_is_valid_utf8_within_the_limit(tail: bytes, limit: int, expected: str) -> None:
+    text = error_text(tail, limit)
+    assert text == expected
+    assert len(text.encode()) <= limit
+
+
+def test_the_tail_keeps_exactly_the_last_bytes() -> None:
+    tail = Tail(10)
+    for chunk in (b"abc", b"defghij", b"k", b"lmnopqrstuvwxyz", b"12"):
+        tail.add(chunk)
+    assert tail.value() == b"stuvwxyz12"
+    assert Tail(0).value() == b""
