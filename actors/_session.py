@@ -15,6 +15,10 @@ are ``hub.protocol``'s (``HubHandshake``, ``authorize_client``, ``ConfigView``,
 Outbox (an inproc pipe to the front created in this actor's thread): no actor thread
 touches the ROUTER.
 
+A reader that wants a job's log tells the session a ``FetchLog``; the session asks its
+client and hands the answer back without waiting for it (``actors._logs``, §6.7 (Logs
+on demand)).
+
 Every protocol or authentication failure becomes exactly one ``error`` item and the
 end of the session (§9 (Errors)). Time arrives in messages (``InboundFrame.now``,
 ``Tick``), so tests drive timeouts without sleeping.
@@ -43,6 +47,7 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._logs import FetchLog, SessionLogs
 from actors._oplog import OplogProxy, RemoteBatch
 from actors._peer_state import PeerStateProxy
 from hub import protocol
@@ -131,6 +136,7 @@ class SessionActor(pykka.ThreadingActor):
         self._hello: Hello | None = None
         self._config_token: int | None = None
         self._sent_view: ConfigView | None = None
+        self._logs = SessionLogs(session_id, send=self._send, clock=lambda: self._now)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -209,6 +215,7 @@ class SessionActor(pykka.ThreadingActor):
                 send_error=False,
             )
             return
+        self._logs.expire(now)
         if now - self._last_sent_at >= self._settings.heartbeat_interval:
             self._send([protocol.heartbeat_frame()])
 
@@ -264,7 +271,9 @@ class SessionActor(pykka.ThreadingActor):
         self._phase = Phase.CONNECTED
         self._last_liveness_report = self._now
         self._require_outbox().authenticated(hello.keyid)
-        tell(self._peers.connected, hello.keyid, hello.instance_id, session_id=self._session_id)
+        tell(self._peers.connected, hello.keyid, hello.instance_id,
+             session_id=self._session_id, session=self.actor_ref)
+        self._logs.connected(hello.instance_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
 
@@ -383,6 +392,7 @@ class SessionActor(pykka.ThreadingActor):
                 self._peers.disconnected,
                 hello.keyid, state=state, message=message, session_id=self._session_id,
             )
+        self._logs.close(message)
         if self._config_token is not None:
             tell(self._config.unsubscribe, self._config_token)
             self._config_token = None
@@ -408,6 +418,7 @@ _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
     "send_config": SessionActor._on_send_config,
     "list_resources": SessionActor._on_list_resources,
     "set_config": SessionActor._on_set_config,
+    "log_data": lambda session, item: session._logs.received(item.log_data),
     "error": SessionActor._on_peer_error,
 }
 
@@ -438,6 +449,11 @@ def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
     session.on_config_changed(message.config)
 
 
+def _fetch_log(session: SessionActor, message: FetchLog) -> None:
+    # A reader wants part of a log of this session's client (actors._logs).
+    session._logs.fetch(message)
+
+
 _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     InboundFrame: _frame,
     Tick: _tick,
@@ -445,6 +461,7 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     PeerVanished: _vanished,
     Displace: _displaced,
     ConfigChanged: _config_changed,
+    FetchLog: _fetch_log,
 }
 
 

@@ -39,10 +39,9 @@ from hub.config import Config
 from hub.errors import ConfigError, SynchubError
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import ID_PATTERN, ID_RULE
-from hub.store import new_operation, now_ms, open_oplog
+from hub.store import LOGS_DIRNAME, log_path, logref_for, new_operation, now_ms, open_oplog
 
 LOG_TAIL_BYTES = 64 * 1024
-LOGS_DIRNAME = "logs"
 EXIT_CANNOT_START = 127
 _READ_CHUNK = 65536
 _FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -112,15 +111,6 @@ class Outcome:
                 name = f"signal {number}"
             return f"killed by {name}"
         return f"exit {self.exit_code}"
-
-
-def log_path(data_dir: Path, op_id: int) -> Path:
-    return data_dir / LOGS_DIRNAME / f"{op_id}.log"
-
-
-def logref_for(op_id: int) -> str:
-    """The log reference stored in the operation: relative to the node's data_dir."""
-    return f"{LOGS_DIRNAME}/{op_id}.log"
 
 
 def _open_log(data_dir: Path, op_id: int) -> IO[bytes]:

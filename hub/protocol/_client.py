@@ -59,6 +59,7 @@ from hub.protocol._codec import action_of, config_frames
 from hub.protocol._flow import Sender, SendWindow
 from hub.protocol._handshake import ClientHandshake
 from hub.protocol._items import ack_diff_frame, closing_error_frame, decode_hub_item
+from hub.protocol._logs import LogServer
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
 from hub.protocol._rounds import DiffRounds, RoundEnd
 from hub.protocol._scope import SyncScope
@@ -226,6 +227,7 @@ class ClientSession:
         who: str = "",
         listener: SessionListener | None = None,
         logger: logging.Logger | None = None,
+        logs: LogServer | None = None,
     ) -> None:
         self.settings = settings = settings or ClientSessionSettings()
         self.who = who = who or f"hub {handshake.pin.instance_id}"
@@ -235,6 +237,7 @@ class ClientSession:
         self._shared = shared
         self._listener: SessionListener = listener or _Quiet()
         self._log = logger or log
+        self._logs = logs or LogServer.refusing(who=who, log=self._log)
         self.phase = ClientPhase.NEW
         self.connected = False
         self.in_sync = False
@@ -438,6 +441,12 @@ class ClientSession:
             list(item.list_resources.repo_ids), list(item.list_resources.plan_ids),
         )
 
+    def _on_log_request(self, item: pb.SyncStreamItem, now: float) -> None:
+        queued = self._outflow.replies_waiting()
+        reply = self._logs.respond(item.request_log, now, queued=queued)
+        if reply is not None:
+            self._outflow.push_reply(reply)
+
     def _unused(self, item: pb.SyncStreamItem, now: float) -> None:
         self._log.debug("%s sent %s; this client does not use it", self.who, action_of(item))
 
@@ -501,6 +510,7 @@ _HANDLERS: Mapping[ClientPhase, Mapping[str, _Handler]] = {
         "diff_operations": ClientSession._on_diff_reply,
         "send_config": ClientSession._on_hub_config,
         "list_resources": ClientSession._on_hub_resources,
+        "request_log": ClientSession._on_log_request,
         "error": ClientSession._on_error,
     },
     ClientPhase.DONE: {"error": ClientSession._on_error},

@@ -49,7 +49,7 @@ from hub.server._front import Front
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.status import HubInfo, HubStatus
-from hub.store import PeerStore, SqliteOplogStore, now_ms, oplog_path
+from hub.store import LocalLogs, PeerStore, SqliteOplogStore, now_ms, oplog_path
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ class Hub:
             )
             return
         service = AdminService(
-            status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers
+            status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers,
+            local_logs=LocalLogs(data_dir),
         )
         admin = AdminServer(context, data_dir, service.handle)
         stack.callback(admin.stop, STOP_TIMEOUT)
