@@ -65,10 +65,11 @@ class LocalLogs:
             raise LogUnavailable(f"its log file {logref} no longer exists") from exc
         except OSError as exc:
             raise LogUnavailable(f"its log file {logref} cannot be read: {exc.strerror}") from exc
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise LogUnavailable(f"its log {logref} is not a regular file")
         with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise LogUnavailable(f"its log {logref} is not a regular file")
             size = info.st_size
             if offset >= size or length <= 0:
                 return b"", size

@@ -19,8 +19,10 @@ import pytest
 from actors import (
     ConfigChanged,
     Displace,
+    FetchLog,
     HubIdentity,
     InboundFrame,
+    LogReply,
     PeerVanished,
     Phase,
     ProtocolViolation,
@@ -30,13 +32,21 @@ from actors import (
     Tick,
 )
 from hub.config import Config
-from hub.errors import ProtocolError, StoreError
+from hub.errors import LogFetchError, ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
+    LOG_CHUNK_BYTES,
+    LOG_REQUEST_TIMEOUT,
+    LOG_REQUESTS_PER_SESSION,
+    LogAnswer,
+    LogQuery,
     config_frames,
+    encode_item,
     error_frame,
     hello_item,
+    log_data_item,
     proof_item,
+    request_log_item,
     sign_proof,
     validate_challenge,
 )
@@ -588,3 +598,92 @@ def test_an_unknown_message_is_ignored(connected: Rig) -> None:
     connected.session.on_receive({"command": "stop"})
     assert connected.session.phase is Phase.CONNECTED
     assert connected.outbox.frames == []
+
+
+# -- logs on demand (docs/protocol.md §6.7 (Logs on demand)) ------------------------------
+
+
+def log_data_frame(rid: int, offset: int, data: bytes, *, last: bool, size: int = 0,
+                   status: int = pb.LOG_STATUS_OK, message: str = "") -> bytes:
+    answer = LogAnswer(status, offset, data, size, complete=last, message=message)
+    return encode_item(log_data_item(rid, answer, last=last))
+
+
+def fetch(rig: Rig, query: LogQuery) -> LogReply:
+    reply = LogReply()
+    rig.session.on_receive(FetchLog(query, reply))
+    return reply
+
+
+def test_a_fetch_asks_the_client_and_its_chunks_answer_it(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7, offset=0, max_bytes=100))
+    [item] = connected.outbox.take()
+    assert item.request_log.operation_id == 7 and item.request_log.max_bytes == 100
+    rid = item.request_log.request_id
+    connected.frame(log_data_frame(rid, 0, b"boom\n", last=False))
+    connected.frame(log_data_frame(rid, 5, b"more", last=True, size=9))
+    assert reply.wait(0) == LogAnswer(offset=0, data=b"boom\nmore", log_size=9, complete=True)
+    assert connected.session.phase is Phase.CONNECTED
+
+
+def test_a_refusal_reaches_the_reader(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7))
+    [item] = connected.outbox.take()
+    connected.frame(log_data_frame(item.request_log.request_id, 0, b"", last=True,
+                                   status=pb.LOG_STATUS_DENIED, message="no read_logs"))
+    answer = reply.wait(0)
+    assert (answer.status, answer.message) == (pb.LOG_STATUS_DENIED, "no read_logs")
+
+
+def test_an_oversized_chunk_ends_the_session(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7))
+    [item] = connected.outbox.take()
+    connected.frame(log_data_frame(item.request_log.request_id, 0,
+                                   b"x" * (LOG_CHUNK_BYTES + 1), last=True))
+    error = connected.only_error()
+    assert error.state == ERROR_PROTOCOL and "at most" in error.message
+    with pytest.raises(LogFetchError, match="session ended"):
+        reply.wait(0)
+
+
+def test_unsolicited_log_data_is_ignored(connected: Rig) -> None:
+    connected.frame(log_data_frame(99, 0, b"hello", last=True))
+    assert connected.outbox.take() == []
+    assert connected.session.phase is Phase.CONNECTED
+
+
+def test_requests_beyond_the_limit_fail_at_once(connected: Rig) -> None:
+    replies = [fetch(connected, LogQuery(1)) for _ in range(LOG_REQUESTS_PER_SESSION + 3)]
+    assert len(connected.outbox.take()) == LOG_REQUESTS_PER_SESSION
+    for extra in replies[LOG_REQUESTS_PER_SESSION:]:
+        with pytest.raises(LogFetchError, match="already waiting"):
+            extra.wait(0)
+
+
+def test_an_unanswered_request_times_out_on_a_tick(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(1))
+    connected.outbox.take()
+    connected.frame(heartbeat_frame(), now=LOG_REQUEST_TIMEOUT - 1)
+    connected.session.tick(LOG_REQUEST_TIMEOUT - 0.5)
+    with pytest.raises(LogFetchError, match="no answer"):
+        reply.wait(0)
+    connected.session.tick(LOG_REQUEST_TIMEOUT + 0.1)
+    with pytest.raises(LogFetchError, match="did not answer the log request within 10s"):
+        reply.wait(0)
+
+
+def test_a_fetch_before_the_handshake_or_after_the_end_fails(rig: Rig) -> None:
+    with pytest.raises(LogFetchError, match="not connected"):
+        fetch(rig, LogQuery(1)).wait(0)
+    rig.connect()
+    pending = fetch(rig, LogQuery(1))
+    rig.session.displace()
+    with pytest.raises(LogFetchError, match="displaced by a newer connection"):
+        pending.wait(0)
+    with pytest.raises(LogFetchError, match="not connected"):
+        fetch(rig, LogQuery(1)).wait(0)
+
+
+def test_a_client_cannot_send_request_log(connected: Rig) -> None:
+    connected.frame(encode_item(request_log_item(1, LogQuery(1))))
+    assert connected.only_error().state == ERROR_PROTOCOL
