@@ -15,7 +15,8 @@ Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
 ``logs`` names the operation by the hub's id: the hub's own job's log is read from
 its data_dir; a client's is asked of that client's live session (``actors._logs``),
 waiting at most ``LOG_WAIT`` seconds, and comes back as ``data`` (bytes from
-``offset``), ``log_size`` and ``complete``.
+``offset``), ``log_size``, ``log_start`` (the first offset still kept) and
+``complete``, offsets being positions in the job's whole output.
 ``status`` answers from the hub's status snapshot (``hub.status.HubStatus``, built
 by the source the hub passes in); the other ops ask the actors themselves.
 Protobuf messages travel as their serialized bytes (``peers``: list of PeerState,
@@ -225,19 +226,23 @@ class AdminService:
             instance, answer = op.instance_id, self._own_log(op, offset, max_bytes)
         return {
             "instance": instance, "offset": answer.offset, "data": answer.data,
-            "log_size": answer.log_size, "complete": answer.complete,
+            "log_size": answer.log_size, "log_start": answer.log_start,
+            "complete": answer.complete,
         }
 
     def _own_log(self, op: pb.Operation, offset: int, max_bytes: int) -> LogAnswer:
         """The log of one of the hub's own jobs, read from its data_dir."""
         if self._local_logs is None or not op.logref:
             raise LogFetchError(f"operation {op.id} of this hub has no log it keeps")
+        finished = op.status not in _RUNNING
+        total = op.output_size_bytes if finished else 0
         try:
-            data, size = self._local_logs.read(op.logref, offset, max_bytes)
+            part = self._local_logs.read_output(op.logref, offset, max_bytes, total=total)
         except LogUnavailable as exc:
             raise LogFetchError(f"operation {op.id} of this hub: {exc}") from exc
-        complete = op.status not in _RUNNING and offset + len(data) >= size
-        return LogAnswer(offset=offset, data=data, log_size=size, complete=complete)
+        complete = finished and part.offset + len(part.data) >= part.size
+        return LogAnswer(offset=part.offset, data=part.data, log_size=part.size,
+                         complete=complete, log_start=part.start)
 
     def _client_log(self, op: pb.Operation, query: LogQuery) -> tuple[str, LogAnswer]:
         """Part of a client's job log, asked of the client's live session."""

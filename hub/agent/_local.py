@@ -27,6 +27,7 @@ from hub.store import (
     LocalChanges,
     LocalLogs,
     LocalOplogStore,
+    LogSlice,
     SerializedOperation,
     SqliteOplogStore,
 )
@@ -132,7 +133,9 @@ class LocalOplog:
         return LocalLog(
             operation_id=op.id, repo_guid=op.repo_guid, plan_id=op.plan_id,
             logref=op.logref, finished=op.status not in _RUNNING,
+            output_size=op.output_size_bytes,
         )
 
-    def read_log(self, log: LocalLog, offset: int, length: int) -> tuple[bytes, int]:
-        return self._logs.read(log.logref, offset, length)
+    def read_log(self, log: LocalLog, offset: int, length: int) -> LogSlice:
+        total = log.output_size if log.finished else 0
+        return self._logs.read_output(log.logref, offset, length, total=total)

@@ -8,7 +8,9 @@ each one error line and exit status 1. The hub's own jobs, and any job on a node
 where no hub runs, are read from this node's data_dir.
 
 ``--follow`` keeps reading a job that is still running, every second, until it
-ends and its log is read to the end.
+ends and its log is read to the end. Offsets are positions in the job's whole
+output, so following goes on where it was when the job's log is cut to its end
+as the job finishes; a part that was not kept is named on stderr.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def logs(obj: CliContext, op_id: int, follow: bool) -> None:
     while True:
         part = fetch_part(config, op_id, offset)
         data: bytes = part["data"]
+        if int(part["offset"]) > offset:
+            click.echo(
+                f"synchub: [bytes {offset}-{part['offset']} of this job's output were not "
+                "kept: a finished job's log keeps only its end]", err=True,
+            )
         out.write(data)
         out.flush()
         offset = int(part["offset"]) + len(data)
@@ -86,9 +93,14 @@ def _local_part(config: Config, op_id: int, offset: int, *, reason: str) -> dict
         )
     if not op.logref:
         raise LogFetchError(f"operation {op_id} has no log")
+    finished = op.status not in _RUNNING
+    total = op.output_size_bytes if finished else 0
     try:
-        data, size = LocalLogs(config.data_dir).read(op.logref, offset, LOG_REQUEST_MAX_BYTES)
+        part = LocalLogs(config.data_dir).read_output(
+            op.logref, offset, LOG_REQUEST_MAX_BYTES, total=total
+        )
     except LogUnavailable as exc:
         raise LogFetchError(f"operation {op_id}: {exc}") from exc
-    complete = op.status not in _RUNNING and offset + len(data) >= size
-    return {"offset": offset, "data": data, "log_size": size, "complete": complete}
+    complete = finished and part.offset + len(part.data) >= part.size
+    return {"offset": part.offset, "data": part.data, "log_size": part.size,
+            "log_start": part.start, "complete": complete}

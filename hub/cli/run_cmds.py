@@ -18,6 +18,7 @@ Ctrl-C reaches the command directly, and ``synchub run`` records how it ended.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import shlex
@@ -262,13 +263,16 @@ def record_job(
     operation.operation_run_command.command = line
     with open_oplog(config) as oplog:
         [operation] = oplog.add_local([operation])
+        # The log is named before the job starts, so its hubs can follow it meanwhile.
+        operation.logref = logref_for(operation.id)
+        operation.operation_run_command.output_logref = operation.logref
+        [operation] = oplog.update_local([operation])
 
     try:
         with _open_log(config.data_dir, operation.id) as log:
             outcome = run_command(
                 argv, log, out, err, tail_bytes=config.run.error_output_bytes
             )
-        keep_tail(log_path(config.data_dir, operation.id))
     except BaseException as exc:
         _record_end(config, operation, Outcome(
             exit_code=EXIT_CANNOT_START, exit_status=EXIT_CANNOT_START, output_bytes=0,
@@ -278,8 +282,21 @@ def record_job(
     try:
         finished = _record_end(config, operation, outcome, base)
     except SynchubError as exc:
+        # Left whole: without the recorded output size a reader could not place a cut log.
         return Job(operation, outcome, record_error=str(exc))
+    # Cut only once the end (and the output's size) is recorded, so whoever reads the
+    # log meanwhile can always tell which part of the output the file holds.
+    _keep_tail_of(config.data_dir, operation.id)
     return Job(finished, outcome)
+
+
+def _keep_tail_of(data_dir: Path, op_id: int) -> None:
+    try:
+        keep_tail(log_path(data_dir, op_id))
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "the log of operation %d was kept whole: cutting it failed: %s", op_id, exc
+        )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -329,6 +346,7 @@ def _record_end(
             finished.error_output = error_text(outcome.tail, limit) or error_text(
                 outcome.problem.encode(), limit
             )
+    finished.output_size_bytes = outcome.output_bytes
     run = finished.operation_run_command
     run.exit_code = outcome.exit_code
     run.output_logref = finished.logref

@@ -98,7 +98,7 @@ LOG_STATUS_BUSY: LogStatus
 LOG_STATUS_BAD_REQUEST: LogStatus
 
 class Operation(_message.Message):
-    __slots__ = ("id", "repo_id", "plan_id", "status", "unix_time_start_ms", "unix_time_end_ms", "display_message", "snapshot_id", "logref", "flow_id", "instance_id", "modno", "original_id", "original_flow_id", "repo_guid", "original_instance_keyid", "operation_backup", "operation_index_snapshot", "operation_forget", "operation_prune", "operation_restore", "operation_stats", "operation_run_hook", "operation_check", "operation_run_command", "error_output", "peer_instance_id")
+    __slots__ = ("id", "repo_id", "plan_id", "status", "unix_time_start_ms", "unix_time_end_ms", "display_message", "snapshot_id", "logref", "flow_id", "instance_id", "modno", "original_id", "original_flow_id", "repo_guid", "original_instance_keyid", "operation_backup", "operation_index_snapshot", "operation_forget", "operation_prune", "operation_restore", "operation_stats", "operation_run_hook", "operation_check", "operation_run_command", "error_output", "peer_instance_id", "output_size_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     REPO_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class Operation(_message.Message):
     OPERATION_RUN_COMMAND_FIELD_NUMBER: _ClassVar[int]
     ERROR_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PEER_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: int
     repo_id: str
     plan_id: str
@@ -153,7 +154,8 @@ class Operation(_message.Message):
     operation_run_command: OperationRunCommand
     error_output: str
     peer_instance_id: str
-    def __init__(self, id: _Optional[int] = ..., repo_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., unix_time_start_ms: _Optional[int] = ..., unix_time_end_ms: _Optional[int] = ..., display_message: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., logref: _Optional[str] = ..., flow_id: _Optional[int] = ..., instance_id: _Optional[str] = ..., modno: _Optional[int] = ..., original_id: _Optional[int] = ..., original_flow_id: _Optional[int] = ..., repo_guid: _Optional[str] = ..., original_instance_keyid: _Optional[str] = ..., operation_backup: _Optional[_Union[OperationBackup, _Mapping]] = ..., operation_index_snapshot: _Optional[_Union[OperationIndexSnapshot, _Mapping]] = ..., operation_forget: _Optional[_Union[OperationForget, _Mapping]] = ..., operation_prune: _Optional[_Union[OperationPrune, _Mapping]] = ..., operation_restore: _Optional[_Union[OperationRestore, _Mapping]] = ..., operation_stats: _Optional[_Union[OperationStats, _Mapping]] = ..., operation_run_hook: _Optional[_Union[OperationRunHook, _Mapping]] = ..., operation_check: _Optional[_Union[OperationCheck, _Mapping]] = ..., operation_run_command: _Optional[_Union[OperationRunCommand, _Mapping]] = ..., error_output: _Optional[str] = ..., peer_instance_id: _Optional[str] = ...) -> None: ...
+    output_size_bytes: int
+    def __init__(self, id: _Optional[int] = ..., repo_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., unix_time_start_ms: _Optional[int] = ..., unix_time_end_ms: _Optional[int] = ..., display_message: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., logref: _Optional[str] = ..., flow_id: _Optional[int] = ..., instance_id: _Optional[str] = ..., modno: _Optional[int] = ..., original_id: _Optional[int] = ..., original_flow_id: _Optional[int] = ..., repo_guid: _Optional[str] = ..., original_instance_keyid: _Optional[str] = ..., operation_backup: _Optional[_Union[OperationBackup, _Mapping]] = ..., operation_index_snapshot: _Optional[_Union[OperationIndexSnapshot, _Mapping]] = ..., operation_forget: _Optional[_Union[OperationForget, _Mapping]] = ..., operation_prune: _Optional[_Union[OperationPrune, _Mapping]] = ..., operation_restore: _Optional[_Union[OperationRestore, _Mapping]] = ..., operation_stats: _Optional[_Union[OperationStats, _Mapping]] = ..., operation_run_hook: _Optional[_Union[OperationRunHook, _Mapping]] = ..., operation_check: _Optional[_Union[OperationCheck, _Mapping]] = ..., operation_run_command: _Optional[_Union[OperationRunCommand, _Mapping]] = ..., error_output: _Optional[str] = ..., peer_instance_id: _Optional[str] = ..., output_size_bytes: _Optional[int] = ...) -> None: ...
 
 class OperationBackup(_message.Message):
     __slots__ = ("last_status", "errors")
@@ -597,7 +599,7 @@ class SyncStreamItem(_message.Message):
         max_bytes: int
         def __init__(self, request_id: _Optional[int] = ..., operation_id: _Optional[int] = ..., offset: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
     class LogData(_message.Message):
-        __slots__ = ("request_id", "status", "offset", "data", "last", "log_size", "complete", "message")
+        __slots__ = ("request_id", "status", "offset", "data", "last", "log_size", "complete", "message", "log_start")
         REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
         STATUS_FIELD_NUMBER: _ClassVar[int]
         OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -606,6 +608,7 @@ class SyncStreamItem(_message.Message):
         LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
         COMPLETE_FIELD_NUMBER: _ClassVar[int]
         MESSAGE_FIELD_NUMBER: _ClassVar[int]
+        LOG_START_FIELD_NUMBER: _ClassVar[int]
         request_id: int
         status: LogStatus
         offset: int
@@ -614,7 +617,8 @@ class SyncStreamItem(_message.Message):
         log_size: int
         complete: bool
         message: str
-        def __init__(self, request_id: _Optional[int] = ..., status: _Optional[_Union[LogStatus, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., log_size: _Optional[int] = ..., complete: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+        log_start: int
+        def __init__(self, request_id: _Optional[int] = ..., status: _Optional[_Union[LogStatus, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., log_size: _Optional[int] = ..., complete: _Optional[bool] = ..., message: _Optional[str] = ..., log_start: _Optional[int] = ...) -> None: ...
     HANDSHAKE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DIFF_OPERATIONS_FIELD_NUMBER: _ClassVar[int]

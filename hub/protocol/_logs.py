@@ -29,6 +29,7 @@ from hub.errors import LogFetchError, LogUnavailable, ProtocolError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol._codec import encode_item
 from hub.protocol._scope import SyncScope
+from hub.store import LogSlice
 
 LOG_CHUNK_BYTES = 64 * 1024
 """The most log data one ``log_data`` item carries."""
@@ -65,8 +66,9 @@ class LogQuery:
 
 @dataclass(frozen=True, slots=True)
 class LogAnswer:
-    """A whole answer: the log from ``offset`` (``data``), its size when read, and
-    ``complete`` once the operation has ended; or a status saying why not."""
+    """A whole answer: the log from ``offset`` (``data``), its size when read, the first
+    offset still kept (``log_start``), and ``complete`` once the operation has ended;
+    or a status saying why not. Offsets are positions in the job's whole output."""
 
     status: int = OK
     offset: int = 0
@@ -74,6 +76,7 @@ class LogAnswer:
     log_size: int = 0
     complete: bool = False
     message: str = ""
+    log_start: int = 0
 
     @property
     def ok(self) -> bool:
@@ -99,7 +102,7 @@ def log_data_item(request_id: int, answer: LogAnswer, *, last: bool) -> pb.SyncS
     return pb.SyncStreamItem(log_data=pb.SyncStreamItem.LogData(
         request_id=request_id, status=answer.status,  # type: ignore[arg-type]
         offset=answer.offset, data=answer.data, last=last, log_size=answer.log_size,
-        complete=answer.complete, message=answer.message,
+        complete=answer.complete, message=answer.message, log_start=answer.log_start,
     ))
 
 
@@ -111,9 +114,11 @@ class _Open(Generic[W]):
     waiter: W
     query: LogQuery
     deadline: float
-    next_offset: int
+    next_offset: int | None = None
+    """Where the next chunk must start; None before the first."""
     parts: list[bytes] = field(default_factory=list)
     received: int = 0
+    first_offset: int = 0
 
 
 class LogRequests(Generic[W]):
@@ -152,7 +157,7 @@ class LogRequests(Generic[W]):
                 "try again when they are answered"
             )
         self._last_id += 1
-        self._open[self._last_id] = _Open(waiter, query, now + self._timeout, query.offset)
+        self._open[self._last_id] = _Open(waiter, query, now + self._timeout)
         return encode_item(request_log_item(self._last_id, query))
 
     def receive(self, chunk: pb.SyncStreamItem.LogData) -> tuple[W, LogAnswer] | None:
@@ -168,6 +173,8 @@ class LogRequests(Generic[W]):
             answer = LogAnswer(status=chunk.status, offset=chunk.offset, message=chunk.message)
             return pending.waiter, answer
         self._check_chunk(pending, chunk)
+        if pending.next_offset is None:
+            pending.first_offset = chunk.offset
         pending.parts.append(chunk.data)
         pending.received += len(chunk.data)
         pending.next_offset = chunk.offset + len(chunk.data)
@@ -175,8 +182,8 @@ class LogRequests(Generic[W]):
             return None
         del self._open[chunk.request_id]
         answer = LogAnswer(
-            status=OK, offset=pending.query.offset, data=b"".join(pending.parts),
-            log_size=chunk.log_size, complete=chunk.complete,
+            status=OK, offset=pending.first_offset, data=b"".join(pending.parts),
+            log_size=chunk.log_size, complete=chunk.complete, log_start=chunk.log_start,
         )
         return pending.waiter, answer
 
@@ -197,10 +204,15 @@ class LogRequests(Generic[W]):
             raise ProtocolError(
                 f"a log_data item carries {len(chunk.data)} bytes; at most {LOG_CHUNK_BYTES}"
             )
-        if chunk.offset != pending.next_offset:
+        # The first chunk starts where asked, or where the kept part of the log starts
+        # when that is later; each next one where the previous one ended.
+        expected = pending.next_offset
+        if expected is None:
+            expected = max(pending.query.offset, chunk.log_start)
+        if chunk.offset != expected:
             raise ProtocolError(
                 f"log_data for request {chunk.request_id} starts at offset {chunk.offset}; "
-                f"expected {pending.next_offset}"
+                f"expected {expected}"
             )
         if pending.received + len(chunk.data) > pending.query.max_bytes:
             raise ProtocolError(
@@ -222,6 +234,8 @@ class LocalLog:
     logref: str
     finished: bool
     """The operation has ended: its log will not grow."""
+    output_size: int = 0
+    """The size of the job's whole output once it ended (0: unknown)."""
 
 
 class LogSource(Protocol):
@@ -231,8 +245,9 @@ class LogSource(Protocol):
         """This node's own operation ``operation_id``; None when it has none by that id."""
         ...
 
-    def read_log(self, log: LocalLog, offset: int, length: int) -> tuple[bytes, int]:
-        """Up to ``length`` bytes from ``offset`` and the log's size; LogUnavailable if not."""
+    def read_log(self, log: LocalLog, offset: int, length: int) -> LogSlice:
+        """Up to ``length`` bytes of the job's output from ``offset`` (the first byte kept
+        when that is later); LogUnavailable when it cannot be read."""
         ...
 
 
@@ -328,7 +343,7 @@ class LogServer:
         """One answer's last frame was taken."""
         self._answering -= 1
 
-    def read(self, log: LocalLog, offset: int, length: int) -> tuple[bytes, int]:
+    def read(self, log: LocalLog, offset: int, length: int) -> LogSlice:
         if self._source is None:
             raise LogUnavailable("this client serves no logs")
         return self._source.read_log(log, offset, length)
@@ -354,26 +369,33 @@ class _Chunks:
             raise StopIteration
         want = min(LOG_CHUNK_BYTES, self._budget)
         try:
-            data, size = self._server.read(self._log, self._offset, want)
+            part = self._server.read(self._log, self._offset, want)
         except LogUnavailable as exc:
-            answer = (
-                LogAnswer(NOT_AVAILABLE, message=f"operation {self._log.operation_id}: {exc}")
-                if not self._started
-                else LogAnswer(OK, offset=self._offset, log_size=self._offset)
-            )
-            return self._finish(encode_item(log_data_item(self._rid, answer, last=True)))
-        data = data[:want]
+            if not self._started:
+                why = f"operation {self._log.operation_id}: {exc}"
+                failed = LogAnswer(NOT_AVAILABLE, message=why)
+                return self._finish(encode_item(log_data_item(self._rid, failed, last=True)))
+            return self._finish(self._frame(b"", last=True))
+        if self._started and part.offset != self._offset:
+            # What came next was cut from the log meanwhile: this answer ends here, and
+            # the next request learns where the kept part starts.
+            return self._finish(self._frame(b"", last=True, start=part.start, size=part.size))
         self._started = True
+        self._offset = part.offset
+        data = part.data[:want]
         self._budget -= len(data)
-        end = self._offset + len(data)
-        last = len(data) < want or self._budget <= 0 or end >= size
-        answer = LogAnswer(
-            OK, offset=self._offset, data=data, log_size=size,
-            complete=self._log.finished and end >= size,
-        )
-        frame = encode_item(log_data_item(self._rid, answer, last=last))
+        end = part.offset + len(data)
+        last = len(data) < want or self._budget <= 0 or end >= part.size
+        frame = self._frame(data, last=last, start=part.start, size=part.size,
+                            complete=self._log.finished and end >= part.size)
         self._offset = end
         return self._finish(frame) if last else frame
+
+    def _frame(self, data: bytes, *, last: bool, start: int = 0, size: int = 0,
+               complete: bool = False) -> bytes:
+        answer = LogAnswer(OK, offset=self._offset, data=data, log_size=size or self._offset,
+                           complete=complete, log_start=start)
+        return encode_item(log_data_item(self._rid, answer, last=last))
 
     def _finish(self, frame: bytes) -> bytes:
         self._done = True

@@ -22,7 +22,7 @@ from hub.store._api import (
 )
 from hub.store._files import ensure_private_database
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
-from hub.store._logs import LOGS_DIRNAME, LocalLogs, log_path, logref_for
+from hub.store._logs import LOGS_DIRNAME, LocalLogs, LogSlice, log_path, logref_for
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
@@ -38,6 +38,7 @@ __all__ = [
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
+    "LogSlice",
     "OpMetadata",
     "OplogStore",
     "PeerStateStore",

@@ -45,7 +45,7 @@ from hub.protocol import (
     log_data_item,
     request_log_item,
 )
-from hub.store import LocalLogs, SqliteOplogStore, oplog_path
+from hub.store import LocalLogs, LogSlice, SqliteOplogStore, oplog_path
 from synchub_testing import CLIENT, HUB, HUB_INSTANCE
 
 EVERYTHING = SyncScope((DiffSelection("guid-nas"), DiffSelection("")))
@@ -63,21 +63,25 @@ class MemoryLogs:
         self.reads: list[tuple[int, int]] = []
 
     def add(self, op_id: int, content: bytes | None, *, repo_guid: str = "",
-            finished: bool = True, logref: str | None = None) -> None:
+            finished: bool = True, logref: str | None = None, output_size: int = 0) -> None:
         ref = f"logs/{op_id}.log" if logref is None else logref
-        self.ops[op_id] = LocalLog(op_id, repo_guid, "", ref, finished)
+        self.ops[op_id] = LocalLog(op_id, repo_guid, "", ref, finished, output_size)
         if content is not None:
             self.files[ref] = content
 
     def find_log(self, operation_id: int) -> LocalLog | None:
         return self.ops.get(operation_id)
 
-    def read_log(self, found: LocalLog, offset: int, length: int) -> tuple[bytes, int]:
+    def read_log(self, found: LocalLog, offset: int, length: int) -> LogSlice:
         self.reads.append((offset, length))
         if found.logref not in self.files:
             raise LogUnavailable(f"its log file {found.logref} no longer exists")
         content = self.files[found.logref]
-        return content[offset : offset + length], len(content)
+        # The output's first ``cut`` bytes are gone when the file is shorter than it was.
+        cut = found.output_size - len(content) if found.output_size > len(content) else 0
+        start = max(offset, cut)
+        return LogSlice(content[start - cut : start - cut + length], start, cut,
+                        cut + len(content))
 
 
 def request(op_id: int, *, rid: int = 1, offset: int = 0,
@@ -218,6 +222,37 @@ def test_a_client_without_logs_denies_everything() -> None:
     assert item.status == pb.LOG_STATUS_DENIED
 
 
+def test_offsets_are_in_the_whole_output_when_the_log_keeps_only_its_end() -> None:
+    source = MemoryLogs()
+    # A finished job printed 1000 bytes; its log file keeps the last 100.
+    source.add(5, bytes(range(100)), output_size=1000)
+    [part] = frames_of(server(source).answer(request(5, offset=950), T0))
+    assert (part.offset, part.data, part.log_start, part.log_size) == (
+        950, bytes(range(50, 100)), 900, 1000
+    )
+    assert part.complete
+    [start] = frames_of(server(source).answer(request(5, offset=0), T0))
+    assert (start.offset, len(start.data), start.log_start) == (900, 100, 900)
+
+
+def test_a_log_cut_while_it_is_served_ends_the_answer_where_the_cut_begins() -> None:
+    source = MemoryLogs()
+    source.add(5, b"a" * (3 * LOG_CHUNK_BYTES), finished=False)
+    answer = server(source).answer(request(5), T0)
+    assert not isinstance(answer, bytes)
+    first = decode_item(next(answer)).log_data
+    # The job ends and its log is cut to its last bytes before the next chunk is read.
+    source.add(5, b"z" * 100, output_size=3 * LOG_CHUNK_BYTES + 10)
+    [rest] = [decode_item(frame).log_data for frame in answer]
+    assert first.offset == 0 and len(first.data) == LOG_CHUNK_BYTES and not first.last
+    assert (rest.offset, rest.data, rest.last) == (LOG_CHUNK_BYTES, b"", True)
+    requests: LogRequests[str] = LogRequests()
+    requests.open(LogQuery(5), "w", now=T0)
+    assert requests.receive(first) is None
+    done = requests.receive(rest)
+    assert done is not None and done[1].data == b"a" * LOG_CHUNK_BYTES
+
+
 # --- the hub's open requests ---------------------------------------------------------------
 
 
@@ -225,6 +260,18 @@ def chunk(rid: int, offset: int, data: bytes, *, last: bool = False, size: int =
           complete: bool = False, status: int = pb.LOG_STATUS_OK) -> pb.SyncStreamItem.LogData:
     answer = LogAnswer(status, offset, data, size, complete)
     return log_data_item(rid, answer, last=last).log_data
+
+
+def test_an_answer_may_start_where_the_kept_log_starts() -> None:
+    requests: LogRequests[str] = LogRequests()
+    requests.open(LogQuery(12, offset=10), "w", now=T0)
+    kept = LogAnswer(offset=900, data=b"end", log_size=903, complete=True, log_start=900)
+    done = requests.receive(log_data_item(1, kept, last=True).log_data)
+    assert done == ("w", kept)
+    requests.open(LogQuery(12, offset=10), "w", now=T0)
+    early = LogAnswer(offset=500, data=b"x", log_size=903, log_start=900)
+    with pytest.raises(ProtocolError, match="expected 900"):
+        requests.receive(log_data_item(2, early, last=True).log_data)
 
 
 def test_requests_get_ids_and_answers_are_put_together() -> None:
@@ -400,7 +447,7 @@ def test_the_agent_serves_only_its_own_operations_logs(tmp_path: Path) -> None:
     try:
         found = local.find_log(mine.id)
         assert found == LocalLog(mine.id, "", "", "logs/1.log", finished=False)
-        assert local.read_log(found, 0, 100) == (b"my job\n", 7)
+        assert local.read_log(found, 0, 100) == LogSlice(b"my job\n", 0, 0, 7)
         assert local.find_log(theirs.id) is None
         assert local.find_log(999) is None
     finally:

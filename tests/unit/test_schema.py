@@ -53,6 +53,7 @@ OPERATION_FIELDS = {
     # synchub's own, far from backrest's ranges
     "error_output": 1000,
     "peer_instance_id": 1001,
+    "output_size_bytes": 1002,
 }
 
 SYNC_ACTIONS = {
@@ -116,7 +117,8 @@ def test_sync_stream_item_action_numbers() -> None:
         (pb.SyncStreamItem.RequestLog, {"request_id": 1, "operation_id": 2, "offset": 3,
                                         "max_bytes": 4}),
         (pb.SyncStreamItem.LogData, {"request_id": 1, "status": 2, "offset": 3, "data": 4,
-                                     "last": 5, "log_size": 6, "complete": 7, "message": 8}),
+                                     "last": 5, "log_size": 6, "complete": 7, "message": 8,
+                                     "log_start": 9}),
     ],
 )
 def test_message_field_numbers(message: type, expected: dict[str, int]) -> None:
