@@ -7,6 +7,12 @@ last ``[run] error_output_bytes`` of its output in ``error_output``, so a hub
 knows why it failed without reaching the client. A running client agent
 delivers both changes to its hubs; with none running they wait in the oplog.
 
+A restic command (``restic backup``, ``forget``, ``check``, ``prune``; detected from
+the command line, ``--restic`` to force it) is recorded in backrest's payload
+shapes instead of ``operation_run_command``, from what restic prints
+(``hub.restic``): a backup's summary and snapshot id, the snapshots a forget
+removed, the outcome of a check or a prune.
+
 Exit status: the command's own; 128+N when a signal N ended it (recorded as
 exit_code -N); 127 when it could not be started (recorded as ERROR with the
 reason). The command's output goes to the terminal as usual and into
@@ -27,7 +33,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -39,6 +45,7 @@ from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.errors import ConfigError, SynchubError
 from hub.pb import synchub_pb2 as pb
+from hub.restic import RESTIC_COMMANDS, ResticReport, detect
 from hub.scopes import ID_PATTERN, ID_RULE
 from hub.store import LOGS_DIRNAME, log_path, logref_for, new_operation, now_ms, open_oplog
 
@@ -157,18 +164,22 @@ def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+Observer = Callable[[bytes], None]
+
+
 def _pump(
     process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes],
-    tail: Tail,
+    tail: Tail, *, observers: tuple[Observer | None, Observer | None] = (None, None),
 ) -> int:
     """Copy the command's stdout and stderr to ours, to the log and to ``tail`` until both
-    close."""
+    close; each stream's chunks also go to its observer, if any."""
     assert process.stdout is not None and process.stderr is not None
     total = 0
     targets: dict[int, IO[bytes] | None] = {
         process.stdout.fileno(): out,
         process.stderr.fileno(): err,
     }
+    watching = dict(zip(targets, observers, strict=True))
     with selectors.DefaultSelector() as selector:
         for fd in targets:
             selector.register(fd, selectors.EVENT_READ)
@@ -183,6 +194,9 @@ def _pump(
                 total += len(chunk)
                 log.write(chunk)
                 tail.add(chunk)
+                observer = watching[fd]
+                if observer is not None:
+                    observer(chunk)
                 target = targets[fd]
                 if target is not None:
                     try:
@@ -196,7 +210,7 @@ def _pump(
 
 def run_command(
     argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes],
-    *, tail_bytes: int = 0,
+    *, tail_bytes: int = 0, report: ResticReport | None = None,
 ) -> Outcome:
     try:
         process = subprocess.Popen(
@@ -211,8 +225,9 @@ def run_command(
             problem=f"cannot start {argv[0]!r}: {reason}",
         )
     tail = Tail(tail_bytes)
+    observers = (report.stdout, report.stderr) if report is not None else (None, None)
     with process, _forwarding_signals(process):
-        total = _pump(process, log, out, err, tail)
+        total = _pump(process, log, out, err, tail, observers=observers)
         code = process.wait()
     status = 128 - code if code < 0 else code
     return Outcome(exit_code=code, exit_status=status, output_bytes=total, tail=tail.value())
@@ -251,27 +266,40 @@ def record_job(
     plan_id: str = "",
     repo_id: str = "",
     message: str = "",
+    restic: bool = False,
 ) -> Job:
     """Record ``argv`` as an INPROGRESS operation, run it, and record how it ended.
 
-    Raises before running anything when the ids are bad or the oplog cannot be written.
+    A restic command is recorded in backrest's payload shapes (``restic`` forces it).
+    Raises before running anything when the ids are bad, ``restic`` is asked for a
+    command that is not one, or the oplog cannot be written.
     """
     plan_id, repo_id = _check_ids(config, plan_id, repo_id)
+    command = detect(argv, force=restic)
+    if restic and command is None:
+        raise ConfigError(
+            "--restic", "", f"no restic command ({', '.join(RESTIC_COMMANDS)}) in "
+            f"{shlex.join(argv)!r}"
+        )
+    report = ResticReport(command) if command is not None else None
     line = shlex.join(argv)
     base = message or line
     operation = new_operation(config, display_message=base, plan_id=plan_id, repo_id=repo_id)
-    operation.operation_run_command.command = line
     with open_oplog(config) as oplog:
         [operation] = oplog.add_local([operation])
         # The log is named before the job starts, so its hubs can follow it meanwhile.
         operation.logref = logref_for(operation.id)
-        operation.operation_run_command.output_logref = operation.logref
+        if report is not None:
+            report.start(operation, operation.logref)
+        else:
+            operation.operation_run_command.command = line
+            operation.operation_run_command.output_logref = operation.logref
         [operation] = oplog.update_local([operation])
 
     try:
         with _open_log(config.data_dir, operation.id) as log:
             outcome = run_command(
-                argv, log, out, err, tail_bytes=config.run.error_output_bytes
+                argv, log, out, err, tail_bytes=config.run.error_output_bytes, report=report
             )
     except BaseException as exc:
         _record_end(config, operation, Outcome(
@@ -280,7 +308,7 @@ def record_job(
         ), base)
         raise
     try:
-        finished = _record_end(config, operation, outcome, base)
+        finished = _record_end(config, operation, outcome, base, report)
     except SynchubError as exc:
         # Left whole: without the recorded output size a reader could not place a cut log.
         return Job(operation, outcome, record_error=str(exc))
@@ -303,23 +331,27 @@ def _keep_tail_of(data_dir: Path, op_id: int) -> None:
 @click.option("--plan", "plan_id", default="", help="The plan this job belongs to.")
 @click.option("--repo", "repo_id", default="", help="The [[repos]] id this job works on.")
 @click.option("-m", "--message", default="", help="What the oplog shows (default: the command).")
+@click.option("--restic", is_flag=True,
+              help="Record COMMAND as restic (its backup, forget, check or prune) even when "
+              "its program is not named restic.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
+def run(obj: CliContext, plan_id: str, repo_id: str, message: str, restic: bool,  # noqa: PLR0917
         command: tuple[str, ...]) -> None:
     """Run COMMAND and record it in this node's oplog; exits with COMMAND's status.
 
-    Put `--` before the command:
+    A restic backup, forget, check or prune is recorded with what restic reported
+    (add --json to restic for its exact numbers). Put `--` before the command:
 
     \b
-        synchub run --plan nightly -- restic backup /home
+        synchub run --plan nightly -- restic backup --json /home
     """
     config = obj.load()
     sys.stdout.flush()
     sys.stderr.flush()
     job = record_job(
         config, command, out=sys.stdout.buffer, err=sys.stderr.buffer,
-        plan_id=plan_id, repo_id=repo_id, message=message,
+        plan_id=plan_id, repo_id=repo_id, message=message, restic=restic,
     )
     if job.outcome.problem:
         click.echo(f"synchub: error: {job.outcome.problem}", err=True)
@@ -332,25 +364,30 @@ def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
 
 
 def _record_end(
-    config: Config, operation: pb.Operation, outcome: Outcome, base: str
+    config: Config, operation: pb.Operation, outcome: Outcome, base: str,
+    report: ResticReport | None = None,
 ) -> pb.Operation:
     finished = pb.Operation()
     finished.CopyFrom(operation)
-    finished.status = outcome.status
+    status = outcome.status
+    if report is not None and not outcome.problem:
+        status = report.finish(finished, outcome.exit_code)
+    finished.status = status
     finished.unix_time_end_ms = now_ms()
     finished.logref = logref_for(operation.id)
-    if outcome.status != pb.STATUS_SUCCESS:
+    finished.output_size_bytes = outcome.output_bytes
+    if status != pb.STATUS_SUCCESS:
         finished.display_message = f"{base} [{outcome.describe()}]"
         limit = config.run.error_output_bytes
         if limit > 0:
             finished.error_output = error_text(outcome.tail, limit) or error_text(
                 outcome.problem.encode(), limit
             )
-    finished.output_size_bytes = outcome.output_bytes
-    run = finished.operation_run_command
-    run.exit_code = outcome.exit_code
-    run.output_logref = finished.logref
-    run.output_size_bytes = outcome.output_bytes
+    if report is None:
+        run = finished.operation_run_command
+        run.exit_code = outcome.exit_code
+        run.output_logref = finished.logref
+        run.output_size_bytes = outcome.output_bytes
     with open_oplog(config) as oplog:
         [stored] = oplog.update_local([finished])
     return stored

@@ -30,6 +30,7 @@ FOUNDATIONS = frozenset(
         "hub.scopes",
         "hub.jsonview",
         "hub.payloads",
+        "hub.restic",
         "hub.config",
         "hub.store",
         "hub.protocol",
