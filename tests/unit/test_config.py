@@ -108,10 +108,12 @@ def test_example_config_loads_into_the_expected_objects() -> None:
                 [
                     {"type": "read_operations", "scopes": ["*"]},
                     {"type": "read_config", "scopes": ["repo:nas"]},
+                    {"type": "read_logs", "scopes": ["repo:nas"]},
                 ]
             ),
         ),
     )
+    assert config.run.error_output_bytes == 8192
     assert config.authorized_client(KEYID_A) is config.authorized_clients[0]
     assert config.authorized_client(KEYID_D) is None
     assert config.repo("offsite") is config.repos[1]
