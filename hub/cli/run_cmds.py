@@ -125,7 +125,9 @@ def _open_log(data_dir: Path, op_id: int) -> IO[bytes]:
     directory = data_dir / LOGS_DIRNAME
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(log_path(data_dir, op_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb")
+    # Unbuffered: each chunk the command prints is in the file at once, for whoever
+    # follows the log meanwhile (the chunks are up to 64 KiB, one write each).
+    return os.fdopen(fd, "wb", buffering=0)
 
 
 def keep_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> None:

@@ -109,10 +109,11 @@ def hub_ops(site: Site) -> list[pb.Operation]:
 
 
 def arrived(site: Site, status: int) -> pb.Operation:
+    """The newest operation with ``status`` on the hub (with its log named), once there."""
     found: list[pb.Operation] = []
 
     def there() -> bool:
-        found[:] = [op for op in hub_ops(site) if op.status == status]
+        found[:] = [op for op in hub_ops(site) if op.status == status and op.logref]
         return bool(found)
 
     wait_until(there, timeout=15, what=f"an operation with status {status} on the hub")
