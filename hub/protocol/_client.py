@@ -29,6 +29,9 @@ The order of work (docs/protocol.md §5 (Handshake), §6.2 (The client's order o
    ``rediff_interval``, or at once (at most ``CONFIRM_ROUNDS`` times running)
    after a round that requested operations.
 
+Logs on demand: a hub's ``request_log`` goes to the session's ``LogServer``, whose
+answer is queued ahead of the other data (§6.7 (Logs on demand)).
+
 Flow control: at most ``send_window`` data frames ahead of the hub's last
 acknowledgement, asked for every ``ack_every`` frames by an ``ids = [0]`` diff
 (§6.1 (Model)); nothing but heartbeats and acknowledgements while throttled
