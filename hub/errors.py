@@ -39,6 +39,14 @@ class StoreError(SynchubError):
     """The oplog or peer-state store failed or refused a change."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's database cannot be reached (down, restarting, connection lost).
+
+    Nothing of the call that raised it is acknowledged; once the database is back
+    the store reconnects by itself, so the same call can be tried again.
+    """
+
+
 class ActorError(SynchubError):
     """An actor did not answer in time or is no longer running."""
 

@@ -1,4 +1,13 @@
-"""Shared fixtures: every test must leave no actor and no extra thread behind."""
+"""Shared fixtures: every test must leave no actor and no extra thread behind.
+
+Property tests run under the ``ci`` Hypothesis profile by default (pyproject.toml
+passes ``--hypothesis-profile=ci`` and a fixed ``--hypothesis-seed``): the same
+examples every run, failures kept in the example database (.hypothesis/) and
+replayed first. For a longer random search locally::
+
+    python -m pytest tests/unit/test_fuzz_protocol.py \
+        --hypothesis-profile=random --hypothesis-seed=$RANDOM
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,10 @@ from collections.abc import Iterator
 
 import pykka
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=300, print_blob=True)
+settings.register_profile("random", max_examples=3000, print_blob=True)
 
 _LEAK_GRACE_SECONDS = 5.0
 

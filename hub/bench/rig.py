@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import signal
@@ -103,7 +104,9 @@ def make_hub_node(
     heartbeat_interval: float = 15.0,
     handshake_timeout: float = 10.0,
     max_pending_handshakes: int = 1000,
+    store_url: str | None = None,
 ) -> HubNode:
+    """A hub's folder, identity and config; ``store_url`` puts its stores in PostgreSQL."""
     root.mkdir(parents=True, exist_ok=True)
     node = HubNode(root, create_identity(root / "data"))
     parts = [
@@ -115,8 +118,10 @@ def make_hub_node(
         f"heartbeat_interval = {heartbeat_interval}\n",
         f"handshake_timeout = {handshake_timeout}\n",
         f"max_pending_handshakes = {max_pending_handshakes}\n\n",
-        SHARED_TOML,
     ]
+    if store_url is not None:
+        parts.append(f"[store]\nurl = {json.dumps(store_url)}\n\n")
+    parts.append(SHARED_TOML)
     for client in clients:
         parts.append(
             "\n[[authorized_clients]]\n"
@@ -292,8 +297,10 @@ def proc_status_bytes(pid: int | str, name: str) -> int:
 
 
 @contextlib.contextmanager
-def hub_process(node: HubNode, timeout: float = 30.0) -> Iterator[tuple[HubProcess, str]]:
-    hub = HubProcess(node)
+def hub_process(
+    node: HubNode, timeout: float = 30.0, *, log_name: str = "hub.log"
+) -> Iterator[tuple[HubProcess, str]]:
+    hub = HubProcess(node, log_name=log_name)
     try:
         endpoint = hub.wait_ready(timeout)
         yield hub, endpoint

@@ -37,7 +37,7 @@ from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions
-from hub.store import peer_store_path, read_peer_states
+from hub.store import hub_stores, peer_store_path
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
 
 
 def load_peer_states(config: Config) -> list[pb.PeerState]:
-    """From the running hub when one answers, else from the peer-state file."""
+    """From the running hub when one answers, else from its store (file or database)."""
     answer = ask_running_hub(config.data_dir, "peers", timeout=READ_TIMEOUT)
     if answer is not None:
         return [pb.PeerState.FromString(raw) for raw in answer["peers"]]
-    log.info("peers: reading %s directly", peer_store_path(config.data_dir))
-    return read_peer_states(config.data_dir)
+    stores = hub_stores(config)
+    where = stores.describe() if stores.postgresql else peer_store_path(config.data_dir)
+    log.info("peers: reading %s directly", where)
+    return stores.read_peer_states()
 
 
 @cli.command()

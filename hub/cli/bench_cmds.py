@@ -24,6 +24,7 @@ from hub.bench.report import Result
 from hub.bench.rig import raise_open_file_limit
 from hub.cli.hub_cmds import SESSION_THREAD_STACK_BYTES
 from hub.cli.main import CliContext, cli
+from hub.config import postgresql_url_problem
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 _keep_option = click.option(
@@ -70,12 +71,22 @@ def bench() -> None:
               help="Operations in the client's initial sync.")
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
               help="Repetitions; figures are their medians.")
+@click.option("--store", metavar="URL", default=None,
+              help="Run the hub on this PostgreSQL database (a scratch schema each "
+              "repetition), beside a raw PostgreSQL insert; default: SQLite.")
 @_keep_option
 @_json_option
 @click.pass_obj
-def ingest(obj: CliContext, ops: int, repeat: int, keep: Path | None, as_json: bool) -> None:
-    """One client agent's initial sync into a fresh hub, vs a raw SQLite batched insert."""
-    _emit(ingest_bench.run(ops, repeat, keep=keep, say=_say(obj)), as_json)
+def ingest(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, ops: int, repeat: int, store: str | None, keep: Path | None,
+    as_json: bool,
+) -> None:
+    """One client agent's initial sync into a fresh hub, vs a raw batched insert."""
+    if store is not None:
+        problem = postgresql_url_problem(store)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--store")
+    _emit(ingest_bench.run(ops, repeat, store=store, keep=keep, say=_say(obj)), as_json)
 
 
 @bench.command()

@@ -13,6 +13,7 @@ import click
 from hub.cli.main import CliContext, cli
 from hub.errors import ConfigError
 from hub.server import Hub
+from hub.store import hub_stores
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def start(obj: CliContext) -> None:
             f"synchub hub {config.instance} listening on {endpoint}\n"
             f"  config: {source}\n"
             f"  data:   {config.data_dir}\n"
+            f"  store:  {hub_stores(config).describe()}\n"
             f"  keyid:  {hub.identity.signing.keyid}\n"
             f"  curve:  {curve}\n"
             "  to add a client: run `synchub id` here and paste it into the client's\n"

@@ -162,3 +162,4 @@ from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401
 from hub.cli import logs_cmds as _logs_cmds  # noqa: E402,F401
 from hub.cli import ops_cmds as _ops_cmds  # noqa: E402,F401
 from hub.cli import run_cmds as _run_cmds  # noqa: E402,F401
+from hub.cli import store_cmds as _store_cmds  # noqa: E402,F401

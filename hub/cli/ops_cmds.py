@@ -1,7 +1,8 @@
 """`synchub ops`: list the operations this node's oplog holds, newest first.
 
 When a hub runs on this node's data_dir the listing comes from it over the admin
-socket; otherwise the oplog file is read directly (``-v`` says which).
+socket; otherwise its store is read directly (``-v`` says which): the oplog file,
+or the PostgreSQL database of a hub with ``[store] url``.
 
 ``--instance`` selects by the instance an operation came from (the client that
 synced it, verified by its handshake; for a node's own operations their own
@@ -23,7 +24,7 @@ from hub.config import Config
 from hub.jsonview import message_to_dict
 from hub.payloads import summary
 from hub.pb import synchub_pb2 as pb
-from hub.store import open_oplog, oplog_path
+from hub.store import hub_stores, open_oplog, oplog_path
 from hub.text import printable
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,14 @@ def load_operations(config: Config, selector: pb.OpSelector, limit: int) -> list
     )
     if answer is not None:
         return [pb.Operation.FromString(raw) for raw in answer["operations"]]
+    stores = hub_stores(config)
+    if stores.postgresql:
+        log.info("ops: reading %s directly", stores.describe())
+        store = stores.open_oplog()
+        try:
+            return store.query(selector, limit=limit, newest_first=True)
+        finally:
+            store.close()
     path = oplog_path(config.data_dir)
     log.info("ops: reading %s directly", path)
     if not path.exists():

@@ -10,7 +10,13 @@ from hub.config._edit import (
     remove_authorized_client,
     set_keyid_verified,
 )
-from hub.config._load import CONFIG_KEYS, load_config, load_config_or_defaults, resolve_config_path
+from hub.config._load import (
+    CONFIG_KEYS,
+    load_config,
+    load_config_or_defaults,
+    postgresql_url_problem,
+    resolve_config_path,
+)
 from hub.config._model import (
     CONFIG_ENV_VAR,
     DEFAULT_BIND,
@@ -25,6 +31,7 @@ from hub.config._model import (
     PlanConfig,
     RepoConfig,
     RunSettings,
+    StoreSettings,
     default_config,
 )
 
@@ -43,10 +50,12 @@ __all__ = [
     "PlanConfig",
     "RepoConfig",
     "RunSettings",
+    "StoreSettings",
     "add_or_update_authorized_client",
     "default_config",
     "load_config",
     "load_config_or_defaults",
+    "postgresql_url_problem",
     "remove_authorized_client",
     "resolve_config_path",
     "set_keyid_verified",

@@ -30,12 +30,13 @@ from hub.config._model import (
     PlanConfig,
     RepoConfig,
     RunSettings,
+    StoreSettings,
     default_config,
 )
 from hub.errors import ConfigError, PermissionsError
 from hub.identity import is_valid_curve_public_key, is_valid_keyid
 from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
-from hub.text import closest_match
+from hub.text import closest_match, one_line, redacted_url
 
 _TCP_ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\*|\d+)")
 
@@ -44,6 +45,7 @@ _TOP_KEYS = (
     "data_dir",
     "hub",
     "run",
+    "store",
     "repos",
     "plans",
     "authorized_clients",
@@ -58,6 +60,7 @@ _HUB_KEYS = (
     "max_frame_bytes",
 )
 _RUN_KEYS = ("error_output_bytes",)
+_STORE_KEYS = ("url",)
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
@@ -67,6 +70,7 @@ CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
     "hub": _HUB_KEYS,
     "run": _RUN_KEYS,
+    "store": _STORE_KEYS,
     "repos": _REPO_KEYS,
     "plans": _PLAN_KEYS,
     "authorized_clients": _CLIENT_KEYS,
@@ -298,6 +302,7 @@ def parse_config_text(text: str, path: Path) -> Config:
 
     run_table = top.table("run")
     run = _parse_run(run_table) if run_table is not None else RunSettings()
+    store = _parse_store(top, has_hub=hub is not None)
     repos = _parse_repos(top)
     plans = _parse_plans(top, {repo.id for repo in repos})
     clients = _parse_clients(top)
@@ -309,6 +314,7 @@ def parse_config_text(text: str, path: Path) -> Config:
         data_dir=data_dir,
         hub=hub,
         run=run,
+        store=store,
         repos=repos,
         plans=plans,
         authorized_clients=clients,
@@ -343,6 +349,49 @@ def _parse_run(table: _Table) -> RunSettings:
             "error_output_bytes", defaults.error_output_bytes, MAX_ERROR_OUTPUT_BYTES
         ),
     )
+_STORE_URL_EXAMPLE = "postgresql://synchub@db.example.org:5432/synchub"
+
+
+def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
+    table = top.table("store")
+    if table is None:
+        return StoreSettings()
+    table.check_keys(_STORE_KEYS)
+    if not has_hub:
+        raise top.error(
+            "store", "only a hub keeps a store: add a [hub] section, or remove [store]"
+        )
+    if "url" not in table.data:
+        return StoreSettings()
+    url = table.string("url", expected=f"a postgresql:// URL such as {_STORE_URL_EXAMPLE!r}")
+    problem = postgresql_url_problem(url)
+    if problem:
+        raise table.error(
+            "url", f"{problem} (expected a URL such as {_STORE_URL_EXAMPLE!r}; leave [store] "
+            "out to keep the embedded SQLite store)",
+        )
+    return StoreSettings(url=url)
+
+
+def postgresql_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a PostgreSQL URL libpq accepts, or None when it is one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return f"{redacted_url(url)!r} is not a postgresql:// URL"
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    for host in hosts.split(",") if hosts else ():
+        port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host else ""
+        if port and not (port.isdigit() and 0 < int(port) <= 65535):
+            return f"port {port!r} in {redacted_url(url)!r} is not a port number (1-65535)"
+    # libpq itself checks the rest (query parameters, percent-escapes), as it would connect.
+    from psycopg import ProgrammingError  # noqa: PLC0415 - only hubs with [store] need it
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as error:
+        return f"{redacted_url(url)!r} is not a valid PostgreSQL URL: {one_line(str(error))}"
+    return None
 
 
 def _parse_repos(top: _Table) -> tuple[RepoConfig, ...]:

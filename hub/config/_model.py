@@ -50,6 +50,21 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where a hub keeps its oplog and peer states: ``url`` None is SQLite in data_dir.
+
+    ``url`` is a ``postgresql://`` URL (libpq's form, checked when the file is
+    loaded); several hubs given the same one share one store.
+    """
+
+    url: str | None = None
+
+    @property
+    def postgresql(self) -> bool:
+        return self.url is not None
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     id: str
     guid: str
@@ -88,6 +103,7 @@ class Config:
     data_dir: Path
     hub: HubSettings | None = None
     run: RunSettings = field(default_factory=RunSettings)
+    store: StoreSettings = StoreSettings()
     repos: tuple[RepoConfig, ...] = ()
     plans: tuple[PlanConfig, ...] = ()
     authorized_clients: tuple[AuthorizedClient, ...] = ()

@@ -49,7 +49,7 @@ from hub.server._front import Front
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.status import HubInfo, HubStatus
-from hub.store import LocalLogs, PeerStore, SqliteOplogStore, now_ms, oplog_path
+from hub.store import LocalLogs, hub_stores, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,12 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
-        oplog_ref = OplogActor.start(lambda: SqliteOplogStore(oplog_path(data_dir)))
+        stores = hub_stores(self._config)
+        stores.check()  # an unreachable database is one clear line, before any actor
+        log.info("oplog and peer states: %s", stores.describe())
+        oplog_ref = OplogActor.start(stores.open_oplog)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        peers_ref = PeerStateActor.start(lambda: PeerStore(data_dir))
+        peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)

@@ -5,11 +5,16 @@ a node's own oplog and change feed (what the client agent and local tools use),
 ``PeerStateStore`` the peer states (what the PeerStateActor uses); one contract
 suite per protocol runs against every implementation (``tests/contract/``).
 ``SqliteOplogStore`` is the embedded oplog store, implementing both oplog
-protocols; ``PeerStore`` keeps PeerState records. ``open_oplog`` /
+protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
+``PostgresPeerStateStore`` keep a hub's in PostgreSQL (``[store] url``);
+``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 ``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from hub.store._api import (
     LocalChanges,
@@ -21,11 +26,41 @@ from hub.store._api import (
     SerializedOperation,
 )
 from hub.store._files import ensure_private_database
+from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._logs import LOGS_DIRNAME, LocalLogs, LogSlice, log_path, logref_for
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
+from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from hub.store._pg_schema import Migration as PostgresMigration
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from hub.store._migrate import StoreCopy, copy_to_postgres
+    from hub.store._pg_db import migrate_postgres
+    from hub.store._pg_oplog import PostgresOplogStore
+    from hub.store._pg_peers import PostgresPeerStateStore
+
+# What needs the PostgreSQL driver is imported when first used, so that commands
+# that never touch PostgreSQL (``synchub run`` above all) do not pay for loading it.
+_ON_FIRST_USE = {
+    "PostgresOplogStore": "hub.store._pg_oplog",
+    "PostgresPeerStateStore": "hub.store._pg_peers",
+    "StoreCopy": "hub.store._migrate",
+    "copy_to_postgres": "hub.store._migrate",
+    "migrate_postgres": "hub.store._pg_db",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "INSERT_SQL",
@@ -33,8 +68,11 @@ __all__ = [
     "LOOKUP_QUERIES",
     "OPLOG_FILENAME",
     "PEER_STORE_FILENAME",
+    "POSTGRES_MIGRATIONS",
+    "POSTGRES_SCHEMA_VERSION",
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
+    "HubStores",
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
@@ -43,12 +81,19 @@ __all__ = [
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresMigration",
+    "PostgresOplogStore",
+    "PostgresPeerStateStore",
     "RemoteApplyResult",
     "SerializedOperation",
     "SqliteOplogStore",
+    "StoreCopy",
+    "copy_to_postgres",
     "ensure_private_database",
+    "hub_stores",
     "log_path",
     "logref_for",
+    "migrate_postgres",
     "new_operation",
     "now_ms",
     "open_oplog",

@@ -6,8 +6,9 @@ uses; ``LocalOplogStore`` is a node's own oplog and its change feed, what the
 client agent and the local tools (``synchub run``, ``synchub ops``) use;
 ``PeerStateStore`` keeps the PeerState records the PeerStateActor owns. The
 embedded default ``SqliteOplogStore`` implements both oplog contracts and
-``PeerStore`` the peer-state one. A PostgreSQL store for bigger deployments
-implements the same protocols and runs the same contract suites
+``PeerStore`` the peer-state one; for a hub with ``[store] url``,
+``PostgresOplogStore`` implements ``OplogStore`` and ``PostgresPeerStateStore``
+``PeerStateStore``. Every implementation runs the same contract suites
 (``tests/contract/``).
 
 Ids and flows
@@ -40,7 +41,8 @@ Peer instances
 
 Threads
     A store may be bound to the thread that created it (a ``SqliteOplogStore`` owns
-    one sqlite3 connection, usable only there). The actors therefore build their
+    one sqlite3 connection, usable only there; the PostgreSQL stores take a pooled
+    connection for each call and may be used from any thread). The actors therefore build their
     store inside their own thread (in ``on_start``, from a factory they are given)
     and close it in ``on_stop``.
 

@@ -8,8 +8,10 @@ database. The fixtures below are parametrized over the tables, so every contract
 test runs once per implementation.
 
 To run the suites against another implementation, write its context manager next
-to the SQLite ones and name it in each table of a protocol it implements, e.g.
-``"postgresql": postgresql_oplog`` (skipping when no test database is configured).
+to the others and name it in each table of a protocol it implements. The
+PostgreSQL ones create a database of their own for each test on the machine's
+server (tests/postgres_support.py) and drop it afterwards; where no server
+answers, their tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 
 import pytest
 from contract_support import Backend, NodeOplogStore, S
+from postgres_support import fresh_database
 
 from hub.store import (
     LocalOplogStore,
     OplogStore,
     PeerStateStore,
     PeerStore,
+    PostgresOplogStore,
+    PostgresPeerStateStore,
     SqliteOplogStore,
 )
 
@@ -43,14 +48,28 @@ def sqlite_peer_states(tmp_path: Path) -> Iterator[Callable[[], PeerStore]]:
     yield lambda: PeerStore(tmp_path)
 
 
+@contextmanager
+def postgresql_oplog(_tmp_path: Path) -> Iterator[Callable[[], PostgresOplogStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresOplogStore(url)
+
+
+@contextmanager
+def postgresql_peer_states(_tmp_path: Path) -> Iterator[Callable[[], PostgresPeerStateStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresPeerStateStore(url)
+
+
 OPLOG_STORES: dict[str, Implementation[OplogStore]] = {
     "sqlite": sqlite_oplog,
+    "postgresql": postgresql_oplog,
 }
 LOCAL_OPLOG_STORES: dict[str, Implementation[LocalOplogStore]] = {
     "sqlite": sqlite_oplog,
 }
 PEER_STATE_STORES: dict[str, Implementation[PeerStateStore]] = {
     "sqlite": sqlite_peer_states,
+    "postgresql": postgresql_peer_states,
 }
 
 

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from typing import Any
 
+import psycopg
 import pytest
+from postgres_support import fresh_database
 
 from synchub_testing import LAUNCHER
 
@@ -107,4 +109,34 @@ def test_bad_sizes_get_one_line_and_a_usage_error() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
+def test_ingest_on_postgresql_has_the_same_figures_and_leaves_the_database_as_it_was() -> None:
+    with fresh_database() as url:
+        sqlite = json.loads(bench(*SCENARIOS["ingest"][0], "--json"))
+        result = json.loads(bench(*SCENARIOS["ingest"][0], "--store", url, "--json"))
+
+        assert [f["name"] for f in result["figures"]] == [f["name"] for f in sqlite["figures"]]
+        assert set(result) == set(sqlite)
+        assert result["params"]["store"] == url and sqlite["params"]["store"] == "sqlite"
+        rate = result["figures"][0]
+        assert rate["baseline"]["value"] > 0 and rate["value"] > 0
+        assert rate["ratio"] == pytest.approx(rate["value"] / rate["baseline"]["value"])
+        assert any("PostgreSQL COPY" in note for note in result["notes"])
+        with psycopg.connect(url) as conn:
+            left = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'synchub_bench%' "
+                "UNION ALL SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        assert left == []
+
+
+def test_a_bad_store_url_is_one_line_and_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "bench", "ingest", "--store", "mysql://db/x"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "is not a postgresql:// URL" in done.stderr
     assert "Traceback" not in done.stderr

@@ -173,3 +173,19 @@ def test_log_lines_carry_journald_priority_only_under_journald(
     line = log_file.read_text().strip()
     assert line.endswith(expected)
     assert line.startswith("<4>") == journal
+
+
+def test_commands_that_never_touch_postgresql_do_not_load_its_driver() -> None:
+    """`synchub run` wraps every job: the CLI loads psycopg only when a store needs it."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    probe = (
+        "import sys, hub.cli.main, hub.store\n"
+        "assert 'psycopg' not in sys.modules, 'loaded at start'\n"
+        "hub.store.PostgresOplogStore\n"
+        "assert 'psycopg' in sys.modules, 'not loaded on use'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

@@ -18,6 +18,7 @@ from hub.config import (
     KnownHost,
     PlanConfig,
     RepoConfig,
+    StoreSettings,
     add_or_update_authorized_client,
     default_config,
     load_config,
@@ -159,6 +160,27 @@ def test_minimal_file_has_no_hub_and_defaults_elsewhere(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://synchub@db.example.org:5432/synchub",
+        "postgres:///synchub?host=/var/run/postgresql",
+        "postgresql://db1:5432,db2:5432/synchub?target_session_attrs=read-write",
+        "postgresql://synchub@[2001:db8::1]/synchub?sslmode=verify-full",
+    ],
+)
+def test_store_url_forms(tmp_path: Path, url: str) -> None:
+    config = load_config(write(tmp_path, f'instance = "n1"\n[hub]\n[store]\nurl = "{url}"\n'))
+    assert config.store == StoreSettings(url=url)
+    assert config.store.postgresql
+
+
+def test_the_store_is_sqlite_unless_a_url_is_given(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, 'instance = "n1"\n[hub]\n')).store == StoreSettings()
+    bare = load_config(write(tmp_path, 'instance = "n1"\n[hub]\n[store]\n'))
+    assert bare.store.url is None and not bare.store.postgresql
+
+
 def test_bare_hub_table_gets_every_default(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, 'instance = "n1"\n[hub]\n'))
     assert config.hub == HubSettings()
@@ -233,6 +255,42 @@ def test_non_utf8_file(tmp_path: Path) -> None:
 
 BAD_INPUTS = [
     # (id, file text, key path, problem fragment)
+    (
+        "store url of another database",
+        'instance = "n"\n[hub]\n[store]\nurl = "mysql://db/synchub"\n',
+        "store.url",
+        "'mysql://db/synchub' is not a postgresql:// URL",
+    ),
+    (
+        "store url with a bad port",
+        'instance = "n"\n[hub]\n[store]\nurl = "postgresql://s:pw@db:99999/synchub"\n',
+        "store.url",
+        "port '99999' in 'postgresql://s:***@db:99999/synchub' is not a port number",
+    ),
+    (
+        "store url with a parameter libpq does not know",
+        'instance = "n"\n[hub]\n[store]\nurl = "postgresql://db/synchub?sslmod=require"\n',
+        "store.url",
+        'invalid URI query parameter: "sslmod"',
+    ),
+    (
+        "store url empty",
+        'instance = "n"\n[hub]\n[store]\nurl = ""\n',
+        "store.url",
+        "expected a postgresql:// URL",
+    ),
+    (
+        "store unknown key",
+        'instance = "n"\n[hub]\n[store]\nuri = "postgresql://db/synchub"\n',
+        "store.uri",
+        "did you mean 'url'?",
+    ),
+    (
+        "store without a hub",
+        'instance = "n"\n[store]\nurl = "postgresql://db/synchub"\n',
+        "store",
+        "only a hub keeps a store",
+    ),
     ("instance missing", 'data_dir = "d"\n', "instance", "missing"),
     ("instance wrong type", "instance = 7\n", "instance", "expected an id"),
     ("instance empty", 'instance = ""\n', "instance", "got ''"),

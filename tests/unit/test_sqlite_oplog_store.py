@@ -25,6 +25,7 @@ from hub.store import (
     OplogStore,
     SqliteOplogStore,
 )
+from synchub_testing import SQLITE_SCHEMA_V1
 
 KEY_A = "ed25519.peer-a"
 
@@ -106,35 +107,13 @@ def test_local_rows_hold_null_original_ids(store: SqliteOplogStore, db_path: Pat
                              (3, 1, 3, "", None, None), (4, 4, 8, KEY_A, 5, 4)]
 
 
-# The schema exactly as version 1 created it, to check the upgrade of such files.
-SCHEMA_V1 = """
-CREATE TABLE operations (
-    id INTEGER PRIMARY KEY, flow_id INTEGER NOT NULL, modno INTEGER NOT NULL,
-    original_instance_keyid TEXT NOT NULL, original_id INTEGER, original_flow_id INTEGER,
-    repo_guid TEXT NOT NULL, plan_id TEXT NOT NULL, instance_id TEXT NOT NULL,
-    snapshot_id TEXT NOT NULL, unix_time_start_ms INTEGER NOT NULL, status INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE UNIQUE INDEX operations_by_original_id ON operations (original_instance_keyid, original_id);
-CREATE INDEX operations_by_original_flow ON operations (original_instance_keyid, original_flow_id);
-CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
-CREATE INDEX operations_by_instance ON operations (instance_id);
-CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
-CREATE TABLE local_deletions (id INTEGER PRIMARY KEY, modno INTEGER NOT NULL);
-CREATE INDEX local_deletions_by_modno ON local_deletions (modno);
-CREATE TABLE counters (singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-                       last_id INTEGER NOT NULL, last_modno INTEGER NOT NULL);
-INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 2, 1);
-"""
-
-
 def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
     own = pb.Operation(id=1, flow_id=1, modno=1, instance_id="hub-1", display_message="own")
     # Version 1 stored a peer's operations with the authenticated instance written in.
     theirs = pb.Operation(id=2, flow_id=2, modno=4, instance_id="web1", original_id=9,
                           original_flow_id=9, original_instance_keyid=KEY_A)
     with sqlite3.connect(db_path) as db:
-        db.executescript(SCHEMA_V1)
+        db.executescript(SQLITE_SCHEMA_V1)
         db.executemany(
             "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, '', '', ?, '', 0, 0, ?)",
             [(1, 1, 1, "", None, None, "hub-1", own.SerializeToString()),

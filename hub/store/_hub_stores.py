@@ -1,0 +1,86 @@
+"""Which stores a hub keeps its oplog and peer states in: its config's ``[store] url``.
+
+``hub_stores(config)`` answers for the hub process (``hub.server``, which builds
+each actor's store in the actor's own thread from these factories), for the
+commands that read a stopped hub's stores (``synchub ops`` / ``peers``), and
+for ``synchub store migrate``. Without ``[store] url`` both stores are SQLite
+files in data_dir (``oplog.sqlite``, ``peers.sqlite``); with one, both are
+tables in that PostgreSQL database. A store the dashboard's alert state needs
+is one more factory here, beside these two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.config import Config
+from hub.pb import synchub_pb2 as pb
+from hub.store._api import OplogStore, PeerStateStore
+from hub.store._local import oplog_path
+from hub.store._peers import PeerStore, read_peer_states
+from hub.store._sqlite import SqliteOplogStore
+from hub.text import redacted_url
+
+# _LAZY: the PostgreSQL modules are imported where they are used, so that a
+# process that never uses PostgreSQL never loads its driver.
+
+
+@dataclass(frozen=True)
+class HubStores:
+    """A hub's oplog and peer-state stores: SQLite in ``data_dir``, or PostgreSQL at ``url``."""
+
+    data_dir: Path
+    url: str | None = None
+
+    @property
+    def postgresql(self) -> bool:
+        return self.url is not None
+
+    def describe(self) -> str:
+        """Where the stores are, for the log and ``synchub start`` (passwords hidden)."""
+        if self.url is None:
+            return f"SQLite in {self.data_dir}"
+        return f"PostgreSQL {redacted_url(self.url)}"
+
+    def check(self) -> None:
+        """Reach the database and bring its schema up to date, before anything starts.
+
+        StoreUnavailable or StoreError, each one line, when that fails; nothing
+        to do for SQLite, whose files are opened by the actors.
+        """
+        if self.url is not None:
+            from hub.store._pg_db import migrate_postgres  # noqa: PLC0415 - see _LAZY
+
+            migrate_postgres(self.url)
+
+    def open_oplog(self) -> OplogStore:
+        if self.url is None:
+            return SqliteOplogStore(oplog_path(self.data_dir))
+        from hub.store._pg_oplog import PostgresOplogStore  # noqa: PLC0415 - see _LAZY
+
+        return PostgresOplogStore(self.url)
+
+    def open_peer_states(self) -> PeerStateStore:
+        if self.url is None:
+            return PeerStore(self.data_dir)
+        from hub.store._pg_peers import PostgresPeerStateStore  # noqa: PLC0415 - see _LAZY
+
+        return PostgresPeerStateStore(self.url)
+
+    def read_peer_states(self) -> list[pb.PeerState]:
+        """Every stored PeerState, sorted by instance id then keyid; creates nothing for SQLite."""
+        if self.url is None:
+            return read_peer_states(self.data_dir)
+        from hub.store._pg_peers import PostgresPeerStateStore  # noqa: PLC0415 - see _LAZY
+
+        store = PostgresPeerStateStore(self.url)
+        try:
+            states = store.load_all().values()
+        finally:
+            store.close()
+        return sorted(states, key=lambda s: (s.peer_instance_id, s.peer_keyid))
+
+
+def hub_stores(config: Config) -> HubStores:
+    return HubStores(config.data_dir, config.store.url)

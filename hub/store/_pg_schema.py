@@ -1,0 +1,321 @@
+"""The PostgreSQL store's schema, as versioned migrations, and every statement it runs.
+
+Migrations are applied in order, each once, each in its own transaction, by
+``_pg_db.migrate``; ``synchub_migrations`` records which are in. A migration is
+never edited once released: a change to the schema is a new one at the end of
+``MIGRATIONS`` (the SQLite schema's additions arrive here the same way: the
+``peer_instance_id`` column is migration 2).
+
+The tables mirror the SQLite oplog's (``_sqlite_schema``) with three differences:
+
+- ``data`` holds the operation's encoding with ``id`` and ``flow_id`` (fields 1
+  and 10) cleared; the ``id`` and ``flow_id`` columns hold them and readers put
+  them back (``decoded``). A batch is then stored by one statement in which the
+  database assigns the ids, without a round trip to learn them first.
+- A peer's batch is applied by the ``synchub_apply_remote`` function: the id and
+  flow translation of docs/protocol.md §6.4 (`send_operations`), the same rules
+  as ``_sqlite_remote``, in one call and one implicit transaction.
+- No index for the local change feed: this store is the hub's oplog
+  (``OplogStore``), not a node's own (``LocalOplogStore``).
+
+Every writer locks the one ``counters`` row first. Writers are therefore
+serialized, ids are handed out in commit order and never reused (a deleted
+highest id stays taken), and what a writer reads after taking the lock includes
+every earlier writer's commit, on any connection of any hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS_TABLE_SQL: Final = """
+CREATE TABLE IF NOT EXISTS synchub_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+# Any constant shared by every synchub: hubs starting at once migrate one at a time.
+MIGRATION_LOCK_KEY: Final = 0x73796E6368756221
+
+_OPERATIONS_SQL: Final = """
+CREATE TABLE operations (
+    id bigint PRIMARY KEY,
+    flow_id bigint NOT NULL,
+    modno bigint NOT NULL,
+    original_instance_keyid text NOT NULL,
+    original_id bigint,
+    original_flow_id bigint,
+    repo_guid text NOT NULL,
+    plan_id text NOT NULL,
+    instance_id text NOT NULL,
+    snapshot_id text NOT NULL,
+    unix_time_start_ms bigint NOT NULL,
+    status integer NOT NULL,
+    data bytea NOT NULL
+);
+COMMENT ON COLUMN operations.data IS
+    'The Operation''s protobuf encoding with id and flow_id (fields 1 and 10) cleared: '
+    'the id and flow_id columns hold them.';
+-- Local operations have NULL original ids: the index admits any number of NULLs,
+-- and two copies of one peer's operation can never both be stored.
+CREATE UNIQUE INDEX operations_by_original_id
+    ON operations (original_instance_keyid, original_id);
+CREATE INDEX operations_by_original_flow
+    ON operations (original_instance_keyid, original_flow_id);
+CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
+CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE TABLE local_deletions (
+    id bigint PRIMARY KEY,
+    modno bigint NOT NULL
+);
+CREATE TABLE counters (
+    singleton integer PRIMARY KEY CHECK (singleton = 1),
+    last_id bigint NOT NULL,
+    last_modno bigint NOT NULL
+);
+INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 0, 0);
+CREATE TABLE peer_states (
+    keyid text PRIMARY KEY,
+    data bytea NOT NULL
+);
+"""
+
+# One peer's batch: deletes first, then each operation (in batch order, one per
+# peer id) updated in place when (keyid, original id) is held, else stored under
+# the next id; its flow is that of a held operation with the same original flow
+# id, else that of the first operation of the batch in that flow (the caller
+# passes each one's position, p_flow_leaders, 1-based). When every id and flow is
+# above the highest the peer sent before, as in an initial sync, nothing needs
+# looking up: one INSERT stores the batch.
+_APPLY_REMOTE_SQL: Final = r"""
+CREATE FUNCTION synchub_apply_remote(
+    p_keyid text,
+    p_deleted bigint[],
+    p_original_ids bigint[],
+    p_original_flow_ids bigint[],
+    p_flow_leaders integer[],
+    p_modnos bigint[],
+    p_repo_guids text[],
+    p_plan_ids text[],
+    p_instance_ids text[],
+    p_snapshot_ids text[],
+    p_starts bigint[],
+    p_statuses integer[],
+    p_data bytea[],
+    OUT deleted_ids bigint[],
+    OUT ids bigint[],
+    OUT flow_ids bigint[],
+    OUT fresh boolean[]
+) LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_count integer := coalesce(cardinality(p_original_ids), 0);
+    v_last bigint;
+    v_max_id bigint;
+    v_max_flow bigint;
+    v_new bigint;
+BEGIN
+    SELECT c.last_id INTO v_last FROM counters AS c WHERE c.singleton = 1 FOR UPDATE;
+    WITH gone AS (
+        DELETE FROM operations AS o
+        WHERE o.original_instance_keyid = p_keyid AND o.original_id = ANY (p_deleted)
+        RETURNING o.id
+    )
+    SELECT coalesce(array_agg(gone.id ORDER BY gone.id), '{}') INTO deleted_ids FROM gone;
+    ids := '{}'; flow_ids := '{}'; fresh := '{}';
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+    SELECT max(o.original_id) INTO v_max_id
+        FROM operations AS o WHERE o.original_instance_keyid = p_keyid;
+    SELECT max(o.original_flow_id) INTO v_max_flow
+        FROM operations AS o WHERE o.original_instance_keyid = p_keyid;
+    IF coalesce((SELECT min(x) FROM unnest(p_original_ids) AS x) > v_max_id, true)
+       AND coalesce((SELECT min(x) FROM unnest(p_original_flow_ids) AS x) > v_max_flow, true)
+    THEN
+        ids := array(SELECT v_last + g FROM generate_series(1, v_count) AS g);
+        flow_ids := array(SELECT v_last + l FROM unnest(p_flow_leaders) AS l);
+        fresh := array_fill(true, ARRAY[v_count]);
+        v_new := v_count;
+    ELSE
+        WITH batch AS (
+            SELECT b.pos, b.oid, b.ofid, b.leader,
+                   CASE WHEN b.oid <= v_max_id THEN
+                       (SELECT o.id FROM operations AS o
+                        WHERE o.original_instance_keyid = p_keyid AND o.original_id = b.oid)
+                   END AS held,
+                   CASE WHEN b.ofid <= v_max_flow THEN
+                       (SELECT o.flow_id FROM operations AS o
+                        WHERE o.original_instance_keyid = p_keyid
+                          AND o.original_flow_id = b.ofid LIMIT 1)
+                   END AS known_flow
+            FROM unnest(p_original_ids, p_original_flow_ids, p_flow_leaders)
+                 WITH ORDINALITY AS b(oid, ofid, leader, pos)
+        ), numbered AS (
+            SELECT batch.*,
+                   coalesce(batch.held, v_last + row_number() OVER (
+                       PARTITION BY batch.held IS NULL ORDER BY batch.pos)) AS local_id
+            FROM batch
+        )
+        SELECT array_agg(n.local_id ORDER BY n.pos), array_agg(n.held IS NULL ORDER BY n.pos),
+               array_agg(n.known_flow ORDER BY n.pos), count(*) FILTER (WHERE n.held IS NULL)
+        INTO ids, fresh, flow_ids, v_new
+        FROM numbered AS n;
+        flow_ids := array(
+            SELECT coalesce(f.known, ids[f.leader])
+            FROM unnest(flow_ids, p_flow_leaders) WITH ORDINALITY AS f(known, leader, pos)
+            ORDER BY f.pos
+        );
+    END IF;
+    IF v_new > 0 THEN
+        UPDATE counters SET last_id = v_last + v_new WHERE singleton = 1;
+        INSERT INTO operations (id, flow_id, modno, original_instance_keyid, original_id,
+            original_flow_id, repo_guid, plan_id, instance_id, snapshot_id,
+            unix_time_start_ms, status, data)
+        SELECT r.id, r.flow_id, r.modno, p_keyid, r.oid, r.ofid, r.repo_guid, r.plan_id,
+               r.instance_id, r.snapshot_id, r.start_ms, r.status, r.data
+        FROM unnest(ids, flow_ids, fresh, p_original_ids, p_original_flow_ids, p_modnos,
+                    p_repo_guids, p_plan_ids, p_instance_ids, p_snapshot_ids, p_starts,
+                    p_statuses, p_data)
+             AS r(id, flow_id, is_new, oid, ofid, modno, repo_guid, plan_id, instance_id,
+                  snapshot_id, start_ms, status, data)
+        WHERE r.is_new;
+    END IF;
+    IF v_new < v_count THEN
+        UPDATE operations AS o
+        SET flow_id = r.flow_id, modno = r.modno, original_flow_id = r.ofid,
+            repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,
+            snapshot_id = r.snapshot_id, unix_time_start_ms = r.start_ms,
+            status = r.status, data = r.data
+        FROM unnest(ids, flow_ids, fresh, p_original_flow_ids, p_modnos, p_repo_guids,
+                    p_plan_ids, p_instance_ids, p_snapshot_ids, p_starts, p_statuses, p_data)
+             AS r(id, flow_id, is_new, ofid, modno, repo_guid, plan_id, instance_id,
+                  snapshot_id, start_ms, status, data)
+        WHERE NOT r.is_new AND o.id = r.id;
+    END IF;
+END
+$fn$
+"""
+
+def _apply_remote_v2() -> str:
+    """Migration 1's ``synchub_apply_remote``, taking the batch's peer instance too and
+    storing it in its own column (the operations keep the instance_id they were sent
+    with). Derived from the released text so the two cannot drift apart."""
+    text = _APPLY_REMOTE_SQL
+    for old, new in (
+        ("    p_keyid text,\n", "    p_keyid text,\n    p_peer_instance_id text,\n"),
+        ("original_flow_id, repo_guid, plan_id, instance_id, snapshot_id,\n"
+         "            unix_time_start_ms, status, data)",
+         "original_flow_id, repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id,\n"
+         "            unix_time_start_ms, status, data)"),
+        ("               r.instance_id, r.snapshot_id, r.start_ms, r.status, r.data\n",
+         "               r.instance_id, p_peer_instance_id, r.snapshot_id, r.start_ms, r.status,\n"
+         "               r.data\n"),
+        ("repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,\n",
+         "repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,\n"
+         "            peer_instance_id = p_peer_instance_id,\n"),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+# 2: instance_id is kept as the producer wrote it; the instance the peer
+# authenticated as gets its own column. Migration 1's function stored the
+# authenticated instance in instance_id, so for its rows the two are the same.
+_PEER_INSTANCE_SQL: Final = (
+    """
+ALTER TABLE operations ADD COLUMN peer_instance_id text NOT NULL DEFAULT '';
+UPDATE operations SET peer_instance_id = instance_id;
+CREATE INDEX operations_by_peer_instance ON operations (peer_instance_id);
+DROP FUNCTION synchub_apply_remote(text, bigint[], bigint[], bigint[], integer[], bigint[],
+    text[], text[], text[], text[], bigint[], integer[], bytea[]);
+"""
+    + _apply_remote_v2()
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
+    Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
+)
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+
+TABLES: Final = ("operations", "local_deletions", "counters", "peer_states")
+"""The tables the migrations create; ``synchub store migrate --replace`` empties them."""
+
+# -- statements ----------------------------------------------------------------------
+
+APPLY_REMOTE_SQL: Final = (
+    # %b: binary parameters, so no array element is quoted or escaped.
+    "SELECT deleted_ids, ids, flow_ids, fresh FROM synchub_apply_remote("
+    "%b::text, %b::text, %b::bigint[], %b::bigint[], %b::bigint[], %b::integer[], "
+    "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
+    "%b::integer[], %b::bytea[])"
+)
+
+LOCK_COUNTERS_SQL: Final = (
+    "SELECT last_id, last_modno FROM counters WHERE singleton = 1 FOR UPDATE"
+)
+SAVE_COUNTERS_SQL: Final = (
+    "UPDATE counters SET last_id = %s, last_modno = %s WHERE singleton = 1"
+)
+
+_COLUMNS: Final = (
+    "id, flow_id, modno, original_instance_keyid, original_id, original_flow_id, repo_guid, "
+    "plan_id, instance_id, peer_instance_id, snapshot_id, unix_time_start_ms, status, data"
+)
+_UNNEST_ROWS: Final = (
+    "unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], "
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::bigint[], %s::integer[], %s::bytea[])"
+)
+INSERT_ROWS_SQL: Final = (
+    f"INSERT INTO operations ({_COLUMNS}) SELECT * FROM {_UNNEST_ROWS}"  # noqa: S608
+)
+"""Rows given column by column, one array a column (the order of ``_COLUMNS``)."""
+
+UPDATE_ROWS_SQL: Final = (
+    "UPDATE operations AS o SET flow_id = r.flow_id, modno = r.modno, "  # noqa: S608
+    "original_instance_keyid = r.keyid, original_id = r.original_id, "
+    "original_flow_id = r.original_flow_id, repo_guid = r.repo_guid, plan_id = r.plan_id, "
+    "instance_id = r.instance_id, peer_instance_id = r.peer_instance_id, "
+    "snapshot_id = r.snapshot_id, unix_time_start_ms = r.start_ms, status = r.status, "
+    "data = r.data "
+    f"FROM {_UNNEST_ROWS} AS r(id, flow_id, modno, keyid, original_id, original_flow_id, "
+    "repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id, start_ms, status, data) "
+    "WHERE o.id = r.id"
+)
+
+OWNERS_SQL: Final = (
+    "SELECT id, flow_id, original_instance_keyid FROM operations WHERE id = ANY (%s::bigint[])"
+)
+DELETE_BY_ID_SQL: Final = (
+    "DELETE FROM operations WHERE id = ANY (%s::bigint[]) RETURNING id, original_instance_keyid"
+)
+TOMBSTONES_SQL: Final = (
+    "INSERT INTO local_deletions (id, modno) SELECT * FROM unnest(%s::bigint[], %s::bigint[]) "
+    "ON CONFLICT (id) DO UPDATE SET modno = EXCLUDED.modno"
+)
+
+SAVE_PEER_STATES_SQL: Final = (
+    "INSERT INTO peer_states (keyid, data) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
+    "ON CONFLICT (keyid) DO UPDATE SET data = EXCLUDED.data"
+)
+LOAD_PEER_STATES_SQL: Final = "SELECT keyid, data FROM peer_states"
+
+HANDED_OUT_PEER_SQL: Final = (
+    "CASE WHEN original_instance_keyid = '' THEN '' ELSE peer_instance_id END"
+)
+"""A peer's operations are handed out with the instance they came from; a node's own
+keep exactly their stored bytes (the column still selects them by instance)."""
