@@ -250,3 +250,58 @@ def test_the_tail_keeps_exactly_the_last_bytes() -> None:
         tail.add(chunk)
     assert tail.value() == b"stuvwxyz12"
     assert Tail(0).value() == b""
+
+
+# -- restic jobs (the real restic runs in tests/integration/test_restic_jobs.py) ------------
+
+
+def fake_restic(node: Path, script: str, name: str = "restic") -> Path:
+    """An executable standing in for restic: prints what ``script`` prints."""
+    tool = node / "bin" / name
+    tool.parent.mkdir(exist_ok=True)
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+    return tool
+
+
+def test_a_restic_backup_is_recorded_in_backrests_payload(node: Path) -> None:
+    summary = ('{"message_type":"summary","files_new":3,"data_added":4096,'
+               '"total_duration":1.5,"snapshot_id":"5ca1ab1e"}')
+    tool = fake_restic(node, f"echo '{summary}'\necho 'Fatal: some files were unreadable' >&2\n"
+                             "exit 3\n")
+    result = run("run", "--", str(tool), "-r", "/srv/repo", "backup", "--json", "/home")
+    assert result.exit_code == 3
+    assert summary in result.stdout  # restic's output still reaches the terminal
+    [op] = operations(node)
+    assert op.WhichOneof("op") == "operation_backup"
+    assert op.status == pb.STATUS_WARNING
+    assert op.snapshot_id == "5ca1ab1e"
+    assert op.operation_backup.last_status.summary.data_added == 4096
+    assert op.display_message.endswith("[exit 3]")
+    assert "unreadable" in op.error_output
+    assert op.logref == f"logs/{op.id}.log"
+    assert op.output_size_bytes == len(result.stdout) + len(result.stderr)
+
+
+def test_restic_is_forced_for_a_wrapper_and_refused_for_anything_else(node: Path) -> None:
+    tool = fake_restic(node, "echo 'no errors were found'\n", name="backup-tool")
+    assert run("run", "--", str(tool), "check").exit_code == 0
+    [plain] = operations(node)
+    assert plain.WhichOneof("op") == "operation_run_command"
+    assert run("run", "--restic", "--", str(tool), "check").exit_code == 0
+    forced = operations(node)[-1]
+    assert forced.WhichOneof("op") == "operation_check"
+    assert forced.operation_check.output == "no errors were found"
+    refused = run("run", "--restic", "--", "true")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        "synchub: error: --restic: no restic command (backup, forget, check, prune) in 'true'"
+    ]
+
+
+def test_other_restic_commands_are_plain_jobs(node: Path) -> None:
+    tool = fake_restic(node, "echo snapshots\n")
+    assert run("run", "--", str(tool), "snapshots").exit_code == 0
+    [op] = operations(node)
+    assert op.WhichOneof("op") == "operation_run_command"
+    assert op.operation_run_command.exit_code == 0
