@@ -9,7 +9,9 @@ Callers hold the state-owning actors through typed proxies (``ConfigProxy``,
 *args)`` is a fire-and-forget call with its arguments checked. The front talks to a
 session by telling its ActorRef the immutable messages ``InboundFrame``, ``Tick``,
 ``ProtocolViolation``, ``PeerVanished``, ``Displace`` (and the config actor
-``ConfigChanged``); the session answers through its ``Outbox``.
+``ConfigChanged``); the session answers through its ``Outbox``. A reader reaches a
+client through its live session (``PeerStateProxy.live_session``) by telling it a
+``FetchLog``, whose ``LogReply`` it then waits on (``actors._logs``).
 
 For the web side: ``FleetActor`` keeps what the fleet looks like (each plan's recent
 runs, kept as operations arrive) and publishes each run that changes status;
@@ -31,6 +33,7 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._logs import FetchLog, LogReply
 from actors._oplog import Listener, OplogActor, OplogEvent, OplogProxy, RemoteBatch, backlog
 from actors._peer_state import (
     RESTART_STATUS_MESSAGE,
@@ -49,12 +52,14 @@ __all__ = [
     "ConfigListener",
     "ConfigProxy",
     "Displace",
+    "FetchLog",
     "FleetActor",
     "FleetProxy",
     "FrontMessage",
     "HubIdentity",
     "InboundFrame",
     "Listener",
+    "LogReply",
     "OplogActor",
     "OplogEvent",
     "OplogProxy",

@@ -45,14 +45,16 @@ class RemoteBatch:
     """One send_operations batch from a peer, as the session decoded it.
 
     ``operations`` are created or updated operations in the peer's ids;
-    ``deleted_ids`` are peer ids it deleted. The key id is the session's, passed
-    separately, never taken from the operations. The operations are handed over
-    with the batch, as every message's content is: the OplogActor stores them with
-    its own ids set on them and publishes those same objects.
+    ``deleted_ids`` are peer ids it deleted; ``peer_instance_id`` is the instance
+    the peer authenticated as. The key id is the session's, passed separately,
+    never taken from the operations. The operations are handed over with the
+    batch, as every message's content is: the OplogActor stores them with its own
+    ids set on them and publishes those same objects.
     """
 
     operations: tuple[pb.Operation, ...] = ()
     deleted_ids: tuple[int, ...] = ()
+    peer_instance_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +144,14 @@ class OplogActor(pykka.ThreadingActor):
         # The batch came through the mailbox: its operations are this actor's now.
         started = time.perf_counter()
         result = self._store.apply_remote(
-            keyid, batch.operations, batch.deleted_ids, reuse=True
+            keyid, batch.operations, batch.deleted_ids, reuse=True,
+            peer_instance_id=batch.peer_instance_id,
         )
+        # Counted by the instance the peer authenticated as, never a name it sent.
+        peer = batch.peer_instance_id
         received: Counter[tuple[str, int]] = Counter(
-            (op.instance_id, int(op.status)) for op in (*result.created, *result.updated)
+            (peer or op.instance_id, int(op.status))
+            for op in (*result.created, *result.updated)
         )
         self._telemetry.batch_applied(received, time.perf_counter() - started)
         self._publish("deleted", deleted_ids=result.deleted_ids)

@@ -1,10 +1,13 @@
 """PeerStateActor: the live state of every peer the hub knows, kept in a PeerStateStore.
 
 Sessions report connection changes, heartbeats and what their client told it
-(remote config, known repos and plans). State changes are written at once;
-heartbeats only mark a record dirty, and dirty records are written together by
-the next state change, by ``flush()``, by a ``tick`` once ``flush_interval`` has
-passed since the last write, and on stop. Time arrives as ``tick(now)`` messages.
+(remote config, known repos and plans). It also knows each connected peer's live
+session (``live_session``), so a reader can reach a client through it (a log
+request, ``actors._logs``); a displaced or ended session is never handed out.
+State changes are written at once; heartbeats only mark a record dirty, and
+dirty records are written together by the next state change, by ``flush()``, by
+a ``tick`` once ``flush_interval`` has passed since the last write, and on stop.
+Time arrives as ``tick(now)`` messages.
 
 Every message handler that callers fire and forget logs its errors and keeps
 the actor alive; a failed write leaves the records dirty so the next write
@@ -18,7 +21,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import ParamSpec, cast
+from typing import Any, ParamSpec, cast
 
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
@@ -76,6 +79,8 @@ class PeerStateActor(pykka.ThreadingActor):
         # keyid -> the session id given with the last connected(), so a late
         # disconnected() from a replaced session does not mark a live peer down.
         self._sessions: dict[str, str] = {}
+        # keyid -> that session's ActorRef, for readers that must reach the client.
+        self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._subscribers: Subscribers[pb.PeerState] = Subscribers("peer state")
 
     # -- lifecycle (actor thread) ---------------------------------------------------
@@ -157,13 +162,23 @@ class PeerStateActor(pykka.ThreadingActor):
         return self._store is not None
 
     @_survives
-    def connected(self, keyid: str, instance_id: str, session_id: str = "") -> None:
-        """The peer finished its handshake; persisted and announced at once."""
+    def connected(
+        self,
+        keyid: str,
+        instance_id: str,
+        session_id: str = "",
+        session: pykka.ActorRef[Any] | None = None,
+    ) -> None:
+        """The peer finished its handshake (in ``session``); persisted and announced at once."""
         state = self._record(keyid, instance_id)
         state.state = pb.CONNECTION_STATE_CONNECTED
         state.status_message = ""
         state.last_heartbeat_millis = self._now_millis()
         self._sessions[keyid] = session_id
+        if session is not None:
+            self._live[keyid] = session
+        else:
+            self._live.pop(keyid, None)
         self._changed(keyid)
 
     @_survives
@@ -190,6 +205,7 @@ class PeerStateActor(pykka.ThreadingActor):
             logger.debug("peer state: ignoring %s from replaced session of %s", name, keyid)
             return
         self._sessions.pop(keyid, None)
+        self._live.pop(keyid, None)
         record = self._record(keyid, instance_id)
         record.state = new_state
         record.status_message = message
@@ -245,6 +261,14 @@ class PeerStateActor(pykka.ThreadingActor):
         state = self._states.get(keyid)
         return None if state is None else _copy(state)
 
+    def live_session(self, keyid: str) -> pykka.ActorRef[Any] | None:
+        """The connected session of peer ``keyid``, or None when it has none (or it stopped)."""
+        ref = self._live.get(keyid)
+        if ref is not None and not ref.is_alive():
+            self._live.pop(keyid, None)
+            return None
+        return ref
+
     def list(self) -> builtins.list[pb.PeerState]:
         """Fresh copies of every record, sorted by instance id then keyid."""
         ordered = sorted(self._states.values(), key=lambda s: (s.peer_instance_id, s.peer_keyid))
@@ -273,6 +297,7 @@ class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
     set_remote_config = proxy_method(PeerStateActor.set_remote_config)
     set_resources = proxy_method(PeerStateActor.set_resources)
     get = proxy_method(PeerStateActor.get)
+    live_session = proxy_method(PeerStateActor.live_session)
     list = proxy_method(PeerStateActor.list)
     subscribe = proxy_method(PeerStateActor.subscribe)
     unsubscribe = proxy_method(PeerStateActor.unsubscribe)

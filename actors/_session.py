@@ -15,6 +15,10 @@ are ``hub.protocol``'s (``HubHandshake``, ``authorize_client``, ``ConfigView``,
 Outbox (an inproc pipe to the front created in this actor's thread): no actor thread
 touches the ROUTER.
 
+A reader that wants a job's log tells the session a ``FetchLog``; the session asks its
+client and hands the answer back without waiting for it (``actors._logs``, §6.7 (Logs
+on demand)).
+
 Every protocol or authentication failure becomes exactly one ``error`` item and the
 end of the session (§9 (Errors)). Time arrives in messages (``InboundFrame.now``,
 ``Tick``), so tests drive timeouts without sleeping.
@@ -43,6 +47,7 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._logs import FetchLog, SessionLogs
 from actors._oplog import OplogProxy, RemoteBatch
 from actors._peer_state import PeerStateProxy
 from hub import protocol
@@ -72,6 +77,7 @@ ERROR_INTERNAL = pb.CONNECTION_STATE_ERROR_INTERNAL
 DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
+HANDSHAKE_TIMED_OUT = "handshake timed out"
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,7 @@ class SessionActor(pykka.ThreadingActor):
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         super().__init__()
-        self._telemetry = telemetry
-        self._refusal = "disconnected"
+        self._telemetry, self._refusal = telemetry, "disconnected"
         self._session_id = session_id
         self._hub = hub
         self._settings = settings
@@ -135,6 +140,7 @@ class SessionActor(pykka.ThreadingActor):
         self._hello: Hello | None = None
         self._config_token: int | None = None
         self._sent_view: ConfigView | None = None
+        self._logs = SessionLogs(session_id, send=self._send, clock=lambda: self._now)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -204,8 +210,7 @@ class SessionActor(pykka.ThreadingActor):
         self._now = max(self._now, now)
         if self._phase is not Phase.CONNECTED:
             if now - self._started_at >= self._settings.handshake_timeout:
-                self._refusal = "timeout"
-                self._end(ERROR_AUTH, "handshake timed out")
+                self._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
             return
         silent_for = now - self._last_received_at
         if silent_for >= self._settings.silence_limit:
@@ -215,6 +220,7 @@ class SessionActor(pykka.ThreadingActor):
                 send_error=False,
             )
             return
+        self._logs.expire(now)
         if now - self._last_sent_at >= self._settings.heartbeat_interval:
             self._send([protocol.heartbeat_frame()])
 
@@ -271,7 +277,9 @@ class SessionActor(pykka.ThreadingActor):
         self._last_liveness_report = self._now
         self._require_outbox().authenticated(hello.keyid)
         self._telemetry.handshake(HANDSHAKE_ACCEPTED, "")
-        tell(self._peers.connected, hello.keyid, hello.instance_id, session_id=self._session_id)
+        tell(self._peers.connected, hello.keyid, hello.instance_id,
+             session_id=self._session_id, session=self.actor_ref)
+        self._logs.connected(hello.instance_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
 
@@ -305,10 +313,14 @@ class SessionActor(pykka.ThreadingActor):
         hello = self._connected_hello()
         # The item was decoded for this call alone and is dropped after it: its
         # operations go to the oplog uncopied (the store copies what it keeps).
-        sent = sent_operations(item.send_operations, hello.instance_id)
+        sent = sent_operations(item.send_operations)
         if sent is None:
             return
-        batch = RemoteBatch(operations=sent.operations, deleted_ids=sent.deleted_ids)
+        batch = RemoteBatch(
+            operations=sent.operations,
+            deleted_ids=sent.deleted_ids,
+            peer_instance_id=hello.instance_id,
+        )
         # Waiting here is the backpressure: the next frame is not taken until
         # the batch is durable.
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
@@ -380,14 +392,13 @@ class SessionActor(pykka.ThreadingActor):
         connected = self._phase is Phase.CONNECTED
         self._phase = Phase.ENDED
         hello = self._hello
-        _log_end(self._session_id, hello, connected, message)
-        if not connected:
-            self._telemetry.handshake(HANDSHAKE_REFUSED, self._refusal)
+        _ended(self._session_id, hello, connected, message, (self._telemetry, self._refusal))
         if connected and hello is not None and mark_peer:
             tell(
                 self._peers.disconnected,
                 hello.keyid, state=state, message=message, session_id=self._session_id,
             )
+        self._logs.close(message)
         if self._config_token is not None:
             tell(self._config.unsubscribe, self._config_token)
             self._config_token = None
@@ -413,6 +424,7 @@ _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
     "send_config": SessionActor._on_send_config,
     "list_resources": SessionActor._on_list_resources,
     "set_config": SessionActor._on_set_config,
+    "log_data": lambda session, item: session._logs.received(item.log_data),
     "error": SessionActor._on_peer_error,
 }
 
@@ -443,6 +455,11 @@ def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
     session.on_config_changed(message.config)
 
 
+def _fetch_log(session: SessionActor, message: FetchLog) -> None:
+    # A reader wants part of a log of this session's client (actors._logs).
+    session._logs.fetch(message)
+
+
 _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     InboundFrame: _frame,
     Tick: _tick,
@@ -450,6 +467,7 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     PeerVanished: _vanished,
     Displace: _displaced,
     ConfigChanged: _config_changed,
+    FetchLog: _fetch_log,
 }
 
 
@@ -484,6 +502,19 @@ def _refusal_reason(exc: Exception) -> str:
     if isinstance(exc, ProtocolError):
         return "protocol"
     return "internal"
+
+
+def _ended(
+    session_id: str, hello: Hello | None, connected: bool, message: str,
+    report: tuple[Telemetry, str],
+) -> None:
+    """Log a session's end; count it as a refused handshake (``report``: where, and the
+    reason so far) when it never connected."""
+    _log_end(session_id, hello, connected, message)
+    telemetry, refusal = report
+    if not connected:
+        reason = "timeout" if message == HANDSHAKE_TIMED_OUT else refusal
+        telemetry.handshake(HANDSHAKE_REFUSED, reason)
 
 
 def _log_end(session_id: str, hello: Hello | None, connected: bool, message: str) -> None:

@@ -76,6 +76,14 @@ class PermissionsError(SynchubError, ValueError):
         super().__init__(f"permissions{location}: {problem}")
 
 
+class LogUnavailable(SynchubError):
+    """A job's log cannot be served: it is not one this node keeps, is gone, or unreadable."""
+
+
+class LogFetchError(SynchubError):
+    """A log could not be fetched from a client: not connected, refused, or no answer."""
+
+
 class FrontError(SynchubError):
     """The hub's ROUTER socket could not be set up (bad bind address, port in use...)."""
 

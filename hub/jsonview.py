@@ -2,14 +2,17 @@
 
 Field names are the schema's; 64-bit integers stay numbers (protobuf's own JSON
 mapping turns them into strings, which scripts then have to convert); enums are
-their value names; bytes are standard base64; unset oneof members and unset
-optional fields are left out. Unknown fields (e.g. backrest payloads the hub
-keeps byte-exact) have no names and are not shown.
+their value names; bytes are standard base64; a double that is not finite is
+the string "NaN", "Infinity" or "-Infinity" (as in protobuf's JSON mapping), so
+the output stays valid JSON; unset oneof members and unset optional fields are
+left out. Unknown fields (whatever a producer sends that the schema does not
+declare, kept byte-exact) have no names and are not shown.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -36,4 +39,6 @@ def _value(field: Any, value: Any) -> Any:
         return enum_value.name if enum_value is not None else value
     if field.type == FieldDescriptor.TYPE_BYTES:
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     return value

@@ -1,7 +1,7 @@
 """Permission scopes: which repos and plans a peer may see or touch.
 
 A permission pairs a type (``read_operations``, ``read_config``,
-``read_write_config``) with a list of scopes:
+``read_write_config``, ``read_logs``) with a list of scopes:
 
     *               every repo and plan not excluded
     repo:<id>       the repo with that id
@@ -41,6 +41,8 @@ class PermissionType(enum.Enum):
     READ_OPERATIONS = "read_operations"
     READ_CONFIG = "read_config"
     READ_WRITE_CONFIG = "read_write_config"
+    READ_LOGS = "read_logs"
+    """Granted to a known hub: it may fetch the logs of the operations in scope."""
 
 
 class ScopeKind(enum.Enum):
@@ -140,6 +142,9 @@ class Permissions:
 
     def can_read_operations(self, resource: str) -> bool:
         return self.allows(PermissionType.READ_OPERATIONS, resource)
+
+    def can_read_logs(self, resource: str) -> bool:
+        return self.allows(PermissionType.READ_LOGS, resource)
 
     def to_toml(self) -> list[dict[str, str | list[str]]]:
         """The config-file form: ``[{type = "...", scopes = ["...", ...]}, ...]``."""

@@ -528,3 +528,25 @@ class DealerSwarm:
 def TcpRelay(target_port: int) -> CountingRelay:
     """A man in the middle on loopback that records every byte crossing it."""
     return CountingRelay(target_port, record=True)
+
+
+# The SQLite oplog's schema exactly as version 1 created it, to check upgrades of such files.
+SQLITE_SCHEMA_V1 = """
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY, flow_id INTEGER NOT NULL, modno INTEGER NOT NULL,
+    original_instance_keyid TEXT NOT NULL, original_id INTEGER, original_flow_id INTEGER,
+    repo_guid TEXT NOT NULL, plan_id TEXT NOT NULL, instance_id TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL, unix_time_start_ms INTEGER NOT NULL, status INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX operations_by_original_id ON operations (original_instance_keyid, original_id);
+CREATE INDEX operations_by_original_flow ON operations (original_instance_keyid, original_flow_id);
+CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
+CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
+CREATE TABLE local_deletions (id INTEGER PRIMARY KEY, modno INTEGER NOT NULL);
+CREATE INDEX local_deletions_by_modno ON local_deletions (modno);
+CREATE TABLE counters (singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                       last_id INTEGER NOT NULL, last_modno INTEGER NOT NULL);
+INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 2, 1);
+"""

@@ -26,11 +26,19 @@ from hub.admin._requests import (
     short_keyid,
 )
 from hub.admin._server import MAX_REQUEST_BYTES, AdminServer, decode, encode
-from hub.admin._service import ACTOR_TIMEOUT, MAX_OPS_LIMIT, OPS, AdminService, status_answer
+from hub.admin._service import (
+    ACTOR_TIMEOUT,
+    LOG_WAIT,
+    MAX_OPS_LIMIT,
+    OPS,
+    AdminService,
+    status_answer,
+)
 
 __all__ = [
     "ACTOR_TIMEOUT",
     "ADMIN_SOCKET_NAME",
+    "LOG_WAIT",
     "MAX_OPS_LIMIT",
     "MAX_REQUEST_BYTES",
     "MAX_SOCKET_PATH_BYTES",

@@ -9,8 +9,14 @@ socket. Requests and answers are msgpack maps, one frame each:
     {"op": "authorize", "keyid": ..., "instance_id": ..., "permissions": [...] | None}
     {"op": "revoke", "keyid": ...}
     {"op": "reload"}
+    {"op": "logs", "op_id": N, "offset": 0, "max_bytes": 1048576}   part of a job's log
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
+``logs`` names the operation by the hub's id: the hub's own job's log is read from
+its data_dir; a client's is asked of that client's live session (``actors._logs``),
+waiting at most ``LOG_WAIT`` seconds, and comes back as ``data`` (bytes from
+``offset``), ``log_size``, ``log_start`` (the first offset still kept) and
+``complete``, offsets being positions in the job's whole output.
 ``status`` answers from the hub's status snapshot (``hub.status.HubStatus``, built
 by the source the hub passes in); the other ops ask the actors themselves.
 Protobuf messages travel as their serialized bytes (``peers``: list of PeerState,
@@ -29,12 +35,13 @@ also covers the moment between bind and chmod.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pykka
 
-from actors import ConfigProxy, OplogProxy, PeerStateProxy
+from actors import ConfigProxy, FetchLog, LogReply, OplogProxy, PeerStateProxy
 from hub.admin._requests import (
     check_instance_id,
     check_keyid,
@@ -42,10 +49,12 @@ from hub.admin._requests import (
     parse_permission_list,
 )
 from hub.config import AuthorizedClient
-from hub.errors import RequestError, SynchubError
+from hub.errors import LogFetchError, LogUnavailable, RequestError, SynchubError
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import LOG_REQUEST_MAX_BYTES, LOG_REQUEST_TIMEOUT, LogAnswer, LogQuery
 from hub.scopes import Permissions
 from hub.status import HubStatus, StatusSource
+from hub.store import LocalLogs
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +62,23 @@ T = TypeVar("T")
 
 MAX_OPS_LIMIT = 100_000
 ACTOR_TIMEOUT = 10.0
+LOG_WAIT = LOG_REQUEST_TIMEOUT + 2.0
+"""How long a ``logs`` request waits for the client's answer (the session's own
+deadline, and a margin for its ticks)."""
 
-OPS = ("status", "peers", "ops", "authorize", "revoke", "reload")
+OPS = ("status", "peers", "ops", "authorize", "revoke", "reload", "logs")
+_RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
 
 Answer = dict[str, Any]
 OpHandler = Callable[[Mapping[str, Any]], Answer]
+
+
+def _whole_field(request: Mapping[str, Any], name: str, default: int | None,
+                 low: int, high: int) -> int:
+    value = request.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RequestError(f"{request.get('op')}: {name!r} must be a whole number {low}-{high}")
+    return value
 
 
 def _text_field(request: Mapping[str, Any], name: str) -> str:
@@ -82,12 +103,16 @@ class AdminService:
         oplog: OplogProxy,
         peers: PeerStateProxy,
         timeout: float = ACTOR_TIMEOUT,
+        local_logs: LocalLogs | None = None,
+        log_wait: float = LOG_WAIT,
     ) -> None:
         self._status = status
         self._config = config
         self._oplog = oplog
         self._peers = peers
         self._timeout = timeout
+        self._local_logs = local_logs
+        self._log_wait = log_wait
         self._ops: Mapping[str, OpHandler] = {
             "status": self._op_status,
             "peers": self._op_peers,
@@ -95,6 +120,7 @@ class AdminService:
             "authorize": self._op_authorize,
             "revoke": self._op_revoke,
             "reload": self._op_reload,
+            "logs": self._op_logs,
         }
         assert tuple(self._ops) == OPS
 
@@ -184,6 +210,94 @@ class AdminService:
     def _op_reload(self, _request: Mapping[str, Any]) -> Answer:
         config = self._ask(self._config.reload())
         return {"config_path": str(config.path) if config.path else None}
+
+
+    def _op_logs(self, request: Mapping[str, Any]) -> Answer:
+        op_id = _whole_field(request, "op_id", None, 1, 2**63 - 1)
+        offset = _whole_field(request, "offset", 0, 0, 2**63 - 1)
+        max_bytes = _whole_field(request, "max_bytes", LOG_REQUEST_MAX_BYTES, 1,
+                                 LOG_REQUEST_MAX_BYTES)
+        op = self._ask(self._oplog.get(op_id))
+        if op is None:
+            raise RequestError(f"logs: no operation {op_id} on this hub (see `synchub ops`)")
+        if op.original_instance_keyid:
+            instance, answer = self._client_log(op, LogQuery(op.original_id, offset, max_bytes))
+        else:
+            instance, answer = op.instance_id, self._own_log(op, offset, max_bytes)
+        return {
+            "instance": instance, "offset": answer.offset, "data": answer.data,
+            "log_size": answer.log_size, "log_start": answer.log_start,
+            "complete": answer.complete,
+        }
+
+    def _own_log(self, op: pb.Operation, offset: int, max_bytes: int) -> LogAnswer:
+        """The log of one of the hub's own jobs, read from its data_dir."""
+        if self._local_logs is None or not op.logref:
+            raise LogFetchError(f"operation {op.id} of this hub has no log it keeps")
+        finished = op.status not in _RUNNING
+        total = op.output_size_bytes if finished else 0
+        try:
+            part = self._local_logs.read_output(op.logref, offset, max_bytes, total=total)
+        except LogUnavailable as exc:
+            raise LogFetchError(f"operation {op.id} of this hub: {exc}") from exc
+        complete = finished and part.offset + len(part.data) >= part.size
+        return LogAnswer(offset=part.offset, data=part.data, log_size=part.size,
+                         complete=complete, log_start=part.start)
+
+    def _client_log(self, op: pb.Operation, query: LogQuery) -> tuple[str, LogAnswer]:
+        """Part of a client's job log, asked of the client's live session."""
+        keyid = op.original_instance_keyid
+        state_answer, session_answer = self._peers.get(keyid), self._peers.live_session(keyid)
+        state, session = self._ask(state_answer), self._ask(session_answer)
+        instance = (state.peer_instance_id if state is not None else "") or (
+            op.peer_instance_id or keyid
+        )
+        reply = LogReply()
+        try:
+            if session is None:
+                raise pykka.ActorDeadError(keyid)
+            session.tell(FetchLog(query, reply))
+        except pykka.ActorDeadError as exc:
+            raise LogFetchError(_offline(instance, state)) from exc
+        answer = reply.wait(self._log_wait)
+        if not answer.ok:
+            raise LogFetchError(_refused(instance, op.id, answer))
+        return instance, answer
+
+
+def _offline(instance: str, state: pb.PeerState | None) -> str:
+    heard = ""
+    if state is not None and state.last_heartbeat_millis > 0:
+        heard = f", last heard {_ago(time.time() - state.last_heartbeat_millis / 1000)}"
+    return (
+        f"client {instance} is not connected{heard}: a job's log is fetched from its client "
+        "while the client's agent is connected (a failed job's last output is in "
+        "`synchub ops --json`, error_output)"
+    )
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _refused(instance: str, op_id: int, answer: LogAnswer) -> str:
+    status, detail = answer.status, answer.message or "no reason given"
+    if status == pb.LOG_STATUS_DENIED:
+        return (
+            f"client {instance} refused the log of operation {op_id}: {detail} (the client "
+            "must grant this hub read_logs in its [[known_hosts]] entry)"
+        )
+    if status == pb.LOG_STATUS_NOT_AVAILABLE:
+        return f"client {instance} has no log for operation {op_id}: {detail}"
+    if status == pb.LOG_STATUS_NOT_FOUND:
+        return f"client {instance} no longer has operation {op_id}: {detail}"
+    if status == pb.LOG_STATUS_BUSY:
+        return f"client {instance} is busy answering other log requests: try again ({detail})"
+    return f"client {instance} answered the log request with {answer.status_name}: {detail}"
 
 
 def status_answer(status: HubStatus) -> Answer:

@@ -50,11 +50,13 @@ from hub.protocol import (
     ClientSessionSettings,
     HubPin,
     LinkEvent,
+    LogServer,
     SharedConfig,
     SyncScope,
     backoff_delay,
 )
-from hub.store import oplog_path
+from hub.scopes import PermissionType
+from hub.store import LocalLogs, oplog_path
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,9 @@ class _HostLink:
         self.status = HostStatus()
         self.outcome: SyncReport | BaseException | None = None
         self.scope = SyncScope.for_host(agent.config, host.permissions)
+        self.log_scope = SyncScope.for_host(
+            agent.config, host.permissions, PermissionType.READ_LOGS
+        )
         if not self.scope.selections:
             log.warning(
                 "known_hosts entry %s grants no read_operations: none of this node's "
@@ -395,7 +400,8 @@ class _Connection:
 
     def run(self) -> SyncReport | None:
         """Connect and sync: once, until the hub is in sync (the report); else until it fails."""
-        local = LocalOplog(oplog_path(self.agent.config.data_dir))
+        data_dir = self.agent.config.data_dir
+        local = LocalOplog(oplog_path(data_dir), LocalLogs(data_dir))
         try:
             sock, monitor = self._open()
             self.link._report(state="connecting")
@@ -426,9 +432,10 @@ class _Connection:
         handshake = ClientHandshake(
             agent.identity.signing, config.instance, HubPin(host.instance_id, host.keyid)
         )
+        logs = LogServer(local, self.link.log_scope, who=self.who, log=log)
         return ClientSession(
             handshake, local, self.link.scope, shared,
-            settings=self.settings, who=self.who, listener=self.link, logger=log,
+            settings=self.settings, who=self.who, listener=self.link, logger=log, logs=logs,
         )
 
     def _open(self) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:

@@ -1,7 +1,8 @@
 """The client agent's view of its local oplog: the node's own operations only.
 
 ``LocalOplog`` is what a ``ClientSession`` reads through its ``ClientOplog``
-interface; each connection thread opens its own.
+interface, and where its ``LogServer`` finds the logs of the node's own
+operations (``LogSource``); each connection thread opens its own.
 
 Local operations are those with ``original_instance_keyid == ""`` (a node that is
 also a hub holds its peers' operations in the same store; those are never sent
@@ -21,8 +22,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import DiffSelection
-from hub.store import LocalChanges, LocalOplogStore, SerializedOperation, SqliteOplogStore
+from hub.protocol import DiffSelection, LocalLog
+from hub.store import (
+    LocalChanges,
+    LocalLogs,
+    LocalOplogStore,
+    LogSlice,
+    SerializedOperation,
+    SqliteOplogStore,
+)
+
+_RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
 
 # Ids per query when loading operations, so one request of many ids is read in parts.
 LOAD_CHUNK = 512
@@ -41,8 +51,9 @@ def _local(selector: pb.OpSelector | None = None) -> pb.OpSelector:
 class LocalOplog:
     """Reads the node's own operations for syncing. Use from one thread only."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, logs: LocalLogs | None = None) -> None:
         self._store: LocalOplogStore = SqliteOplogStore(path, mmap_bytes=MMAP_BYTES)
+        self._logs = logs or LocalLogs(path.parent)
         self._seen: tuple[int, int] | None = None
         self._have: dict[DiffSelection, tuple[tuple[int, int], list[int], list[int]]] = {}
 
@@ -110,3 +121,21 @@ class LocalOplog:
         for start in range(0, len(ordered), LOAD_CHUNK):
             chunk = ordered[start : start + LOAD_CHUNK]
             yield self._store.query_serialized(_local(pb.OpSelector(ids=chunk)))
+
+    # -- the logs of the node's own operations (a LogSource) -------------------------
+
+    def find_log(self, operation_id: int) -> LocalLog | None:
+        """This node's own operation ``operation_id`` (never a peer's it holds as a hub)."""
+        found = self._store.query(_local(pb.OpSelector(ids=[operation_id])))
+        if not found:
+            return None
+        op = found[0]
+        return LocalLog(
+            operation_id=op.id, repo_guid=op.repo_guid, plan_id=op.plan_id,
+            logref=op.logref, finished=op.status not in _RUNNING,
+            output_size=op.output_size_bytes,
+        )
+
+    def read_log(self, log: LocalLog, offset: int, length: int) -> LogSlice:
+        total = log.output_size if log.finished else 0
+        return self._logs.read_output(log.logref, offset, length, total=total)

@@ -75,7 +75,7 @@ def hub_rows(local_path: Path, keyid: str) -> list[tuple[object, ...]]:
         stored.flow_id = local_id
         rows.append((
             local_id, local_id, op.modno, keyid, op.id, op.flow_id,
-            op.repo_guid, op.plan_id, op.instance_id, op.snapshot_id,
+            op.repo_guid, op.plan_id, op.instance_id, op.instance_id, op.snapshot_id,
             op.unix_time_start_ms, op.status, stored.SerializeToString(),
         ))
     return rows
@@ -101,8 +101,8 @@ def sqlite_insert_rate(path: Path, rows: list[tuple[object, ...]]) -> float:
 
 _PG_COPY_SQL = (
     "COPY operations (id, flow_id, modno, original_instance_keyid, original_id, "
-    "original_flow_id, repo_guid, plan_id, instance_id, snapshot_id, unix_time_start_ms, "
-    "status, data) FROM STDIN"
+    "original_flow_id, repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id, "
+    "unix_time_start_ms, status, data) FROM STDIN"
 )
 
 

@@ -2,8 +2,16 @@
 
 The operation is written to this node's oplog as INPROGRESS before the command
 starts and updated to SUCCESS or ERROR when it ends, with the end time, the
-command line, the exit code and a log reference. A running client agent
+command line, the exit code and a log reference; a failed job also keeps the
+last ``[run] error_output_bytes`` of its output in ``error_output``, so a hub
+knows why it failed without reaching the client. A running client agent
 delivers both changes to its hubs; with none running they wait in the oplog.
+
+A restic command (``restic backup``, ``forget``, ``check``, ``prune``; detected from
+the command line, ``--restic`` to force it) is recorded in backrest's payload
+shapes instead of ``operation_run_command``, from what restic prints
+(``hub.restic``): a backup's summary and snapshot id, the snapshots a forget
+removed, the outcome of a check or a prune.
 
 Exit status: the command's own; 128+N when a signal N ended it (recorded as
 exit_code -N); 127 when it could not be started (recorded as ERROR with the
@@ -16,6 +24,7 @@ Ctrl-C reaches the command directly, and ``synchub run`` records how it ended.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import shlex
@@ -23,7 +32,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -35,14 +45,52 @@ from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.errors import ConfigError, SynchubError
 from hub.pb import synchub_pb2 as pb
+from hub.restic import RESTIC_COMMANDS, ResticReport, detect
 from hub.scopes import ID_PATTERN, ID_RULE
-from hub.store import new_operation, now_ms, open_oplog
+from hub.store import LOGS_DIRNAME, log_path, logref_for, new_operation, now_ms, open_oplog
 
 LOG_TAIL_BYTES = 64 * 1024
-LOGS_DIRNAME = "logs"
 EXIT_CANNOT_START = 127
 _READ_CHUNK = 65536
 _FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Tail:
+    """The last ``limit`` bytes of what a command printed (stdout and stderr as they came)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        if self._limit <= 0:
+            return
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(self._chunks[0]) >= self._limit:
+            self._size -= len(self._chunks.popleft())
+
+    def value(self) -> bytes:
+        joined = b"".join(self._chunks)
+        return joined[-self._limit :] if self._limit > 0 else b""
+
+
+def error_text(tail: bytes, limit: int) -> str:
+    """``tail`` as text of at most ``limit`` UTF-8 bytes, cut at a character boundary.
+
+    Bytes that are not UTF-8 become U+FFFD; a character cut by the start of the
+    tail is left out.
+    """
+    start = 0
+    while start < len(tail) and start < 4 and 0x80 <= tail[start] <= 0xBF:
+        start += 1
+    text = tail[start:].decode("utf-8", errors="replace")
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    # Replacement characters take 3 bytes for 1: drop from the front until it fits.
+    return encoded[len(encoded) - limit :].decode("utf-8", errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -53,6 +101,8 @@ class Outcome:
     exit_status: int
     output_bytes: int
     problem: str = ""
+    tail: bytes = b""
+    """The last bytes of its output (as many as ``[run] error_output_bytes``)."""
 
     @property
     def status(self) -> pb.OperationStatus:
@@ -71,20 +121,13 @@ class Outcome:
         return f"exit {self.exit_code}"
 
 
-def log_path(data_dir: Path, op_id: int) -> Path:
-    return data_dir / LOGS_DIRNAME / f"{op_id}.log"
-
-
-def logref_for(op_id: int) -> str:
-    """The log reference stored in the operation: relative to the node's data_dir."""
-    return f"{LOGS_DIRNAME}/{op_id}.log"
-
-
 def _open_log(data_dir: Path, op_id: int) -> IO[bytes]:
     directory = data_dir / LOGS_DIRNAME
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(log_path(data_dir, op_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb")
+    # Unbuffered: each chunk the command prints is in the file at once, for whoever
+    # follows the log meanwhile (the chunks are up to 64 KiB, one write each).
+    return os.fdopen(fd, "wb", buffering=0)
 
 
 def keep_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> None:
@@ -123,16 +166,22 @@ def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+Observer = Callable[[bytes], None]
+
+
 def _pump(
-    process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+    process: subprocess.Popen[bytes], log: IO[bytes], out: IO[bytes], err: IO[bytes],
+    tail: Tail, *, observers: tuple[Observer | None, Observer | None] = (None, None),
 ) -> int:
-    """Copy the command's stdout and stderr to ours and to the log until both close."""
+    """Copy the command's stdout and stderr to ours, to the log and to ``tail`` until both
+    close; each stream's chunks also go to its observer, if any."""
     assert process.stdout is not None and process.stderr is not None
     total = 0
     targets: dict[int, IO[bytes] | None] = {
         process.stdout.fileno(): out,
         process.stderr.fileno(): err,
     }
+    watching = dict(zip(targets, observers, strict=True))
     with selectors.DefaultSelector() as selector:
         for fd in targets:
             selector.register(fd, selectors.EVENT_READ)
@@ -146,6 +195,10 @@ def _pump(
                     continue
                 total += len(chunk)
                 log.write(chunk)
+                tail.add(chunk)
+                observer = watching[fd]
+                if observer is not None:
+                    observer(chunk)
                 target = targets[fd]
                 if target is not None:
                     try:
@@ -158,7 +211,8 @@ def _pump(
 
 
 def run_command(
-    argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes]
+    argv: Sequence[str], log: IO[bytes], out: IO[bytes], err: IO[bytes],
+    *, tail_bytes: int = 0, report: ResticReport | None = None,
 ) -> Outcome:
     try:
         process = subprocess.Popen(
@@ -172,11 +226,13 @@ def run_command(
             output_bytes=0,
             problem=f"cannot start {argv[0]!r}: {reason}",
         )
+    tail = Tail(tail_bytes)
+    observers = (report.stdout, report.stderr) if report is not None else (None, None)
     with process, _forwarding_signals(process):
-        total = _pump(process, log, out, err)
+        total = _pump(process, log, out, err, tail, observers=observers)
         code = process.wait()
     status = 128 - code if code < 0 else code
-    return Outcome(exit_code=code, exit_status=status, output_bytes=total)
+    return Outcome(exit_code=code, exit_status=status, output_bytes=total, tail=tail.value())
 
 
 def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
@@ -212,23 +268,41 @@ def record_job(
     plan_id: str = "",
     repo_id: str = "",
     message: str = "",
+    restic: bool = False,
 ) -> Job:
     """Record ``argv`` as an INPROGRESS operation, run it, and record how it ended.
 
-    Raises before running anything when the ids are bad or the oplog cannot be written.
+    A restic command is recorded in backrest's payload shapes (``restic`` forces it).
+    Raises before running anything when the ids are bad, ``restic`` is asked for a
+    command that is not one, or the oplog cannot be written.
     """
     plan_id, repo_id = _check_ids(config, plan_id, repo_id)
+    command = detect(argv, force=restic)
+    if restic and command is None:
+        raise ConfigError(
+            "--restic", "", f"no restic command ({', '.join(RESTIC_COMMANDS)}) in "
+            f"{shlex.join(argv)!r}"
+        )
+    report = ResticReport(command) if command is not None else None
     line = shlex.join(argv)
     base = message or line
     operation = new_operation(config, display_message=base, plan_id=plan_id, repo_id=repo_id)
-    operation.operation_run_command.command = line
     with open_oplog(config) as oplog:
         [operation] = oplog.add_local([operation])
+        # The log is named before the job starts, so its hubs can follow it meanwhile.
+        operation.logref = logref_for(operation.id)
+        if report is not None:
+            report.start(operation, operation.logref)
+        else:
+            operation.operation_run_command.command = line
+            operation.operation_run_command.output_logref = operation.logref
+        [operation] = oplog.update_local([operation])
 
     try:
         with _open_log(config.data_dir, operation.id) as log:
-            outcome = run_command(argv, log, out, err)
-        keep_tail(log_path(config.data_dir, operation.id))
+            outcome = run_command(
+                argv, log, out, err, tail_bytes=config.run.error_output_bytes, report=report
+            )
     except BaseException as exc:
         _record_end(config, operation, Outcome(
             exit_code=EXIT_CANNOT_START, exit_status=EXIT_CANNOT_START, output_bytes=0,
@@ -236,33 +310,50 @@ def record_job(
         ), base)
         raise
     try:
-        finished = _record_end(config, operation, outcome, base)
+        finished = _record_end(config, operation, outcome, base, report)
     except SynchubError as exc:
+        # Left whole: without the recorded output size a reader could not place a cut log.
         return Job(operation, outcome, record_error=str(exc))
+    # Cut only once the end (and the output's size) is recorded, so whoever reads the
+    # log meanwhile can always tell which part of the output the file holds.
+    _keep_tail_of(config.data_dir, operation.id)
     return Job(finished, outcome)
+
+
+def _keep_tail_of(data_dir: Path, op_id: int) -> None:
+    try:
+        keep_tail(log_path(data_dir, op_id))
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "the log of operation %d was kept whole: cutting it failed: %s", op_id, exc
+        )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--plan", "plan_id", default="", help="The plan this job belongs to.")
 @click.option("--repo", "repo_id", default="", help="The [[repos]] id this job works on.")
 @click.option("-m", "--message", default="", help="What the oplog shows (default: the command).")
+@click.option("--restic", is_flag=True,
+              help="Record COMMAND as restic (its backup, forget, check or prune) even when "
+              "its program is not named restic.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
+def run(obj: CliContext, plan_id: str, repo_id: str, message: str, restic: bool,  # noqa: PLR0917
         command: tuple[str, ...]) -> None:
     """Run COMMAND and record it in this node's oplog; exits with COMMAND's status.
 
-    Put `--` before the command:
+    A restic backup, forget, check or prune is recorded with what restic reported
+    (add --json to restic for its exact numbers). Put `--` before the command:
 
     \b
-        synchub run --plan nightly -- restic backup /home
+        synchub run --plan nightly -- restic backup --json /home
     """
     config = obj.load()
     sys.stdout.flush()
     sys.stderr.flush()
     job = record_job(
         config, command, out=sys.stdout.buffer, err=sys.stderr.buffer,
-        plan_id=plan_id, repo_id=repo_id, message=message,
+        plan_id=plan_id, repo_id=repo_id, message=message, restic=restic,
     )
     if job.outcome.problem:
         click.echo(f"synchub: error: {job.outcome.problem}", err=True)
@@ -275,19 +366,30 @@ def run(obj: CliContext, plan_id: str, repo_id: str, message: str,
 
 
 def _record_end(
-    config: Config, operation: pb.Operation, outcome: Outcome, base: str
+    config: Config, operation: pb.Operation, outcome: Outcome, base: str,
+    report: ResticReport | None = None,
 ) -> pb.Operation:
     finished = pb.Operation()
     finished.CopyFrom(operation)
-    finished.status = outcome.status
+    status = outcome.status
+    if report is not None and not outcome.problem:
+        status = report.finish(finished, outcome.exit_code)
+    finished.status = status
     finished.unix_time_end_ms = now_ms()
     finished.logref = logref_for(operation.id)
-    if outcome.status != pb.STATUS_SUCCESS:
+    finished.output_size_bytes = outcome.output_bytes
+    if status != pb.STATUS_SUCCESS:
         finished.display_message = f"{base} [{outcome.describe()}]"
-    run = finished.operation_run_command
-    run.exit_code = outcome.exit_code
-    run.output_logref = finished.logref
-    run.output_size_bytes = outcome.output_bytes
+        limit = config.run.error_output_bytes
+        if limit > 0:
+            finished.error_output = error_text(outcome.tail, limit) or error_text(
+                outcome.problem.encode(), limit
+            )
+    if report is None:
+        run = finished.operation_run_command
+        run.exit_code = outcome.exit_code
+        run.output_logref = finished.logref
+        run.output_size_bytes = outcome.output_bytes
     with open_oplog(config) as oplog:
         [stored] = oplog.update_local([finished])
     return stored

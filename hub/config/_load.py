@@ -22,12 +22,14 @@ from typing import Any
 from hub.config._model import (
     CONFIG_ENV_VAR,
     DEFAULT_DATA_DIR,
+    MAX_ERROR_OUTPUT_BYTES,
     AuthorizedClient,
     Config,
     HubSettings,
     KnownHost,
     PlanConfig,
     RepoConfig,
+    RunSettings,
     StoreSettings,
     default_config,
 )
@@ -43,6 +45,7 @@ _TOP_KEYS = (
     "instance",
     "data_dir",
     "hub",
+    "run",
     "store",
     "repos",
     "plans",
@@ -59,6 +62,7 @@ _HUB_KEYS = (
     "max_pending_handshakes",
     "max_frame_bytes",
 )
+_RUN_KEYS = ("error_output_bytes",)
 _STORE_KEYS = ("url",)
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
@@ -68,6 +72,7 @@ _HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissio
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
     "hub": _HUB_KEYS,
+    "run": _RUN_KEYS,
     "store": _STORE_KEYS,
     "repos": _REPO_KEYS,
     "plans": _PLAN_KEYS,
@@ -211,6 +216,16 @@ class _Table:
             raise self.error(name, f"expected a whole number > 0, got {_describe(value)}")
         return value
 
+    def size(self, name: str, default: int, maximum: int) -> int:
+        """A byte count from 0 (off) to ``maximum``."""
+        value = self._get(name, default, "")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise self.error(
+                name,
+                f"expected a number of bytes from 0 (off) to {maximum}, got {_describe(value)}",
+            )
+        return value
+
     def strings(self, name: str) -> tuple[str, ...]:
         value = self._get(name, [], "")
         if not isinstance(value, list):
@@ -290,6 +305,8 @@ def parse_config_text(text: str, path: Path) -> Config:
     if hub_table is not None:
         hub = _parse_hub(hub_table)
 
+    run_table = top.table("run")
+    run = _parse_run(run_table) if run_table is not None else RunSettings()
     store = _parse_store(top, has_hub=hub is not None)
     repos = _parse_repos(top)
     plans = _parse_plans(top, {repo.id for repo in repos})
@@ -303,6 +320,7 @@ def parse_config_text(text: str, path: Path) -> Config:
         instance=instance,
         data_dir=data_dir,
         hub=hub,
+        run=run,
         store=store,
         repos=repos,
         plans=plans,
@@ -332,6 +350,14 @@ def _parse_hub(table: _Table) -> HubSettings:
     )
 
 
+def _parse_run(table: _Table) -> RunSettings:
+    table.check_keys(_RUN_KEYS)
+    defaults = RunSettings()
+    return RunSettings(
+        error_output_bytes=table.size(
+            "error_output_bytes", defaults.error_output_bytes, MAX_ERROR_OUTPUT_BYTES
+        ),
+    )
 _STORE_URL_EXAMPLE = "postgresql://synchub@db.example.org:5432/synchub"
 
 

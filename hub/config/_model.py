@@ -38,6 +38,20 @@ class HubSettings:
     max_frame_bytes: int = 16 * 1024 * 1024
 
 
+DEFAULT_ERROR_OUTPUT_BYTES = 8 * 1024
+MAX_ERROR_OUTPUT_BYTES = 1024 * 1024
+"""The most of a failed job's output an operation may carry (it travels in every diff
+answer and is stored by every hub)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: how ``synchub run`` records jobs."""
+
+    error_output_bytes: int = DEFAULT_ERROR_OUTPUT_BYTES
+    """The last bytes of a failed job's output kept in its operation; 0 keeps none."""
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The hub's HTTP side (dashboard, /api, /metrics, /healthz): ``[web]``."""
@@ -173,6 +187,7 @@ class Config:
     instance: str
     data_dir: Path
     hub: HubSettings | None = None
+    run: RunSettings = field(default_factory=RunSettings)
     store: StoreSettings = StoreSettings()
     repos: tuple[RepoConfig, ...] = ()
     plans: tuple[PlanConfig, ...] = ()

@@ -42,8 +42,9 @@ def status_name(status: int) -> str:
 
 
 def instance_of(op: pb.Operation) -> str:
-    """The instance an operation is shown and filtered under."""
-    return op.instance_id
+    """The instance an operation is shown and filtered under: the peer it came from (a
+    node's own operations: the instance they were recorded with)."""
+    return op.peer_instance_id or op.instance_id
 
 
 @dataclass(frozen=True, slots=True)

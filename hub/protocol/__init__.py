@@ -11,7 +11,9 @@ drive it over real sockets.
   the diff plan (``_scope``), flow control (``_flow``), the frames of operations
   (``_outgoing``), rounds of diffs (``_rounds``), the reconnect backoff
   (``_backoff``), and ``ClientSession``, which ties them into one session
-  (``_client``).
+  (``_client``);
+- logs on demand, both sides (``_logs``): the hub's open requests
+  (``LogRequests``) and the client's answers (``LogServer``).
 """
 
 from hub.protocol._backoff import backoff_delay
@@ -89,6 +91,22 @@ from hub.protocol._items import (
     operations_item,
     serialized_operations_frame,
 )
+from hub.protocol._logs import (
+    LOG_ANSWERS_AT_ONCE,
+    LOG_CHUNK_BYTES,
+    LOG_REPLIES_QUEUED,
+    LOG_REQUEST_MAX_BYTES,
+    LOG_REQUEST_TIMEOUT,
+    LOG_REQUESTS_PER_SESSION,
+    LocalLog,
+    LogAnswer,
+    LogQuery,
+    LogRequests,
+    LogServer,
+    LogSource,
+    log_data_item,
+    request_log_item,
+)
 from hub.protocol._outgoing import DELETED_IDS_PER_FRAME, ClientOplog
 from hub.protocol._rounds import CONFIRM_ROUNDS, MAX_ONCE_ROUNDS
 from hub.protocol._scope import DiffSelection, SyncScope
@@ -101,6 +119,12 @@ __all__ = [
     "KNOWN_ACTIONS",
     "LABEL_CLIENT",
     "LABEL_HUB",
+    "LOG_ANSWERS_AT_ONCE",
+    "LOG_CHUNK_BYTES",
+    "LOG_REPLIES_QUEUED",
+    "LOG_REQUESTS_PER_SESSION",
+    "LOG_REQUEST_MAX_BYTES",
+    "LOG_REQUEST_TIMEOUT",
     "MAX_BATCH_OPERATIONS",
     "MAX_INSTANCE_ID_BYTES",
     "MAX_ONCE_ROUNDS",
@@ -119,6 +143,12 @@ __all__ = [
     "HubHandshake",
     "HubPin",
     "LinkEvent",
+    "LocalLog",
+    "LogAnswer",
+    "LogQuery",
+    "LogRequests",
+    "LogServer",
+    "LogSource",
     "OperationKind",
     "Outflow",
     "SendWindow",
@@ -149,10 +179,12 @@ __all__ = [
     "heartbeat_frame",
     "hello_item",
     "hub_transcript",
+    "log_data_item",
     "new_nonce",
     "operation_frame_bytes",
     "operations_item",
     "proof_item",
+    "request_log_item",
     "sent_operations",
     "serialized_frame_bytes",
     "serialized_operations_frame",

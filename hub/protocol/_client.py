@@ -29,6 +29,9 @@ The order of work (docs/protocol.md §5 (Handshake), §6.2 (The client's order o
    ``rediff_interval``, or at once (at most ``CONFIRM_ROUNDS`` times running)
    after a round that requested operations.
 
+Logs on demand: a hub's ``request_log`` goes to the session's ``LogServer``, whose
+answer is queued ahead of the other data (§6.7 (Logs on demand)).
+
 Flow control: at most ``send_window`` data frames ahead of the hub's last
 acknowledgement, asked for every ``ack_every`` frames by an ``ids = [0]`` diff
 (§6.1 (Model)); nothing but heartbeats and acknowledgements while throttled
@@ -59,6 +62,7 @@ from hub.protocol._codec import action_of, config_frames
 from hub.protocol._flow import Sender, SendWindow
 from hub.protocol._handshake import ClientHandshake
 from hub.protocol._items import ack_diff_frame, closing_error_frame, decode_hub_item
+from hub.protocol._logs import LogServer
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
 from hub.protocol._rounds import DiffRounds, RoundEnd
 from hub.protocol._scope import SyncScope
@@ -226,6 +230,7 @@ class ClientSession:
         who: str = "",
         listener: SessionListener | None = None,
         logger: logging.Logger | None = None,
+        logs: LogServer | None = None,
     ) -> None:
         self.settings = settings = settings or ClientSessionSettings()
         self.who = who = who or f"hub {handshake.pin.instance_id}"
@@ -235,6 +240,7 @@ class ClientSession:
         self._shared = shared
         self._listener: SessionListener = listener or _Quiet()
         self._log = logger or log
+        self._logs = logs or LogServer.refusing(who=who, log=self._log)
         self.phase = ClientPhase.NEW
         self.connected = False
         self.in_sync = False
@@ -438,6 +444,12 @@ class ClientSession:
             list(item.list_resources.repo_ids), list(item.list_resources.plan_ids),
         )
 
+    def _on_log_request(self, item: pb.SyncStreamItem, now: float) -> None:
+        queued = self._outflow.replies_waiting()
+        reply = self._logs.respond(item.request_log, now, queued=queued)
+        if reply is not None:
+            self._outflow.push_reply(reply)
+
     def _unused(self, item: pb.SyncStreamItem, now: float) -> None:
         self._log.debug("%s sent %s; this client does not use it", self.who, action_of(item))
 
@@ -501,6 +513,7 @@ _HANDLERS: Mapping[ClientPhase, Mapping[str, _Handler]] = {
         "diff_operations": ClientSession._on_diff_reply,
         "send_config": ClientSession._on_hub_config,
         "list_resources": ClientSession._on_hub_resources,
+        "request_log": ClientSession._on_log_request,
         "error": ClientSession._on_error,
     },
     ClientPhase.DONE: {"error": ClientSession._on_error},

@@ -27,19 +27,30 @@ FrameSource = Iterator[bytes]
 class Outflow:
     """The data frames waiting to go to one hub, in order, honouring throttle.
 
-    Entries are frames or lazy frame sources. While throttled nothing is taken,
-    so no send_operations (and nothing queued behind one, to keep the order)
-    leaves before the delay ends; heartbeats do not go through this queue.
-    Used by one thread only.
+    Entries are frames or lazy frame sources, in two lanes: replies (the answers
+    to the hub's log requests) go before everything else queued, operations and
+    diffs keep their order. While throttled nothing is taken, so no
+    send_operations (and nothing queued behind one, to keep the order) leaves
+    before the delay ends; heartbeats do not go through this queue. Used by one
+    thread only.
     """
 
     def __init__(self) -> None:
+        self._replies: deque[bytes | FrameSource] = deque()
         self._entries: deque[bytes | FrameSource] = deque()
         self._held: bytes | None = None
         self._throttled_until = 0.0
 
     def push(self, entry: bytes | FrameSource) -> None:
         self._entries.append(entry)
+
+    def push_reply(self, entry: bytes | FrameSource) -> None:
+        """Queue an answer to the hub ahead of the other data."""
+        self._replies.append(entry)
+
+    def replies_waiting(self) -> int:
+        """Answers queued and not yet fully taken."""
+        return len(self._replies)
 
     def throttle(self, delay_ms: int, now: float) -> None:
         self._throttled_until = max(self._throttled_until, now + max(delay_ms, 0) / 1000)
@@ -52,32 +63,34 @@ class Outflow:
 
     def empty(self) -> bool:
         """Nothing left to send (lazy sources included, once drained)."""
-        if self._held is not None:
-            return False
-        while self._entries:
-            head = self._entries[0]
-            if isinstance(head, bytes):
-                return False
-            frame = next(head, None)
-            if frame is not None:
-                self._held = frame
-                return False
-            self._entries.popleft()
-        return True
+        return self._next() is None
 
     def peek(self, now: float) -> bytes | None:
         """The next frame to send now, or None (empty or throttled). Call taken() once sent."""
-        if self.is_throttled(now) or self.empty():
+        if self.is_throttled(now):
             return None
-        if self._held is None:
-            head = self._entries[0]
-            assert isinstance(head, bytes)
-            self._held = head
-            self._entries.popleft()
-        return self._held
+        return self._next()
 
     def taken(self) -> None:
         self._held = None
+
+    def _next(self) -> bytes | None:
+        """The frame that goes next (held until taken), drawing lazy sources as needed."""
+        if self._held is not None:
+            return self._held
+        for lane in (self._replies, self._entries):
+            while lane:
+                head = lane[0]
+                if isinstance(head, bytes):
+                    lane.popleft()
+                    self._held = head
+                    return head
+                frame = next(head, None)
+                if frame is not None:
+                    self._held = frame
+                    return frame
+                lane.popleft()
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,15 +148,13 @@ class SentOperations(NamedTuple):
     deleted_ids: tuple[int, ...] = ()
 
 
-def sent_operations(
-    send: pb.SyncStreamItem.SendOperations, instance_id: str
-) -> SentOperations | None:
-    """What to apply for ``send`` from the client authenticated as ``instance_id``;
-    None when it carries nothing (``keep_alive``, or no event).
+def sent_operations(send: pb.SyncStreamItem.SendOperations) -> SentOperations | None:
+    """What to apply for ``send``; None when it carries nothing (``keep_alive``, or no event).
 
-    The operations are taken out of ``send`` uncopied, with their ``instance_id`` set
-    to the authenticated one: what the hub records is who sent it, not a claim. The
-    caller hands ``send`` over and does not use it again.
+    The operations are taken out of ``send`` uncopied and as sent: their
+    ``instance_id`` is the producer's, kept as written, and the instance the client
+    authenticated as is recorded beside them by the store (§6.4 (`send_operations`)).
+    The caller hands ``send`` over and does not use it again.
     """
     event = send.event
     kind = event.WhichOneof("event")
@@ -167,7 +165,4 @@ def sent_operations(
     if kind not in ("created_operations", "updated_operations"):
         raise ProtocolError(f"send_operations carries an unknown event {kind}")
     listed = event.created_operations if kind == "created_operations" else event.updated_operations
-    operations = tuple(listed.operations)
-    for op in operations:
-        op.instance_id = instance_id
-    return SentOperations(operations=operations)
+    return SentOperations(operations=tuple(listed.operations))

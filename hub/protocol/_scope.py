@@ -90,12 +90,12 @@ class DiffSelection:
         return f"{repo}, plan {self.plan_id}" if self.plan_id is not None else repo
 
 
-def _read_operation_entries(permissions: Permissions) -> tuple[Permission, ...]:
-    return tuple(e for e in permissions.entries if e.type is PermissionType.READ_OPERATIONS)
+def _entries_of(permissions: Permissions, kind: PermissionType) -> tuple[Permission, ...]:
+    return tuple(e for e in permissions.entries if e.type is kind)
 
 
 def _excluded_plans(
-    permissions: Permissions, covering: Sequence[Permission]
+    permissions: Permissions, covering: Sequence[Permission], kind: PermissionType
 ) -> frozenset[str]:
     """Plans left out of a selection the ``covering`` entries grant.
 
@@ -111,7 +111,7 @@ def _excluded_plans(
     return frozenset(
         plan_id
         for plan_id in named
-        if not permissions.can_read_operations(plan_resource(plan_id))
+        if not permissions.allows(kind, plan_resource(plan_id))
         and all(not e.scopes.covers(plan_resource(plan_id)) and any(
             s.exclude and s.kind is ScopeKind.PLAN and s.ident == plan_id
             for s in e.scopes.scopes
@@ -126,22 +126,29 @@ class SyncScope:
     selections: tuple[DiffSelection, ...]
 
     @classmethod
-    def for_host(cls, config: Config, permissions: Permissions) -> SyncScope:
-        entries = _read_operation_entries(permissions)
+    def for_host(
+        cls,
+        config: Config,
+        permissions: Permissions,
+        kind: PermissionType = PermissionType.READ_OPERATIONS,
+    ) -> SyncScope:
+        """The selections ``kind`` permissions cover: by default what a hub may read
+        (``read_operations``); ``read_logs`` gives the operations whose logs it may
+        fetch, by the same rules."""
+        entries = _entries_of(permissions, kind)
         guid_of = {r.id: r.guid for r in config.repos}
         selections: list[DiffSelection] = []
         granted_repos: set[str] = set()
         for repo in config.repos:
             resource = repo_resource(repo.id)
-            if permissions.can_read_operations(resource):
+            if permissions.allows(kind, resource):
                 granted_repos.add(repo.id)
                 covering = [e for e in entries if e.scopes.covers(resource)]
-                selections.append(
-                    DiffSelection(repo.guid, excluded_plans=_excluded_plans(permissions, covering))
-                )
+                excluded = _excluded_plans(permissions, covering, kind)
+                selections.append(DiffSelection(repo.guid, excluded_plans=excluded))
         for plan in config.plans:
-            if plan.repo not in granted_repos and permissions.can_read_operations(
-                plan_resource(plan.id)
+            if plan.repo not in granted_repos and permissions.allows(
+                kind, plan_resource(plan.id)
             ):
                 selections.append(DiffSelection(guid_of[plan.repo], plan_id=plan.id))
         wildcard = [
@@ -149,9 +156,8 @@ class SyncScope:
             if any(s.kind is ScopeKind.ALL for s in e.scopes.scopes)
         ]
         if wildcard:
-            selections.append(
-                DiffSelection("", excluded_plans=_excluded_plans(permissions, wildcard))
-            )
+            excluded = _excluded_plans(permissions, wildcard, kind)
+            selections.append(DiffSelection("", excluded_plans=excluded))
         return cls(tuple(selections))
 
     def allows(self, op: Placed) -> bool:

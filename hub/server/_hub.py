@@ -58,7 +58,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, hub_stores, now_ms
+from hub.store import HubStores, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
@@ -315,7 +315,8 @@ class Hub:
             )
             return
         service = AdminService(
-            status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers
+            status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers,
+            local_logs=LocalLogs(data_dir),
         )
         admin = AdminServer(context, data_dir, service.handle)
         stack.callback(admin.stop, STOP_TIMEOUT)

@@ -9,7 +9,8 @@ protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
 ``PostgresPeerStateStore`` keep a hub's in PostgreSQL (``[store] url``);
 ``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
-operations; ``read_peer_states`` is a read-only snapshot for the CLI.
+operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
+``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
 
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
@@ -43,6 +44,7 @@ from hub.store._api import (
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
+from hub.store._logs import LOGS_DIRNAME, LocalLogs, LogSlice, log_path, logref_for
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
 from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
@@ -82,6 +84,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALERT_STORE_FILENAME",
     "INSERT_SQL",
+    "LOGS_DIRNAME",
     "LOOKUP_QUERIES",
     "OPLOG_FILENAME",
     "PEER_STORE_FILENAME",
@@ -92,7 +95,9 @@ __all__ = [
     "AlertStateStore",
     "HubStores",
     "LocalChanges",
+    "LocalLogs",
     "LocalOplogStore",
+    "LogSlice",
     "NewDelivery",
     "OpMetadata",
     "OperationQuery",
@@ -117,6 +122,8 @@ __all__ = [
     "ensure_private_database",
     "find_sql",
     "hub_stores",
+    "log_path",
+    "logref_for",
     "migrate_postgres",
     "new_operation",
     "now_ms",

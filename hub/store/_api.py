@@ -31,6 +31,14 @@ Modnos
     peer's diff sees a change, and "local changes since modno N" is a single range).
     Remote operations keep the modno their owner gave them.
 
+Peer instances
+    A peer's operations are handed out (``query``, ``get``, ``apply_remote``'s
+    results) with ``peer_instance_id`` set: the instance that peer authenticated
+    as. The store keeps it beside the operation, never in its bytes. A selector's
+    ``peer_instance_id`` selects by it, and matches a node's own operations by
+    the ``instance_id`` they were recorded with (those are handed out exactly as
+    stored, without it).
+
 Threads
     A store may be bound to the thread that created it (a ``SqliteOplogStore`` owns
     one sqlite3 connection, usable only there; the PostgreSQL stores take a pooled
@@ -156,13 +164,17 @@ class OplogStore(LocalWrites, Protocol):
         deleted_original_ids: Sequence[int],
         *,
         reuse: bool = False,
+        peer_instance_id: str = "",
     ) -> RemoteApplyResult:
         """Apply one batch from the peer with ``keyid`` atomically (send_operations).
 
         An operation with id <= 0 or flow id < 0 is a ProtocolError and nothing
         of the batch is stored. With ``reuse`` the caller gives the operations up:
         the store may change them and hand them back as its results instead of
-        copying each one.
+        copying each one. Each operation is stored as sent (its ``instance_id``
+        included) apart from the ids the store assigns; ``peer_instance_id``, the
+        instance the peer authenticated as, is recorded beside it (never in it)
+        and set on what the store hands out.
         """
         ...
 
@@ -264,11 +276,15 @@ class PeerStateStore(Protocol):
 class OperationQuery:
     """Which operations a reader lists, newest (highest id) first.
 
-    Every set field narrows the list; ``since_ms`` / ``until_ms`` bound the start time
-    (``since`` inclusive, ``until`` exclusive); ``before_id`` pages: only ids below it.
+    Every set field narrows the list: ``instance`` the instance an operation came from
+    (its ``peer_instance_id``; a node's own operations by their ``instance_id``),
+    ``producer`` the ``instance_id`` it was written with; ``since_ms`` / ``until_ms``
+    bound the start time (``since`` inclusive, ``until`` exclusive); ``before_id`` pages:
+    only ids below it.
     """
 
-    instance_id: str | None = None
+    instance: str | None = None
+    producer: str | None = None
     repo_guid: str | None = None
     plan_id: str | None = None
     status: int | None = None
@@ -290,7 +306,10 @@ class OplogReader(Protocol):
     """
 
     def find(self, query: OperationQuery) -> list[pb.Operation]:
-        """The operations matching ``query``, highest id first, at most ``query.limit``."""
+        """The operations matching ``query``, highest id first, at most ``query.limit``.
+
+        Every operation read has ``peer_instance_id`` set as ``OplogStore.query`` sets it.
+        """
         ...
 
     def get(self, op_id: int) -> pb.Operation | None:
@@ -298,15 +317,16 @@ class OplogReader(Protocol):
         ...
 
     def plan_keys(self) -> list[tuple[str, str]]:
-        """Every (instance_id, plan_id) pair some stored operation has, sorted."""
+        """Every (instance, plan_id) pair some stored operation has, sorted; the instance is
+        the one it came from (``OperationQuery.instance``)."""
         ...
 
-    def latest_runs(self, instance_id: str, plan_id: str, limit: int) -> list[pb.Operation]:
+    def latest_runs(self, instance: str, plan_id: str, limit: int) -> list[pb.Operation]:
         """The operations of one (instance, plan), highest id first, at most ``limit``."""
         ...
 
     def latest_with_status(
-        self, instance_id: str, plan_id: str, status: int
+        self, instance: str, plan_id: str, status: int
     ) -> pb.Operation | None:
         """The highest-id operation of one (instance, plan) with ``status``."""
         ...

@@ -34,12 +34,15 @@ from hub.text import redacted_url
 
 _COPY_OPERATIONS = (
     "COPY operations (id, flow_id, modno, original_instance_keyid, original_id, "
-    "original_flow_id, repo_guid, plan_id, instance_id, snapshot_id, unix_time_start_ms, "
-    "status, data) FROM STDIN"
+    "original_flow_id, repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id, "
+    "unix_time_start_ms, status, data) FROM STDIN"
 )
+# A file of oplog schema 1 (written before the peer had its own column) is read as
+# its upgrade would make it: its instance_id was the authenticated peer's.
+_PEER_COLUMN = {1: "instance_id", 2: "peer_instance_id"}
 _SELECT_OPERATIONS = (
     "SELECT id, flow_id, modno, original_instance_keyid, original_id, original_flow_id, "
-    "repo_guid, plan_id, instance_id, snapshot_id, unix_time_start_ms, status, data "
+    "repo_guid, plan_id, instance_id, {peer}, snapshot_id, unix_time_start_ms, status, data "
     "FROM operations ORDER BY id"
 )
 
@@ -122,16 +125,17 @@ def _copy_oplog(conn: Connection, path: Path) -> tuple[int, int, int]:
         return 0, 0, 0
     with _read_only(path, "oplog") as db:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version != SQLITE_SCHEMA_VERSION:
+        if version not in _PEER_COLUMN:
             raise StoreError(
-                f"{path} has oplog schema version {version}; this synchub migrates version "
-                f"{SQLITE_SCHEMA_VERSION}: run the synchub that wrote it"
+                f"{path} has oplog schema version {version}; this synchub migrates versions "
+                f"1 to {SQLITE_SCHEMA_VERSION}: run the synchub that wrote it"
             )
         last_id, last_modno = db.execute("SELECT last_id, last_modno FROM counters").fetchone()
         copied = 0
+        select = _SELECT_OPERATIONS.format(peer=_PEER_COLUMN[version])
         with conn.cursor().copy(_COPY_OPERATIONS) as copy:
-            for row in db.execute(_SELECT_OPERATIONS):
-                copy.write_row((*row[:12], _without_ids(row[12])))
+            for row in db.execute(select):
+                copy.write_row((*row[:13], _without_ids(row[13])))
                 copied += 1
         tombstones = db.execute("SELECT id, modno FROM local_deletions").fetchall()
     if tombstones:

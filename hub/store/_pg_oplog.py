@@ -29,6 +29,7 @@ from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_local import delete_by_id, insert_local, replace_local
 from hub.store._pg_remote import apply_remote_batch
 from hub.store._pg_rows import decoded
+from hub.store._pg_schema import HANDED_OUT_PEER_SQL
 from hub.store._pg_select import selection
 from hub.store._rules import checked_remote_batch, peer_diff_selector, requested_ids
 
@@ -85,6 +86,7 @@ class PostgresOplogStore:
         deleted_original_ids: Sequence[int],
         *,
         reuse: bool = False,
+        peer_instance_id: str = "",
     ) -> RemoteApplyResult:
         """Apply one send_operations batch from the peer ``keyid``, all or nothing.
 
@@ -96,7 +98,9 @@ class PostgresOplogStore:
         if not latest and not to_delete:
             return RemoteApplyResult()
         with self._db.connection(f"applying a batch from {keyid}") as conn:
-            return apply_remote_batch(conn, keyid, latest, to_delete, reuse=reuse)
+            return apply_remote_batch(
+                conn, keyid, latest, to_delete, reuse=reuse, peer_instance_id=peer_instance_id
+            )
 
     def diff(
         self,
@@ -119,7 +123,10 @@ class PostgresOplogStore:
         self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
     ) -> list[pb.Operation]:
         where = selection(selector)
-        sql = f"SELECT id, flow_id, data FROM operations WHERE {where.sql} ORDER BY id"  # noqa: S608
+        sql = (
+            f"SELECT id, flow_id, data, {HANDED_OUT_PEER_SQL} FROM operations "  # noqa: S608
+            f"WHERE {where.sql} ORDER BY id"
+        )
         if newest_first:
             sql += " DESC"
         params = where.params
@@ -146,7 +153,8 @@ class PostgresOplogStore:
     def get(self, op_id: int) -> pb.Operation | None:
         with self._db.connection("get") as conn:
             row = conn.execute(
-                "SELECT id, flow_id, data FROM operations WHERE id = %s", (op_id,)
+                f"SELECT id, flow_id, data, {HANDED_OUT_PEER_SQL} "  # noqa: S608
+                "FROM operations WHERE id = %s", (op_id,)
             ).fetchone()
         return None if row is None else decoded(*row)
 

@@ -15,9 +15,11 @@ from hub.pb import synchub_pb2 as pb
 from hub.store._api import LocalChanges, OperationQuery, OplogReader
 from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_rows import decoded
+from hub.store._pg_schema import HANDED_OUT_PEER_SQL
 
 _FILTERS: Final = (
-    ("instance_id", "instance_id = %s"),
+    ("instance", "peer_instance_id = %s"),
+    ("producer", "instance_id = %s"),
     ("repo_guid", "repo_guid = %s"),
     ("plan_id", "plan_id = %s"),
     ("status", "status = %s"),
@@ -25,7 +27,7 @@ _FILTERS: Final = (
     ("until_ms", "unix_time_start_ms < %s"),
     ("before_id", "id < %s"),
 )
-_COLUMNS: Final = "id, flow_id, data"
+_COLUMNS: Final = f"id, flow_id, data, {HANDED_OUT_PEER_SQL}"
 
 
 def pg_find_sql(query: OperationQuery) -> tuple[str, tuple[object, ...]]:
@@ -64,25 +66,25 @@ class PostgresOplogReader:
     def plan_keys(self) -> list[tuple[str, str]]:
         with self._db.connection("listing plans") as conn:
             rows = conn.execute(
-                "SELECT DISTINCT instance_id COLLATE \"C\", plan_id COLLATE \"C\" "
+                "SELECT DISTINCT peer_instance_id COLLATE \"C\", plan_id COLLATE \"C\" "
                 "FROM operations ORDER BY 1, 2"
             ).fetchall()
         return [(str(instance), str(plan)) for instance, plan in rows]
 
-    def latest_runs(self, instance_id: str, plan_id: str, limit: int) -> list[pb.Operation]:
+    def latest_runs(self, instance: str, plan_id: str, limit: int) -> list[pb.Operation]:
         return self._operations(
-            f"SELECT {_COLUMNS} FROM operations WHERE instance_id = %s AND plan_id = %s "  # noqa: S608
-            "ORDER BY id DESC LIMIT %s",
-            (instance_id, plan_id, max(0, limit)), "reading a plan's runs",
+            f"SELECT {_COLUMNS} FROM operations WHERE peer_instance_id = %s "  # noqa: S608
+            "AND plan_id = %s ORDER BY id DESC LIMIT %s",
+            (instance, plan_id, max(0, limit)), "reading a plan's runs",
         )
 
     def latest_with_status(
-        self, instance_id: str, plan_id: str, status: int
+        self, instance: str, plan_id: str, status: int
     ) -> pb.Operation | None:
         found = self._operations(
-            f"SELECT {_COLUMNS} FROM operations WHERE instance_id = %s AND plan_id = %s "  # noqa: S608
-            "AND status = %s ORDER BY id DESC LIMIT 1",
-            (instance_id, plan_id, status), "reading a plan's runs",
+            f"SELECT {_COLUMNS} FROM operations WHERE peer_instance_id = %s "  # noqa: S608
+            "AND plan_id = %s AND status = %s ORDER BY id DESC LIMIT 1",
+            (instance, plan_id, status), "reading a plan's runs",
         )
         return found[0] if found else None
 
@@ -95,8 +97,9 @@ class PostgresOplogReader:
         with self._db.connection("reading local changes") as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             rows = conn.execute(
-                f"SELECT {_COLUMNS}, modno FROM operations WHERE original_instance_keyid = '' "  # noqa: S608
-                "AND modno > %s ORDER BY modno LIMIT %s", (modno, limit),
+                "SELECT id, flow_id, data, modno FROM operations "
+                "WHERE original_instance_keyid = '' AND modno > %s ORDER BY modno LIMIT %s",
+                (modno, limit),
             ).fetchall()
             gone = conn.execute(
                 "SELECT id, modno FROM local_deletions WHERE modno > %s ORDER BY modno LIMIT %s",

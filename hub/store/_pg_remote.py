@@ -26,11 +26,15 @@ def apply_remote_batch(
     to_delete: Sequence[int],
     *,
     reuse: bool,
+    peer_instance_id: str = "",
 ) -> RemoteApplyResult:
-    """Delete ``to_delete`` (peer ids), then insert or update ``latest`` (by peer id)."""
+    """Delete ``to_delete`` (peer ids), then insert or update ``latest`` (by peer id).
+
+    ``peer_instance_id`` goes in its own column, never into the stored bytes."""
     stored_ops, columns = _prepared(keyid, latest, reuse=reuse)
     row = conn.execute(
-        APPLY_REMOTE_SQL, (keyid, list(to_delete), *columns), prepare=True, binary=True
+        APPLY_REMOTE_SQL, (keyid, peer_instance_id, list(to_delete), *columns),
+        prepare=True, binary=True,
     ).fetchone()
     assert row is not None, "synchub_apply_remote returns one row"
     deleted_ids, ids, flow_ids, fresh = row
@@ -39,6 +43,8 @@ def apply_remote_batch(
     for stored, local_id, flow_id, is_new in zip(stored_ops, ids, flow_ids, fresh, strict=True):
         stored.id = local_id
         stored.flow_id = flow_id
+        if peer_instance_id:
+            stored.peer_instance_id = peer_instance_id
         (created if is_new else updated).append(stored)
     return RemoteApplyResult(tuple(created), tuple(updated), tuple(deleted_ids))
 
@@ -66,6 +72,7 @@ def _prepared(
         stored.original_instance_keyid = keyid
         stored.ClearField("id")
         stored.ClearField("flow_id")
+        stored.ClearField("peer_instance_id")
         # Spelled out rather than built by a helper: this runs once per operation.
         stored_ops.append(stored)
         original_ids.append(original_id)

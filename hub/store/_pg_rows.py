@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hub.pb import synchub_pb2 as pb
+from hub.store._rules import peer_of_local
 
 
 def encoded(op: pb.Operation) -> bytes:
@@ -25,11 +26,14 @@ def encoded(op: pb.Operation) -> bytes:
         op.id, op.flow_id = op_id, flow_id
 
 
-def decoded(op_id: int, flow_id: int, data: bytes) -> pb.Operation:
-    """A stored row's operation, with its id and flow id from their columns."""
+def decoded(op_id: int, flow_id: int, data: bytes, peer_instance_id: str = "") -> pb.Operation:
+    """A stored row's operation, with its id, flow id and (for a peer's) peer instance
+    from their columns."""
     op = pb.Operation.FromString(data)
     op.id = op_id
     op.flow_id = flow_id
+    if peer_instance_id:
+        op.peer_instance_id = peer_instance_id
     return op
 
 
@@ -46,6 +50,7 @@ class Columns:
     repo_guids: list[str] = field(default_factory=list)
     plan_ids: list[str] = field(default_factory=list)
     instance_ids: list[str] = field(default_factory=list)
+    peer_instance_ids: list[str] = field(default_factory=list)
     snapshot_ids: list[str] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
@@ -62,6 +67,7 @@ class Columns:
         self.repo_guids.append(op.repo_guid)
         self.plan_ids.append(op.plan_id)
         self.instance_ids.append(op.instance_id)
+        self.peer_instance_ids.append(peer_of_local(op))
         self.snapshot_ids.append(op.snapshot_id)
         self.starts.append(op.unix_time_start_ms)
         self.statuses.append(op.status)
@@ -71,5 +77,5 @@ class Columns:
         return (
             self.ids, self.flow_ids, self.modnos, self.keyids, self.original_ids,
             self.original_flow_ids, self.repo_guids, self.plan_ids, self.instance_ids,
-            self.snapshot_ids, self.starts, self.statuses, self.data,
+            self.peer_instance_ids, self.snapshot_ids, self.starts, self.statuses, self.data,
         )

@@ -3,8 +3,8 @@
 Migrations are applied in order, each once, each in its own transaction, by
 ``_pg_db.migrate``; ``synchub_migrations`` records which are in. A migration is
 never edited once released: a change to the schema is a new one at the end of
-``MIGRATIONS`` (the SQLite schema's additions arrive here the same way, e.g. a
-``peer_instance_id`` column as migration 2; an alert-state table as its own).
+``MIGRATIONS`` (the SQLite schema's additions arrive here the same way: the
+``peer_instance_id`` column is migration 2).
 
 The tables mirror the SQLite oplog's (``_sqlite_schema``) with three differences:
 
@@ -208,16 +208,54 @@ END
 $fn$
 """
 
-# The readers' indexes (the dashboard's per-plan history, the API's status filter),
-# as the SQLite store has them.
+def _apply_remote_v2() -> str:
+    """Migration 1's ``synchub_apply_remote``, taking the batch's peer instance too and
+    storing it in its own column (the operations keep the instance_id they were sent
+    with). Derived from the released text so the two cannot drift apart."""
+    text = _APPLY_REMOTE_SQL
+    for old, new in (
+        ("    p_keyid text,\n", "    p_keyid text,\n    p_peer_instance_id text,\n"),
+        ("original_flow_id, repo_guid, plan_id, instance_id, snapshot_id,\n"
+         "            unix_time_start_ms, status, data)",
+         "original_flow_id, repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id,\n"
+         "            unix_time_start_ms, status, data)"),
+        ("               r.instance_id, r.snapshot_id, r.start_ms, r.status, r.data\n",
+         "               r.instance_id, p_peer_instance_id, r.snapshot_id, r.start_ms, r.status,\n"
+         "               r.data\n"),
+        ("repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,\n",
+         "repo_guid = r.repo_guid, plan_id = r.plan_id, instance_id = r.instance_id,\n"
+         "            peer_instance_id = p_peer_instance_id,\n"),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+# 2: instance_id is kept as the producer wrote it; the instance the peer
+# authenticated as gets its own column. Migration 1's function stored the
+# authenticated instance in instance_id, so for its rows the two are the same.
+_PEER_INSTANCE_SQL: Final = (
+    """
+ALTER TABLE operations ADD COLUMN peer_instance_id text NOT NULL DEFAULT '';
+UPDATE operations SET peer_instance_id = instance_id;
+CREATE INDEX operations_by_peer_instance ON operations (peer_instance_id);
+DROP FUNCTION synchub_apply_remote(text, bigint[], bigint[], bigint[], integer[], bigint[],
+    text[], text[], text[], text[], bigint[], integer[], bytea[]);
+"""
+    + _apply_remote_v2()
+)
+
+# 3: the index of the web side's readers (the API's status filter, each plan's last
+# runs by the instance it came from), as the SQLite store has them.
 _READER_INDEXES_SQL: Final = """
 CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
-CREATE INDEX IF NOT EXISTS operations_by_instance_plan ON operations (instance_id, plan_id);
+CREATE INDEX IF NOT EXISTS operations_by_peer_plan ON operations (peer_instance_id, plan_id);
 """
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
-    Migration(2, "indexes for the web side's readers", _READER_INDEXES_SQL),
+    Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
+    Migration(3, "indexes for the web side's readers", _READER_INDEXES_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -229,9 +267,9 @@ TABLES: Final = ("operations", "local_deletions", "counters", "peer_states")
 APPLY_REMOTE_SQL: Final = (
     # %b: binary parameters, so no array element is quoted or escaped.
     "SELECT deleted_ids, ids, flow_ids, fresh FROM synchub_apply_remote("
-    "%b::text, %b::bigint[], %b::bigint[], %b::bigint[], %b::integer[], %b::bigint[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::integer[], "
-    "%b::bytea[])"
+    "%b::text, %b::text, %b::bigint[], %b::bigint[], %b::bigint[], %b::integer[], "
+    "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
+    "%b::integer[], %b::bytea[])"
 )
 
 LOCK_COUNTERS_SQL: Final = (
@@ -243,12 +281,12 @@ SAVE_COUNTERS_SQL: Final = (
 
 _COLUMNS: Final = (
     "id, flow_id, modno, original_instance_keyid, original_id, original_flow_id, repo_guid, "
-    "plan_id, instance_id, snapshot_id, unix_time_start_ms, status, data"
+    "plan_id, instance_id, peer_instance_id, snapshot_id, unix_time_start_ms, status, data"
 )
 _UNNEST_ROWS: Final = (
     "unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], "
-    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
-    "%s::integer[], %s::bytea[])"
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::bigint[], %s::integer[], %s::bytea[])"
 )
 INSERT_ROWS_SQL: Final = (
     f"INSERT INTO operations ({_COLUMNS}) SELECT * FROM {_UNNEST_ROWS}"  # noqa: S608
@@ -259,10 +297,11 @@ UPDATE_ROWS_SQL: Final = (
     "UPDATE operations AS o SET flow_id = r.flow_id, modno = r.modno, "  # noqa: S608
     "original_instance_keyid = r.keyid, original_id = r.original_id, "
     "original_flow_id = r.original_flow_id, repo_guid = r.repo_guid, plan_id = r.plan_id, "
-    "instance_id = r.instance_id, snapshot_id = r.snapshot_id, "
-    "unix_time_start_ms = r.start_ms, status = r.status, data = r.data "
+    "instance_id = r.instance_id, peer_instance_id = r.peer_instance_id, "
+    "snapshot_id = r.snapshot_id, unix_time_start_ms = r.start_ms, status = r.status, "
+    "data = r.data "
     f"FROM {_UNNEST_ROWS} AS r(id, flow_id, modno, keyid, original_id, original_flow_id, "
-    "repo_guid, plan_id, instance_id, snapshot_id, start_ms, status, data) "
+    "repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id, start_ms, status, data) "
     "WHERE o.id = r.id"
 )
 
@@ -282,3 +321,9 @@ SAVE_PEER_STATES_SQL: Final = (
     "ON CONFLICT (keyid) DO UPDATE SET data = EXCLUDED.data"
 )
 LOAD_PEER_STATES_SQL: Final = "SELECT keyid, data FROM peer_states"
+
+HANDED_OUT_PEER_SQL: Final = (
+    "CASE WHEN original_instance_keyid = '' THEN '' ELSE peer_instance_id END"
+)
+"""A peer's operations are handed out with the instance they came from; a node's own
+keep exactly their stored bytes (the column still selects them by instance)."""

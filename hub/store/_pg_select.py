@@ -43,4 +43,8 @@ def selection(selector: pb.OpSelector, *, peer_ids: bool = False) -> Where:
         if selector.HasField(field):
             clauses.append(f"{field} = %s::text")
             params.append(getattr(selector, field))
+    # A diff's selector is in the peer's terms: who delivered it is not the peer's to choose.
+    if selector.HasField("peer_instance_id") and not peer_ids:
+        clauses.append("peer_instance_id = %s::text")
+        params.append(selector.peer_instance_id)
     return Where(" AND ".join(clauses) if clauses else "true", tuple(params))

@@ -17,13 +17,21 @@ from hub.pb import synchub_pb2 as pb
 
 
 def local_copy(op: pb.Operation) -> pb.Operation:
-    """A fresh copy of ``op`` as a local operation: no original key id, id or flow id."""
+    """A fresh copy of ``op`` as a local operation: no original key id, id or flow id,
+    and no peer instance (a store sets that one on what it reads, never stores it)."""
     stored = pb.Operation()
     stored.CopyFrom(op)
     stored.ClearField("original_instance_keyid")
     stored.ClearField("original_id")
     stored.ClearField("original_flow_id")
+    stored.ClearField("peer_instance_id")
     return stored
+
+
+def peer_of_local(op: pb.Operation) -> str:
+    """The peer_instance_id column of a node's own operation: the instance it was recorded
+    with (it reached the oplog from no peer)."""
+    return op.instance_id
 
 
 def checked_remote_batch(

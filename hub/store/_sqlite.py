@@ -107,20 +107,24 @@ class SqliteOplogStore:
         deleted_original_ids: Sequence[int],
         *,
         reuse: bool = False,
+        peer_instance_id: str = "",
     ) -> RemoteApplyResult:
         """Apply one send_operations batch from the peer ``keyid``, all or nothing.
 
         Deletes are applied first, then the created / updated operations in order
         (an id repeated within the batch: the last copy wins). Only rows carrying
         ``keyid`` are ever read, changed or deleted. A flow id of 0 means the
-        operation is the start of its own flow.
+        operation is the start of its own flow. ``peer_instance_id`` is the
+        instance the peer authenticated as, recorded beside each operation.
         """
         latest = checked_remote_batch(keyid, created_or_updated)
         to_delete = list(dict.fromkeys(deleted_original_ids))
         if not latest and not to_delete:
             return RemoteApplyResult()
         with self._db.transaction(f"applying a batch from {keyid}") as db:
-            return apply_remote_batch(db, keyid, latest, to_delete, reuse=reuse)
+            return apply_remote_batch(
+                db, keyid, latest, to_delete, reuse=reuse, peer_instance_id=peer_instance_id
+            )
 
     def diff(
         self,
@@ -146,7 +150,10 @@ class SqliteOplogStore:
         self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
     ) -> list[pb.Operation]:
         where = selection(selector)
-        sql = f"SELECT data FROM operations WHERE {where.sql} ORDER BY id"  # noqa: S608
+        sql = (
+            f"SELECT data, {_HANDED_OUT_PEER} FROM operations "  # noqa: S608
+            f"WHERE {where.sql} ORDER BY id"
+        )
         if newest_first:
             sql += " DESC"
         params = where.params
@@ -155,7 +162,7 @@ class SqliteOplogStore:
             params = (*params, max(limit, 0))
         with self._db.errors("query"):
             rows = self._db.connection().execute(sql, params).fetchall()
-        return [pb.Operation.FromString(data) for (data,) in rows]
+        return [_with_peer(data, peer) for data, peer in rows]
 
     def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
         where = selection(selector)
@@ -207,9 +214,10 @@ class SqliteOplogStore:
     def get(self, op_id: int) -> pb.Operation | None:
         with self._db.errors("get"):
             row = self._db.connection().execute(
-                "SELECT data FROM operations WHERE id = ?", (op_id,)
+                f"SELECT data, {_HANDED_OUT_PEER} FROM operations WHERE id = ?",  # noqa: S608
+                (op_id,),
             ).fetchone()
-        return None if row is None else pb.Operation.FromString(row[0])
+        return None if row is None else _with_peer(*row)
 
     def count(self) -> int:
         with self._db.errors("count"):
@@ -222,6 +230,21 @@ class SqliteOplogStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+# A peer's operations are handed out with the instance they came from; a node's
+# own keep exactly their stored bytes (the column still selects them by instance).
+_HANDED_OUT_PEER = (
+    "CASE WHEN original_instance_keyid = '' THEN '' ELSE peer_instance_id END"
+)
+
+
+def _with_peer(data: bytes, peer_instance_id: str) -> pb.Operation:
+    """A stored operation as handed out: a peer's with the instance it came from set."""
+    op = pb.Operation.FromString(data)
+    if peer_instance_id:
+        op.peer_instance_id = peer_instance_id
+    return op
 
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from typing import Final
 from hub.errors import StoreError
 from hub.store._files import ensure_private_database
 from hub.store._sqlite_schema import (
+    MIGRATIONS,
     READ_COUNTERS_SQL,
     READER_INDEXES_SQL,
     SAVE_COUNTERS_SQL,
@@ -85,6 +86,15 @@ class OplogDatabase:
                 )
             for statement in SCHEMA_SQL.split(";"):
                 if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif 0 < version < SCHEMA_VERSION and all(
+            step in MIGRATIONS for step in range(version, SCHEMA_VERSION)
+        ):
+            # Inside the open's write transaction: another process opening the file
+            # meanwhile waits, then finds it upgraded.
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import LocalChanges
-from hub.store._rules import local_copy
+from hub.store._rules import local_copy, peer_of_local
 from hub.store._sqlite_db import read_counters, save_counters
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, TOMBSTONE_SQL, UPDATE_SQL
 from hub.store._sqlite_select import json_chunks
@@ -29,7 +29,7 @@ def _local_row(op: pb.Operation) -> tuple[object, ...]:
     """The operations row of a local operation (no original ids: they are NULL)."""
     return (
         op.id, op.flow_id, op.modno, "", None, None,
-        op.repo_guid, op.plan_id, op.instance_id, op.snapshot_id,
+        op.repo_guid, op.plan_id, op.instance_id, peer_of_local(op), op.snapshot_id,
         op.unix_time_start_ms, op.status, op.SerializeToString(),
     )
 

@@ -24,7 +24,8 @@ from hub.store._sqlite_feed import changes_page, read_changes
 from hub.store._sqlite_schema import SCHEMA_VERSION
 
 _FILTERS: Final = (
-    ("instance_id", "instance_id = ?"),
+    ("instance", "peer_instance_id = ?"),
+    ("producer", "instance_id = ?"),
     ("repo_guid", "repo_guid = ?"),
     ("plan_id", "plan_id = ?"),
     ("status", "status = ?"),
@@ -44,8 +45,22 @@ def find_sql(query: OperationQuery) -> tuple[str, tuple[object, ...]]:
             clauses.append(clause)
             params.append(value)
     where = " AND ".join(clauses) if clauses else "1"
-    sql = f"SELECT data FROM operations WHERE {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+    sql = f"SELECT {_COLUMNS} FROM operations WHERE {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
     return sql, (*params, max(0, query.limit))
+
+
+# As SqliteOplogStore hands them out: a peer's operations with the instance they came
+# from; a node's own with their stored bytes exactly.
+_COLUMNS: Final = (
+    "data, CASE WHEN original_instance_keyid = '' THEN '' ELSE peer_instance_id END"
+)
+
+
+def _with_peer(data: bytes, peer_instance_id: str) -> pb.Operation:
+    op = pb.Operation.FromString(data)
+    if peer_instance_id:
+        op.peer_instance_id = peer_instance_id
+    return op
 
 
 class SqliteOplogReader:
@@ -93,36 +108,38 @@ class SqliteOplogReader:
     def _operations(self, sql: str, params: tuple[object, ...]) -> list[pb.Operation]:
         with self._errors("reading operations"):
             rows = self._conn().execute(sql, params).fetchall()
-        return [pb.Operation.FromString(data) for (data,) in rows]
+        return [_with_peer(data, peer) for data, peer in rows]
 
     def find(self, query: OperationQuery) -> list[pb.Operation]:
         return self._operations(*find_sql(query))
 
     def get(self, op_id: int) -> pb.Operation | None:
-        found = self._operations("SELECT data FROM operations WHERE id = ?", (op_id,))
+        found = self._operations(
+            f"SELECT {_COLUMNS} FROM operations WHERE id = ?", (op_id,)  # noqa: S608
+        )
         return found[0] if found else None
 
     def plan_keys(self) -> list[tuple[str, str]]:
         with self._errors("listing plans"):
             rows = self._conn().execute(
-                "SELECT DISTINCT instance_id, plan_id FROM operations ORDER BY 1, 2"
+                "SELECT DISTINCT peer_instance_id, plan_id FROM operations ORDER BY 1, 2"
             ).fetchall()
         return [(str(instance), str(plan)) for instance, plan in rows]
 
-    def latest_runs(self, instance_id: str, plan_id: str, limit: int) -> list[pb.Operation]:
+    def latest_runs(self, instance: str, plan_id: str, limit: int) -> list[pb.Operation]:
         return self._operations(
-            "SELECT data FROM operations WHERE instance_id = ? AND plan_id = ? "
+            f"SELECT {_COLUMNS} FROM operations WHERE peer_instance_id = ? AND plan_id = ? "  # noqa: S608
             "ORDER BY id DESC LIMIT ?",
-            (instance_id, plan_id, max(0, limit)),
+            (instance, plan_id, max(0, limit)),
         )
 
     def latest_with_status(
-        self, instance_id: str, plan_id: str, status: int
+        self, instance: str, plan_id: str, status: int
     ) -> pb.Operation | None:
         found = self._operations(
-            "SELECT data FROM operations WHERE instance_id = ? AND plan_id = ? AND status = ? "
-            "ORDER BY id DESC LIMIT 1",
-            (instance_id, plan_id, status),
+            f"SELECT {_COLUMNS} FROM operations WHERE peer_instance_id = ? AND plan_id = ? "  # noqa: S608
+            "AND status = ? ORDER BY id DESC LIMIT 1",
+            (instance, plan_id, status),
         )
         return found[0] if found else None
 

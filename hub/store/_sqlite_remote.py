@@ -8,6 +8,11 @@ is above the highest the peer sent before, as in an initial sync. With ``reuse``
 the received operations become the stored ones, uncopied. Every statement is
 confined to rows carrying the peer's key id.
 
+The instance the peer authenticated as goes in the ``peer_instance_id`` column,
+never into the stored bytes: an operation's ``instance_id`` is kept as its
+producer wrote it, and a ``peer_instance_id`` the peer put in is dropped. The
+operations handed back carry it set, as reads do.
+
 The functions here run inside the transaction the caller opened; the caller has
 checked the batch (``hub.store._rules``).
 """
@@ -33,6 +38,7 @@ def apply_remote_batch(
     to_delete: Sequence[int],
     *,
     reuse: bool,
+    peer_instance_id: str = "",
 ) -> RemoteApplyResult:
     """Delete ``to_delete`` (peer ids), then insert or update ``latest`` (by peer id)."""
     deleted: list[int] = []
@@ -43,7 +49,7 @@ def apply_remote_batch(
                 LOOKUP_QUERIES["delete_by_original_id"], {"keyid": keyid, "ids": chunk}
             )
         )
-    created, updated = _upsert_remote(db, keyid, latest, reuse)
+    created, updated = _upsert_remote(db, keyid, latest, reuse, peer_instance_id)
     return RemoteApplyResult(tuple(created), tuple(updated), tuple(sorted(deleted)))
 
 
@@ -78,7 +84,11 @@ def _known_flows(
 
 
 def _upsert_remote(
-    db: sqlite3.Connection, keyid: str, latest: dict[int, pb.Operation], reuse: bool
+    db: sqlite3.Connection,
+    keyid: str,
+    latest: dict[int, pb.Operation],
+    reuse: bool,
+    peer_instance_id: str,
 ) -> tuple[list[pb.Operation], list[pb.Operation]]:
     if not latest:
         return [], []
@@ -104,22 +114,22 @@ def _upsert_remote(
             local_id = last_id
         original_flow_id = op.flow_id or original_id
         flow_id = flows.setdefault(original_flow_id, local_id)
-        if reuse:
-            stored = op
-        else:
-            stored = pb.Operation()
-            stored.CopyFrom(op)
+        stored = op if reuse else _copy(op)
         stored.id = local_id
         stored.flow_id = flow_id
         stored.original_id = original_id
         stored.original_flow_id = original_flow_id
         stored.original_instance_keyid = keyid
+        stored.ClearField("peer_instance_id")
         # The row spelled out rather than built by a helper: this runs once per operation.
         row = (
             local_id, flow_id, stored.modno, keyid, original_id, original_flow_id,
-            stored.repo_guid, stored.plan_id, stored.instance_id, stored.snapshot_id,
-            stored.unix_time_start_ms, stored.status, stored.SerializeToString(),
+            stored.repo_guid, stored.plan_id, stored.instance_id, peer_instance_id,
+            stored.snapshot_id, stored.unix_time_start_ms, stored.status,
+            stored.SerializeToString(),
         )
+        if peer_instance_id:
+            stored.peer_instance_id = peer_instance_id
         if local_id >= first_new_id:
             inserts.append(row)
             created.append(stored)
@@ -130,6 +140,12 @@ def _upsert_remote(
     if last_id >= first_new_id:
         save_counters(db, last_id, last_modno)
     return created, updated
+
+
+def _copy(op: pb.Operation) -> pb.Operation:
+    fresh = pb.Operation()
+    fresh.CopyFrom(op)
+    return fresh
 
 
 def write_remote_rows(db: sqlite3.Connection, inserts: list[Row], updates: list[Row]) -> None:

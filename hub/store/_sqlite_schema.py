@@ -1,16 +1,17 @@
 """The SQLite oplog's schema and every statement the store runs on it, in one place.
 
-``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``; a store refuses a file with
-another version. The bench (``synchub bench ingest``) inserts with ``INSERT_SQL``
-into this schema for its baseline, and the tests check that every
-``LOOKUP_QUERIES`` statement is an index search.
+``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``; a store upgrades a file of
+an older version in place when it opens it (``MIGRATIONS``) and refuses a newer
+one. The bench (``synchub bench ingest``) inserts with ``INSERT_SQL`` into this
+schema for its baseline, and the tests check that every ``LOOKUP_QUERIES``
+statement is an index search.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 SCHEMA_SQL: Final = """
 CREATE TABLE operations (
@@ -23,6 +24,7 @@ CREATE TABLE operations (
     repo_guid TEXT NOT NULL,
     plan_id TEXT NOT NULL,
     instance_id TEXT NOT NULL,
+    peer_instance_id TEXT NOT NULL,
     snapshot_id TEXT NOT NULL,
     unix_time_start_ms INTEGER NOT NULL,
     status INTEGER NOT NULL,
@@ -34,6 +36,7 @@ CREATE INDEX operations_by_original_flow
     ON operations (original_instance_keyid, original_flow_id);
 CREATE INDEX operations_by_repo_plan ON operations (repo_guid, plan_id);
 CREATE INDEX operations_by_instance ON operations (instance_id);
+CREATE INDEX operations_by_peer_instance ON operations (peer_instance_id);
 CREATE INDEX operations_local_changes ON operations (original_instance_keyid, modno);
 CREATE TABLE local_deletions (
     id INTEGER PRIMARY KEY,
@@ -48,26 +51,41 @@ CREATE TABLE counters (
 INSERT INTO counters (singleton, last_id, last_modno) VALUES (1, 0, 0);
 """
 
-# Indexes for the readers (the dashboard's per-plan history, the API's status filter).
-# An index is not a format change: a store creates any that a file of its schema
-# version lacks when it opens it, and an older synchub reads and maintains them.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    # 1 -> 2: instance_id is kept as the producer wrote it; the instance an operation
+    # came from has its own column. Version 1 overwrote a peer's instance_id with the
+    # authenticated one, so for its rows the two are the same; a node's own
+    # operations record their own instance.
+    1: (
+        "ALTER TABLE operations ADD COLUMN peer_instance_id TEXT NOT NULL DEFAULT ''",
+        "UPDATE operations SET peer_instance_id = instance_id",
+        "CREATE INDEX operations_by_peer_instance ON operations (peer_instance_id)",
+    ),
+}
+"""The statements that bring a file of version N to version N + 1."""
+
+# Indexes for the readers (the API's status filter, each plan's last runs by the
+# instance it came from). An index is not a format change: a store creates any that a
+# file of its schema version lacks when it opens it (after its migrations), and an
+# older synchub of the same version reads and maintains them.
 READER_INDEXES_SQL: Final = (
     "CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status)",
-    "CREATE INDEX IF NOT EXISTS operations_by_instance_plan "
-    "ON operations (instance_id, plan_id)",
+    "CREATE INDEX IF NOT EXISTS operations_by_peer_plan "
+    "ON operations (peer_instance_id, plan_id)",
 )
 
 # Local operations store NULL original ids: the UNIQUE (keyid, original_id) index
 # admits any number of NULLs, and remote rows always have both set.
 INSERT_SQL: Final = (
     "INSERT INTO operations (id, flow_id, modno, original_instance_keyid, original_id, "
-    "original_flow_id, repo_guid, plan_id, instance_id, snapshot_id, unix_time_start_ms, "
-    "status, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "original_flow_id, repo_guid, plan_id, instance_id, peer_instance_id, snapshot_id, "
+    "unix_time_start_ms, status, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPDATE_SQL: Final = (
     "UPDATE operations SET flow_id = ?, modno = ?, original_instance_keyid = ?, "
     "original_id = ?, original_flow_id = ?, repo_guid = ?, plan_id = ?, instance_id = ?, "
-    "snapshot_id = ?, unix_time_start_ms = ?, status = ?, data = ? WHERE id = ?"
+    "peer_instance_id = ?, snapshot_id = ?, unix_time_start_ms = ?, status = ?, data = ? "
+    "WHERE id = ?"
 )
 
 READ_COUNTERS_SQL: Final = "SELECT last_id, last_modno FROM counters WHERE singleton = 1"

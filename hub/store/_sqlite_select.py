@@ -21,6 +21,7 @@ LOOKUP_CHUNK: Final = 4096
 _EQUALITY_FIELDS: Final = (
     "original_instance_keyid", "repo_guid", "plan_id", "instance_id", "snapshot_id",
 )
+_PEER_FIELD: Final = "peer_instance_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,11 @@ def selection(selector: pb.OpSelector, *, peer_ids: bool = False) -> Where:
         if selector.HasField(field):
             clauses.append(f"+{field} = ?" if by_rowid else f"{field} = ?")
             params.append(getattr(selector, field))
+    # A diff's selector is in the peer's terms and names its own key id already:
+    # who delivered the operations is not the peer's to choose.
+    if selector.HasField(_PEER_FIELD) and not peer_ids:
+        clauses.append(f"+{_PEER_FIELD} = ?" if by_rowid else f"{_PEER_FIELD} = ?")
+        params.append(selector.peer_instance_id)
     return Where(" AND ".join(clauses) if clauses else "1", tuple(params))
 
 

@@ -31,7 +31,9 @@ from hub.web._sources import WebSources
 REFRESH_SECONDS: Final = 10
 LOG_TAIL_BYTES: Final = 64 * 1024
 
-OUTPUT_FIELDS: Final[tuple[tuple[str, str], ...]] = ()
+OUTPUT_FIELDS: Final[tuple[tuple[str, str], ...]] = (
+    ("Failure output (the job's last output, kept with the operation)", "error_output"),
+)
 """Fields of an operation shown as its output, when set: (title, dotted field path).
 A field that carries a job's output goes here, one line each."""
 

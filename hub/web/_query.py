@@ -1,6 +1,8 @@
 """The operations filters of ``/operations`` and ``/api/operations``, read from a query string.
 
-``instance``, ``plan``: ids. ``repo``: a repo guid, or the id of a repo in the hub's
+``instance``: the instance an operation came from (the peer, as ``synchub ops
+--instance``); ``producer``: the ``instance_id`` it was written with (``--producer``);
+``plan``: an id. ``repo``: a repo guid, or the id of a repo in the hub's
 ``[[repos]]`` (taken as its guid). ``status``: the lower-case name the CLI prints
 (``error``, ``success``, ``inprogress``...). ``since`` / ``until``: RFC 3339
 (``2026-01-02T03:04:05Z``), a date and time without zone (UTC), or a date; they bound
@@ -23,7 +25,7 @@ from hub.store import OperationQuery
 from hub.web._http import HttpError
 
 MAX_LIMIT: Final = 1000
-FILTERS: Final = ("instance", "repo", "plan", "status", "since", "until")
+FILTERS: Final = ("instance", "producer", "repo", "plan", "status", "since", "until")
 _MAX_TEXT: Final = 256
 
 
@@ -93,7 +95,8 @@ def parse_filters(
         limit = _whole("limit", params["limit"], 1, MAX_LIMIT)
     before = _whole("before", params["before"], 1, 2**63 - 1) if params.get("before") else None
     query = OperationQuery(
-        instance_id=given["instance"] or None,
+        instance=given["instance"] or None,
+        producer=given["producer"] or None,
         repo_guid=repo_guid,
         plan_id=given["plan"] or None,
         status=status,

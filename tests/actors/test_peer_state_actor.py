@@ -167,6 +167,33 @@ def test_late_disconnect_from_replaced_session_is_ignored(harness: Harness) -> N
         assert peers.get(WEB1).get(timeout=TIMEOUT).state == pb.CONNECTION_STATE_DISCONNECTED
 
 
+class Nobody(pykka.ThreadingActor):
+    """Stands in for a session: an actor whose ref the peer states hand out."""
+
+
+def test_the_live_session_is_the_latest_connected_one(harness: Harness) -> None:
+    old, new = Nobody.start(), Nobody.start()
+    try:
+        with harness.running() as peers:
+            assert peers.live_session(WEB1).get(timeout=TIMEOUT) is None
+            peers.connected(WEB1, "web1", session_id="old", session=old).get(timeout=TIMEOUT)
+            assert peers.live_session(WEB1).get(timeout=TIMEOUT) is old
+            peers.connected(WEB1, "web1", session_id="new", session=new).get(timeout=TIMEOUT)
+            # A displaced session's late end changes nothing.
+            peers.disconnected(WEB1, session_id="old").get(timeout=TIMEOUT)
+            assert peers.live_session(WEB1).get(timeout=TIMEOUT) is new
+            new.stop()
+            assert peers.live_session(WEB1).get(timeout=TIMEOUT) is None
+            peers.connected(WEB1, "web1", session_id="old", session=old).get(timeout=TIMEOUT)
+            peers.disconnected(WEB1, session_id="old").get(timeout=TIMEOUT)
+            assert peers.live_session(WEB1).get(timeout=TIMEOUT) is None
+            assert peers.live_session(DB1).get(timeout=TIMEOUT) is None
+    finally:
+        old.stop()
+        if new.is_alive():
+            new.stop()
+
+
 def test_restart_marks_live_peers_disconnected(harness: Harness, clock: FakeClock) -> None:
     with harness.running() as peers:
         peers.connected(WEB1, "web1").get(timeout=TIMEOUT)

@@ -19,8 +19,10 @@ import pytest
 from actors import (
     ConfigChanged,
     Displace,
+    FetchLog,
     HubIdentity,
     InboundFrame,
+    LogReply,
     PeerVanished,
     Phase,
     ProtocolViolation,
@@ -30,13 +32,21 @@ from actors import (
     Tick,
 )
 from hub.config import Config
-from hub.errors import ProtocolError, StoreError
+from hub.errors import LogFetchError, ProtocolError, StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
+    LOG_CHUNK_BYTES,
+    LOG_REQUEST_TIMEOUT,
+    LOG_REQUESTS_PER_SESSION,
+    LogAnswer,
+    LogQuery,
     config_frames,
+    encode_item,
     error_frame,
     hello_item,
+    log_data_item,
     proof_item,
+    request_log_item,
     sign_proof,
     validate_challenge,
 )
@@ -139,7 +149,9 @@ def test_successful_handshake_connects_and_sends_the_filtered_config(rig: Rig) -
 
     assert rig.session.phase is Phase.CONNECTED
     assert rig.outbox.authenticated_as == [CLIENT.keyid]
-    rig.peers.connected.defer.assert_called_once_with(CLIENT.keyid, "web1", session_id="s-1")
+    rig.peers.connected.defer.assert_called_once_with(
+        CLIENT.keyid, "web1", session_id="s-1", session=rig.session.actor_ref
+    )
     send_config, list_resources = rig.outbox.items
     assert [r.id for r in send_config.send_config.config.repos] == ["nas"]  # !repo:secret
     assert [p.id for p in send_config.send_config.config.plans] == ["nightly"]
@@ -354,7 +366,7 @@ def test_deleted_operations_become_a_delete_batch(connected: Rig) -> None:
     connected.oplog.apply_remote.return_value = answered(None)
     connected.frame(deleted_operations_frame([4, 9]))
     _, batch = connected.oplog.apply_remote.call_args.args
-    assert batch == RemoteBatch(deleted_ids=(4, 9))
+    assert batch == RemoteBatch(deleted_ids=(4, 9), peer_instance_id="web1")
 
 
 def test_operation_with_id_zero_ends_the_session_and_nothing_is_stored(connected: Rig) -> None:
@@ -497,13 +509,17 @@ def test_frames_after_the_end_are_ignored(connected: Rig) -> None:
     assert connected.outbox.frames == []
 
 
-def test_stored_operations_carry_the_authenticated_instance(connected: Rig) -> None:
+def test_operations_keep_the_producers_instance_and_the_batch_names_the_peer(
+    connected: Rig,
+) -> None:
     connected.oplog.apply_remote.return_value = answered(None)
-    claimed = operation(1)
-    claimed.instance_id = "someone-else"
-    connected.frame(send_operations_frame([claimed]))
-    _, batch = connected.oplog.apply_remote.call_args.args
-    assert [op.instance_id for op in batch.operations] == ["web1"]
+    produced = operation(1)
+    produced.instance_id = "laptop"
+    connected.frame(send_operations_frame([produced]))
+    keyid, batch = connected.oplog.apply_remote.call_args.args
+    assert keyid == CLIENT.keyid
+    assert [op.instance_id for op in batch.operations] == ["laptop"]
+    assert batch.peer_instance_id == "web1"
 
 
 # -- the front's messages, as the front tells them ----------------------------------------
@@ -582,3 +598,92 @@ def test_an_unknown_message_is_ignored(connected: Rig) -> None:
     connected.session.on_receive({"command": "stop"})
     assert connected.session.phase is Phase.CONNECTED
     assert connected.outbox.frames == []
+
+
+# -- logs on demand (docs/protocol.md §6.7 (Logs on demand)) ------------------------------
+
+
+def log_data_frame(rid: int, offset: int, data: bytes, *, last: bool, size: int = 0,
+                   status: int = pb.LOG_STATUS_OK, message: str = "") -> bytes:
+    answer = LogAnswer(status, offset, data, size, complete=last, message=message)
+    return encode_item(log_data_item(rid, answer, last=last))
+
+
+def fetch(rig: Rig, query: LogQuery) -> LogReply:
+    reply = LogReply()
+    rig.session.on_receive(FetchLog(query, reply))
+    return reply
+
+
+def test_a_fetch_asks_the_client_and_its_chunks_answer_it(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7, offset=0, max_bytes=100))
+    [item] = connected.outbox.take()
+    assert item.request_log.operation_id == 7 and item.request_log.max_bytes == 100
+    rid = item.request_log.request_id
+    connected.frame(log_data_frame(rid, 0, b"boom\n", last=False))
+    connected.frame(log_data_frame(rid, 5, b"more", last=True, size=9))
+    assert reply.wait(0) == LogAnswer(offset=0, data=b"boom\nmore", log_size=9, complete=True)
+    assert connected.session.phase is Phase.CONNECTED
+
+
+def test_a_refusal_reaches_the_reader(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7))
+    [item] = connected.outbox.take()
+    connected.frame(log_data_frame(item.request_log.request_id, 0, b"", last=True,
+                                   status=pb.LOG_STATUS_DENIED, message="no read_logs"))
+    answer = reply.wait(0)
+    assert (answer.status, answer.message) == (pb.LOG_STATUS_DENIED, "no read_logs")
+
+
+def test_an_oversized_chunk_ends_the_session(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(7))
+    [item] = connected.outbox.take()
+    connected.frame(log_data_frame(item.request_log.request_id, 0,
+                                   b"x" * (LOG_CHUNK_BYTES + 1), last=True))
+    error = connected.only_error()
+    assert error.state == ERROR_PROTOCOL and "at most" in error.message
+    with pytest.raises(LogFetchError, match="session ended"):
+        reply.wait(0)
+
+
+def test_unsolicited_log_data_is_ignored(connected: Rig) -> None:
+    connected.frame(log_data_frame(99, 0, b"hello", last=True))
+    assert connected.outbox.take() == []
+    assert connected.session.phase is Phase.CONNECTED
+
+
+def test_requests_beyond_the_limit_fail_at_once(connected: Rig) -> None:
+    replies = [fetch(connected, LogQuery(1)) for _ in range(LOG_REQUESTS_PER_SESSION + 3)]
+    assert len(connected.outbox.take()) == LOG_REQUESTS_PER_SESSION
+    for extra in replies[LOG_REQUESTS_PER_SESSION:]:
+        with pytest.raises(LogFetchError, match="already waiting"):
+            extra.wait(0)
+
+
+def test_an_unanswered_request_times_out_on_a_tick(connected: Rig) -> None:
+    reply = fetch(connected, LogQuery(1))
+    connected.outbox.take()
+    connected.frame(heartbeat_frame(), now=LOG_REQUEST_TIMEOUT - 1)
+    connected.session.tick(LOG_REQUEST_TIMEOUT - 0.5)
+    with pytest.raises(LogFetchError, match="no answer"):
+        reply.wait(0)
+    connected.session.tick(LOG_REQUEST_TIMEOUT + 0.1)
+    with pytest.raises(LogFetchError, match="did not answer the log request within 10s"):
+        reply.wait(0)
+
+
+def test_a_fetch_before_the_handshake_or_after_the_end_fails(rig: Rig) -> None:
+    with pytest.raises(LogFetchError, match="not connected"):
+        fetch(rig, LogQuery(1)).wait(0)
+    rig.connect()
+    pending = fetch(rig, LogQuery(1))
+    rig.session.displace()
+    with pytest.raises(LogFetchError, match="displaced by a newer connection"):
+        pending.wait(0)
+    with pytest.raises(LogFetchError, match="not connected"):
+        fetch(rig, LogQuery(1)).wait(0)
+
+
+def test_a_client_cannot_send_request_log(connected: Rig) -> None:
+    connected.frame(encode_item(request_log_item(1, LogQuery(1))))
+    assert connected.only_error().state == ERROR_PROTOCOL

@@ -201,7 +201,7 @@ def test_local_changes_with_a_limit_never_skip_a_change(local_store: LocalOplogS
 
 
 def test_the_feed_keeps_unknown_fields_byte_exact(local_store: LocalOplogStore) -> None:
-    unknown = length_delimited(100, b"payload") + length_delimited(107, b"\x08\x01")
+    unknown = length_delimited(150, b"payload") + length_delimited(157, b"\x08\x01")
     (stored,) = local_store.add_local(
         [pb.Operation.FromString(local_op().SerializeToString() + unknown)]
     )

@@ -25,7 +25,7 @@ def _seed(rig: ReaderRig) -> list[pb.Operation]:
         if op_id in (3, 6):
             op.status = pb.STATUS_ERROR
         ops.append(op)
-    result = rig.writer.apply_remote(KEY_A, ops, [])
+    result = rig.writer.apply_remote(KEY_A, ops, [], peer_instance_id="web1")
     local = rig.writer.add_local([local_op("a"), local_op("b", plan_id="weekly")])
     return [*result.created, *local]
 
@@ -51,10 +51,10 @@ def test_find_filters_and_pages_newest_first(reader_rig: ReaderRig) -> None:
     reader = reader_rig.open_reader()
     failed = reader.find(OperationQuery(status=pb.STATUS_ERROR))
     assert [op.display_message for op in failed] == ["op 6", "op 3"]
-    assert [op.id for op in reader.find(OperationQuery(plan_id="nightly", instance_id="web1"))] \
+    assert [op.id for op in reader.find(OperationQuery(plan_id="nightly", instance="web1"))] \
         == [stored[4].id, stored[2].id, stored[0].id]
     assert reader.find(OperationQuery(repo_guid="elsewhere")) == []
-    window = reader.find(OperationQuery(instance_id="web1", since_ms=2_000, until_ms=5_000))
+    window = reader.find(OperationQuery(instance="web1", since_ms=2_000, until_ms=5_000))
     assert [op.unix_time_start_ms for op in window] == [4_000, 3_000, 2_000]
     first = reader.find(OperationQuery(limit=3))
     second = reader.find(OperationQuery(limit=3, before_id=first[-1].id))

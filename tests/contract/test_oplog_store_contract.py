@@ -350,7 +350,8 @@ def test_diff_rejects_mismatched_lengths_and_other_keyids(oplog_store: OplogStor
 def test_unknown_fields_survive_storage_byte_exact(oplog_store: OplogStore) -> None:
     store = oplog_store
     payload = bytes(range(256)) * 2
-    unknown = length_delimited(100, payload) + length_delimited(107, b"\x08\x01")
+    # Numbers no version of the schema declares (backrest's next payloads, say).
+    unknown = length_delimited(150, payload) + length_delimited(157, b"\x08\x01")
     sent = pb.Operation.FromString(remote_op(1, flow_id=1).SerializeToString() + unknown)
 
     (created,) = store.apply_remote(KEY_A, [sent], []).created
@@ -370,6 +371,70 @@ def test_unknown_fields_survive_storage_byte_exact(oplog_store: OplogStore) -> N
     (local,) = store.add_local([pb.Operation.FromString(local_op().SerializeToString() + unknown)])
     again = store.get(local.id)
     assert again is not None and again.SerializeToString().endswith(unknown)
+
+
+def test_a_declared_payload_keeps_the_fields_inside_it_the_schema_lacks(
+    oplog_store: OplogStore,
+) -> None:
+    summary = pb.BackupProgressSummary(files_new=4, data_added=2048, snapshot_id="5e" * 32)
+    inner = summary.SerializeToString() + length_delimited(77, b"newer restic field")
+    backup = length_delimited(3, length_delimited(2, inner))
+    wire = remote_op(1).SerializeToString() + length_delimited(100, backup)
+
+    (created,) = oplog_store.apply_remote(KEY_A, [pb.Operation.FromString(wire)], []).created
+    stored = oplog_store.get(created.id)
+
+    assert stored is not None
+    assert stored.operation_backup.last_status.summary.data_added == 2048
+    assert stored.SerializeToString().endswith(length_delimited(100, backup))
+
+
+# -- who an operation came from -------------------------------------------------------
+
+
+def test_instance_id_is_kept_as_sent_and_the_peer_is_recorded_beside_it(
+    oplog_store: OplogStore,
+) -> None:
+    store = oplog_store
+    sent = remote_op(1)
+    sent.instance_id = "laptop"
+    sent.peer_instance_id = "claimed-by-the-peer"
+
+    (created,) = store.apply_remote(KEY_A, [sent], [], peer_instance_id="web1").created
+
+    assert (created.instance_id, created.peer_instance_id) == ("laptop", "web1")
+    stored = store.get(created.id)
+    assert stored is not None
+    assert (stored.instance_id, stored.peer_instance_id) == ("laptop", "web1")
+    # The peer's claim is not kept; the instance it authenticated as is not in the bytes.
+    bare = pb.Operation()
+    bare.CopyFrom(stored)
+    bare.ClearField("peer_instance_id")
+    assert b"claimed-by-the-peer" not in bare.SerializeToString()
+    assert b"web1" not in bare.SerializeToString()
+
+
+def test_queries_select_by_peer_or_by_producer(oplog_store: OplogStore) -> None:
+    store = oplog_store
+    (own,) = store.add_local([local_op("own")])
+    laptop = remote_op(1)
+    laptop.instance_id = "laptop"
+    store.apply_remote(KEY_A, [laptop, remote_op(2)], [], peer_instance_id="web1")
+    store.apply_remote(KEY_B, [remote_op(1)], [], peer_instance_id="db1")
+
+    def ids(**selector: str) -> list[int]:
+        return [op.id for op in store.query(pb.OpSelector(**selector))]
+
+    assert ids(peer_instance_id="web1") == [2, 3]
+    assert ids(peer_instance_id="db1") == [4]
+    assert ids(instance_id="laptop") == [2]
+    assert ids(instance_id="web1") == [3, 4]
+    assert ids(instance_id="web1", peer_instance_id="web1") == [3]
+    # A node's own operations came from no peer: the peer filter matches them by the
+    # instance they were recorded with, and they are handed out as stored.
+    assert ids(peer_instance_id="hub-1") == [own.id]
+    (mine,) = store.query(pb.OpSelector(ids=[own.id]))
+    assert not mine.peer_instance_id
 
 
 # -- queries --------------------------------------------------------------------------

@@ -9,8 +9,10 @@ stores share is in tests/contract/.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -30,8 +32,11 @@ from hub.store import (
     PostgresMigration,
     PostgresOplogStore,
     PostgresPeerStateStore,
+    copy_to_postgres,
     migrate_postgres,
+    oplog_path,
 )
+from synchub_testing import SQLITE_SCHEMA_V1
 
 
 @pytest.fixture
@@ -96,6 +101,50 @@ def test_migrations_apply_in_order_each_once_each_in_a_transaction(url: str) -> 
         (POSTGRES_SCHEMA_VERSION + 2,)
     ]
     assert sql(url, "SELECT n FROM notes ORDER BY n") == [(1,), (2,)]
+
+
+def test_a_version_1_database_gets_the_peer_column(url: str) -> None:
+    assert migrate_postgres(url, POSTGRES_MIGRATIONS[:1]) == 1
+    # What version 1 stored: a peer's operation with the authenticated instance written in.
+    theirs = pb.Operation(modno=4, instance_id="web1", original_id=9, original_flow_id=9,
+                          original_instance_keyid=KEY_A)
+    sql(url, "INSERT INTO operations VALUES (1, 1, 4, %s, 9, 9, '', '', 'web1', '', 0, 0, %s)",
+        KEY_A, theirs.SerializeToString())
+    sql(url, "UPDATE counters SET last_id = 1")
+
+    store = PostgresOplogStore(url)
+    try:
+        [migrated] = store.query(pb.OpSelector(peer_instance_id="web1"))
+        assert (migrated.id, migrated.peer_instance_id) == (1, "web1")
+        laptop = remote_op(10)
+        laptop.instance_id = "laptop"
+        (created,) = store.apply_remote(KEY_A, [laptop], [], peer_instance_id="web1").created
+        assert (created.id, created.instance_id, created.peer_instance_id) == (2, "laptop", "web1")
+        assert [op.instance_id for op in store.query(pb.OpSelector(peer_instance_id="web1"))] \
+            == ["web1", "laptop"]
+    finally:
+        store.close()
+    assert sql(url, "SELECT max(version) FROM synchub_migrations") == [(POSTGRES_SCHEMA_VERSION,)]
+
+
+def test_a_version_1_sqlite_oplog_moves_with_its_peers_instance(
+    url: str, tmp_path: Path
+) -> None:
+    theirs = pb.Operation(modno=4, instance_id="web1", original_id=9, original_flow_id=9,
+                          original_instance_keyid=KEY_A, id=2, flow_id=2)
+    with sqlite3.connect(oplog_path(tmp_path)) as db:
+        db.executescript(SQLITE_SCHEMA_V1)
+        db.execute("INSERT INTO operations VALUES (2, 2, 4, ?, 9, 9, '', '', 'web1', '', 0, 0, ?)",
+                   (KEY_A, theirs.SerializeToString()))
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    assert copy_to_postgres(tmp_path, url).operations == 1
+    store = PostgresOplogStore(url)
+    try:
+        [moved] = store.query(pb.OpSelector(peer_instance_id="web1"))
+        assert (moved.id, moved.instance_id, moved.peer_instance_id) == (2, "web1", "web1")
+    finally:
+        store.close()
 
 
 def test_migrations_must_be_numbered_in_order(url: str) -> None:

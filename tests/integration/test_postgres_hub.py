@@ -167,7 +167,11 @@ def test_store_migrate_moves_a_sqlite_hub_and_its_clients_stay_in_sync(
                  m.original_flow_id) for m in after] == [row[:6] for row in before]
         for row in before:
             stored = store.get(int(str(row[0])))
-            assert stored is not None and stored.SerializeToString() == row[6]
+            # The bytes as the SQLite store kept them; the peer they came from beside them.
+            assert stored is not None and stored.peer_instance_id == "web1"
+            stored.ClearField("peer_instance_id")
+            assert stored.SerializeToString() == row[6]
+        assert len(store.query(pb.OpSelector(peer_instance_id="web1"))) == len(before)
     finally:
         store.close()
     assert rows(url, "SELECT last_id, last_modno FROM counters") == [counters]

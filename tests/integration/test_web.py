@@ -56,6 +56,7 @@ def _ops_with_failures() -> list[pb.Operation]:
         if op_id in (4, 9):
             op.status = pb.STATUS_ERROR
             op.display_message = f"failed {op_id} {HOSTILE}"
+            op.error_output = f"tar: /srv: Cannot open: disk full\n{HOSTILE}\n"
         ops.append(op)
     return ops
 
@@ -183,6 +184,9 @@ def test_hostile_peer_strings_are_escaped_everywhere(web_hub: Any) -> None:
         assert "&lt;script&gt;alert(" in page or "&lt;script&gt;" in page, path
         # The only scripts are the page's own, from /static.
         assert re.findall(r"<script[^>]*>", page) in ([], ['<script src="/static/live.js" defer>'])
+    detail = get(url(web_hub, f"/operations/{failed['id']}")).text
+    assert "Failure output" in detail
+    assert "tar: /srv: Cannot open: disk full" in detail
     peer_page = get(url(web_hub, "/peers/web1")).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in peer_page  # the repo uri it reported
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hub.cli.main import cli
-from hub.cli.run_cmds import LOG_TAIL_BYTES, keep_tail
+from hub.cli.run_cmds import LOG_TAIL_BYTES, Tail, error_text, keep_tail
 from hub.config import load_config
 from hub.pb import synchub_pb2 as pb
 from hub.store import open_oplog
@@ -186,3 +186,122 @@ def test_sigterm_is_passed_to_the_command_and_the_end_recorded(node: Path) -> No
     [op] = operations(node)
     assert op.status == pb.STATUS_ERROR
     assert op.operation_run_command.exit_code == 42
+
+
+# -- the failure output the operation carries ----------------------------------------
+
+
+def test_a_failed_job_keeps_the_end_of_its_output_in_the_operation(node: Path) -> None:
+    result = run("run", "--", "sh", "-c", "echo boom >&2; exit 3")
+    assert result.exit_code == 3
+    [op] = operations(node)
+    assert op.error_output == "boom\n"
+
+
+def test_a_successful_job_keeps_none(node: Path) -> None:
+    assert run("run", "--", "sh", "-c", "echo fine").exit_code == 0
+    [op] = operations(node)
+    assert op.error_output == ""
+
+
+def test_only_the_last_error_output_bytes_are_kept(node: Path) -> None:
+    (node / "synchub.toml").write_text(CONFIG + "\n[run]\nerror_output_bytes = 100\n")
+    script = "for i in $(seq 1 2000); do echo line-$i; done; echo the-reason >&2; exit 1"
+    assert run("run", "--", "sh", "-c", script).exit_code == 1
+    [op] = operations(node)
+    assert len(op.error_output.encode()) <= 100
+    assert op.error_output.endswith("line-2000\nthe-reason\n")
+    assert op.error_output.startswith(op.error_output.splitlines()[0])
+
+
+def test_zero_turns_it_off(node: Path) -> None:
+    (node / "synchub.toml").write_text(CONFIG + "\n[run]\nerror_output_bytes = 0\n")
+    assert run("run", "--", "sh", "-c", "echo boom >&2; exit 3").exit_code == 3
+    [op] = operations(node)
+    assert op.error_output == ""
+    assert op.display_message.endswith("[exit 3]")
+
+
+def test_a_command_that_cannot_start_keeps_the_reason(node: Path) -> None:
+    assert run("run", "--", "/nonexistent/tool").exit_code == 127
+    [op] = operations(node)
+    assert "cannot start '/nonexistent/tool'" in op.error_output
+
+
+@pytest.mark.parametrize(
+    ("tail", "limit", "expected"),
+    [
+        (b"plain", 10, "plain"),
+        ("é-then-text".encode()[1:], 64, "-then-text"),  # cut inside 'é'
+        (b"bad \xff byte", 64, "bad \ufffd byte"),
+        (b"\xff" * 10, 9, "\ufffd" * 3),  # replacements cost 3 bytes each
+        (b"", 10, ""),
+    ],
+)
+def test_error_text_is_valid_utf8_within_the_limit(tail: bytes, limit: int, expected: str) -> None:
+    text = error_text(tail, limit)
+    assert text == expected
+    assert len(text.encode()) <= limit
+
+
+def test_the_tail_keeps_exactly_the_last_bytes() -> None:
+    tail = Tail(10)
+    for chunk in (b"abc", b"defghij", b"k", b"lmnopqrstuvwxyz", b"12"):
+        tail.add(chunk)
+    assert tail.value() == b"stuvwxyz12"
+    assert Tail(0).value() == b""
+
+
+# -- restic jobs (the real restic runs in tests/integration/test_restic_jobs.py) ------------
+
+
+def fake_restic(node: Path, script: str, name: str = "restic") -> Path:
+    """An executable standing in for restic: prints what ``script`` prints."""
+    tool = node / "bin" / name
+    tool.parent.mkdir(exist_ok=True)
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+    return tool
+
+
+def test_a_restic_backup_is_recorded_in_backrests_payload(node: Path) -> None:
+    summary = ('{"message_type":"summary","files_new":3,"data_added":4096,'
+               '"total_duration":1.5,"snapshot_id":"5ca1ab1e"}')
+    tool = fake_restic(node, f"echo '{summary}'\necho 'Fatal: some files were unreadable' >&2\n"
+                             "exit 3\n")
+    result = run("run", "--", str(tool), "-r", "/srv/repo", "backup", "--json", "/home")
+    assert result.exit_code == 3
+    assert summary in result.stdout  # restic's output still reaches the terminal
+    [op] = operations(node)
+    assert op.WhichOneof("op") == "operation_backup"
+    assert op.status == pb.STATUS_WARNING
+    assert op.snapshot_id == "5ca1ab1e"
+    assert op.operation_backup.last_status.summary.data_added == 4096
+    assert op.display_message.endswith("[exit 3]")
+    assert "unreadable" in op.error_output
+    assert op.logref == f"logs/{op.id}.log"
+    assert op.output_size_bytes == len(result.stdout) + len(result.stderr)
+
+
+def test_restic_is_forced_for_a_wrapper_and_refused_for_anything_else(node: Path) -> None:
+    tool = fake_restic(node, "echo 'no errors were found'\n", name="backup-tool")
+    assert run("run", "--", str(tool), "check").exit_code == 0
+    [plain] = operations(node)
+    assert plain.WhichOneof("op") == "operation_run_command"
+    assert run("run", "--restic", "--", str(tool), "check").exit_code == 0
+    forced = operations(node)[-1]
+    assert forced.WhichOneof("op") == "operation_check"
+    assert forced.operation_check.output == "no errors were found"
+    refused = run("run", "--restic", "--", "true")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        "synchub: error: --restic: no restic command (backup, forget, check, prune) in 'true'"
+    ]
+
+
+def test_other_restic_commands_are_plain_jobs(node: Path) -> None:
+    tool = fake_restic(node, "echo snapshots\n")
+    assert run("run", "--", str(tool), "snapshots").exit_code == 0
+    [op] = operations(node)
+    assert op.WhichOneof("op") == "operation_run_command"
+    assert op.operation_run_command.exit_code == 0

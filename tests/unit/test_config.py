@@ -109,10 +109,12 @@ def test_example_config_loads_into_the_expected_objects() -> None:
                 [
                     {"type": "read_operations", "scopes": ["*"]},
                     {"type": "read_config", "scopes": ["repo:nas"]},
+                    {"type": "read_logs", "scopes": ["repo:nas"]},
                 ]
             ),
         ),
     )
+    assert config.run.error_output_bytes == 8192
     assert config.authorized_client(KEYID_A) is config.authorized_clients[0]
     assert config.authorized_client(KEYID_D) is None
     assert config.repo("offsite") is config.repos[1]
@@ -548,7 +550,61 @@ BAD_INPUTS = [
         "known_hosts[1].instance_id",
         "duplicate known host instance_id 'hub-1'",
     ),
+    ("run not a table", 'instance = "n"\nrun = 3\n', "run", "expected a table"),
+    (
+        "negative error output",
+        'instance = "n"\n[run]\nerror_output_bytes = -1\n',
+        "run.error_output_bytes",
+        "expected a number of bytes from 0 (off) to 1048576, got -1",
+    ),
+    (
+        "error output above the limit",
+        'instance = "n"\n[run]\nerror_output_bytes = 2000000\n',
+        "run.error_output_bytes",
+        "got 2000000",
+    ),
+    (
+        "error output as text",
+        'instance = "n"\n[run]\nerror_output_bytes = "8k"\n',
+        "run.error_output_bytes",
+        "got '8k'",
+    ),
+    (
+        "unknown run key",
+        'instance = "n"\n[run]\nerror_output = 10\n',
+        "run.error_output",
+        "did you mean 'error_output_bytes'?",
+    ),
+    (
+        "misspelled read_logs",
+        'instance = "n"\n' + known_host(permissions='[ { type = "read_log", scopes = ["*"] } ]'),
+        "known_hosts[0].permissions[0].type",
+        "did you mean 'read_logs'?",
+    ),
 ]
+
+
+def test_run_settings_default_and_off(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, 'instance = "n"\n')).run.error_output_bytes == 8192
+    off = write(tmp_path, 'instance = "n"\n[run]\nerror_output_bytes = 0\n', "off.toml")
+    assert load_config(off).run.error_output_bytes == 0
+    assert default_config(tmp_path).run.error_output_bytes == 8192
+
+
+def test_read_logs_takes_the_same_scope_grammar(tmp_path: Path) -> None:
+    text = 'instance = "n"\n' + known_host(
+        permissions='[ { type = "read_logs", scopes = ["repo:nas", "!plan:payroll"] } ]'
+    )
+    host = load_config(write(tmp_path, text)).known_hosts[0]
+    assert host.permissions.can_read_logs("repo:nas")
+    assert not host.permissions.can_read_logs("plan:payroll")
+    assert not host.permissions.can_read_operations("repo:nas")
+    bad = 'instance = "n"\n' + known_host(
+        permissions='[ { type = "read_logs", scopes = ["host:x"] } ]'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bad, "bad.toml"))
+    assert caught.value.key == "known_hosts[0].permissions[0].scopes[0]"
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ FOUNDATIONS = frozenset(
         "hub.identity",
         "hub.scopes",
         "hub.jsonview",
+        "hub.payloads",
+        "hub.restic",
         "hub.config",
         "hub.store",
         "hub.protocol",

@@ -22,6 +22,12 @@ from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     LABEL_CLIENT,
     LABEL_HUB,
+    LOG_ANSWERS_AT_ONCE,
+    LOG_CHUNK_BYTES,
+    LOG_REPLIES_QUEUED,
+    LOG_REQUEST_MAX_BYTES,
+    LOG_REQUEST_TIMEOUT,
+    LOG_REQUESTS_PER_SESSION,
     MAX_BATCH_OPERATIONS,
     MAX_INSTANCE_ID_BYTES,
     NONCE_BYTES,
@@ -47,6 +53,7 @@ _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string",
     FieldDescriptor.TYPE_BYTES: "bytes",
     FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_DOUBLE: "double",
 }
 _VALUE_LINE = re.compile(r"^- \*\*(?P<label>[^*]+)\*\*: `(?P<value>[^`]+)`$")
 _HEX_BLOCK = re.compile(r"^(?P<label>[^\n]+) \(hex\):\n\n```\n(?P<body>[0-9a-f\n]+)```$", re.M)
@@ -336,3 +343,22 @@ def test_documented_numbers_match_the_code(doc: str) -> None:
         f"at most **{MAX_BATCH_OPERATIONS} operations**",
     ):
         assert phrase in doc, f"docs/protocol.md no longer says {phrase!r}"
+
+
+def _spaced(number: int) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
+def test_documented_log_limits_match_the_code(doc: str) -> None:
+    for phrase in (
+        f"`max_bytes` from 1 to **{_spaced(LOG_REQUEST_MAX_BYTES)}**",
+        f"**at most {_spaced(LOG_CHUNK_BYTES)} bytes each**",
+        f"A hub keeps at most **{LOG_REQUESTS_PER_SESSION}** requests open per session",
+        f"It waits **{LOG_REQUEST_TIMEOUT:g} s**",
+        f"(the reference agent answers **{LOG_ANSWERS_AT_ONCE}**)",
+        f"(the reference agent: {LOG_REPLIES_QUEUED})",
+        f"| max_bytes | 4 | int64 | The most bytes wanted, 1 to {_spaced(LOG_REQUEST_MAX_BYTES)}",
+        f"| data | 4 | bytes | At most {_spaced(LOG_CHUNK_BYTES)} bytes of the log. |",
+    ):
+        flat = " ".join(doc.split())
+        assert " ".join(phrase.split()) in flat, f"docs/protocol.md no longer says {phrase!r}"

@@ -25,6 +25,7 @@ from hub.store import (
     OplogStore,
     SqliteOplogStore,
 )
+from synchub_testing import SQLITE_SCHEMA_V1
 
 KEY_A = "ed25519.peer-a"
 
@@ -90,9 +91,10 @@ def test_schema_indexes_wal_and_version(store: SqliteOplogStore, db_path: Path) 
         ["original_instance_keyid", "original_flow_id"],
         ["repo_guid", "plan_id"],
         ["instance_id"],
+        ["peer_instance_id"],
         ["original_instance_keyid", "modno"],
         ["status"],
-        ["instance_id", "plan_id"],
+        ["peer_instance_id", "plan_id"],
     ])
     unique_columns = [columns[name] for name, is_unique in unique.items() if is_unique]
     assert unique_columns == [["original_instance_keyid", "original_id"]]
@@ -103,12 +105,12 @@ def test_opening_a_file_without_the_reader_indexes_adds_them(tmp_path: Path) -> 
     SqliteOplogStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("DROP INDEX operations_by_status")
-        db.execute("DROP INDEX operations_by_instance_plan")
+        db.execute("DROP INDEX operations_by_peer_plan")
     reopened = SqliteOplogStore(path)
     try:
         with sqlite3.connect(path) as db:
             names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        assert {"operations_by_status", "operations_by_instance_plan"} <= names
+        assert {"operations_by_status", "operations_by_peer_plan"} <= names
     finally:
         reopened.close()
 
@@ -120,6 +122,45 @@ def test_local_rows_hold_null_original_ids(store: SqliteOplogStore, db_path: Pat
     # The UNIQUE (keyid, original_id) index admits any number of local rows.
     assert rows(db_path) == [(1, 1, 1, "", None, None), (2, 2, 2, "", None, None),
                              (3, 1, 3, "", None, None), (4, 4, 8, KEY_A, 5, 4)]
+
+
+def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
+    own = pb.Operation(id=1, flow_id=1, modno=1, instance_id="hub-1", display_message="own")
+    # Version 1 stored a peer's operations with the authenticated instance written in.
+    theirs = pb.Operation(id=2, flow_id=2, modno=4, instance_id="web1", original_id=9,
+                          original_flow_id=9, original_instance_keyid=KEY_A)
+    with sqlite3.connect(db_path) as db:
+        db.executescript(SQLITE_SCHEMA_V1)
+        db.executemany(
+            "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, '', '', ?, '', 0, 0, ?)",
+            [(1, 1, 1, "", None, None, "hub-1", own.SerializeToString()),
+             (2, 2, 4, KEY_A, 9, 9, "web1", theirs.SerializeToString())],
+        )
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+
+    store = SqliteOplogStore(db_path)
+    try:
+        assert [op.id for op in store.query(pb.OpSelector(peer_instance_id="web1"))] == [2]
+        assert [op.id for op in store.query(pb.OpSelector(peer_instance_id="hub-1"))] == [1]
+        migrated = store.get(2)
+        assert migrated is not None and migrated.peer_instance_id == "web1"
+        # From now on the producer's instance is kept as sent.
+        laptop = remote_op(10, flow_id=10)
+        laptop.instance_id = "laptop"
+        (created,) = store.apply_remote(KEY_A, [laptop], [], peer_instance_id="web1").created
+        assert created.id == 3
+        assert [op.instance_id for op in store.query(pb.OpSelector(peer_instance_id="web1"))] \
+            == ["web1", "laptop"]
+    finally:
+        store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM operations WHERE peer_instance_id = 'x'"
+        ).fetchall()
+    db.close()
+    assert "operations_by_peer_instance" in str(plan)
 
 
 def test_a_newer_schema_version_is_refused(db_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_filters_become_a_query() -> None:
         CONFIG,
     )
     query = filters.query
-    assert (query.instance_id, query.repo_guid, query.plan_id) == ("web1", "guid-nas", "nightly")
+    assert (query.instance, query.repo_guid, query.plan_id) == ("web1", "guid-nas", "nightly")
     assert query.status == pb.STATUS_ERROR
     assert query.since_ms == parse_time("since", "2026-01-02T00:00:00Z") == 1_767_312_000_000
     assert query.until_ms == 1_767_323_045_000

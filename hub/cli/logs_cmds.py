@@ -1,0 +1,106 @@
+"""`synchub logs OPID [--follow]`: print the whole log of one job.
+
+On a hub, OPID is the hub's operation id (`synchub ops` shows it): the running hub
+asks the client that ran the job for its log, through that client's live session,
+part by part (docs/protocol.md §6.7 (Logs on demand)). The client must be connected
+and grant the hub ``read_logs``; an offline client, a refusal, a missing file are
+each one error line and exit status 1. The hub's own jobs, and any job on a node
+where no hub runs, are read from this node's data_dir.
+
+``--follow`` keeps reading a job that is still running, every second, until it
+ends and its log is read to the end. Offsets are positions in the job's whole
+output, so following goes on where it was when the job's log is cut to its end
+as the job finishes; a part that was not kept is named on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from hub.admin import LOG_WAIT, ask_hub
+from hub.cli.main import CliContext, cli
+from hub.config import Config
+from hub.errors import AdminUnavailable, LogFetchError, LogUnavailable
+from hub.pb import synchub_pb2 as pb
+from hub.protocol import LOG_REQUEST_MAX_BYTES
+from hub.store import LocalLogs, open_oplog, oplog_path
+
+FOLLOW_INTERVAL = 1.0
+_RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
+
+
+@cli.command()
+@click.argument("op_id", metavar="OPID", type=click.IntRange(min=1))
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep reading a running job's log until the job ends.")
+@click.pass_obj
+def logs(obj: CliContext, op_id: int, follow: bool) -> None:
+    """Print the log of operation OPID (on a hub: the hub's id, as `synchub ops` shows)."""
+    config = obj.load()
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        part = fetch_part(config, op_id, offset)
+        data: bytes = part["data"]
+        if int(part["offset"]) > offset:
+            click.echo(
+                f"synchub: [bytes {offset}-{part['offset']} of this job's output were not "
+                "kept: a finished job's log keeps only its end]", err=True,
+            )
+        out.write(data)
+        out.flush()
+        offset = int(part["offset"]) + len(data)
+        if offset < int(part["log_size"]) and data:
+            continue  # more is there already
+        if part["complete"]:
+            return
+        if not follow:
+            click.echo("synchub: the job is still running; --follow keeps reading", err=True)
+            return
+        time.sleep(FOLLOW_INTERVAL)
+
+
+def fetch_part(config: Config, op_id: int, offset: int) -> dict[str, Any]:
+    """Up to LOG_REQUEST_MAX_BYTES of the log from ``offset``: from the running hub, or,
+    when none runs here, from this node's own files."""
+    try:
+        return ask_hub(
+            config.data_dir, "logs", timeout=LOG_WAIT + 3.0,
+            op_id=op_id, offset=offset, max_bytes=LOG_REQUEST_MAX_BYTES,
+        )
+    except AdminUnavailable as exc:
+        if exc.listening:
+            raise
+        return _local_part(config, op_id, offset, reason=str(exc))
+
+
+def _local_part(config: Config, op_id: int, offset: int, *, reason: str) -> dict[str, Any]:
+    if not oplog_path(config.data_dir).exists():
+        raise LogFetchError(f"{reason}, and this node has no oplog")
+    with open_oplog(config) as oplog:
+        found = oplog.query(pb.OpSelector(ids=[op_id]))
+    if not found:
+        raise LogFetchError(f"no operation {op_id} in this node's oplog (see `synchub ops`)")
+    op = found[0]
+    if op.original_instance_keyid:
+        raise LogFetchError(
+            f"operation {op_id} is a client's: {reason}; start the hub (`synchub start`) to "
+            "fetch it from its client"
+        )
+    if not op.logref:
+        raise LogFetchError(f"operation {op_id} has no log")
+    finished = op.status not in _RUNNING
+    total = op.output_size_bytes if finished else 0
+    try:
+        part = LocalLogs(config.data_dir).read_output(
+            op.logref, offset, LOG_REQUEST_MAX_BYTES, total=total
+        )
+    except LogUnavailable as exc:
+        raise LogFetchError(f"operation {op_id}: {exc}") from exc
+    complete = finished and part.offset + len(part.data) >= part.size
+    return {"offset": part.offset, "data": part.data, "log_size": part.size,
+            "log_start": part.start, "complete": complete}
