@@ -106,8 +106,8 @@ def seed(oplog: Path, data_dir: Path, peers: int, ops: int) -> None:
                 )
                 rows.append((
                     op.id, op.flow_id, op.modno, op.original_instance_keyid, op.original_id,
-                    op.original_flow_id, op.repo_guid, op.plan_id, op.instance_id, "",
-                    op.unix_time_start_ms, op.status, op.SerializeToString(),
+                    op.original_flow_id, op.repo_guid, op.plan_id, op.instance_id,
+                    op.instance_id, "", op.unix_time_start_ms, op.status, op.SerializeToString(),
                 ))
             db.execute("BEGIN")
             db.executemany(INSERT_SQL, rows)
