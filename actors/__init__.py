@@ -33,10 +33,10 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._leases import RESTART_STATUS_MESSAGE
 from actors._logs import FetchLog, LogReply
 from actors._oplog import Listener, OplogActor, OplogEvent, OplogProxy, RemoteBatch, backlog
 from actors._peer_state import (
-    RESTART_STATUS_MESSAGE,
     PeerStateActor,
     PeerStateListener,
     PeerStateProxy,

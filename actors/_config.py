@@ -5,10 +5,18 @@
 atomically with its comments kept, and only then swap the snapshot and notify
 subscribers; a change that fails to validate leaves the old config in force and
 raises ConfigError to the asker.
+
+On a store several hubs share (docs/cluster.md) the authorized clients are rows in
+the database (``AuthorizedClientStore``, opened in this actor's thread), not the
+file's ``[[authorized_clients]]``: ``authorize``, ``revoke`` and ``set_verified``
+change the rows (every hub hears of it), and ``clients_changed`` (told when another
+hub changed them) reads them again; every snapshot carries the rows as its
+``authorized_clients``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +24,12 @@ from pathlib import Path
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors._calls import survives
 from actors._subscribers import Subscribers
 from hub import config as config_file
 from hub.config import AuthorizedClient, Config
-from hub.errors import ConfigError
+from hub.errors import ConfigError, StoreError
+from hub.store import AuthorizedClientStore
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +37,29 @@ ConfigListener = Callable[[Config], object]
 
 
 class ConfigActor(pykka.ThreadingActor):
-    def __init__(self, config: Config, *, write_path: Path | None = None) -> None:
-        """``write_path`` is where changes go when the config came from no file."""
+    def __init__(
+        self, config: Config, *, write_path: Path | None = None,
+        clients_factory: Callable[[], AuthorizedClientStore | None] | None = None,
+    ) -> None:
+        """``write_path`` is where changes go when the config came from no file;
+        ``clients_factory``, when it gives a store, is where the authorized clients are."""
         super().__init__()
         self._config = config
         self._write_path = config.path or write_path
         self._subscribers: Subscribers[Config] = Subscribers("config")
+        self._clients_factory = clients_factory
+        self._clients: AuthorizedClientStore | None = None
+
+    def on_start(self) -> None:
+        if self._clients_factory is not None:
+            self._clients = self._clients_factory()
+        if self._clients is not None:
+            self._config = self._with_stored_clients(self._config)
+
+    def on_stop(self) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            clients.close()
 
     def ping(self) -> bool:
         return True
@@ -48,13 +75,38 @@ class ConfigActor(pykka.ThreadingActor):
         return self._subscribers.remove(token)
 
     def authorize(self, client: AuthorizedClient) -> Config:
+        if self._clients is not None:
+            self._clients.put(client)
+            return self._install(self._with_stored_clients(self._config))
         return self._install(config_file.add_or_update_authorized_client(self._path(), client))
 
     def revoke(self, keyid: str) -> Config:
+        if self._clients is not None:
+            self._clients.remove(keyid)
+            return self._install(self._with_stored_clients(self._config))
         return self._install(config_file.remove_authorized_client(self._path(), keyid))
 
     def set_verified(self, keyid: str, verified: bool) -> Config:
+        if self._clients is not None:
+            if not self._clients.set_verified(keyid, verified):
+                raise ConfigError("authorized_clients", "", f"no authorized client {keyid}")
+            return self._install(self._with_stored_clients(self._config))
         return self._install(config_file.set_keyid_verified(self._path(), keyid, verified))
+
+    @survives("config")
+    def clients_changed(self) -> None:
+        """Another hub changed the authorized clients (or may have, while this one could
+        not hear): read them again; sessions re-check their clients."""
+        if self._clients is None:
+            return
+        try:
+            fresh = self._with_stored_clients(self._config)
+        except StoreError:
+            log.exception("reading the authorized clients failed; keeping the ones in force")
+            return
+        if fresh.authorized_clients != self._config.authorized_clients:
+            log.info("authorized clients changed: %d now", len(fresh.authorized_clients))
+            self._install(fresh)
 
     def reload(self) -> Config:
         """Re-read the file; on any error keep the running config and raise why."""
@@ -65,8 +117,14 @@ class ConfigActor(pykka.ThreadingActor):
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             raise
+        if self._clients is not None:
+            fresh = self._with_stored_clients(fresh)
         log.info("reloaded %s", self._config.path)
         return self._install(fresh)
+
+    def _with_stored_clients(self, config: Config) -> Config:
+        assert self._clients is not None
+        return dataclasses.replace(config, authorized_clients=self._clients.load_all())
 
     def _path(self) -> Path:
         if self._write_path is None:
@@ -92,3 +150,4 @@ class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
     revoke = proxy_method(ConfigActor.revoke)
     set_verified = proxy_method(ConfigActor.set_verified)
     reload = proxy_method(ConfigActor.reload)
+    clients_changed = proxy_method(ConfigActor.clients_changed)

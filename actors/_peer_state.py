@@ -12,11 +12,18 @@ Time arrives as ``tick(now)`` messages.
 Every message handler that callers fire and forget logs its errors and keeps
 the actor alive; a failed write leaves the records dirty so the next write
 retries them.
+
+On a store several hubs share, each key's one live session is recorded under a
+lease (``actors._leases``): ``connected`` claims it, a claim by another hub ends the
+session here (``claimed``), ticks renew this node's leases and end those other
+nodes stopped renewing; the records of peers other hubs serve are read from the
+store (``list``).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import logging
 import time
@@ -26,10 +33,12 @@ from typing import Any, ParamSpec, cast
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors._front_messages import Displace
+from actors._leases import RESTART_STATUS_MESSAGE, ClusterSessions
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import PeerStateStore
+from hub.store import LiveSession, PeerStateStore, SessionLeases
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +48,6 @@ PeerStateListener = Callable[[pb.PeerState], object]
 
 _LIVE_STATES = frozenset({pb.CONNECTION_STATE_CONNECTED, pb.CONNECTION_STATE_PENDING})
 
-RESTART_STATUS_MESSAGE = "hub stopped while the peer was connected"
 
 
 def _survives(handler: Callable[_P, None]) -> Callable[_P, None]:
@@ -67,8 +75,18 @@ class PeerStateActor(pykka.ThreadingActor):
         store_factory: Callable[[], PeerStateStore],
         clock: Callable[[], float] = time.time,
         flush_interval: float = 30.0,
+        *,
+        node: str = "",
+        leases_factory: Callable[[], SessionLeases | None] | None = None,
+        renew_interval: float = 1.0,
     ) -> None:
+        """``node`` names this hub in ``holders``; ``leases_factory``, when it gives
+        leases, makes this hub one of several on a shared store."""
         super().__init__()
+        self._node = node
+        self._leases_factory = leases_factory
+        self._renew_interval = renew_interval
+        self._cluster: ClusterSessions | None = None
         self._store_factory = store_factory
         self._clock = clock
         self._flush_interval = flush_interval
@@ -86,6 +104,7 @@ class PeerStateActor(pykka.ThreadingActor):
     # -- lifecycle (actor thread) ---------------------------------------------------
 
     def on_start(self) -> None:
+        held_elsewhere = self._start_cluster()
         store = self._store_factory()
         try:
             states = store.load_all()
@@ -96,11 +115,17 @@ class PeerStateActor(pykka.ThreadingActor):
         self._states = states
         self._last_flush = self._clock()
         for keyid, state in states.items():
-            if state.state in _LIVE_STATES:
+            if state.state in _LIVE_STATES and keyid not in held_elsewhere:
                 state.state = pb.CONNECTION_STATE_DISCONNECTED
                 state.status_message = RESTART_STATUS_MESSAGE
                 self._dirty.add(keyid)
         self._write_logged()
+
+    def _start_cluster(self) -> set[str]:
+        """Open the leases (if any) and end this node's from before; keys held elsewhere."""
+        leases = self._leases_factory() if self._leases_factory is not None else None
+        self._cluster = ClusterSessions.of(leases, self._renew_interval)
+        return self._cluster.start() if self._cluster is not None else set()
 
     def on_stop(self) -> None:
         self._write_logged()
@@ -110,6 +135,12 @@ class PeerStateActor(pykka.ThreadingActor):
         self._close_store()
 
     def _close_store(self) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:
+                logger.exception("peer state: closing the session leases failed")
         store, self._store = self._store, None
         if store is None:
             return
@@ -179,6 +210,8 @@ class PeerStateActor(pykka.ThreadingActor):
             self._live[keyid] = session
         else:
             self._live.pop(keyid, None)
+        if self._cluster is not None:
+            self._cluster.claim(LiveSession(keyid, session_id, state.peer_instance_id))
         self._changed(keyid)
 
     @_survives
@@ -206,6 +239,10 @@ class PeerStateActor(pykka.ThreadingActor):
             return
         self._sessions.pop(keyid, None)
         self._live.pop(keyid, None)
+        if (self._cluster is not None and session_id and live_session
+                and not self._cluster.release(keyid, session_id)):
+            logger.debug("peer state: %s is served by another hub now", keyid)
+            return
         record = self._record(keyid, instance_id)
         record.state = new_state
         record.status_message = message
@@ -223,8 +260,51 @@ class PeerStateActor(pykka.ThreadingActor):
 
     @_survives
     def tick(self, now: float) -> None:
+        if self._cluster is not None and self._cluster.due(now):
+            self._renew_and_expire(now)
         if self._dirty and now - self._last_flush >= self._flush_interval:
             self._write_logged(now)
+
+    def _renew_and_expire(self, now: float) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        live = [
+            LiveSession(keyid, self._sessions.get(keyid, ""), self._states[keyid].peer_instance_id)
+            for keyid in self._live if keyid in self._states
+        ]
+        for keyid in sorted(cluster.renew(now, live) or ()):
+            self._displace(keyid, "its lease is held by another hub")
+        for state in cluster.expire():
+            self._states[state.peer_keyid] = state
+            self._dirty.discard(state.peer_keyid)
+            logger.info("peer %s (%s): %s", state.peer_instance_id, state.peer_keyid,
+                        state.status_message)
+            self._subscribers.publish(functools.partial(_copy, state))
+
+    @_survives
+    def claimed(self, keyid: str, node: str, session_id: str) -> None:
+        """Hub ``node`` took ``keyid``'s session: end the one here, if it is older."""
+        if node == self._node or keyid not in self._live:
+            return  # this hub's own claims: its front displaces an older session itself
+        if self._cluster is not None and not self._cluster.holds_elsewhere(keyid):
+            return  # an old notice: this hub's session claimed the key after it
+        self._displace(keyid, f"displaced by a newer connection on hub {node}")
+        logger.debug("peer state: %s moved to session %s on %s", keyid, session_id, node)
+
+    def _displace(self, keyid: str, why: str) -> None:
+        ref = self._live.pop(keyid, None)
+        self._sessions.pop(keyid, None)
+        if ref is None:
+            return
+        logger.info("peer state: ending the session of %s here: %s", keyid, why)
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(Displace())
+
+    def holders(self) -> dict[str, str]:
+        """keyid -> the hub (node name) holding its live session, on any hub."""
+        if self._cluster is not None:
+            return self._cluster.holders_or(dict.fromkeys(self._live, self._node))
+        return dict.fromkeys(self._live, self._node)
 
     def flush(self) -> None:
         """Write every dirty record now; raises StoreError (ask it to see failures)."""
@@ -270,8 +350,15 @@ class PeerStateActor(pykka.ThreadingActor):
         return ref
 
     def list(self) -> builtins.list[pb.PeerState]:
-        """Fresh copies of every record, sorted by instance id then keyid."""
-        ordered = sorted(self._states.values(), key=lambda s: (s.peer_instance_id, s.peer_keyid))
+        """Fresh copies of every record, sorted by instance id then keyid (on a shared
+        store, as the store has them, with this hub's own live peers as it knows them)."""
+        states = self._states
+        if self._cluster is not None and self._store is not None:
+            try:
+                states = {**self._store.load_all(), **{k: self._states[k] for k in self._live}}
+            except StoreError:
+                logger.warning("peer state: reading other hubs' peers failed; this hub's only")
+        ordered = sorted(states.values(), key=lambda s: (s.peer_instance_id, s.peer_keyid))
         return [_copy(state) for state in ordered]
 
     def subscribe(self, listener: PeerStateListener) -> int:
@@ -298,6 +385,8 @@ class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
     set_resources = proxy_method(PeerStateActor.set_resources)
     get = proxy_method(PeerStateActor.get)
     live_session = proxy_method(PeerStateActor.live_session)
+    claimed = proxy_method(PeerStateActor.claimed)
+    holders = proxy_method(PeerStateActor.holders)
     list = proxy_method(PeerStateActor.list)
     subscribe = proxy_method(PeerStateActor.subscribe)
     unsubscribe = proxy_method(PeerStateActor.unsubscribe)

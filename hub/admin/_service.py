@@ -151,8 +151,11 @@ class AdminService:
         return status_answer(self._status())
 
     def _op_peers(self, _request: Mapping[str, Any]) -> Answer:
-        states = self._ask(self._peers.list())
-        return {"peers": [s.SerializeToString() for s in states]}
+        states, holders = self._peers.list(), self._peers.holders()
+        return {
+            "peers": [s.SerializeToString() for s in self._ask(states)],
+            "holders": self._ask(holders),
+        }
 
     def _op_ops(self, request: Mapping[str, Any]) -> Answer:
         selector = pb.OpSelector()

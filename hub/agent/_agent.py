@@ -42,7 +42,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from hub.agent._local import LocalOplog
 from hub.config import Config, KnownHost
-from hub.errors import ClientError, HubRefused, SynchubError
+from hub.errors import ClientError, HubRefused, HubUnavailable, SynchubError
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
 from hub.protocol import (
     ClientHandshake,
@@ -95,6 +95,8 @@ class AgentSettings:
     connect_timeout: float = 30.0
     poll_interval: float = _SESSION_DEFAULTS.poll_interval
     rediff_interval: float = _SESSION_DEFAULTS.rediff_interval
+    failover_timeout: float = 10.0
+    """With several endpoints: how long one may take to answer before the next is tried."""
     reconnect_min: float = 1.0
     reconnect_max: float = 300.0
     refused_retry: float = 60.0
@@ -295,6 +297,10 @@ class _HostLink:
         self.agent = agent
         self.host = host
         self.status = HostStatus()
+        # A cluster's hubs: start at a random one (a fleet spreads over them), then
+        # take the next whenever a connection fails or ends.
+        self.addresses = host.addresses
+        self._address = int(agent._rand() * len(self.addresses)) % len(self.addresses)
         self.outcome: SyncReport | BaseException | None = None
         self.scope = SyncScope.for_host(agent.config, host.permissions)
         self.log_scope = SyncScope.for_host(
@@ -305,6 +311,15 @@ class _HostLink:
                 "known_hosts entry %s grants no read_operations: none of this node's "
                 "operations go to it", host.instance_id,
             )
+
+    @property
+    def endpoint(self) -> str:
+        """The address the next connection dials."""
+        return self.addresses[self._address]
+
+    def fail_over(self) -> None:
+        """Dial the next address next time (the same one when there is only one)."""
+        self._address = (self._address + 1) % len(self.addresses)
 
     def _report(self, **changes: Any) -> None:
         # One attribute assignment of a fresh frozen object: readers see old or new.
@@ -329,8 +344,7 @@ class _HostLink:
     def once(self, timeout: float) -> None:
         """Sync this hub once; the result (a SyncReport or the error) goes to ``outcome``."""
         try:
-            report = _Connection(self, once=True, timeout=timeout).run()
-            assert report is not None
+            report = self._once_at_any_address(timeout)
             self._report(state="done", in_sync=True, message="in sync")
             self.outcome = report
         except (SynchubError, _Stopped) as exc:
@@ -340,6 +354,22 @@ class _HostLink:
             log.exception("hub %s: the sync failed", self.host.instance_id)
             self._report(state="failed", message=str(exc))
             self.outcome = ClientError(f"hub {self.host.instance_id}: internal error: {exc}")
+
+    def _once_at_any_address(self, timeout: float) -> SyncReport:
+        """Each address in turn until one syncs; a refusal is final (the same hub)."""
+        for tried in range(1, len(self.addresses) + 1):
+            try:
+                report = _Connection(self, once=True, timeout=timeout).run()
+            except HubUnavailable as exc:
+                if tried == len(self.addresses):
+                    raise
+                log.warning("%s; trying %s", exc, self.addresses[(self._address + 1)
+                                                                % len(self.addresses)])
+                self.fail_over()
+                continue
+            assert report is not None
+            return report
+        raise AssertionError("unreachable")
 
     def forever(self) -> None:
         agent = self.agent
@@ -364,13 +394,16 @@ class _HostLink:
                 log.exception("hub %s: connection failed", self.host.instance_id)
                 self._report(state="retry-wait", in_sync=False, message=str(exc))
             attempt = 0 if connection.connected else attempt + 1
+            self.fail_over()
             delay = backoff_delay(
-                attempt,
+                # Every address gets a try at each step of the backoff.
+                attempt // len(self.addresses),
                 minimum=settings.reconnect_min,
                 maximum=settings.reconnect_max,
                 rand=agent._rand,
             )
-            log.info("hub %s: reconnecting in %.1fs", self.host.instance_id, delay)
+            log.info("hub %s: reconnecting to %s in %.1fs", self.host.instance_id,
+                     self.endpoint, delay)
             agent._stop.wait(delay)
         self._report(state="stopped", in_sync=False)
 
@@ -386,9 +419,13 @@ class _Connection:
         self.link = link
         self.host = link.host
         self.agent = link.agent
+        if len(link.addresses) > 1:
+            # Several hubs: do not spend long on one that is down.
+            timeout = min(timeout, link.agent.settings.failover_timeout)
         self.settings = link.agent.settings.session_settings(once=once, timeout=timeout)
         self.clock = link.agent._clock
-        self.who = f"hub {self.host.instance_id} at {self.host.endpoint}"
+        self.endpoint = link.endpoint
+        self.who = f"hub {self.host.instance_id} at {self.endpoint}"
         self._session: ClientSession | None = None
         self._socket: zmq.Socket[Any] | None = None
         self._monitor: zmq.Socket[Any] | None = None
@@ -451,7 +488,7 @@ class _Connection:
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
         sock.setsockopt(zmq.CURVE_SERVERKEY, self.host.curve_public_key.encode("ascii"))
         self._monitor = monitor = sock.get_monitor_socket(_MONITORED_EVENTS)
-        sock.connect(self.host.endpoint)
+        sock.connect(self.endpoint)
         return sock, monitor
 
     def _close(self) -> None:

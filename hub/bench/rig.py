@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,9 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hub.config import AuthorizedClient
 from hub.errors import BenchError
-from hub.identity import NodeIdentity, SigningIdentity, create_identity
+from hub.identity import (
+    NodeIdentity,
+    SigningIdentity,
+    create_identity,
+    identity_dir,
+    load_identity,
+)
 from hub.pb import synchub_pb2 as pb
+from hub.scopes import parse_permissions
 from hub.store import SqliteOplogStore
 
 HUB_INSTANCE = "bench-hub"
@@ -105,15 +114,28 @@ def make_hub_node(
     handshake_timeout: float = 10.0,
     max_pending_handshakes: int = 1000,
     store_url: str | None = None,
+    identity_from: Path | None = None,
+    node_name: str | None = None,
 ) -> HubNode:
-    """A hub's folder, identity and config; ``store_url`` puts its stores in PostgreSQL."""
+    """A hub's folder, identity and config; ``store_url`` puts its stores in PostgreSQL,
+    and its clients in that database (as several hubs on one database keep them).
+
+    ``identity_from``: another hub's data_dir whose identity/ is copied here (the hubs
+    of one cluster share one, as docs/cluster.md says); ``node_name``: its ``[hub] node``.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    node = HubNode(root, create_identity(root / "data"))
+    if identity_from is None:
+        identity = create_identity(root / "data")
+    else:
+        shutil.copytree(identity_dir(identity_from), identity_dir(root / "data"))
+        identity = load_identity(root / "data")
+    node = HubNode(root, identity)
     parts = [
         f'instance = "{HUB_INSTANCE}"\n',
         'data_dir = "data"\n\n',
         "[hub]\n",
         f'bind = "tcp://127.0.0.1:{port}"\n',
+        *([f"node = {json.dumps(node_name)}\n"] if node_name else []),
         f"curve = {'true' if curve else 'false'}\n",
         f"heartbeat_interval = {heartbeat_interval}\n",
         f"handshake_timeout = {handshake_timeout}\n",
@@ -122,6 +144,11 @@ def make_hub_node(
     if store_url is not None:
         parts.append(f"[store]\nurl = {json.dumps(store_url)}\n\n")
     parts.append(SHARED_TOML)
+    if store_url is not None:
+        import hub.store  # noqa: PLC0415 - loads the PostgreSQL driver
+
+        hub.store.import_clients(store_url, [bench_authorized_client(c) for c in clients])
+        clients = ()
     for client in clients:
         parts.append(
             "\n[[authorized_clients]]\n"
@@ -132,6 +159,14 @@ def make_hub_node(
         )
     node.config_path.write_text("".join(parts))
     return node
+
+
+def bench_authorized_client(client: BenchClient) -> AuthorizedClient:
+    """``client`` as make_hub_node authorizes it: verified, reading all the config."""
+    return AuthorizedClient(
+        instance_id=client.instance_id, keyid=client.keyid, keyid_verified=True,
+        permissions=parse_permissions([{"type": "read_config", "scopes": ["*"]}]),
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,7 +38,7 @@ from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions
-from hub.store import hub_stores, peer_store_path
+from hub.store import AuthorizedClientStore, hub_stores, peer_store_path
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,27 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
+def peers_table(
+    states: list[pb.PeerState], now_ms: int, holders: dict[str, str] | None = None
+) -> list[str]:
+    """The table ``synchub peers`` prints; ``holders`` (keyid -> hub node) adds a HUB column."""
+    hub_header = f"{'HUB':20}  " if holders is not None else ""
     header = (
-        f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {'HEARTBEAT':10}  "
+        f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {hub_header}{'HEARTBEAT':10}  "
         f"{'REPOS / PLANS':24}  LAST ERROR"
     )
     lines = [header]
     for state in states:
+        hub_cell = (
+            f"{_clip(holders.get(state.peer_keyid, '-'), 20):20}  " if holders is not None else ""
+        )
         repos = ",".join(state.known_repos) or "-"
         plans = ",".join(state.known_plans) or "-"
         lines.append(
             f"{_clip(state.peer_instance_id or '-', 16):16}  "
             f"{short_keyid(state.peer_keyid):12}  "
             f"{_STATE_NAMES.get(state.state, str(state.state)):16}  "
+            f"{hub_cell}"
             f"{ago(state.last_heartbeat_millis, now_ms):10}  "
             f"{_clip(f'{repos} / {plans}', 24):24}  "
             f"{state.status_message or '-'}"
@@ -96,15 +105,17 @@ def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
     return lines
 
 
-def load_peer_states(config: Config) -> list[pb.PeerState]:
-    """From the running hub when one answers, else from its store (file or database)."""
+def load_peer_states(config: Config) -> tuple[list[pb.PeerState], dict[str, str]]:
+    """From the running hub when one answers, else from its store (file or database):
+    every PeerState, and keyid -> the hub node holding each live session."""
     answer = ask_running_hub(config.data_dir, "peers", timeout=READ_TIMEOUT)
     if answer is not None:
-        return [pb.PeerState.FromString(raw) for raw in answer["peers"]]
+        holders = answer.get("holders") or {}
+        return [pb.PeerState.FromString(raw) for raw in answer["peers"]], dict(holders)
     stores = hub_stores(config)
     where = stores.describe() if stores.postgresql else peer_store_path(config.data_dir)
     log.info("peers: reading %s directly", where)
-    return stores.read_peer_states()
+    return stores.read_peer_states(), stores.read_holders()
 
 
 @cli.command()
@@ -113,15 +124,45 @@ def load_peer_states(config: Config) -> list[pb.PeerState]:
 def peers(obj: CliContext, as_json: bool) -> None:
     """List every peer this hub knows: state, last heartbeat, repos and plans, last error."""
     config = obj.load()
-    states = load_peer_states(config)
+    states, holders = load_peer_states(config)
     if as_json:
-        print_json([message_to_dict(state) for state in states])
+        print_json([
+            {**message_to_dict(state), "hub_node": holders.get(state.peer_keyid)}
+            for state in states
+        ])
         return
     if not states:
         click.echo("no peers")
         return
-    for line in peers_table(states, _now_ms()):
+    shared = hub_stores(config).shared
+    for line in peers_table(states, _now_ms(), holders if shared else None):
         click.echo(line)
+
+
+def _authorized_client(config: Config, keyid: str) -> AuthorizedClient | None:
+    """The client with ``keyid``: from the database when the store is shared (several
+    hubs keep their clients there), else from the config file."""
+    store = hub_stores(config).open_clients()
+    if store is None:
+        return config.authorized_client(keyid)
+    try:
+        return next((c for c in store.load_all() if c.keyid == keyid), None)
+    finally:
+        store.close()
+
+
+def _change_shared_clients(
+    config: Config, change: Callable[[AuthorizedClientStore], object]
+) -> bool:
+    """Apply ``change`` to the shared store's clients; False when the store is not shared."""
+    store = hub_stores(config).open_clients()
+    if store is None:
+        return False
+    try:
+        change(store)
+    finally:
+        store.close()
+    return True
 
 
 def _describe_client(instance_id: str, keyid: str) -> None:
@@ -199,13 +240,14 @@ def authorize(
         log.info("%s; editing %s directly", exc, obj.write_path)
     else:
         log.info("authorize: applied by the running hub")
+        stores = hub_stores(config)
+        where = stores.describe() if stores.shared else answer.get("config_path")
         click.echo(
-            f"authorized {instance_id} ({keyid}) in {answer.get('config_path')}; "
-            "the running hub applied it"
+            f"authorized {instance_id} ({keyid}) in {where}; the running hub applied it"
         )
         return
 
-    existing = config.authorized_client(keyid)
+    existing = _authorized_client(config, keyid)
     client = AuthorizedClient(
         instance_id=instance_id,
         keyid=keyid,
@@ -214,6 +256,10 @@ def authorize(
             existing.permissions if existing is not None else Permissions()
         ),
     )
+    if _change_shared_clients(config, lambda store: store.put(client)):
+        click.echo(f"authorized {instance_id} ({keyid}) in {hub_stores(config).describe()}; "
+                   "every running hub on it applies it at once")
+        return
     add_or_update_authorized_client(obj.write_path, client, cwd=Path.cwd())
     click.echo(
         f"authorized {instance_id} ({keyid}) in {obj.write_path}; no hub is running on "
@@ -230,9 +276,10 @@ def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
     """Remove the client with KEYID; its live sessions end at once."""
     check_keyid(keyid)
     config = obj.load()
-    existing = config.authorized_client(keyid)
+    existing = _authorized_client(config, keyid)
     if existing is None:
-        where = config.path or obj.write_path
+        shared = hub_stores(config)
+        where = shared.describe() if shared.shared else (config.path or obj.write_path)
         raise SynchubError(f"{where}: no authorized client has keyid {keyid!r}")
 
     click.echo("Revoke this client:")
@@ -250,6 +297,10 @@ def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
         click.echo(
             f"revoked {existing.instance_id} ({keyid}); the running hub ended its sessions"
         )
+        return
+    if _change_shared_clients(config, lambda store: store.remove(keyid)):
+        click.echo(f"revoked {existing.instance_id} ({keyid}) in "
+                   f"{hub_stores(config).describe()}; every running hub on it ends its sessions")
         return
     remove_authorized_client(obj.write_path, keyid)
     click.echo(

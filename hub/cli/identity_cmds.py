@@ -10,7 +10,7 @@ import click
 from hub.admin import keyid_fingerprint
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
-from hub.identity import NodeIdentity, create_identity, load_identity
+from hub.identity import NodeIdentity, create_identity, identity_dir, load_identity
 
 
 @cli.command()
@@ -35,6 +35,13 @@ def show_id(obj: CliContext, as_json: bool) -> None:
         print_json(details)
         return
     click.echo(known_hosts_snippet(details))
+    if config.hub is not None:
+        # Comments, so that the whole output still pastes as TOML.
+        click.echo(
+            f"# several hubs on one [store] url serve this identity: copy "
+            f"{identity_dir(config.data_dir)}/ to each hub's data_dir, and give clients\n"
+            '# endpoints = ["tcp://hub1:7470", "tcp://hub2:7470"] instead of endpoint'
+        )
 
 
 def identity_details(config: Config, identity: NodeIdentity) -> dict[str, str | None]:

@@ -14,6 +14,7 @@ from hub.admin import ask_hub
 from hub.cli.main import CliContext, cli
 from hub.config import postgresql_url_problem
 from hub.errors import AdminUnavailable, StoreError
+from hub.text import redacted_url
 
 
 @cli.group()
@@ -26,17 +27,29 @@ def store() -> None:
               help="The PostgreSQL database, as a libpq URL (postgresql://...).")
 @click.option("--replace", is_flag=True,
               help="Replace what the database already holds (refused without it).")
+@click.option("--clients-only", is_flag=True,
+              help="Only add the file's [[authorized_clients]] to the database (for a hub "
+              "joining a cluster); running hubs apply them at once.")
 @click.pass_obj
-def migrate(obj: CliContext, url: str, replace: bool) -> None:
-    """Copy this hub's SQLite oplog and peer states into a PostgreSQL database.
+def migrate(obj: CliContext, url: str, replace: bool, clients_only: bool) -> None:
+    """Copy this hub's SQLite oplog, peer states and authorized clients into PostgreSQL.
 
     Ids, flows, original ids, modnos and every operation's bytes are kept. Then
-    set `[store] url` to the same URL and start the hub.
+    set `[store] url` to the same URL, delete the [[authorized_clients]] from the
+    file (they are in the database now, shared by every hub on it) and start the hub.
     """
     config = obj.load()
     problem = postgresql_url_problem(url)
     if problem:
         raise click.BadParameter(problem, param_hint="--to")
+    if clients_only:
+        count = hub.store.import_clients(url, config.authorized_clients)
+        click.echo(f"added {count:,} authorized client(s) from {config.path or 'the defaults'} "
+                   f"to {redacted_url(url)}")
+        if count:
+            click.echo(f"next: delete the [[authorized_clients]] from {config.path}: the "
+                       "database holds them now")
+        return
     try:
         ask_hub(config.data_dir, "status", timeout=2.0)
     except AdminUnavailable as exc:
@@ -46,10 +59,14 @@ def migrate(obj: CliContext, url: str, replace: bool) -> None:
     else:
         raise StoreError(f"a hub is running on {config.data_dir}: stop it first, so nothing "
                          "changes while its stores are copied")
-    copied = hub.store.copy_to_postgres(config.data_dir, url, replace=replace)
+    copied = hub.store.copy_to_postgres(
+        config.data_dir, url, replace=replace, clients=config.authorized_clients
+    )
     click.echo(
-        f"copied {copied.operations:,} operations and {copied.peer_states:,} peer states from "
-        f"{config.data_dir} to {copied.target} (next id {copied.last_id + 1:,})"
+        f"copied {copied.operations:,} operations, {copied.peer_states:,} peer states and "
+        f"{copied.clients:,} authorized clients from {config.data_dir} to {copied.target} "
+        f"(next id {copied.last_id + 1:,})"
     )
     where = config.path or "the config file"
-    click.echo(f'next: add [store] url = "{copied.target}" to {where}, then start the hub')
+    also = ", delete its [[authorized_clients]]" if copied.clients else ""
+    click.echo(f'next: add [store] url = "{copied.target}" to {where}{also}, then start the hub')

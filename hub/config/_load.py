@@ -61,13 +61,16 @@ _HUB_KEYS = (
     "handshake_timeout",
     "max_pending_handshakes",
     "max_frame_bytes",
+    "node",
 )
 _RUN_KEYS = ("error_output_bytes",)
 _STORE_KEYS = ("url",)
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
-_HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissions")
+_HOST_KEYS = (
+    "instance_id", "endpoint", "endpoints", "keyid", "curve_public_key", "permissions",
+)
 
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
@@ -347,7 +350,18 @@ def _parse_hub(table: _Table) -> HubSettings:
             "max_pending_handshakes", defaults.max_pending_handshakes
         ),
         max_frame_bytes=table.count("max_frame_bytes", defaults.max_frame_bytes),
+        node=_node_name(table),
     )
+
+
+def _node_name(table: _Table) -> str:
+    if "node" not in table.data:
+        return ""
+    node = table.string("node", expected="a name for this hub process, such as \"hub-a\"")
+    if not node.isprintable() or len(node) > 200:
+        raise table.error("node", f"expected a printable name of at most 200 characters, "
+                                  f"got {node!r}")
+    return node
 
 
 def _parse_run(table: _Table) -> RunSettings:
@@ -458,6 +472,31 @@ def _parse_clients(top: _Table) -> tuple[AuthorizedClient, ...]:
     return tuple(clients)
 
 
+def _host_endpoints(table: _Table) -> tuple[str, ...]:
+    """``endpoint = "..."`` or ``endpoints = [...]`` (one of them, at least one address)."""
+    if "endpoints" in table.data and "endpoint" in table.data:
+        raise table.error(
+            "endpoints", "give either endpoint (one address) or endpoints (a list), not both"
+        )
+    if "endpoints" in table.data:
+        endpoints = table.strings("endpoints")
+        if not endpoints:
+            raise table.error("endpoints", "expected at least one tcp://<host>:<port>")
+        names = [f"endpoints[{i}]" for i in range(len(endpoints))]
+    else:
+        endpoints = (table.string("endpoint", expected="tcp://<host>:<port>"),)
+        names = ["endpoint"]
+    for name, endpoint in zip(names, endpoints, strict=True):
+        problem = _endpoint_problem(endpoint, bind=False)
+        if problem:
+            raise table.error(
+                name, f"expected tcp://<host>:<port>, got {endpoint!r}: {problem}"
+            )
+    if len(set(endpoints)) != len(endpoints):
+        raise table.error("endpoints", "the same address is listed twice")
+    return endpoints
+
+
 def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
     hosts = []
     instance_ids: dict[str, str] = {}
@@ -465,12 +504,7 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
         table.check_keys(_HOST_KEYS)
         instance_id = table.ident("instance_id")
         _unique(table, "instance_id", instance_id, instance_ids, "known host instance_id")
-        endpoint = table.string("endpoint", expected="tcp://<host>:<port>")
-        problem = _endpoint_problem(endpoint, bind=False)
-        if problem:
-            raise table.error(
-                "endpoint", f"expected tcp://<host>:<port>, got {endpoint!r}: {problem}"
-            )
+        endpoints = _host_endpoints(table)
         expected_key = "the hub's 40-character Z85 CURVE public key (see `synchub id`)"
         curve_key = table.string("curve_public_key", expected=expected_key)
         if not is_valid_curve_public_key(curve_key):
@@ -478,7 +512,8 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
         hosts.append(
             KnownHost(
                 instance_id=instance_id,
-                endpoint=endpoint,
+                endpoint=endpoints[0],
+                endpoints=endpoints if "endpoints" in table.data else (),
                 keyid=table.keyid("keyid"),
                 curve_public_key=curve_key,
                 permissions=table.permissions("permissions"),

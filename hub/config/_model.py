@@ -36,6 +36,18 @@ class HubSettings:
     handshake_timeout: float = 10.0
     max_pending_handshakes: int = 1000
     max_frame_bytes: int = 16 * 1024 * 1024
+    node: str = ""
+    """This process's name among the hubs of one cluster (logs, ``peers``); "" until
+    loaded: ``node_name`` gives the default, the host name and the bind port."""
+
+    @property
+    def node_name(self) -> str:
+        if self.node:
+            return self.node
+        port = self.bind.rpartition(":")[2]
+        if not port.isdigit() or port == "0":
+            port = f"pid{os.getpid()}"  # a port chosen at bind time is not known yet
+        return f"{socket.gethostname()}:{port}"
 
 
 DEFAULT_ERROR_OUTPUT_BYTES = 8 * 1024
@@ -179,6 +191,13 @@ class KnownHost:
     keyid: str
     curve_public_key: str
     permissions: Permissions = field(default_factory=Permissions)
+    endpoints: tuple[str, ...] = ()
+    """Every address of the hub (the hubs of one cluster); ``endpoint`` is the first.
+    Empty means ``(endpoint,)``: read ``addresses``."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.endpoints or (self.endpoint,)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from hub.alerting import Dispatcher
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity
+from hub.server._cluster import ClusterLink
 from hub.server._front import Front
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
@@ -60,6 +61,7 @@ from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
 from hub.store import HubStores, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
+from hub.text import redacted_url
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
 log = logging.getLogger(__name__)
@@ -181,15 +183,23 @@ class Hub:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         stack.callback(context.term)
         context.set(zmq.MAX_SOCKETS, 65536)
-        config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
-        self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         stores = hub_stores(self._config)
+        check_cluster_config(self._config, stores)
         stores.check()  # an unreachable database is one clear line, before any actor
         log.info("oplog and peer states: %s", stores.describe())
+        config_ref = ConfigActor.start(
+            self._config, write_path=self._config_write_path, clients_factory=stores.open_clients
+        )
+        self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        peers_ref = PeerStateActor.start(stores.open_peer_states)
+        node, lease = self.node, lease_seconds(self._settings)
+        peers_ref = PeerStateActor.start(
+            stores.open_peer_states, node=node,
+            leases_factory=lambda: stores.open_leases(node, lease),
+        )
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
+        self._start_cluster_link(stack, stores)
         self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
@@ -197,6 +207,21 @@ class Hub:
         self._start_web(stack, self._status)
         self._start_ticker(stack)
         return endpoint
+
+    @property
+    def node(self) -> str:
+        """This process's name among the hubs of one cluster (``[hub] node``)."""
+        return self._settings.node_name
+
+    def _start_cluster_link(self, stack: contextlib.ExitStack, stores: HubStores) -> None:
+        if stores.url is None:
+            return
+        from hub.store import ClusterNotices  # noqa: PLC0415 - loads the PostgreSQL driver
+
+        link = ClusterLink(ClusterNotices(stores.url), config=self.config_actor, peers=self.peers)
+        stack.callback(link.stop, STOP_TIMEOUT)
+        link.start()
+        log.info("hub node %s: one of the hubs on %s", self.node, stores.describe())
 
     @property
     def _telemetry(self) -> Telemetry:
@@ -255,9 +280,11 @@ class Hub:
 
     def _start_ticker(self, stack: contextlib.ExitStack) -> None:
         fleet, alerts = self.fleet, self.alerts
+        peers = self.peers
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            lambda now: tell(peers.tick, now),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()
@@ -278,8 +305,8 @@ class Hub:
         stack.callback(self._front.stop, STOP_TIMEOUT)
         self.endpoint = self._front.start()
         log.info(
-            "hub %s listening on %s (keyid %s, curve key %s)",
-            self._config.instance, self.endpoint, identity.signing.keyid,
+            "hub %s (node %s) listening on %s (keyid %s, curve key %s)",
+            self._config.instance, self.node, self.endpoint, identity.signing.keyid,
             identity.curve.public_text if self._settings.curve else "off",
         )
         return self.endpoint
@@ -345,6 +372,26 @@ class Hub:
             now=now,
             telemetry=self._telemetry,
         )
+
+
+def lease_seconds(settings: HubSettings) -> float:
+    """How long a session's lease lasts unrenewed: two heartbeat intervals (at least 2 s),
+    so a hub that dies has its sessions ended within three (docs/cluster.md)."""
+    return max(2.0, 2 * settings.heartbeat_interval)
+
+
+def check_cluster_config(config: Config, stores: HubStores) -> None:
+    """Refuse ``[[authorized_clients]]`` in the file of a hub on a shared store: one
+    line saying how to move them, so no hub's stale file can admit a revoked key."""
+    if not stores.shared or not config.authorized_clients:
+        return
+    url = stores.url or ""
+    raise ConfigError(
+        config.path or "<embedded defaults>", "authorized_clients",
+        f"{len(config.authorized_clients)} client(s) here, but a hub on a PostgreSQL store "
+        f"reads them from the database: run `synchub store migrate --clients-only --to "
+        f"{redacted_url(url)}` to move them there, then delete them from this file",
+    )
 
 
 def _start_actor(

@@ -7,7 +7,10 @@ suite per protocol runs against every implementation (``tests/contract/``).
 ``SqliteOplogStore`` is the embedded oplog store, implementing both oplog
 protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
 ``PostgresPeerStateStore`` keep a hub's in PostgreSQL (``[store] url``);
-``hub_stores`` says which a hub uses. ``open_oplog`` /
+``hub_stores`` says which a hub uses. Several hubs on one PostgreSQL database share
+the authorized clients (``AuthorizedClientStore``, ``PostgresClientStore``) and
+record which hub holds each key's session (``SessionLeases``,
+``PostgresSessionLeases``); ``ClusterNotices`` hears their changes. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 ``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
@@ -41,6 +44,14 @@ from hub.store._api import (
     StoredDelivery,
     StoredIncident,
 )
+from hub.store._cluster_api import (
+    AuthorizedClientStore,
+    ClientsChanged,
+    ClusterNotice,
+    LiveSession,
+    SessionClaimed,
+    SessionLeases,
+)
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
@@ -54,7 +65,8 @@ from hub.store._sqlite_reader import SqliteOplogReader, find_sql
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from hub.store._migrate import StoreCopy, copy_to_postgres
+    from hub.store._migrate import StoreCopy, copy_to_postgres, import_clients
+    from hub.store._pg_cluster import ClusterNotices, PostgresClientStore, PostgresSessionLeases
     from hub.store._pg_db import migrate_postgres
     from hub.store._pg_oplog import PostgresOplogStore
     from hub.store._pg_peers import PostgresPeerStateStore
@@ -66,8 +78,12 @@ _ON_FIRST_USE = {
     "PostgresOplogStore": "hub.store._pg_oplog",
     "PostgresPeerStateStore": "hub.store._pg_peers",
     "PostgresOplogReader": "hub.store._pg_reader",
+    "ClusterNotices": "hub.store._pg_cluster",
+    "PostgresClientStore": "hub.store._pg_cluster",
+    "PostgresSessionLeases": "hub.store._pg_cluster",
     "StoreCopy": "hub.store._migrate",
     "copy_to_postgres": "hub.store._migrate",
+    "import_clients": "hub.store._migrate",
     "migrate_postgres": "hub.store._pg_db",
 }
 
@@ -93,7 +109,12 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "AlertStateStore",
+    "AuthorizedClientStore",
+    "ClientsChanged",
+    "ClusterNotice",
+    "ClusterNotices",
     "HubStores",
+    "LiveSession",
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
@@ -105,12 +126,16 @@ __all__ = [
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresClientStore",
     "PostgresMigration",
     "PostgresOplogReader",
     "PostgresOplogStore",
     "PostgresPeerStateStore",
+    "PostgresSessionLeases",
     "RemoteApplyResult",
     "SerializedOperation",
+    "SessionClaimed",
+    "SessionLeases",
     "SqliteAlertStore",
     "SqliteOplogReader",
     "SqliteOplogStore",
@@ -122,6 +147,7 @@ __all__ = [
     "ensure_private_database",
     "find_sql",
     "hub_stores",
+    "import_clients",
     "log_path",
     "logref_for",
     "migrate_postgres",

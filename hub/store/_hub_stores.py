@@ -19,6 +19,7 @@ from hub.config import Config
 from hub.pb import synchub_pb2 as pb
 from hub.store._alerts import SqliteAlertStore
 from hub.store._api import AlertStateStore, OplogReader, OplogStore, PeerStateStore
+from hub.store._cluster_api import AuthorizedClientStore, SessionLeases
 from hub.store._local import oplog_path
 from hub.store._peers import PeerStore, read_peer_states
 from hub.store._sqlite import SqliteOplogStore
@@ -81,6 +82,40 @@ class HubStores:
         from hub.store._pg_peers import PostgresPeerStateStore  # noqa: PLC0415 - see _LAZY
 
         return PostgresPeerStateStore(self.url)
+
+    # -- several hubs on one database (docs/cluster.md) -----------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """Whether other hubs may use these stores too: then the authorized clients and
+        the session leases live in the database (PostgreSQL)."""
+        return self.url is not None
+
+    def open_clients(self) -> AuthorizedClientStore | None:
+        """The authorized clients' rows, or None for SQLite (the config file holds them)."""
+        if self.url is None:
+            return None
+        from hub.store._pg_cluster import PostgresClientStore  # noqa: PLC0415 - see _LAZY
+
+        return PostgresClientStore(self.url)
+
+    def open_leases(self, node: str, lease_seconds: float) -> SessionLeases | None:
+        """Node ``node``'s view of the session leases, or None for SQLite (one hub)."""
+        if self.url is None:
+            return None
+        from hub.store._pg_cluster import PostgresSessionLeases  # noqa: PLC0415 - see _LAZY
+
+        return PostgresSessionLeases(self.url, node, lease_seconds=lease_seconds)
+
+    def read_holders(self) -> dict[str, str]:
+        """keyid -> the hub (node) holding its session, from the database; {} for SQLite."""
+        leases = self.open_leases("", 0.0)
+        if leases is None:
+            return {}
+        try:
+            return leases.holders()
+        finally:
+            leases.close()
 
     def read_peer_states(self) -> list[pb.PeerState]:
         """Every stored PeerState, sorted by instance id then keyid; creates nothing for SQLite."""

@@ -16,17 +16,19 @@ only read.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from hub.config import AuthorizedClient
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store._local import oplog_path
 from hub.store._peers import peer_store_path
+from hub.store._pg_cluster import copy_clients
 from hub.store._pg_db import Connection, connect, describe, migrate
 from hub.store._pg_schema import SAVE_COUNTERS_SQL, SAVE_PEER_STATES_SQL
 from hub.store._sqlite_schema import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
@@ -56,9 +58,13 @@ class StoreCopy:
     last_id: int
     last_modno: int
     target: str
+    clients: int = 0
 
 
-def copy_to_postgres(data_dir: Path, url: str, *, replace: bool = False) -> StoreCopy:
+def copy_to_postgres(
+    data_dir: Path, url: str, *, replace: bool = False,
+    clients: Sequence[AuthorizedClient] = (),
+) -> StoreCopy:
     """Copy the hub stores in ``data_dir`` into the PostgreSQL database at ``url``.
 
     StoreError (one line) when there is nothing to copy, a file is not a synchub
@@ -76,6 +82,7 @@ def copy_to_postgres(data_dir: Path, url: str, *, replace: bool = False) -> Stor
             _claim_target(conn, shown, replace=replace)
             last_id, last_modno, operations = _copy_oplog(conn, oplog)
             peer_states = _copy_peer_states(conn, peers)
+            copy_clients(conn, clients)
     except psycopg.Error as exc:
         raise StoreError(
             f"migrating into the PostgreSQL store {shown} failed, nothing was written: "
@@ -83,7 +90,26 @@ def copy_to_postgres(data_dir: Path, url: str, *, replace: bool = False) -> Stor
         ) from exc
     finally:
         conn.close()
-    return StoreCopy(operations, peer_states, last_id, last_modno, shown)
+    return StoreCopy(operations, peer_states, last_id, last_modno, shown, len(clients))
+
+
+def import_clients(url: str, clients: Sequence[AuthorizedClient]) -> int:
+    """Add or replace ``clients`` in the database at ``url`` (``--clients-only``), all
+    or nothing; running hubs on it apply them at once. How many."""
+    shown = redacted_url(url)
+    conn = connect(url)
+    try:
+        migrate(conn, shown)
+        with conn.transaction():
+            copy_clients(conn, clients)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"importing authorized clients into the PostgreSQL store {shown} failed, nothing "
+            f"was written: {describe(exc)}"
+        ) from exc
+    finally:
+        conn.close()
+    return len(clients)
 
 
 def _claim_target(conn: Connection, shown: str, *, replace: bool) -> None:
@@ -101,7 +127,9 @@ def _claim_target(conn: Connection, shown: str, *, replace: bool) -> None:
             f"peer states, last id {row[0]}): migrate into an empty database, or pass "
             "--replace to replace what it holds"
         )
-    conn.execute("TRUNCATE operations, local_deletions, peer_states")
+    conn.execute(
+        "TRUNCATE operations, local_deletions, peer_states, authorized_clients, sessions"
+    )
     conn.execute(SAVE_COUNTERS_SQL, (0, 0))
 
 

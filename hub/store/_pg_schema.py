@@ -252,14 +252,41 @@ CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
 CREATE INDEX IF NOT EXISTS operations_by_peer_plan ON operations (peer_instance_id, plan_id);
 """
 
+# 4: several hubs on one database. Who may connect (rows changed by `synchub authorize`
+# / `revoke` on any hub), and which hub holds each key's one live session, under a
+# lease its hub renews (docs/cluster.md). Changes are announced on the channels
+# CLIENTS_CHANNEL and SESSIONS_CHANNEL.
+_CLUSTER_SQL: Final = """
+CREATE TABLE authorized_clients (
+    keyid text PRIMARY KEY,
+    instance_id text NOT NULL,
+    keyid_verified boolean NOT NULL,
+    permissions jsonb NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE sessions (
+    keyid text PRIMARY KEY,
+    node text NOT NULL,
+    session_id text NOT NULL,
+    instance_id text NOT NULL,
+    connected_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL
+);
+CREATE INDEX sessions_by_node ON sessions (node);
+CREATE INDEX sessions_by_lease ON sessions (lease_until);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
     Migration(3, "indexes for the web side's readers", _READER_INDEXES_SQL),
+    Migration(4, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
-TABLES: Final = ("operations", "local_deletions", "counters", "peer_states")
+TABLES: Final = (
+    "operations", "local_deletions", "counters", "peer_states", "authorized_clients", "sessions",
+)
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
 # -- statements ----------------------------------------------------------------------
@@ -327,3 +354,59 @@ HANDED_OUT_PEER_SQL: Final = (
 )
 """A peer's operations are handed out with the instance they came from; a node's own
 keep exactly their stored bytes (the column still selects them by instance)."""
+
+# -- several hubs (migration 4) --------------------------------------------------------
+
+CLIENTS_CHANNEL: Final = "synchub_clients"
+"""NOTIFY channel: an authorized client was added, changed or removed (payload: keyid)."""
+SESSIONS_CHANNEL: Final = "synchub_sessions"
+"""NOTIFY channel: a hub took a key's session (payload: JSON keyid, node, session)."""
+
+LOAD_CLIENTS_SQL: Final = (
+    "SELECT keyid, instance_id, keyid_verified, permissions FROM authorized_clients "
+    "ORDER BY changed_at, keyid"
+)
+PUT_CLIENT_SQL: Final = (
+    "INSERT INTO authorized_clients (keyid, instance_id, keyid_verified, permissions) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (keyid) DO UPDATE SET "
+    "instance_id = EXCLUDED.instance_id, keyid_verified = EXCLUDED.keyid_verified, "
+    "permissions = EXCLUDED.permissions, changed_at = now()"
+)
+DELETE_CLIENT_SQL: Final = "DELETE FROM authorized_clients WHERE keyid = %s RETURNING keyid"
+SET_VERIFIED_SQL: Final = (
+    "UPDATE authorized_clients SET keyid_verified = %s, changed_at = now() "
+    "WHERE keyid = %s RETURNING keyid"
+)
+NOTIFY_SQL: Final = "SELECT pg_notify(%s, %s)"
+
+CLAIM_SESSION_SQL: Final = (
+    "INSERT INTO sessions (keyid, node, session_id, instance_id, lease_until) "
+    "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) "
+    "ON CONFLICT (keyid) DO UPDATE SET node = EXCLUDED.node, "
+    "session_id = EXCLUDED.session_id, instance_id = EXCLUDED.instance_id, "
+    "connected_at = now(), lease_until = EXCLUDED.lease_until"
+)
+RELEASE_SESSION_SQL: Final = (
+    "DELETE FROM sessions WHERE keyid = %s AND node = %s AND session_id = %s RETURNING keyid"
+)
+# Every live session of this node, its lease extended; a row another hub holds now is
+# left alone (and not returned: that session was displaced), a missing row is put back.
+RENEW_SESSIONS_SQL: Final = (
+    "INSERT INTO sessions AS s (keyid, node, session_id, instance_id, lease_until) "
+    "SELECT k, %s, sid, inst, now() + make_interval(secs => %s) "
+    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS r(k, sid, inst) "
+    "ON CONFLICT (keyid) DO UPDATE SET lease_until = EXCLUDED.lease_until "
+    "WHERE s.node = EXCLUDED.node AND s.session_id = EXCLUDED.session_id "
+    "RETURNING s.keyid"
+)
+RESET_NODE_SQL: Final = (
+    "DELETE FROM sessions WHERE lease_until < now() OR node = %s "
+    "RETURNING keyid, node"
+)
+EXPIRE_OTHERS_SQL: Final = (
+    "DELETE FROM sessions WHERE lease_until < now() AND node <> %s RETURNING keyid, node"
+)
+LOCK_PEER_STATES_SQL: Final = (
+    "SELECT keyid, data FROM peer_states WHERE keyid = ANY (%s::text[]) FOR UPDATE"
+)
+HOLDERS_SQL: Final = "SELECT keyid, node FROM sessions"

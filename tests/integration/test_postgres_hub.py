@@ -29,7 +29,7 @@ from hub.bench.rig import (
     seed_local_operations,
     write_client_config,
 )
-from hub.config import load_config
+from hub.config import load_config, remove_authorized_client
 from hub.pb import synchub_pb2 as pb
 from hub.store import PostgresOplogStore, SqliteOplogStore
 from synchub_testing import LAUNCHER
@@ -157,7 +157,9 @@ def test_store_migrate_moves_a_sqlite_hub_and_its_clients_stay_in_sync(
     assert len(before) == OPERATIONS - 1 and counters[0] == OPERATIONS
     moved = synchub(hub.config_path, "store", "migrate", "--to", url)
     assert moved.returncode == 0, moved.stderr
-    assert f"copied {OPERATIONS - 1} operations and 1 peer states" in moved.stdout
+    assert (f"copied {OPERATIONS - 1} operations, 1 peer states and 1 authorized clients"
+            in moved.stdout)
+    assert "delete its [[authorized_clients]]" in moved.stdout
     assert f"next id {OPERATIONS + 1}" in moved.stdout
 
     store = PostgresOplogStore(url)
@@ -181,9 +183,15 @@ def test_store_migrate_moves_a_sqlite_hub_and_its_clients_stay_in_sync(
     replaced = synchub(hub.config_path, "store", "migrate", "--to", url, "--replace")
     assert replaced.returncode == 0, replaced.stderr
 
-    # What the operator does next: point the hub's config at the database.
+    # What the operator does next: point the hub's config at the database...
     with hub.config_path.open("a") as config:
         config.write(f"\n[store]\nurl = {json.dumps(url)}\n")
+    refused = one_error_line(synchub(hub.config_path, "start"))
+    assert "[[authorized_clients]]" not in refused  # the key path names the table
+    assert "authorized_clients: 1 client(s) here, but a hub on a PostgreSQL store" in refused
+    assert "synchub store migrate --clients-only --to" in refused
+    # ...and delete the clients from the file: the database has them.
+    remove_authorized_client(hub.config_path, client.identity.signing.keyid)
     with hub_process(hub, log_name="hub-on-postgresql.log") as (process, endpoint):
         assert "store:  PostgreSQL" in process.log_text()
         assert sync_once(client, hub, endpoint) == 0

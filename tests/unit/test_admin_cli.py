@@ -143,7 +143,8 @@ def test_peers_without_a_hub_reads_the_peer_file(
 
     listed = json.loads(run("peers", "--json").output)
     assert [p["peer_instance_id"] for p in listed] == ["db1", "web1"]
-    assert set(listed[1]) == PEER_STATE_FIELDS
+    assert set(listed[1]) == PEER_STATE_FIELDS | {"hub_node"}
+    assert listed[1]["hub_node"] is None  # no hub holds a session of it
     assert listed[1]["state"] == "CONNECTION_STATE_CONNECTED"
     assert listed[1]["last_heartbeat_millis"] == NOW_MS - 12_400
     assert listed[1]["known_repos"] == ["nas"]
@@ -163,7 +164,7 @@ def test_peers_from_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixture) 
     [web1] = listed
     assert web1["state"] == "CONNECTION_STATE_CONNECTED"
     assert web1["remote_config"] == {"modno": 7, "version": 1, "repos": [], "plans": []}
-    assert set(web1) == PEER_STATE_FIELDS | {"remote_config"}
+    assert set(web1) == PEER_STATE_FIELDS | {"remote_config", "hub_node"}
     assert any("answered by the running hub" in r.message for r in caplog.records)
     assert "web1" in run("peers").output
 

@@ -80,6 +80,8 @@ def test_id_text_is_a_known_hosts_entry_that_loads(in_tmp: Path) -> None:
     config = load_config(in_tmp / "client.toml")
     [host] = config.known_hosts
     assert host.keyid == json.loads(run("id", "--json").output)["keyid"]
+    # A hub says how several hubs share its identity, in comments.
+    assert f"copy {in_tmp / 'synchub-data' / 'identity'}/ to each hub's data_dir" in snippet
 
 
 def test_keygen_refuses_to_overwrite_without_force(in_tmp: Path) -> None:

@@ -1,0 +1,96 @@
+"""ClusterLink: one thread that hears what the other hubs on the shared store change.
+
+It LISTENs on the database (``hub.store.ClusterNotices``) and passes each notice to
+its owner: a changed authorized client to the ConfigActor (which reads the clients
+again, and the sessions re-check theirs), a session another hub took to the
+PeerStateActor (which ends this hub's session of that key). When the connection is
+lost it reconnects with backoff, then has the clients read again (notices sent
+meanwhile are lost; the leases' renewal catches displaced sessions by itself).
+Time to deliver a notice: one round trip after the change commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pykka
+
+from actors import ConfigProxy, PeerStateProxy, tell
+from hub.errors import StoreUnavailable
+from hub.protocol import backoff_delay
+from hub.store import ClientsChanged, ClusterNotice, SessionClaimed
+from hub.threads import ThreadService
+
+if TYPE_CHECKING:
+    from hub.store import ClusterNotices
+
+log = logging.getLogger(__name__)
+
+_WAIT_SECONDS = 0.2
+
+
+class ClusterLink(ThreadService):
+    def __init__(
+        self, notices: ClusterNotices, *, config: ConfigProxy, peers: PeerStateProxy
+    ) -> None:
+        super().__init__(
+            thread_name="synchub-cluster", what="the cluster link",
+            failure_note="other hubs' revocations and displacements reach this hub only "
+            "through lease renewals and reloads until it restarts",
+        )
+        self._notices = notices
+        self._config = config
+        self._peers = peers
+        self.heard = 0
+        """Notices passed on so far (read by tests and the status)."""
+
+    def _open(self) -> str:
+        self._notices.open()
+        return self._notices.shown
+
+    def _serve(self) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                for notice in self._notices.wait(_WAIT_SECONDS):
+                    self._deliver(notice)
+                attempt = 0
+            except StoreUnavailable as exc:
+                log.warning("%s; reconnecting", exc)
+                attempt = self._reconnect(attempt)
+
+    def _reconnect(self, attempt: int) -> int:
+        while not self.stopping.wait(backoff_delay(attempt, minimum=0.2, maximum=5.0,
+                                                   rand=random.random)):
+            try:
+                self._notices.open()
+            except StoreUnavailable as exc:
+                log.debug("cluster link: %s", exc)
+                attempt += 1
+                continue
+            log.info("hearing other hubs' changes again on %s", self._notices.shown)
+            self._tell_safely(lambda: tell(self._config.clients_changed))
+            return 0
+        return attempt
+
+    def _deliver(self, notice: ClusterNotice) -> None:
+        self.heard += 1
+        if isinstance(notice, ClientsChanged):
+            self._tell_safely(lambda: tell(self._config.clients_changed))
+        elif isinstance(notice, SessionClaimed):
+            self._tell_safely(lambda: tell(
+                self._peers.claimed, notice.keyid, notice.node, notice.session_id
+            ))
+
+    @staticmethod
+    def _tell_safely(send: Callable[[], None]) -> None:
+        try:
+            send()
+        except pykka.ActorDeadError:
+            log.debug("cluster link: the hub is stopping")
+
+    def _close(self) -> None:
+        self._notices.close()
