@@ -52,7 +52,7 @@ from actors._oplog import OplogProxy, RemoteBatch
 from actors._peer_state import PeerStateProxy
 from hub import protocol
 from hub.config import Config
-from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
+from hub.errors import ActorError, AuthError, ProtocolError, StoreUnavailable, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
@@ -75,6 +75,7 @@ ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
 ERROR_PROTOCOL = pb.CONNECTION_STATE_ERROR_PROTOCOL
 ERROR_INTERNAL = pb.CONNECTION_STATE_ERROR_INTERNAL
 DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
+RETRY_WAIT = pb.CONNECTION_STATE_RETRY_WAIT
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
@@ -488,6 +489,10 @@ def _ending_for(exc: Exception, session_id: str) -> tuple[pb.ConnectionState, st
         return ERROR_PROTOCOL, str(exc)
     if isinstance(exc, AuthError):
         return ERROR_AUTH, str(exc)
+    if isinstance(exc, StoreUnavailable):
+        # Nothing of the frame was stored; the client comes back once the database is.
+        log.warning("session %s: %s", session_id, exc)
+        return RETRY_WAIT, "the hub cannot reach its database now; retry later"
     if isinstance(exc, SynchubError):
         log.error("session %s: %s", session_id, exc)
         return ERROR_INTERNAL, f"hub error: {exc}"

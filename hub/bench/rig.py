@@ -144,7 +144,7 @@ def make_hub_node(
     if store_url is not None:
         parts.append(f"[store]\nurl = {json.dumps(store_url)}\n\n")
     parts.append(SHARED_TOML)
-    if store_url is not None:
+    if store_url is not None and clients:
         import hub.store  # noqa: PLC0415 - loads the PostgreSQL driver
 
         hub.store.import_clients(store_url, [bench_authorized_client(c) for c in clients])

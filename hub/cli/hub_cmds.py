@@ -111,6 +111,7 @@ def _print_banner(hub: Hub, config: Config, endpoint: str) -> None:
         f"  config: {source}\n"
         f"  data:   {config.data_dir}\n"
         f"  store:  {hub_stores(config).describe()}\n"
+        f"  node:   {hub.node}\n"
         f"  keyid:  {hub.identity.signing.keyid}\n"
         f"  curve:  {curve}\n"
         f"  web:    {hub.web_endpoint or 'off'}\n"

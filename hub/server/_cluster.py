@@ -6,6 +6,9 @@ again, and the sessions re-check theirs), a session another hub took to the
 PeerStateActor (which ends this hub's session of that key). When the connection is
 lost it reconnects with backoff, then has the clients read again (notices sent
 meanwhile are lost; the leases' renewal catches displaced sessions by itself).
+Meanwhile ``problem()`` says why: the front refuses new sessions with RETRY_WAIT
+and ``/healthz`` reports it (a lost connection is how a restarting or unreachable
+database shows first).
 Time to deliver a notice: one round trip after the change commits.
 """
 
@@ -46,6 +49,12 @@ class ClusterLink(ThreadService):
         self._peers = peers
         self.heard = 0
         """Notices passed on so far (read by tests and the status)."""
+        self._problem: str | None = None
+
+    def problem(self) -> str | None:
+        """Why this hub cannot reach its database now, or None: read from any thread (one
+        attribute, replaced whole by the link's thread)."""
+        return self._problem
 
     def _open(self) -> str:
         self._notices.open()
@@ -59,7 +68,8 @@ class ClusterLink(ThreadService):
                     self._deliver(notice)
                 attempt = 0
             except StoreUnavailable as exc:
-                log.warning("%s; reconnecting", exc)
+                self._problem = f"the hub cannot reach its database: {exc}"
+                log.error("%s; refusing new sessions (RETRY_WAIT) until it is back", exc)
                 attempt = self._reconnect(attempt)
 
     def _reconnect(self, attempt: int) -> int:
@@ -71,7 +81,9 @@ class ClusterLink(ThreadService):
                 log.debug("cluster link: %s", exc)
                 attempt += 1
                 continue
-            log.info("hearing other hubs' changes again on %s", self._notices.shown)
+            self._problem = None
+            log.info("the database answers again: hearing other hubs' changes on %s, "
+                     "taking new sessions", self._notices.shown)
             self._tell_safely(lambda: tell(self._config.clients_changed))
             return 0
         return attempt

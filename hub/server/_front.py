@@ -85,7 +85,10 @@ class Front(ThreadService):
         session_factory: SessionFactory,
         curve: CurveKeyPair | None,
         clock: Callable[[], float] = time.monotonic,
+        refusal: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``refusal``: why no new session can be served now (its database cannot be
+        reached), or None; new peers then get RETRY_WAIT with the reason."""
         super().__init__(
             thread_name="synchub-front",
             what="the front",
@@ -96,6 +99,7 @@ class Front(ThreadService):
         self._session_factory = session_factory
         self._curve = curve
         self._clock = clock
+        self._refusal = refusal
         self._pipe_endpoint = f"inproc://synchub-front-{uuid.uuid4().hex}"
         self._table: SessionTable[SessionRef] = SessionTable(settings)
         self._router: Socket | None = None
@@ -279,6 +283,12 @@ class Front(ThreadService):
     def _open_session(
         self, router: Socket, rid: bytes, connection: bytes | None, now: float
     ) -> Entry | None:
+        refusal = self._refusal()
+        if refusal is not None:
+            self._send(router, rid, [protocol.error_frame(
+                pb.CONNECTION_STATE_RETRY_WAIT, f"{refusal}; retry later",
+            )])
+            return None
         if not self._table.admit_new():
             self._send(router, rid, [protocol.error_frame(
                 pb.CONNECTION_STATE_RETRY_WAIT,

@@ -69,6 +69,9 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=pykka.Actor)
 
 READY_TIMEOUT = 10.0
+STORE_REFUSAL = "the hub cannot reach its database now"
+"""What a new peer is told while the database is unreachable (the details, which name
+the database, go only to the log and /healthz)."""
 STOP_TIMEOUT = 10.0
 
 
@@ -111,6 +114,7 @@ class Hub:
         self._metrics = HubMetrics() if config.web.enabled else None
         self._stores = hub_stores(config)
         self._front: Front | None = None
+        self._store_problem: Callable[[], str | None] = lambda: None
         self._status: HubStatusSource | None = None
         self.admin_endpoint: str | None = None
         self.web_endpoint: str | None = None
@@ -226,6 +230,7 @@ class Hub:
         link = ClusterLink(ClusterNotices(stores.url), config=self.config_actor, peers=self.peers)
         stack.callback(link.stop, STOP_TIMEOUT)
         link.start()
+        self._store_problem = link.problem
         log.info("hub node %s: one of the hubs on %s", self.node, stores.describe())
 
     @property
@@ -266,6 +271,7 @@ class Hub:
             status=status.snapshot,
             readers=ReaderPool(self._stores.open_reader),
             front_alive=lambda: front is not None and front.running,
+            store_problem=self._store_problem,
         )
         server = build_web(
             web, sources, self._metrics, hub=self._config.instance, data_dir=data_dir
@@ -306,6 +312,7 @@ class Hub:
             session_factory=self._start_session,
             curve=identity.curve if self._settings.curve else None,
             clock=self._clock,
+            refusal=lambda: STORE_REFUSAL if self._store_problem() is not None else None,
         )
         stack.callback(self._front.stop, STOP_TIMEOUT)
         self.endpoint = self._front.start()

@@ -1,8 +1,9 @@
 """``/healthz``: 200 when every actor answers within a second and the store takes writes.
 
 503 with the reasons otherwise (an actor stopped or late, the store refusing writes,
-the front's thread gone), for load balancers and systemd's watchdog. The asks go out
-at once, so the check takes at most about a second whatever fails.
+its database unreachable, the front's thread gone), for load balancers and systemd's
+watchdog. The asks go out at once, so the check takes at most about a second
+whatever fails.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def healthz(ctx: WebContext, request: Request, _arg: str) -> Response:
             pass  # already reported by the ping
         except SynchubError as exc:
             problems.append(f"the oplog store takes no writes: {exc}")
+    store_problem = ctx.sources.store_problem()
+    if store_problem is not None:
+        problems.append(f"{store_problem} (new sessions get RETRY_WAIT)")
     if not ctx.sources.front_alive():
         problems.append("the front (the ROUTER's thread) is not running")
     if problems:

@@ -77,6 +77,8 @@ class WebSources:
     readers: ReaderPool
     ask_timeout: float = ASK_TIMEOUT
     front_alive: Callable[[], bool] = field(default=lambda: True)
+    store_problem: Callable[[], str | None] = field(default=lambda: None)
+    """Why the hub cannot reach its database now (PostgreSQL), or None."""
 
     def answer(self, future: pykka.Future[T], what: str, timeout: float | None = None) -> T:
         """An actor's answer; ActorError naming the actor when it is late or gone."""

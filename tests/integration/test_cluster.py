@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from postgres_support import fresh_database
+from postgres_support import fresh_database, private_server
 
 from hub.agent import Agent
 from hub.bench.rig import (
@@ -40,6 +43,7 @@ from hub.pb import synchub_pb2 as pb
 from synchub_testing import (
     LAUNCHER,
     RawClient,
+    client_handshake,
     diff_frame,
     operation,
     send_operations_frame,
@@ -81,24 +85,38 @@ class RunningHub:
     def client(self) -> RawClient:
         return RawClient(self.endpoint, self.node.identity.curve.public)
 
+    def healthz(self) -> tuple[int, dict[str, object]]:
+        found = re.search(r"web:\s+(http://\S+)", self.process.log_text())
+        assert found, "no web side in the log"
+        try:
+            with urllib.request.urlopen(f"{found.group(1)}/healthz", timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
 
 @contextlib.contextmanager
 def cluster(
-    root: Path, url: str, count: int, *, heartbeat_interval: float = 15.0
+    root: Path, url: str, count: int, *, heartbeat_interval: float = 15.0, web: bool = False
 ) -> Iterator[list[RunningHub]]:
-    """``count`` hubs on ``url``, one identity, node names hub-a, hub-b...; stopped after."""
+    """``count`` hubs on ``url``, one identity, node names hub-a, hub-b...; stopped after.
+    ``web``: each serves HTTP on a free loopback port."""
     nodes: list[HubNode] = []
     for name in NODES[:count]:
         nodes.append(make_hub_node(
             root / name, [], store_url=url, heartbeat_interval=heartbeat_interval,
             node_name=name, identity_from=nodes[0].data_dir if nodes else None,
         ))
+        if web:
+            with nodes[-1].config_path.open("a") as config:
+                config.write('\n[web]\nbind = "127.0.0.1:0"\n')
     with contextlib.ExitStack() as stack:
         hubs = []
         for name, node in zip(NODES, nodes, strict=False):
             process = HubProcess(node)
             stack.callback(process.stop)
             hubs.append(RunningHub(node, process, process.wait_ready(), name))
+            assert f"node:   {name}" in process.log_text()
         yield hubs
 
 
@@ -337,3 +355,51 @@ def write_cluster_client_config(node: ClientNode, hubs: list[RunningHub]) -> Non
     node.config_path.write_text(
         text.replace(f'endpoint = "{hubs[0].endpoint}"', f"endpoints = {endpoints}")
     )
+
+
+def test_a_postgresql_restart_under_load_loses_nothing_and_nobody_hangs(
+    tmp_path: Path
+) -> None:
+    count = 40_000
+    client_node = make_client_node(tmp_path / "client")
+    seed_local_operations(client_node.oplog_path, count)
+    with private_server() as server:
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE synchub")
+        url = server.url("synchub")
+        with cluster(tmp_path, url, 2, web=True) as hubs:
+            authorize(hubs[0], client_node.identity.signing)
+            write_cluster_client_config(client_node, hubs)
+            agent = Agent(load_config(client_node.config_path), identity=client_node.identity)
+            agent.start()
+            try:
+                wait_until(lambda: stored_count(url) >= 1_000, 30.0, "the sync to start")
+                server.stop()
+                # The hubs stay up and say why; a new client is told to come back.
+                for hub in hubs:
+                    wait_until(lambda hub=hub: hub.healthz()[0] == 503, 5.0,
+                               f"{hub.name}'s /healthz to see the database gone")
+                    _status, health = hub.healthz()
+                    assert any("cannot reach its database" in p for p in health["problems"])
+                    refused = hub.client()
+                    started = time.monotonic()
+                    refused.send(client_handshake(SigningIdentity.generate(), "web9", None,
+                                                  hub.node.identity.signing.keyid,
+                                                  HUB_INSTANCE).hello_frame())
+                    error = refused.recv_action("error", timeout=5.0).error
+                    refused.close()
+                    assert time.monotonic() - started < 5.0
+                    assert error.state == pb.CONNECTION_STATE_RETRY_WAIT
+                    assert error.message == "the hub cannot reach its database now; retry later"
+                    assert "refusing new sessions (RETRY_WAIT)" in hub.process.log_text()
+                server.start()
+                wait_until(lambda: agent.status()[HUB_INSTANCE].in_sync, 90.0,
+                           "the sync to finish after the restart")
+                for hub in hubs:
+                    assert hub.process.process.poll() is None, f"{hub.name} exited"
+                    wait_until(lambda hub=hub: hub.healthz()[0] == 200, 10.0,
+                               f"{hub.name} to be healthy again")
+            finally:
+                agent.stop()
+        held = rows(url, "SELECT original_id FROM operations ORDER BY id")
+        assert [original for (original,) in held] == list(range(1, count + 1))
