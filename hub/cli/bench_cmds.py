@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from hub.bench import cluster as cluster_bench
 from hub.bench import handshakes as handshakes_bench
 from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
@@ -40,6 +41,27 @@ _workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None,
     help="Client processes (default: 2 to 4, by CPU count).",
 )
+
+
+_hubs_option = click.option(
+    "--hubs", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Hub processes on one PostgreSQL database (--store), compared with one hub on "
+    "it in the same run (docs/cluster.md).",
+)
+_store_option = click.option(
+    "--store", metavar="URL", default=None,
+    help="With --hubs: the PostgreSQL database (a scratch schema each run).",
+)
+
+
+def _cluster_store(store: str | None) -> str:
+    if store is None:
+        raise click.UsageError("--hubs above 1 needs --store postgresql://... (one database "
+                               "the hubs share)")
+    problem = postgresql_url_problem(store)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--store")
+    return store
 
 
 def _say(obj: CliContext) -> Callable[[str], None]:
@@ -105,14 +127,28 @@ def ingest(  # noqa: PLR0917 - one parameter per click option
 @click.option("--window", type=click.IntRange(min=1), default=100, show_default=True,
               help="Handshakes in progress at once, per client process.")
 @_workers_option
+@_hubs_option
+@_store_option
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --hubs: repetitions of the pair of runs; figures are medians.")
 @_keep_option
 @_json_option
 @click.pass_obj
 def peers(  # noqa: PLR0917 - one parameter per click option
     obj: CliContext, peers: int, ops: int, idle: int, hold: float, heartbeat_interval: float,
-    window: int, workers: int | None, keep: Path | None, as_json: bool,
+    window: int, workers: int | None, hubs: int, store: str | None, repeat: int,
+    keep: Path | None, as_json: bool,
 ) -> None:
-    """Many clients syncing at once (or --idle ones heartbeating): time and hub memory."""
+    """Many clients syncing at once (or --idle ones heartbeating): time and hub memory
+    (with --hubs N: N hubs on one PostgreSQL database vs one hub on it)."""
+    if hubs > 1:
+        if idle:
+            raise click.UsageError("--hubs compares syncing peers: leave out --idle")
+        _emit(cluster_bench.peers(
+            _cluster_store(store), hubs, peers, ops=ops, repeat=repeat, workers=workers,
+            window=window, keep=keep, say=_say(obj),
+        ), as_json)
+        return
     result = peers_bench.run(
         peers, ops=ops, idle=idle, hold=hold, heartbeat_interval=heartbeat_interval,
         window=window, workers=workers, keep=keep, say=_say(obj),
@@ -151,17 +187,26 @@ def latency(  # noqa: PLR0917 - one parameter per click option
               help="Handshakes in progress at once, per client process.")
 @_repeat_option
 @_workers_option
+@_hubs_option
+@_store_option
 @_keep_option
 @_json_option
 @click.pass_obj
 def handshakes(  # noqa: PLR0917 - one parameter per click option
     obj: CliContext, count: int, window: int, repeat: int, workers: int | None,
-    keep: Path | None, as_json: bool,
+    hubs: int, store: str | None, keep: Path | None, as_json: bool,
 ) -> None:
-    """Handshakes completed a second, vs the ed25519 verify rate."""
-    result = handshakes_bench.run(
-        count, repeat, workers=workers, window=window, keep=keep, say=_say(obj)
-    )
+    """Handshakes completed a second, vs the ed25519 verify rate (with --hubs N, N hubs
+    on one PostgreSQL database vs one hub on it)."""
+    if hubs > 1:
+        result = cluster_bench.handshakes(
+            _cluster_store(store), hubs, count, repeat, workers=workers, window=window,
+            keep=keep, say=_say(obj),
+        )
+    else:
+        result = handshakes_bench.run(
+            count, repeat, workers=workers, window=window, keep=keep, say=_say(obj)
+        )
     _emit(result, as_json)
 
 

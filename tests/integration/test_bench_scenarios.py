@@ -142,3 +142,38 @@ def test_a_bad_store_url_is_one_line_and_a_usage_error() -> None:
     assert done.returncode == 2
     assert "is not a postgresql:// URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["handshakes", "--count", "20", "--repeat", "1"],
+     ["handshakes.cluster_per_second", "handshakes.cluster_hub_cpu_ms_each"]),
+    (["peers", "--peers", "6", "--ops", "20"],
+     ["peers.cluster_synced_per_second", "peers.cluster_ops_per_second",
+      "peers.cluster_all_synced_seconds"]),
+])
+def test_two_hubs_on_one_database_beside_one_hub(args: list[str], names: list[str]) -> None:
+    with fresh_database() as url:
+        lines = bench(*args, "--hubs", "2", "--store", url).splitlines()
+        result = json.loads(bench(*args, "--hubs", "2", "--store", url, "--json"))
+        assert [f["name"] for f in result["figures"]] == names
+        for fig in result["figures"]:
+            assert fig["baseline"]["label"] == "one hub"
+            assert fig["value"] > 0 and fig["baseline"]["value"] > 0
+        assert result["params"]["hubs"] == 2
+        shown = [m for m in map(FIGURE.match, lines) if m]
+        assert [m["name"] for m in shown] == names
+        assert all(m["label"] == "one hub" and m["ratio"] for m in shown)
+        with psycopg.connect(url) as conn:
+            left = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'synchub_bench%'"
+            ).fetchall()
+        assert left == []
+
+
+def test_hubs_without_a_store_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "bench", "handshakes", "--hubs", "2"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "--hubs above 1 needs --store" in done.stderr
