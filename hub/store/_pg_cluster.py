@@ -2,7 +2,7 @@
 leases, and the notifications that carry their changes to every hub (docs/cluster.md).
 
 ``PostgresClientStore`` implements ``AuthorizedClientStore`` (``authorized_clients``,
-migration 4); every change is committed with a NOTIFY on ``synchub_clients`` in the
+migration 5); every change is committed with a NOTIFY on ``synchub_clients`` in the
 same statement or transaction, so a hub that hears it reads the change. ``PostgresSessionLeases``
 implements ``SessionLeases`` (``sessions``): a claim is an upsert with a NOTIFY on
 ``synchub_sessions``; the hub that held the key before hears it and ends its session.

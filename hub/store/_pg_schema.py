@@ -252,7 +252,63 @@ CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
 CREATE INDEX IF NOT EXISTS operations_by_peer_plan ON operations (peer_instance_id, plan_id);
 """
 
-# 4: several hubs on one database. Who may connect (rows changed by `synchub authorize`
+# 4: resumed sync (docs/protocol.md §6.8 (Resumed sync), ``_pg_sync``): the cursors
+# recorded for peers, the cached bucket digests of their selections, and the buckets a
+# write touched since (marked by statement triggers, in the writer's transaction, so
+# every writer of any hub keeps the caches honest). ``touched`` counts marks, so a
+# cache refresh clears only the marks it read.
+_SYNC_SQL: Final = """
+CREATE TABLE sync_cursors (
+    keyid text NOT NULL, selection text NOT NULL, epoch bytea NOT NULL,
+    sequence bigint NOT NULL, PRIMARY KEY (keyid, selection)
+);
+CREATE TABLE sync_digest_marks (
+    owner text NOT NULL, selection text NOT NULL, PRIMARY KEY (owner, selection)
+);
+CREATE TABLE sync_digests (
+    owner text NOT NULL, selection text NOT NULL, bucket bigint NOT NULL,
+    count bigint NOT NULL, digest bigint NOT NULL, PRIMARY KEY (owner, selection, bucket)
+);
+CREATE TABLE sync_dirty (
+    keyid text NOT NULL, bucket bigint NOT NULL, touched bigint NOT NULL DEFAULT 1,
+    PRIMARY KEY (keyid, bucket)
+);
+CREATE FUNCTION synchub_dirty_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM new_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION synchub_dirty_old() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM old_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION synchub_dirty_both() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT original_instance_keyid, original_id >> 10 FROM old_rows
+    WHERE original_instance_keyid <> ''
+    UNION SELECT original_instance_keyid, original_id >> 10 FROM new_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_sync_dirty_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_new();
+CREATE TRIGGER operations_sync_dirty_delete AFTER DELETE ON operations
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_old();
+CREATE TRIGGER operations_sync_dirty_update AFTER UPDATE ON operations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_both();
+"""
+
+# 5: several hubs on one database. Who may connect (rows changed by `synchub authorize`
 # / `revoke` on any hub), and which hub holds each key's one live session, under a
 # lease its hub renews (docs/cluster.md). Changes are announced on the channels
 # CLIENTS_CHANNEL and SESSIONS_CHANNEL.
@@ -280,12 +336,15 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
     Migration(3, "indexes for the web side's readers", _READER_INDEXES_SQL),
-    Migration(4, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
+    Migration(4, "resumed sync: cursors and selection digests", _SYNC_SQL),
+    Migration(5, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 TABLES: Final = (
-    "operations", "local_deletions", "counters", "peer_states", "authorized_clients", "sessions",
+    "operations", "local_deletions", "counters", "peer_states",
+    "sync_cursors", "sync_digest_marks", "sync_digests", "sync_dirty",
+    "authorized_clients", "sessions",
 )
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
@@ -355,7 +414,7 @@ HANDED_OUT_PEER_SQL: Final = (
 """A peer's operations are handed out with the instance they came from; a node's own
 keep exactly their stored bytes (the column still selects them by instance)."""
 
-# -- several hubs (migration 4) --------------------------------------------------------
+# -- several hubs (migration 5) --------------------------------------------------------
 
 CLIENTS_CHANNEL: Final = "synchub_clients"
 """NOTIFY channel: an authorized client was added, changed or removed (payload: keyid)."""
