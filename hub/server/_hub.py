@@ -387,9 +387,10 @@ class Hub:
 
 
 def lease_seconds(settings: HubSettings) -> float:
-    """How long a session's lease lasts unrenewed: two heartbeat intervals (at least 2 s),
-    so a hub that dies has its sessions ended within three (docs/cluster.md)."""
-    return max(2.0, 2 * settings.heartbeat_interval)
+    """How long a session's lease lasts unrenewed: one and a half heartbeat intervals (at
+    least 2 s; renewed every second), so a hub that dies has its sessions ended by the
+    others within three (docs/cluster.md)."""
+    return max(2.0, 1.5 * settings.heartbeat_interval)
 
 
 def check_cluster_config(config: Config, stores: HubStores) -> None:
