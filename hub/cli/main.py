@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from hub.cli._signals import release_sighup
 from hub.config import Config, default_config, load_config, resolve_config_path
 from hub.errors import SynchubError
 
@@ -142,6 +143,8 @@ def cli(ctx: click.Context, config_option: Path | None, verbose: int) -> None:
     agent (`synchub agent`) syncs to it over authenticated, encrypted ZeroMQ.
     """
     setup_logging(verbose)
+    if ctx.invoked_subcommand != "start":
+        release_sighup()  # held only until `synchub start` has its handler
     path = resolve_config_path(str(config_option) if config_option else None, os.environ)
     if path is None and (Path.cwd() / LOCAL_CONFIG_NAME).is_file():
         path = Path.cwd() / LOCAL_CONFIG_NAME
