@@ -36,8 +36,9 @@ from hub.config import (
 from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
-from hub.scopes import Permissions
+from hub.scopes import Permissions, ScopeKind
 from hub.store import hub_stores, peer_store_path
+from hub.text import closest_match
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,32 @@ def _permissions_text(raw: list[dict[str, Any]] | None) -> str:
     return "; ".join(f"{p['type']}: {', '.join(p['scopes'])}" for p in raw)
 
 
+def unknown_resources(
+    config: Config, permissions: Permissions, peers: list[pb.PeerState]
+) -> list[str]:
+    """A line for each plan or repo a permission names that neither this config nor any
+    known peer has: the permission is kept, but it matches nothing until one exists."""
+    known = {
+        ScopeKind.PLAN: {p.id for p in config.plans}.union(*(s.known_plans for s in peers)),
+        ScopeKind.REPO: {r.id for r in config.repos}.union(*(s.known_repos for s in peers)),
+    }
+    where = config.path or "the built-in defaults"
+    warnings: list[str] = []
+    for entry in permissions.entries:
+        for scope in entry.scopes.scopes:
+            names = known.get(scope.kind)
+            if names is None or scope.ident in names:
+                continue
+            kind = scope.kind.value
+            guess = closest_match(scope.ident, names)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            warnings.append(
+                f"{entry.type.value}:{scope}: no {kind} {scope.ident!r} in {where} or among "
+                f"the peers' {kind}s{hint}; kept, but it matches nothing until one exists"
+            )
+    return warnings
+
+
 @cli.command()
 @click.argument("keyid")
 @click.option("--instance", "instance_id", required=True, help="The client's instance id.")
@@ -183,6 +210,9 @@ def authorize(
     click.echo("Authorize this client:")
     _describe_client(instance_id, keyid)
     click.echo(f"  permissions  {_permissions_text(raw_permissions)}")
+    if permissions is not None:
+        for warning in unknown_resources(config, permissions, load_peer_states(config)):
+            click.echo(f"warning: {warning}", err=True)
     click.echo("Compare the fingerprint with `synchub id` run on the client.")
     _confirm(
         "Have you checked this fingerprint over a channel you trust?", yes, "not authorized"

@@ -176,7 +176,7 @@ def test_peers_with_a_broken_config_is_one_line(in_tmp: Path) -> None:
 # --- ops through the running hub -------------------------------------------------------------
 
 
-def test_ops_come_from_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+def test_ops_are_read_beside_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     config = load_config(Path("synchub.toml"))
     hub.oplog.add([
@@ -185,7 +185,7 @@ def test_ops_come_from_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixtur
     ]).get(timeout=5)
     listed = json.loads(run("ops", "--json", "--plan", "nightly").output)
     assert [op["display_message"] for op in listed] == ["from the hub"]
-    assert any("answered by the running hub" in r.message for r in caplog.records)
+    assert any("reading" in r.message and "oplog.sqlite" in r.message for r in caplog.records)
     assert "from the hub" in run("ops").output
 
 
@@ -266,6 +266,24 @@ def test_authorize_bad_input_is_one_line(
 ) -> None:
     assert_one_line_error(run("authorize", *args, "--yes"), *fragments)
     assert not (in_tmp / "synchub.toml").exists()
+
+
+def test_authorize_warns_of_a_plan_or_repo_nothing_has_and_keeps_it(hub_file: Path) -> None:
+    save_peers(load_config(hub_file).data_dir, pb.PeerState(
+        peer_keyid=CLIENT.keyid, peer_instance_id="web1", known_plans=["hourly"]))
+    result = run("authorize", STRANGER.keyid, "--instance", "web9",
+                 "--perm", "read_config:plan:nosuch", "--perm", "read_config:plan:nightli",
+                 "--perm", "read_config:plan:hourly", "--perm", "read_config:repo:nas",
+                 "--perm", "read_operations:!repo:tapes", "--yes")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3, result.stderr
+    assert "read_config:plan:nosuch: no plan 'nosuch'" in warnings[0]
+    assert "did you mean 'nightly'?" in warnings[1]
+    assert "no repo 'tapes'" in warnings[2]
+    client = load_config(hub_file).authorized_client(STRANGER.keyid)
+    assert client is not None
+    assert client.permissions.can_read_config("plan:nosuch")
 
 
 def test_authorize_without_instance_is_a_usage_error(in_tmp: Path) -> None:
