@@ -21,7 +21,7 @@ import time
 
 import click
 
-from hub.cli._listing import TIME_HELP, TimeZoneChoice, duration_text, table
+from hub.cli.listing import TIME_HELP, TimeZoneChoice, duration_text, table
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
 from hub.jsonview import message_to_dict

@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from hub.cli._listing import TimeZoneChoice, cell, duration_text
+from hub.cli.listing import TimeZoneChoice, cell, duration_text
 from hub.cli.main import cli
 from hub.config import load_config
 from hub.pb import synchub_pb2 as pb
