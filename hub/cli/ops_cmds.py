@@ -21,6 +21,7 @@ import time
 
 import click
 
+from hub.admin import MAX_OPS_LIMIT
 from hub.cli.listing import TIME_HELP, TimeZoneChoice, duration_text, table
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
@@ -31,7 +32,6 @@ from hub.store import OperationQuery, hub_stores, oplog_path
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 100_000
 
 _STATUS = {
     value: name.removeprefix("STATUS_").lower() for name, value in pb.OperationStatus.items()
@@ -66,8 +66,10 @@ _SORTS = ("id", "started")
 @click.option("--reverse", is_flag=True, help="Oldest first.")
 @click.option("--utc", is_flag=True, help="Show and read times in UTC instead of local time.")
 @click.option("--wide", is_flag=True, help="Cut nothing: every column as wide as its content.")
-@click.option("--limit", type=click.IntRange(min=1, max=MAX_LIMIT), default=50,
-              show_default=True, help=f"At most this many operations (1-{MAX_LIMIT}).")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=MAX_OPS_LIMIT), default=50, show_default=True,
+    help=f"Show at most this many operations (1 to {MAX_OPS_LIMIT:,}).",
+)
 @click.pass_obj
 def ops(  # noqa: PLR0917 - one parameter per click option
     obj: CliContext,
