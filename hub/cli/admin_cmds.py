@@ -27,6 +27,7 @@ from hub.admin import (
     permissions_from_flags,
     short_keyid,
 )
+from hub.cli.listing import TimeZoneChoice, table
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import (
     AuthorizedClient,
@@ -74,55 +75,95 @@ def ago(then_ms: int, now_ms: int) -> str:
     return f"{duration((now_ms - then_ms) // 1000)} ago"
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+_ERROR_STATES = frozenset({
+    pb.CONNECTION_STATE_ERROR_AUTH,
+    pb.CONNECTION_STATE_ERROR_PROTOCOL,
+    pb.CONNECTION_STATE_ERROR_INTERNAL,
+})
+_LIVE_STATES = frozenset({pb.CONNECTION_STATE_CONNECTED, pb.CONNECTION_STATE_PENDING})
 
 
-def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
-    header = (
-        f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {'HEARTBEAT':10}  "
-        f"{'REPOS / PLANS':24}  LAST ERROR"
-    )
-    lines = [header]
+def _when_and_why(then_ms: int, why: str, now_ms: int) -> str:
+    if not why:
+        return "-"
+    return f"{ago(then_ms, now_ms)}: {why}" if then_ms > 0 else why
+
+
+def _last_error(state: pb.PeerState) -> tuple[int, str]:
+    if state.last_error:
+        return state.last_error_millis, state.last_error
+    if state.state in _ERROR_STATES:  # a record written before last_error was kept apart
+        return state.last_disconnect_millis, state.status_message
+    return 0, ""
+
+
+def peers_table(states: list[pb.PeerState], now_ms: int, *, wide: bool = False) -> list[str]:
+    """One line per peer: where it stands, when it was last heard from, why its last
+    session ended and its last error (apart: a client closing on purpose is no error)."""
+    header = ("INSTANCE", "KEYID", "STATE", "HEARD", "REPOS / PLANS", "LAST DISCONNECT",
+              "LAST ERROR")
+    rows = []
     for state in states:
         repos = ",".join(state.known_repos) or "-"
         plans = ",".join(state.known_plans) or "-"
-        lines.append(
-            f"{_clip(state.peer_instance_id or '-', 16):16}  "
-            f"{short_keyid(state.peer_keyid):12}  "
-            f"{_STATE_NAMES.get(state.state, str(state.state)):16}  "
-            f"{ago(state.last_heartbeat_millis, now_ms):10}  "
-            f"{_clip(f'{repos} / {plans}', 24):24}  "
-            f"{state.status_message or '-'}"
-        )
-    return lines
+        ended = "-" if state.state in _LIVE_STATES else _when_and_why(
+            state.last_disconnect_millis, state.status_message, now_ms)
+        rows.append((
+            state.peer_instance_id or "-",
+            short_keyid(state.peer_keyid),
+            _STATE_NAMES.get(state.state, str(state.state)),
+            ago(state.last_heartbeat_millis, now_ms),
+            f"{repos} / {plans}",
+            ended,
+            _when_and_why(*_last_error(state), now_ms),
+        ))
+    return table(header, rows, (16, None, None, None, 24, 40, 60), wide=wide)
 
 
-def load_peer_states(config: Config) -> list[pb.PeerState]:
-    """From the running hub when one answers, else from its store (file or database)."""
+def as_of(states: list[pb.PeerState]) -> int:
+    """The latest time the stored records mention: about when the hub last wrote them."""
+    return max(
+        (max(s.last_heartbeat_millis, s.last_disconnect_millis, s.last_error_millis)
+         for s in states),
+        default=0,
+    )
+
+
+def load_peer_states(config: Config) -> tuple[list[pb.PeerState], bool]:
+    """The peer states, and whether they are live: from the running hub when one answers,
+    else from its store (file or database) as the hub last wrote them."""
     answer = ask_running_hub(config.data_dir, "peers", timeout=READ_TIMEOUT)
     if answer is not None:
-        return [pb.PeerState.FromString(raw) for raw in answer["peers"]]
+        return [pb.PeerState.FromString(raw) for raw in answer["peers"]], True
     stores = hub_stores(config)
     where = stores.describe() if stores.postgresql else peer_store_path(config.data_dir)
     log.info("peers: reading %s directly", where)
-    return stores.read_peer_states()
+    return stores.read_peer_states(), False
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of PeerState objects.")
+@click.option("--wide", is_flag=True, help="Cut nothing: every column as wide as its content.")
+@click.option("--utc", is_flag=True, help="Show the as-of time in UTC instead of local time.")
 @click.pass_obj
-def peers(obj: CliContext, as_json: bool) -> None:
-    """List every peer this hub knows: state, last heartbeat, repos and plans, last error."""
+def peers(obj: CliContext, as_json: bool, wide: bool, utc: bool) -> None:
+    """List every peer this hub knows: state, when last heard from, repos and plans, why
+    its last session ended, its last error."""
     config = obj.load()
-    states = load_peer_states(config)
+    states, live = load_peer_states(config)
     if as_json:
         print_json([message_to_dict(state) for state in states])
         return
     if not states:
         click.echo("no peers")
         return
-    for line in peers_table(states, _now_ms()):
+    if not live:
+        click.echo(
+            f"no hub is running on {config.data_dir}: states as of "
+            f"{TimeZoneChoice(utc=utc).show(as_of(states))}, when it last recorded them",
+            err=True,
+        )
+    for line in peers_table(states, _now_ms(), wide=wide):
         click.echo(line)
 
 
@@ -219,7 +260,7 @@ def authorize(
     existing = config.authorized_client(keyid)
     click.echo(f"  permissions  {_permissions_text(raw_permissions, existing)}")
     if permissions is not None:
-        for warning in unknown_resources(config, permissions, load_peer_states(config)):
+        for warning in unknown_resources(config, permissions, load_peer_states(config)[0]):
             click.echo(f"warning: {warning}", err=True)
     click.echo("Compare the fingerprint with `synchub id` run on the client.")
     _confirm(

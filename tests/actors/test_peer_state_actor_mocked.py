@@ -265,3 +265,32 @@ def test_a_listener_of_a_stopped_actor_is_dropped(rig: Rig) -> None:
 
     dead.assert_called_once()
     assert rig.listener.call_count == 2
+
+
+def test_the_disconnect_reason_and_the_last_error_are_kept_apart(rig: Rig) -> None:
+    actor = rig.started()
+    actor.connected(WEB1, "web1", session_id="s-1")
+    rig.now = 1_010.0
+    actor.disconnected(WEB1, pb.CONNECTION_STATE_ERROR_PROTOCOL, "bad frame", session_id="s-1")
+    rig.now = 1_020.0
+    actor.connected(WEB1, "web1", session_id="s-2")
+    rig.now = 1_030.0
+    actor.disconnected(WEB1, DISCONNECTED, "peer reported: closing", session_id="s-2")
+
+    state = actor.get(WEB1)
+    assert state is not None
+    assert (state.state, state.status_message, state.last_disconnect_millis) == (
+        DISCONNECTED, "peer reported: closing", 1_030_000)
+    assert (state.last_error, state.last_error_millis) == ("bad frame", 1_010_000)
+
+
+def test_a_restart_is_a_disconnect_not_an_error() -> None:
+    rig = Rig({WEB1: pb.PeerState(peer_keyid=WEB1, state=CONNECTED, last_error="old")})
+
+    rig.actor.on_start()
+
+    state = rig.actor.get(WEB1)
+    assert state is not None
+    assert state.status_message == RESTART_STATUS_MESSAGE
+    assert state.last_disconnect_millis == 1_000_000
+    assert state.last_error == "old"
