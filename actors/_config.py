@@ -12,6 +12,10 @@ file's ``[[authorized_clients]]``: ``authorize``, ``revoke`` and ``set_verified`
 change the rows (every hub hears of it), and ``clients_changed`` (told when another
 hub changed them) reads them again; every snapshot carries the rows as its
 ``authorized_clients``.
+
+The file itself is reached through a ``ConfigFile`` (the comment-keeping
+write-back and the loader of ``hub.config``), given to the constructor so the
+actor can be driven with a stand-in.
 """
 
 from __future__ import annotations
@@ -36,9 +40,33 @@ log = logging.getLogger(__name__)
 ConfigListener = Callable[[Config], object]
 
 
+class ConfigFile:
+    """The config file as the ConfigActor changes it: each write returns the new config.
+
+    Every method raises ConfigError (the file unchanged) when the result would not
+    validate.
+    """
+
+    def authorize(self, path: Path, client: AuthorizedClient) -> Config:
+        return config_file.add_or_update_authorized_client(path, client)
+
+    def revoke(self, path: Path, keyid: str) -> Config:
+        return config_file.remove_authorized_client(path, keyid)
+
+    def set_verified(self, path: Path, keyid: str, verified: bool) -> Config:
+        return config_file.set_keyid_verified(path, keyid, verified)
+
+    def load(self, path: Path) -> Config:
+        return config_file.load_config(path)
+
+
 class ConfigActor(pykka.ThreadingActor):
     def __init__(
-        self, config: Config, *, write_path: Path | None = None,
+        self,
+        config: Config,
+        *,
+        write_path: Path | None = None,
+        files: ConfigFile | None = None,
         clients_factory: Callable[[], AuthorizedClientStore | None] | None = None,
     ) -> None:
         """``write_path`` is where changes go when the config came from no file;
@@ -46,6 +74,7 @@ class ConfigActor(pykka.ThreadingActor):
         super().__init__()
         self._config = config
         self._write_path = config.path or write_path
+        self._files = files if files is not None else ConfigFile()
         self._subscribers: Subscribers[Config] = Subscribers("config")
         self._clients_factory = clients_factory
         self._clients: AuthorizedClientStore | None = None
@@ -78,20 +107,20 @@ class ConfigActor(pykka.ThreadingActor):
         if self._clients is not None:
             self._clients.put(client)
             return self._install(self._with_stored_clients(self._config))
-        return self._install(config_file.add_or_update_authorized_client(self._path(), client))
+        return self._install(self._files.authorize(self._path(), client))
 
     def revoke(self, keyid: str) -> Config:
         if self._clients is not None:
             self._clients.remove(keyid)
             return self._install(self._with_stored_clients(self._config))
-        return self._install(config_file.remove_authorized_client(self._path(), keyid))
+        return self._install(self._files.revoke(self._path(), keyid))
 
     def set_verified(self, keyid: str, verified: bool) -> Config:
         if self._clients is not None:
             if not self._clients.set_verified(keyid, verified):
                 raise ConfigError("authorized_clients", "", f"no authorized client {keyid}")
             return self._install(self._with_stored_clients(self._config))
-        return self._install(config_file.set_keyid_verified(self._path(), keyid, verified))
+        return self._install(self._files.set_verified(self._path(), keyid, verified))
 
     @survives("config")
     def clients_changed(self) -> None:
@@ -113,7 +142,7 @@ class ConfigActor(pykka.ThreadingActor):
         if self._config.path is None:
             return self._config
         try:
-            fresh = config_file.load_config(self._config.path)
+            fresh = self._files.load(self._config.path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             raise
