@@ -93,10 +93,14 @@ class ClusterSessions:
 
     def expire(self) -> list[pb.PeerState]:
         try:
-            return self._leases.expire(expired_message)
+            ended = self._leases.expire(expired_message)
         except StoreError as exc:
             log.warning("expiring other hubs' session leases failed: %s", exc)
             return []
+        for state in ended:
+            log.info("peer %s (%s): %s", state.peer_instance_id, state.peer_keyid,
+                     state.status_message)
+        return ended
 
     def holders(self) -> dict[str, str]:
         return self._leases.holders()

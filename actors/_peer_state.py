@@ -281,19 +281,13 @@ class PeerStateActor(pykka.ThreadingActor):
             self._write_logged(now)
 
     def _renew_and_expire(self, now: float) -> None:
-        cluster = self._cluster
-        assert cluster is not None
-        live = [
-            LiveSession(keyid, self._sessions.get(keyid, ""), self._states[keyid].peer_instance_id)
-            for keyid in self._live if keyid in self._states
-        ]
-        for keyid in sorted(cluster.renew(now, live) or ()):
+        assert self._cluster is not None
+        live = _live_sessions(self._live, self._sessions, self._states)
+        for keyid in sorted(self._cluster.renew(now, live) or ()):
             self._displace(keyid, "its lease is held by another hub")
-        for state in cluster.expire():
+        for state in self._cluster.expire():
             self._states[state.peer_keyid] = state
             self._dirty.discard(state.peer_keyid)
-            logger.info("peer %s (%s): %s", state.peer_instance_id, state.peer_keyid,
-                        state.status_message)
             self._subscribers.publish(functools.partial(_copy, state))
 
     @_survives
@@ -369,10 +363,7 @@ class PeerStateActor(pykka.ThreadingActor):
         store, as the store has them, with this hub's own live peers as it knows them)."""
         states = self._states
         if self._cluster is not None and self._store is not None:
-            try:
-                states = {**self._store.load_all(), **{k: self._states[k] for k in self._live}}
-            except StoreError:
-                logger.warning("peer state: reading other hubs' peers failed; this hub's only")
+            states = _shared_view(self._store, self._states, self._live)
         ordered = sorted(states.values(), key=lambda s: (s.peer_instance_id, s.peer_keyid))
         return [_copy(state) for state in ordered]
 
@@ -382,6 +373,24 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def unsubscribe(self, token: int) -> bool:
         return self._subscribers.remove(token)
+
+
+def _shared_view(
+    store: PeerStateStore, states: dict[str, pb.PeerState], live: dict[str, Any]
+) -> dict[str, pb.PeerState]:
+    """Every hub's records as the store has them, this hub's live peers as it knows them."""
+    try:
+        return {**store.load_all(), **{k: states[k] for k in live if k in states}}
+    except StoreError:
+        logger.warning("peer state: reading other hubs' peers failed; this hub's only")
+        return states
+
+
+def _live_sessions(
+    live: dict[str, Any], sessions: dict[str, str], states: dict[str, pb.PeerState]
+) -> list[LiveSession]:
+    return [LiveSession(keyid, sessions.get(keyid, ""), states[keyid].peer_instance_id)
+            for keyid in live if keyid in states]
 
 
 class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
