@@ -365,7 +365,7 @@ class _HostLink:
         """This hub's entry in the agent's status file."""
         status = self.status
         return {
-            "endpoint": self.host.endpoint, "keyid": self.host.keyid,
+            "endpoint": self.endpoint, "keyid": self.host.keyid,
             "state": status.state, "message": status.message, "sessions": status.sessions,
             "in_sync": status.in_sync, "last_sync_ms": status.last_sync_ms,
             "acknowledged_mark": status.acknowledged_mark,

@@ -85,7 +85,8 @@ def client_status(config: Config, now_ms: int) -> dict[str, Any]:
             mark = int(entry.get("acknowledged_mark", -1))
             hosts.append({
                 "instance_id": host.instance_id,
-                "endpoint": host.endpoint,
+                # Of a cluster's addresses, the one the agent dials now.
+                "endpoint": str(entry.get("endpoint") or host.endpoint),
                 "connected": connected,
                 "state": state,
                 "why_not_connected": why,
