@@ -59,7 +59,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, LocalLogs, hub_stores, now_ms
+from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.text import redacted_url
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
@@ -196,8 +196,10 @@ class Hub:
         check_cluster_config(self._config, stores)
         stores.check()  # an unreachable database is one clear line, before any actor
         log.info("oplog and peer states: %s", stores.describe())
+        data_dir = self._config.data_dir
         config_ref = ConfigActor.start(
-            self._config, write_path=self._config_write_path, clients_factory=stores.open_clients
+            self._config, write_path=self._config_write_path,
+            invitations=lambda: InvitationStore(data_dir), clients_factory=stores.open_clients,
         )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)

@@ -18,6 +18,7 @@ operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
 and delivery outbox (``SqliteAlertStore``; ``read_alert_state`` for the CLI).
+``InvitationStore`` keeps the hub's invitations (``synchub invite``, joining).
 """
 
 import importlib
@@ -54,6 +55,12 @@ from hub.store._cluster_api import (
 )
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
+from hub.store._invitations import (
+    INVITATION_STORE_FILENAME,
+    Invitation,
+    InvitationStore,
+    invitation_store_path,
+)
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._logs import LOGS_DIRNAME, LocalLogs, LogSlice, log_path, logref_for
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
@@ -116,6 +123,7 @@ __all__ = [
     "BUCKET_BITS",
     "BUCKET_IDS",
     "INSERT_SQL",
+    "INVITATION_STORE_FILENAME",
     "LAST_BUCKET",
     "LOGS_DIRNAME",
     "LOOKUP_QUERIES",
@@ -132,6 +140,8 @@ __all__ = [
     "ClusterNotice",
     "ClusterNotices",
     "HubStores",
+    "Invitation",
+    "InvitationStore",
     "LiveSession",
     "LocalChanges",
     "LocalLogs",
@@ -172,6 +182,7 @@ __all__ = [
     "find_sql",
     "hub_stores",
     "import_clients",
+    "invitation_store_path",
     "leaf_hash",
     "log_path",
     "logref_for",
