@@ -314,9 +314,8 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def holders(self) -> dict[str, str]:
         """keyid -> the hub (node name) holding its live session, on any hub."""
-        if self._cluster is not None:
-            return self._cluster.holders_or(dict.fromkeys(self._live, self._node))
-        return dict.fromkeys(self._live, self._node)
+        own = dict.fromkeys(self._live, self._node)
+        return own if self._cluster is None else self._cluster.holders_or(own)
 
     def flush(self) -> None:
         """Write every dirty record now; raises StoreError (ask it to see failures)."""
