@@ -10,7 +10,9 @@ protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
 ``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
-``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
+``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI. ``back_up``
+(`synchub backup`) copies a data_dir's databases and identity online, and
+``check_data_dir`` (`synchub check`) verifies one without changing it.
 
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
@@ -41,6 +43,9 @@ from hub.store._api import (
     StoredDelivery,
     StoredIncident,
 )
+from hub.store._backup import MANIFEST_FILENAME as BACKUP_MANIFEST_FILENAME
+from hub.store._backup import BackupResult, CopiedDatabase, back_up, backed_up_databases
+from hub.store._checks import Finding, Level, check_data_dir
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
@@ -83,6 +88,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALERT_STORE_FILENAME",
+    "BACKUP_MANIFEST_FILENAME",
     "INSERT_SQL",
     "LOGS_DIRNAME",
     "LOOKUP_QUERIES",
@@ -93,7 +99,11 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "AlertStateStore",
+    "BackupResult",
+    "CopiedDatabase",
+    "Finding",
     "HubStores",
+    "Level",
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
@@ -118,6 +128,9 @@ __all__ = [
     "StoredDelivery",
     "StoredIncident",
     "alert_store_path",
+    "back_up",
+    "backed_up_databases",
+    "check_data_dir",
     "copy_to_postgres",
     "ensure_private_database",
     "find_sql",
