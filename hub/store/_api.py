@@ -55,6 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from hub.config import RetentionSettings
 from hub.pb import synchub_pb2 as pb
 
 
@@ -210,6 +211,30 @@ class OplogStore(LocalWrites, Protocol):
         What a health check asks: the store is open, reachable and accepts commits.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetireBatch:
+    """One retention batch: what it removed (local ids), where the pass goes on, if done."""
+
+    removed: tuple[int, ...]
+    next_after: int
+    done: bool
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """An oplog store that applies ``[retention]`` (the SQLite one; docs/operations.md).
+
+    ``retire`` looks at up to ``limit`` operations after id ``after_id`` and removes
+    peers' operations older than the settings keep, never the latest run of an
+    (instance, plan); the peer's next diff does not ask for them again unless their
+    modno changed. Called by the OplogActor, a batch per tick, off the ingest path.
+    """
+
+    def retire(
+        self, settings: RetentionSettings, now_ms: int, *, after_id: int, limit: int
+    ) -> RetireBatch: ...
 
 
 @runtime_checkable

@@ -1,4 +1,5 @@
-"""`synchub backup` of a running hub while a client syncs, then a hub started on the copy.
+"""Data lifecycle under live sync: `synchub backup` of a running hub while a client syncs,
+then a hub started on the copy; retention while a client syncs, and its next sync.
 
 The hub is `synchub start` as a process, the client `synchub agent --once` as a
 process sending 20,000 operations; `synchub backup` runs as a process while the
@@ -171,3 +172,61 @@ def test_backup_while_a_client_syncs_then_restore_and_resync(tmp_path: Path) -> 
     assert {op.original_id: op.id for op in held if op.original_id in set(original_ids)} == {
         op.original_id: op.id for op in copied
     }, "the operations in the copy kept their hub ids"
+
+
+def test_retention_while_a_client_syncs_and_its_next_sync_sends_nothing_again(
+    tmp_path: Path,
+) -> None:
+    """The bench operations started in 2023: with keep_days = 1 every one of them but
+    the latest run of web1's plan goes, a batch a second, while the sync is running;
+    the client's next sync is answered 'in sync' without sending any of them again."""
+    client = make_client_node(tmp_path / "client")
+    seed_local_operations(client.oplog_path, OPERATIONS)
+    port = free_tcp_port()
+    node = make_hub_node(tmp_path / "hub", [client.bench_client], port=port)
+    text = node.config_path.read_text()
+    node.config_path.write_text(
+        text.replace("[hub]\n", "[retention]\nkeep_days = 1\ninterval = 1\n\n[hub]\n", 1))
+    write_client_config(client, node, f"tcp://127.0.0.1:{port}")
+    keyid = client.identity.signing.keyid
+    agent_log = tmp_path / "agent.log"
+
+    hub = HubProcess(node)
+    try:
+        hub.wait_ready()
+        agent = start_agent(client.config_path, agent_log)
+        removed_while_syncing = False
+        most = 0
+        try:
+            deadline = time.monotonic() + 120
+            while agent.poll() is None:
+                assert time.monotonic() < deadline, agent_log.read_text()
+                count = held_operations(node.oplog_path)
+                most = max(most, count)
+                removed_while_syncing |= 0 < count < most
+                time.sleep(0.01)
+            assert agent.returncode == 0, agent_log.read_text()
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+        assert removed_while_syncing, "retention did not run during the sync"
+        deadline = time.monotonic() + 60
+        while held_operations(node.oplog_path) != 1:
+            assert time.monotonic() < deadline, held_operations(node.oplog_path)
+            time.sleep(0.05)
+        [latest] = held_by(node.oplog_path, keyid)
+        assert latest.original_id == OPERATIONS  # the newest run of web1's nightly plan
+
+        again_log = tmp_path / "again.log"
+        with again_log.open("wb") as out:
+            again = subprocess.run(
+                [sys.executable, str(LAUNCHER), "--config", str(client.config_path), "-vv",
+                 "agent", "--once", "--timeout", "60"],
+                stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False,
+            )
+        assert again.returncode == 0, again_log.read_text()
+        assert held_operations(node.oplog_path) == 1, "the client sent removed operations again"
+        assert "requests" not in again_log.read_text(), again_log.read_text()[-2000:]
+    finally:
+        hub.stop()
