@@ -26,6 +26,7 @@ from hub.store._sqlite_schema import (
     SAVE_COUNTERS_SQL,
     SCHEMA_SQL,
     SCHEMA_VERSION,
+    SYNC_TABLES_SQL,
 )
 
 BUSY_TIMEOUT_SECONDS: Final = 10.0
@@ -106,6 +107,8 @@ class OplogDatabase:
         for statement in READER_INDEXES_SQL:
             db.execute(statement)
         db.execute(RETIRED_TABLE_SQL)
+        for statement in SYNC_TABLES_SQL:
+            db.execute(statement)
 
     def connection(self) -> sqlite3.Connection:
         """The open connection; StoreError once the store is closed."""
