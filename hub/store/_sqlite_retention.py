@@ -11,9 +11,11 @@ rows that are
   among the operations of that ``peer_instance_id`` and ``plan_id``, looked up in
   the same transaction.
 
-Each removed operation leaves a row in ``retired`` (the peer's key id, its id and
-the modno it had), so that the peer's next diff does not ask for it again
-(``requested_unretired``). A delete from the peer, or an update that brings the
+Each removed operation leaves a row in ``retired`` (the peer's key id, its id, the
+modno it had, its repo guid and plan), so that the peer's next diff does not ask for
+it again (``requested_unretired``) and resumed sync's digests and pair lists still
+count it (``_sqlite_sync``): the set of (id, modno) the hub answers for is the same
+before and after a removal. A delete from the peer, or an update that brings the
 operation back, supersedes the row.
 """
 
@@ -31,14 +33,17 @@ DAY_MS: Final = 86_400_000
 
 _WALK: Final = (
     "SELECT id, original_instance_keyid, original_id, modno, peer_instance_id, plan_id, "
-    "unix_time_start_ms FROM operations WHERE id > ? ORDER BY id LIMIT ?"
+    "unix_time_start_ms, repo_guid FROM operations WHERE id > ? ORDER BY id LIMIT ?"
 )
 _LATEST: Final = (
     "SELECT id FROM operations WHERE peer_instance_id = ? AND plan_id = ? "
     "ORDER BY unix_time_start_ms DESC, id DESC LIMIT 1"
 )
 _DELETE: Final = "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(?))"
-_RETIRE: Final = "INSERT OR REPLACE INTO retired (keyid, original_id, modno) VALUES (?, ?, ?)"
+_RETIRE: Final = (
+    "INSERT OR REPLACE INTO retired (keyid, original_id, modno, repo_guid, plan_id) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 _RETIRED_AMONG: Final = (
     "SELECT original_id, modno FROM retired WHERE keyid = ? "
     "AND original_id IN (SELECT value FROM json_each(?))"
@@ -65,7 +70,7 @@ def retire_batch(
     rows = db.execute(_WALK, (after_id, limit)).fetchall()
     latest: dict[tuple[str, str], int] = {}
     removed: list[int] = []
-    for op_id, keyid, original_id, modno, peer, plan_id, started in rows:
+    for op_id, keyid, original_id, modno, peer, plan_id, started, repo_guid in rows:
         days = settings.days_for(plan_id)
         if not keyid or not days or started <= 0 or started >= now_ms - days * DAY_MS:
             continue
@@ -75,7 +80,7 @@ def retire_batch(
         if latest[group] == op_id:
             continue
         removed.append(op_id)
-        db.execute(_RETIRE, (keyid, original_id, modno))
+        db.execute(_RETIRE, (keyid, original_id, modno, repo_guid, plan_id))
     for chunk in json_chunks(removed):
         db.execute(_DELETE, (chunk,))
     next_after = rows[-1][0] if rows else after_id

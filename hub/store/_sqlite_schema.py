@@ -80,7 +80,8 @@ READER_INDEXES_SQL: Final = (
 # again, which only brings them back).
 RETIRED_TABLE_SQL: Final = (
     "CREATE TABLE IF NOT EXISTS retired (keyid TEXT NOT NULL, original_id INTEGER NOT NULL, "
-    "modno INTEGER NOT NULL, PRIMARY KEY (keyid, original_id)) WITHOUT ROWID"
+    "modno INTEGER NOT NULL, repo_guid TEXT NOT NULL, plan_id TEXT NOT NULL, "
+    "PRIMARY KEY (keyid, original_id)) WITHOUT ROWID"
 )
 
 # Local operations store NULL original ids: the UNIQUE (keyid, original_id) index

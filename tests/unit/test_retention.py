@@ -148,3 +148,25 @@ def test_a_pass_steps_once_per_due_tick_and_waits_the_interval() -> None:
                for c in store.retire.call_args_list)
     retention.configure(RetentionSettings())
     assert retention.step(store, 1000.0) is None
+
+
+def test_resumed_sync_digests_and_pairs_still_count_what_retention_removed(
+    store: SqliteOplogStore,
+) -> None:
+    store.apply_remote(WEB1, [op(i, 100 - i / 100, modno=i + 10) for i in range(1, 2001)], [],
+                       peer_instance_id="web1")
+    selection = pb.OpSelector(original_instance_keyid=WEB1, repo_guid="guid-nas")
+    before = store.peer_digest(WEB1, selection)
+    pairs = store.peer_pairs(WEB1, selection, 0, 5000)
+    removed = run_pass(store, RetentionSettings(keep_days=30))
+    assert len(removed) > 1000 and len(held(store, WEB1)) < 1000
+    assert store.peer_digest(WEB1, selection) == before
+    assert store.peer_pairs(WEB1, selection, 0, 5000) == pairs
+    # Another plan's selection holds none of them.
+    weekly = pb.OpSelector(original_instance_keyid=WEB1, repo_guid="guid-nas", plan_id="weekly")
+    assert store.peer_pairs(WEB1, weekly, 0, 5000) == ([], [])
+    # The client changes one of them: the hub's pairs follow once it is sent again.
+    store.apply_remote(WEB1, [op(5, 95, modno=99)], [], peer_instance_id="web1")
+    ids, modnos = store.peer_pairs(WEB1, selection, 5, 5)
+    assert (ids, modnos) == ([5], [99])
+    assert store.peer_digest(WEB1, selection) != before
