@@ -241,6 +241,33 @@ def test_once_sends_operations_without_a_repo_and_many_in_batches(tmp_path: Path
         assert agent.status()["hub-1"].in_sync
 
 
+def test_a_grant_narrowed_past_a_whole_selection_takes_its_operations_back(
+    tmp_path: Path,
+) -> None:
+    """docs/protocol.md §6.2: with `*` dropped, the operations without a repo are no
+    longer diffed as a selection; the withdrawal diff has the hub ask for them and the
+    client answers them as deleted. What is still shared stays."""
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op("nas job"), local_op("loose job", repo_guid="")])
+        assert Agent(r.client, settings=FAST).run_once(timeout=10)[0].sent == 2
+        assert sorted(op.display_message for op in r.own_full_ops()) == ["loose job", "nas job"]
+
+        assert r.client.path is not None
+        text = r.client.path.read_text()
+        wide = '{ type = "read_operations", scopes = ["*"] }'
+        assert wide in text
+        r.client.path.write_text(text.replace(wide, '{ type = "read_operations", scopes = '
+                                                   '["repo:nas"] }'))
+        narrowed = load_config(r.client.path)
+        report = Agent(narrowed, settings=FAST).run_once(timeout=10)[0]
+        assert report.deleted == 1 and report.sent == 0
+        assert [op.display_message for op in r.own_full_ops()] == ["nas job"]
+        # In sync from then on: the withdrawal asks for nothing more.
+        again = Agent(narrowed, settings=FAST).run_once(timeout=10)[0]
+        assert again.rounds == (0,) and again.deleted == 0
+
+
 def test_live_changes_updates_and_deletes_reach_the_hub(tmp_path: Path) -> None:
     with rig(tmp_path) as r, local_store(r.client_node) as store:
         first = store.add_local([local_op("first")])[0]

@@ -13,7 +13,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from actors._retention import RetentionPass
+from actors import RetentionPass
 from hub.config import RetentionSettings
 from hub.pb import synchub_pb2 as pb
 from hub.store import RetentionStore, RetireBatch, SqliteOplogStore
