@@ -7,7 +7,14 @@ client needs (item builders, batching, the diff plan, backoff) are in
 ``hub.protocol``.
 """
 
-from hub.agent._agent import Agent, AgentSettings, HostStatus, Progress, SyncReport
+from hub.agent._agent import (
+    Agent,
+    AgentSettings,
+    HostStatus,
+    Progress,
+    SyncReport,
+    within_hub_limits,
+)
 from hub.agent._local import LocalOplog
 
 __all__ = [
@@ -17,4 +24,5 @@ __all__ = [
     "LocalOplog",
     "Progress",
     "SyncReport",
+    "within_hub_limits",
 ]

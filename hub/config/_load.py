@@ -71,7 +71,10 @@ _RETENTION_KEYS = ("keep_days", "plans", "interval")
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
-_HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissions")
+_HOST_KEYS = (
+    "instance_id", "endpoint", "keyid", "curve_public_key", "permissions",
+    "heartbeat_interval", "handshake_timeout", "max_frame_bytes",
+)
 
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
@@ -541,6 +544,14 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
                 keyid=table.keyid("keyid"),
                 curve_public_key=curve_key,
                 permissions=table.permissions("permissions"),
+                heartbeat_interval=_optional_seconds(table, "heartbeat_interval"),
+                handshake_timeout=_optional_seconds(table, "handshake_timeout"),
+                max_frame_bytes=(table.count("max_frame_bytes", 0)
+                                 if "max_frame_bytes" in table.data else None),
             )
         )
     return tuple(hosts)
+
+
+def _optional_seconds(table: _Table, name: str) -> float | None:
+    return table.seconds(name, 0.0) if name in table.data else None

@@ -230,6 +230,12 @@ class KnownHost:
     keyid: str
     curve_public_key: str
     permissions: Permissions = field(default_factory=Permissions)
+    heartbeat_interval: float | None = None
+    """The hub's own settings, as its `synchub id` prints them (None: not given); the
+    agent heartbeats at least this often, answers within the handshake timeout and
+    keeps its frames under the frame limit (docs/protocol.md §7.1 (Heartbeats))."""
+    handshake_timeout: float | None = None
+    max_frame_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -392,6 +392,31 @@ def test_what_a_client_with_a_wrong_pinned_curve_key_observes(tmp_path: Path) ->
             dealer.close()
 
 
+def test_an_agent_heartbeats_as_often_as_its_known_hosts_entry_says_the_hub_needs(
+    tmp_path: Path,
+) -> None:
+    """The hub heartbeats every second and ends a session silent for 3 s; the agent's
+    own interval is 30 s, but the hub's entry says 1 s, so the session lasts."""
+    with rig(tmp_path) as r:
+        assert r.client.path is not None
+        text = r.client.path.read_text()
+        r.client.path.write_text(text + "heartbeat_interval = 1\nhandshake_timeout = 5\n")
+        config = load_config(r.client.path)
+        assert config.known_hosts[0].heartbeat_interval == 1.0
+        slow = dataclasses.replace(FAST, heartbeat_interval=30.0, rediff_interval=300.0,
+                                   poll_interval=30.0)
+        with running(Agent(config, settings=slow)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].in_sync, timeout=10, what="in sync")
+            started = r.hub.status().front.sessions_started
+            deadline = time.monotonic() + 4.5  # more than the hub's silence limit
+            while time.monotonic() < deadline:
+                assert agent.status()["hub-1"].state == "connected", agent.status()
+                assert r.hub.status().front.sessions_started == started
+                time.sleep(0.1)
+            peer = r.hub.peers.get(r.client_node.identity.signing.keyid).get(timeout=ASK)
+            assert peer.state == pb.CONNECTION_STATE_CONNECTED
+
+
 def test_a_client_the_hub_does_not_know_gets_the_hubs_message(tmp_path: Path) -> None:
     with rig(tmp_path, authorized=False) as r:
         keyid = r.client_node.identity.signing.keyid
