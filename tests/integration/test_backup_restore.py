@@ -98,6 +98,9 @@ def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+# Two syncs of 20,000 operations and two hub processes: about a minute here, much
+# more on a loaded machine; every wait inside has its own deadline.
+@pytest.mark.timeout(600)
 def test_backup_while_a_client_syncs_then_restore_and_resync(tmp_path: Path) -> None:
     client = make_client_node(tmp_path / "client")
     seed_local_operations(client.oplog_path, OPERATIONS)
@@ -174,6 +177,7 @@ def test_backup_while_a_client_syncs_then_restore_and_resync(tmp_path: Path) -> 
     }, "the operations in the copy kept their hub ids"
 
 
+@pytest.mark.timeout(600)
 def test_retention_while_a_client_syncs_and_its_next_sync_sends_nothing_again(
     tmp_path: Path,
 ) -> None:
