@@ -204,6 +204,10 @@ class Hub:
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        # [retention] as loaded, then every change to it (a reload) as it comes.
+        oplog = self._oplog
+        tell(oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
         node, lease = self.node, lease_seconds(self._settings)
         peers_ref = PeerStateActor.start(
             stores.open_peer_states, node=node,
@@ -292,11 +296,12 @@ class Hub:
         log.info("web side on %s", self.web_endpoint)
 
     def _start_ticker(self, stack: contextlib.ExitStack) -> None:
-        fleet, alerts = self.fleet, self.alerts
+        fleet, alerts, oplog = self.fleet, self.alerts, self.oplog
         peers = self.peers
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            lambda now: tell(oplog.retention_tick, now),
             lambda now: tell(peers.tick, now),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)

@@ -13,7 +13,9 @@ record which hub holds each key's session (``SessionLeases``,
 ``PostgresSessionLeases``); ``ClusterNotices`` hears their changes. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
-``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
+``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI. ``back_up``
+(`synchub backup`) copies a data_dir's databases and identity online, and
+``check_data_dir`` (`synchub check`) verifies one without changing it.
 
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
@@ -41,10 +43,15 @@ from hub.store._api import (
     OpMetadata,
     PeerStateStore,
     RemoteApplyResult,
+    RetentionStore,
+    RetireBatch,
     SerializedOperation,
     StoredDelivery,
     StoredIncident,
 )
+from hub.store._backup import MANIFEST_FILENAME as BACKUP_MANIFEST_FILENAME
+from hub.store._backup import BackupResult, CopiedDatabase, back_up, backed_up_databases
+from hub.store._checks import Finding, Level, check_data_dir
 from hub.store._cluster_api import (
     AuthorizedClientStore,
     ClientsChanged,
@@ -120,6 +127,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALERT_STORE_FILENAME",
+    "BACKUP_MANIFEST_FILENAME",
     "BUCKET_BITS",
     "BUCKET_IDS",
     "INSERT_SQL",
@@ -135,13 +143,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "AlertStateStore",
     "AuthorizedClientStore",
+    "BackupResult",
     "BucketDigest",
     "ClientsChanged",
     "ClusterNotice",
     "ClusterNotices",
+    "CopiedDatabase",
+    "Finding",
     "HubStores",
     "Invitation",
     "InvitationStore",
+    "Level",
     "LiveSession",
     "LocalChanges",
     "LocalLogs",
@@ -161,6 +173,8 @@ __all__ = [
     "PostgresPeerStateStore",
     "PostgresSessionLeases",
     "RemoteApplyResult",
+    "RetentionStore",
+    "RetireBatch",
     "SerializedOperation",
     "SessionClaimed",
     "SessionLeases",
@@ -172,9 +186,12 @@ __all__ = [
     "StoredIncident",
     "SyncCursor",
     "alert_store_path",
+    "back_up",
+    "backed_up_databases",
     "bucket_ids",
     "bucket_of",
     "check_cursor",
+    "check_data_dir",
     "check_digest_selector",
     "copy_to_postgres",
     "digest_pairs",
