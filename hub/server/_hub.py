@@ -214,7 +214,10 @@ class Hub:
             leases_factory=lambda: stores.open_leases(node, lease),
         )
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
-        self._start_cluster_link(stack, stores)
+        problem = start_cluster_link(stack, stores, self.config_actor, self.peers)
+        if problem is not None:
+            self._store_problem = problem
+            log.info("hub node %s: one of the hubs on %s", self.node, stores.describe())
         self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
@@ -227,17 +230,6 @@ class Hub:
     def node(self) -> str:
         """This process's name among the hubs of one cluster (``[hub] node``)."""
         return self._settings.node_name
-
-    def _start_cluster_link(self, stack: contextlib.ExitStack, stores: HubStores) -> None:
-        if stores.url is None:
-            return
-        from hub.store import ClusterNotices  # noqa: PLC0415 - loads the PostgreSQL driver
-
-        link = ClusterLink(ClusterNotices(stores.url), config=self.config_actor, peers=self.peers)
-        stack.callback(link.stop, STOP_TIMEOUT)
-        link.start()
-        self._store_problem = link.problem
-        log.info("hub node %s: one of the hubs on %s", self.node, stores.describe())
 
     @property
     def _telemetry(self) -> Telemetry:
@@ -391,6 +383,20 @@ class Hub:
             now=now,
             telemetry=self._telemetry,
         )
+
+
+def start_cluster_link(
+    stack: contextlib.ExitStack, stores: HubStores, config: ConfigProxy, peers: PeerStateProxy
+) -> Callable[[], str | None] | None:
+    """On PostgreSQL, the thread that hears other hubs' changes; its ``problem``."""
+    if stores.url is None:
+        return None
+    from hub.store import ClusterNotices  # noqa: PLC0415 - loads the PostgreSQL driver
+
+    link = ClusterLink(ClusterNotices(stores.url), config=config, peers=peers)
+    stack.callback(link.stop, STOP_TIMEOUT)
+    link.start()
+    return link.problem
 
 
 def lease_seconds(settings: HubSettings) -> float:
