@@ -32,7 +32,8 @@ from pykka.typing import ActorMemberMixin, proxy_method
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import OplogStore, OpMetadata, RemoteApplyResult
+from hub.protocol import DigestCheck, hub_answer
+from hub.store import OplogStore, OpMetadata, RemoteApplyResult, SyncCursor
 from hub.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,26 @@ class OplogActor(pykka.ThreadingActor):
     ) -> tuple[int, ...]:
         return tuple(self._store.diff(keyid, selector, have_ids, have_modnos))
 
+    def sync_cursors(self, keyid: str) -> tuple[SyncCursor, ...]:
+        """The change cursors recorded for peer ``keyid`` (docs/protocol.md §6.8 (Resumed
+        sync))."""
+        return tuple(self._store.sync_cursors(keyid))
+
+    def check_digest(self, keyid: str, check: DigestCheck) -> pb.SyncStreamItem.CheckDigest:
+        """Answer a peer's check_digest; record its cursor when every range matched.
+
+        The answer is a fresh message the caller owns.
+        """
+        store = self._store
+
+        def pairs(first_id: int, last_id: int) -> tuple[list[int], list[int]]:
+            return store.peer_pairs(keyid, check.selector, first_id, last_id)
+
+        answer = hub_answer(check, store.peer_digest(keyid, check.selector), pairs)
+        if answer.in_sync and check.cursor is not None:
+            store.record_cursor(keyid, check.cursor)
+        return answer
+
     def query(
         self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
     ) -> tuple[pb.Operation, ...]:
@@ -218,6 +239,8 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     delete = proxy_method(OplogActor.delete)
     apply_remote = proxy_method(OplogActor.apply_remote)
     diff = proxy_method(OplogActor.diff)
+    sync_cursors = proxy_method(OplogActor.sync_cursors)
+    check_digest = proxy_method(OplogActor.check_digest)
     query = proxy_method(OplogActor.query)
     query_metadata = proxy_method(OplogActor.query_metadata)
     get = proxy_method(OplogActor.get)

@@ -56,7 +56,9 @@ from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
+    RESYNC_VERSION,
     ConfigView,
+    DigestCheck,
     Hello,
     HubHandshake,
     authorize_client,
@@ -138,6 +140,7 @@ class SessionActor(pykka.ThreadingActor):
         self._last_liveness_report = now
         self._handshake: HubHandshake | None = None
         self._hello: Hello | None = None
+        self._resync = False
         self._config_token: int | None = None
         self._sent_view: ConfigView | None = None
         self._logs = SessionLogs(session_id, send=self._send, clock=lambda: self._now)
@@ -258,7 +261,13 @@ class SessionActor(pykka.ThreadingActor):
         handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
         self._handshake, self._hello = handshake, handshake.hello
         self._phase = Phase.AWAIT_PROOF
-        self._send([protocol.encode_item(handshake.challenge)])
+        challenge = handshake.challenge
+        # Resumed sync (docs/protocol.md §6.8 (Resumed sync)), outside the transcript.
+        self._resync = item.handshake.resync >= RESYNC_VERSION
+        if self._resync:
+            challenge = _fresh(challenge)
+            challenge.handshake.resync = RESYNC_VERSION
+        self._send([protocol.encode_item(challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
         if action != "handshake":
@@ -282,6 +291,9 @@ class SessionActor(pykka.ThreadingActor):
         self._logs.connected(hello.instance_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
+        if self._resync:
+            cursors = self._ask(self._oplog.sync_cursors(hello.keyid), "oplog")
+            self._send([protocol.sync_cursors_frame(cursors)])
 
     # -- connected (docs/protocol.md §6 (Synchronisation)) ---------------------------
 
@@ -297,9 +309,6 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"unexpected {action} after the handshake completed")
         handler(self, item)
 
-    def _on_liveness(self, _item: pb.SyncStreamItem) -> None:
-        """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
-
     def _on_diff(self, item: pb.SyncStreamItem) -> None:
         hello = self._connected_hello()
         diff = item.diff_operations
@@ -308,6 +317,14 @@ class SessionActor(pykka.ThreadingActor):
         ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
         requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
         self._send([protocol.diff_reply_frame(list(requested))])
+
+    def _on_check_digest(self, item: pb.SyncStreamItem) -> None:
+        hello = self._connected_hello()
+        if not self._resync:
+            raise ProtocolError("unexpected check_digest: this session did not agree resync")
+        check = DigestCheck.of(item.check_digest, hello.keyid)
+        answer = self._ask(self._oplog.check_digest(hello.keyid, check), "oplog")
+        self._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
 
     def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
         hello = self._connected_hello()
@@ -324,21 +341,6 @@ class SessionActor(pykka.ThreadingActor):
         # Waiting here is the backpressure: the next frame is not taken until
         # the batch is durable.
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
-
-    def _on_send_config(self, item: pb.SyncStreamItem) -> None:
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_remote_config, keyid, _fresh(item.send_config.config))
-
-    def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
-        listed = item.list_resources
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
-
-    def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
-        log.info(
-            "ignored set_config from %s: this hub does not take config from clients",
-            self._connected_hello().instance_id,
-        )
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
         message = f"peer reported: {printable(item.error.message) or 'error'}"
@@ -406,6 +408,31 @@ class SessionActor(pykka.ThreadingActor):
             self._outbox.close()
 
 
+# Handlers that need nothing but what the session shows its tables.
+
+
+def _on_send_config(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    keyid = session._connected_hello().keyid
+    tell(session._peers.set_remote_config, keyid, _fresh(item.send_config.config))
+
+
+def _on_list_resources(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    listed = item.list_resources
+    keyid = session._connected_hello().keyid
+    tell(session._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
+
+
+def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
+    log.info(
+        "ignored set_config from %s: this hub does not take config from clients",
+        session._connected_hello().instance_id,
+    )
+
+
+def _on_liveness(session: SessionActor, _item: pb.SyncStreamItem) -> None:
+    """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
+
+
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]
 ItemHandler = Callable[[SessionActor, pb.SyncStreamItem], None]
 
@@ -417,13 +444,14 @@ _BY_PHASE: Final[Mapping[Phase, PhaseHandler]] = {
 
 # A handshake after CONNECTED is not here: it is a protocol error, as any other action is.
 _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
-    "heartbeat": SessionActor._on_liveness,
-    "throttle": SessionActor._on_liveness,
+    "heartbeat": _on_liveness,
+    "throttle": _on_liveness,
     "diff_operations": SessionActor._on_diff,
+    "check_digest": SessionActor._on_check_digest,
     "send_operations": SessionActor._on_send_operations,
-    "send_config": SessionActor._on_send_config,
-    "list_resources": SessionActor._on_list_resources,
-    "set_config": SessionActor._on_set_config,
+    "send_config": _on_send_config,
+    "list_resources": _on_list_resources,
+    "set_config": _on_set_config,
     "log_data": lambda session, item: session._logs.received(item.log_data),
     "error": SessionActor._on_peer_error,
 }

@@ -109,7 +109,7 @@ class OperationFrames:
         changes = self._oplog.changes_since(mark)
         allowed = [op for op in changes.operations if self._scope.allows(op)]
         frames: list[bytes] = []
-        for batch in self._batches(allowed):
+        for batch in self.batches(allowed):
             frames.append(encode_item(operations_item(batch, "updated_operations")))
             self._counts.sent += len(batch)
         if changes.deleted_ids:
@@ -123,7 +123,8 @@ class OperationFrames:
             )
         return frames, changes.mark
 
-    def _batches(self, ops: list[pb.Operation]) -> Iterator[list[pb.Operation]]:
+    def batches(self, ops: list[pb.Operation]) -> Iterator[list[pb.Operation]]:
+        """``ops`` in batches of at most ``batch_operations`` and one frame each."""
         def oversized(op: pb.Operation) -> None:
             self._oversized(op.id, op.ByteSize())
 
