@@ -11,10 +11,10 @@ Baselines, in the same run: the size of the full (id, modno) list (one
 diff_operations item listing every operation, what a version 1 client sends at
 least once per reconnect) for ``resync.bytes_sent``; and the reconnects of a client
 without resumed sync (``resync = False``: version 1's full diffs, which it does
-twice, to find the changes and to confirm) for the ``resumed.*`` and
-``unchanged.*`` figures. The default agent resumes from the hub's cursor and checks
+twice, to find the changes and to confirm) for the ``resumed_*`` and
+``unchanged_*`` figures. The default agent resumes from the hub's cursor and checks
 the digest (docs/protocol.md §6.8 (Resumed sync)); its first session finds no
-cursor and builds the digest caches (``resync.first.seconds``). Then ``repeat``
+cursor and builds the digest caches (``resync.first_seconds``). Then ``repeat``
 reconnects with ``changed`` changes and ``repeat`` with none.
 """
 
@@ -180,11 +180,11 @@ def _result(
     full, first, resumed, unchanged = runs
     sent = figure("resync.bytes_sent", resumed.sent, "bytes", [baseline] * len(resumed.sent),
                   baseline_label="full (id, modno) list")
-    both = figure("resync.resumed.bytes_both_ways", resumed.both_ways, "bytes",
+    both = figure("resync.resumed_bytes_both_ways", resumed.both_ways, "bytes",
                   full.both_ways, baseline_label="full diff, same run")
-    seconds = figure("resync.resumed.seconds", resumed.seconds, "s", full.seconds,
+    seconds = figure("resync.resumed_seconds", resumed.seconds, "s", full.seconds,
                      baseline_label="full diff, same run")
-    idle = figure("resync.unchanged.bytes_both_ways", unchanged.both_ways, "bytes",
+    idle = figure("resync.unchanged_bytes_both_ways", unchanged.both_ways, "bytes",
                   full.both_ways, baseline_label="full diff, same run")
     return Result(
         scenario="resync",
@@ -196,8 +196,8 @@ def _result(
             both,
             seconds,
             idle,
-            figure("resync.unchanged.seconds", unchanged.seconds, "s"),
-            figure("resync.first.seconds", first.seconds, "s"),
+            figure("resync.unchanged_seconds", unchanged.seconds, "s"),
+            figure("resync.first_seconds", first.seconds, "s"),
         ),
         goals=(
             Goal(f"<= 64 KB both ways for {changed} changed", both.value <= 64 * 1024),
@@ -209,9 +209,9 @@ def _result(
         notes=(
             "bytes are what crossed loopback TCP (CURVE and ZMTP framing included); "
             "resync.* figures without a prefix are the default agent's (resumed sync); "
-            "the baseline of the resumed.* and unchanged.* figures is a client without "
+            "the baseline of the resumed_* and unchanged_* figures is a client without "
             "resumed sync (version 1's full diffs) in the same run; "
-            "resync.first.seconds is the first resumed-sync session, which finds no "
+            "resync.first_seconds is the first resumed-sync session, which finds no "
             "cursor, does the full diff and builds both sides' digest caches",
         ),
     )
