@@ -96,6 +96,9 @@ class SessionListener(Protocol):
     def progress(self, sent: int, requested: int) -> None:
         """Operations sent and requested so far, after each batch answering a diff."""
 
+    def config_received(self, config: pb.RemoteConfig) -> None:
+        """The hub sent its config (on connecting, and whenever it changes)."""
+
 
 class _Quiet:
     def connected(self) -> None:
@@ -105,6 +108,9 @@ class _Quiet:
         pass
 
     def progress(self, sent: int, requested: int) -> None:
+        pass
+
+    def config_received(self, config: pb.RemoteConfig) -> None:
         pass
 
 
@@ -539,6 +545,7 @@ def _not_the_config(session: ClientSession, item: pb.SyncStreamItem, now: float)
 
 def _on_hub_config(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
     config = item.send_config.config
+    session._listener.config_received(config)
     session._log.info(
         "%s shares %d repos and %d plans (config modno %d)",
         session.who, len(config.repos), len(config.plans), config.modno,
