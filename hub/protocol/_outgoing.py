@@ -104,6 +104,18 @@ class OperationFrames:
             counts.deleted += len(chunk)
             yield encode_item(deleted_item(chunk))
 
+    def unasked(self, ops: list[pb.Operation]) -> Iterator[bytes]:
+        """Changed operations the hub did not ask for (resumed sync), as updated batches.
+
+        They count as work to do, like requested ones, so progress shows them.
+        """
+        counts = self._counts
+        counts.requested += len(ops)
+        for batch in self.batches(ops):
+            counts.sent += len(batch)
+            self._progress(counts.sent, counts.requested)
+            yield encode_item(operations_item(batch, "updated_operations"))
+
     def changes(self, mark: int) -> tuple[list[bytes], int]:
         """The frames streaming the local changes past ``mark``, and the new mark."""
         changes = self._oplog.changes_since(mark)

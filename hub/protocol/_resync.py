@@ -31,7 +31,7 @@ from hub.errors import ClientError, HubUnavailable, ProtocolError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol._codec import encode_item
 from hub.protocol._digest import check_digest_frame, client_followup, root_range
-from hub.protocol._items import deleted_item, diff_item, operations_item
+from hub.protocol._items import deleted_item, diff_item
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
 from hub.protocol._rounds import MAX_ONCE_ROUNDS, RoundEnd
 from hub.protocol._scope import DiffSelection, SyncScope
@@ -205,11 +205,7 @@ class ResyncRounds:
             if any(s.contains(op.repo_guid, op.plan_id) and op.modno > seq
                    for s, seq in resumed.items())
         ]
-        out: list[Outgoing] = [
-            (encode_item(operations_item(batch, "updated_operations")), None)
-            for batch in self._frames.batches(chosen)
-        ]
-        self._counts.sent += len(chosen)
+        out: list[Outgoing] = [(self._frames.unasked(chosen), None)] if chosen else []
         if deleted:
             out.append((encode_item(deleted_item(sorted(set(deleted)))), None))
             self._counts.deleted += len(set(deleted))
