@@ -7,6 +7,8 @@ drive it over real sockets.
 
 - the frame codec and the items both sides send (``_codec``);
 - the handshake, both sides, and ``ClientHandshake`` (``_handshake``);
+- invitations: the token, the ids and keys derived from its secret, the PROOF's
+  ``join`` (``_invitation``);
 - a client's side: the items it sends (``_items``), batching (``_batching``),
   the diff plan (``_scope``), flow control (``_flow``), the frames of operations
   (``_outgoing``), rounds of diffs (``_rounds``), the reconnect backoff
@@ -90,7 +92,19 @@ from hub.protocol._hub import (
     SentOperations,
     authorize_client,
     check_diff,
+    join_claim,
     sent_operations,
+)
+from hub.protocol._invitation import (
+    LABEL_JOIN,
+    InvitationToken,
+    JoinClaim,
+    invitation_id,
+    invitation_key,
+    join_digest,
+    join_item,
+    new_secret,
+    verify_join,
 )
 from hub.protocol._items import (
     CLOSING_MESSAGE,
@@ -132,6 +146,7 @@ __all__ = [
     "KNOWN_ACTIONS",
     "LABEL_CLIENT",
     "LABEL_HUB",
+    "LABEL_JOIN",
     "LIST_PAIRS",
     "LOG_ANSWERS_AT_ONCE",
     "LOG_CHUNK_BYTES",
@@ -161,6 +176,8 @@ __all__ = [
     "Hello",
     "HubHandshake",
     "HubPin",
+    "InvitationToken",
+    "JoinClaim",
     "LinkEvent",
     "LocalLog",
     "LogAnswer",
@@ -201,8 +218,14 @@ __all__ = [
     "hello_item",
     "hub_answer",
     "hub_transcript",
+    "invitation_id",
+    "invitation_key",
+    "join_claim",
+    "join_digest",
+    "join_item",
     "log_data_item",
     "new_nonce",
+    "new_secret",
     "operation_frame_bytes",
     "operations_item",
     "proof_item",
@@ -219,5 +242,6 @@ __all__ = [
     "validate_hello",
     "validate_proof",
     "verify_challenge",
+    "verify_join",
     "verify_proof",
 ]

@@ -58,7 +58,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, LocalLogs, hub_stores, now_ms
+from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
@@ -186,13 +186,21 @@ class Hub:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         stack.callback(context.term)
         context.set(zmq.MAX_SOCKETS, 65536)
-        config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
+        data_dir = self._config.data_dir
+        config_ref = ConfigActor.start(
+            self._config, write_path=self._config_write_path,
+            invitations=lambda: InvitationStore(data_dir),
+        )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         stores = hub_stores(self._config)
         stores.check()  # an unreachable database is one clear line, before any actor
         log.info("oplog and peer states: %s", stores.describe())
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        # [retention] as loaded, then every change to it (a reload) as it comes.
+        oplog = self._oplog
+        tell(oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
         peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
         self._start_fleet_and_alerts(stack, stores)
@@ -259,10 +267,11 @@ class Hub:
         log.info("web side on %s", self.web_endpoint)
 
     def _start_ticker(self, stack: contextlib.ExitStack) -> None:
-        fleet, alerts = self.fleet, self.alerts
+        fleet, alerts, oplog = self.fleet, self.alerts, self.oplog
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            lambda now: tell(oplog.retention_tick, now),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()
