@@ -26,7 +26,7 @@ from synchub_testing import free_tcp_port
 
 pytestmark = pytest.mark.integration
 
-ONCE = dataclasses.replace(FAST, rediff_interval=300.0)
+ONCE = dataclasses.replace(FAST, rediff_interval=300.0, resync=True)
 
 
 def client_ops(r: Rig) -> list[tuple[int, int, str]]:
