@@ -10,6 +10,19 @@ class FrontSettings:
     bind: str
     max_frame_bytes: int = 16 * 1024 * 1024
     max_pending_handshakes: int = 1000
+    # Pre-authentication limits (docs/security.md §5 (Limits and hostile input)):
+    # handshakes of keys the hub does not admit, at most this many from one address;
+    # above ``early_drop_from`` of ``max_pending_handshakes`` pending, a new one is
+    # refused with a probability rising from ``early_drop_rate`` to 1 (sshd's
+    # MaxStartups). Keys the hub admits have their own room: at most
+    # ``max_pending_per_key`` handshakes each, the oldest giving way to a newer one.
+    max_pending_per_source: int = 64
+    early_drop_from: float = 0.5
+    early_drop_rate: float = 0.3
+    max_pending_per_key: int = 4
+    # Connections that never send a frame are closed after this long (None: never).
+    silent_connection_timeout: float | None = None
+    listen_backlog: int = 4096
     tick_interval: float = 1.0
     # A session this many frames behind gets a throttle; the whole front stops
     # reading the ROUTER while all sessions together are this far behind, so

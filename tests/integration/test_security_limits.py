@@ -99,19 +99,26 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
         try:
             for index in range(flood):
                 assert swarm.send(index, client_hello(STRANGER, f"flood{index}", os.urandom(32)))
-            first = swarm.collect(flood, timeout=30)
+            # Until every dealer has its first answer (early sessions' expiries may
+            # arrive before the last HELLOs are answered).
+            first: dict[int, list[bytes]] = {}
+            deadline = time.monotonic() + 30
+            while len(first) < flood and time.monotonic() < deadline:
+                for index, frames in swarm.collect(flood - len(first), timeout=1).items():
+                    first.setdefault(index, []).extend(frames)
             replies = {index: decoded(frames) for index, frames in first.items()}
             assert sorted(replies) == list(range(flood)), "some HELLO got no answer"
             challenged = [i for i, items in replies.items() if items[0].HasField("handshake")]
             refused = [i for i, items in replies.items() if items[0].HasField("error")]
             assert len(challenged) + len(refused) == flood
-            assert len(challenged) >= limit
+            # Random early drop refuses some from half the limit on, all at the limit.
+            assert len(challenged) >= limit // 2
             assert refused, "nothing was refused: the limit was never reached"
             for index in refused:
                 [error] = replies[index]
                 assert error.error.state == pb.CONNECTION_STATE_RETRY_WAIT
             counters = hub.status().front
-            assert counters.pending_high_water == limit
+            assert limit // 2 <= counters.pending_high_water <= limit
             assert counters.refused == len(refused)
 
             # Every pending session expires on the hub's own ticks.
