@@ -3,7 +3,9 @@
 Who owns what: a session owns its peer's protocol state (phase, the handshake, the
 config view it last sent) and its Outbox. It changes the oplog and the peer states
 only through their actors: it asks the OplogActor (and waits: that is the
-backpressure), and tells the PeerStateActor.
+backpressure), asks the PeerStateActor to record a client's config and resources
+(waiting too, so a flood of them stays in the session's counted backlog, not in the
+PeerStateActor's mailbox), and tells it the rest.
 
 The front (the thread that owns the ROUTER socket) tells this actor the messages of
 ``actors._front_messages``: every frame from its peer, ticks, and what only the front
@@ -62,6 +64,7 @@ from hub.protocol import (
     HubHandshake,
     authorize_client,
     check_diff,
+    check_diff_answer,
     sent_operations,
 )
 from hub.telemetry import HANDSHAKE_ACCEPTED, HANDSHAKE_REFUSED, NO_TELEMETRY, Telemetry
@@ -310,7 +313,7 @@ class SessionActor(pykka.ThreadingActor):
         selector = _fresh(diff.have_operations_selector)
         ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
         requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
-        self._send([protocol.diff_reply_frame(list(requested))])
+        self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
         hello = self._connected_hello()
@@ -329,13 +332,13 @@ class SessionActor(pykka.ThreadingActor):
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
 
     def _on_send_config(self, item: pb.SyncStreamItem) -> None:
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_remote_config, keyid, _fresh(item.send_config.config))
+        config, keyid = _fresh(item.send_config.config), self._connected_hello().keyid
+        self._ask(self._peers.set_remote_config(keyid, config), "peer state")
 
     def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
-        listed = item.list_resources
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
+        listed, keyid = item.list_resources, self._connected_hello().keyid
+        ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
+        self._ask(self._peers.set_resources(keyid, *ids), "peer state")
 
     def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
         log.info(

@@ -50,6 +50,7 @@ from hub.errors import FrontError, SynchubError
 from hub.identity import CurveKeyPair
 from hub.pb import synchub_pb2 as pb
 from hub.server._admission import AdmittedKeys
+from hub.server._budget import Outbound, OutboundBudget
 from hub.server._connections import SilentConnections
 from hub.server._pipe import AUTH, CLOSED, DONE, SEND, PipeOutbox, parse_pipe_message
 from hub.server._settings import FrontSettings
@@ -103,6 +104,7 @@ class Front(ThreadService):
         self._pipe_endpoint = f"inproc://synchub-front-{uuid.uuid4().hex}"
         self._table: SessionTable[SessionRef] = SessionTable(settings)
         self._admitted = AdmittedKeys(admitted_keys)
+        self._unread = OutboundBudget(settings)
         self._router: Socket | None = None
         self._pipe: Socket | None = None
         self._zap: Socket | None = None
@@ -189,7 +191,7 @@ class Front(ThreadService):
             wait_ms = max(0, min(100, int((next_tick - self._clock()) * 1000)))
             events = dict(poller.poll(wait_ms))
             if zap is not None and zap in events:
-                self._answer_zap(zap)
+                _answer_zap(zap)
             if monitor is not None and monitor in events:
                 self._silent.take_events(monitor, self._clock())
             if pipe in events:
@@ -203,6 +205,7 @@ class Front(ThreadService):
 
     def _tick(self, now: float) -> None:
         self._silent.sweep(now)
+        self._unread.sweep(now)
         due, overdue = self._table.sweep(now)
         for entry in due:
             self._tell(entry, Tick(now), now)
@@ -210,14 +213,6 @@ class Front(ThreadService):
             if not entry.handle.is_alive():
                 log.warning("session %d stopped without closing; forgetting it", entry.serial)
                 self._table.forget(entry)
-
-    def _answer_zap(self, zap: Socket, budget: int = 256) -> None:
-        for _ in range(budget):
-            try:
-                request = zap.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            zap.send_multipart(zap_reply(request))
 
     def _drain_router(self, router: Socket, budget: int = 256) -> None:
         for _ in range(budget):
@@ -241,22 +236,12 @@ class Front(ThreadService):
             if entry is not None and handler is not None:
                 handler(entry, payload)
 
-    def _connection_of(self, frame: zmq.Frame) -> bytes | None:
-        """The CURVE public key the frame's connection authenticated with (None: CURVE off)."""
-        if self._curve is None:
-            return None
-        try:
-            user_id = frame.get("User-Id")
-        except zmq.ZMQError:
-            return None
-        return user_id.encode() if isinstance(user_id, str) else bytes(user_id)
-
     # -- inbound frames --------------------------------------------------------------------
 
     def _on_inbound(self, router: Socket, rid: bytes, body: list[zmq.Frame]) -> None:
         now = self._clock()
         table = self._table
-        connection = self._connection_of(body[0])
+        connection = _connection_of(body[0]) if self._curve is not None else None
         stale = table.pinned_elsewhere(rid, connection)
         if stale is not None:
             # The connection that started this session is gone and another one
@@ -333,6 +318,14 @@ class Front(ThreadService):
         now = self._clock()
         if not self._table.outgoing(entry, now):
             return  # detached: its connection is gone
+        if entry.keyid is not None and not entry.closing:
+            verdict = self._unread.sent(entry.keyid, sum(map(len, frames)), now)
+            if verdict is Outbound.OVER:
+                self._table.gone(entry, now)
+                self._tell(entry, ProtocolViolation(self._unread.over_message), now)
+                return
+            if verdict is Outbound.THROTTLE:
+                frames = [protocol.throttle_frame(self._settings.throttle_delay_ms), *frames]
         if not self._send(router, entry.rid, frames) and self._table.send_failed(entry):
             self._tell(entry, PeerVanished(), now)
 
@@ -403,6 +396,24 @@ def open_router(
         router.close(linger=0)
         raise
     return router
+
+
+def _answer_zap(zap: Socket, budget: int = 256) -> None:
+    for _ in range(budget):
+        try:
+            request = zap.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        zap.send_multipart(zap_reply(request))
+
+
+def _connection_of(frame: zmq.Frame) -> bytes | None:
+    """The CURVE public key the frame's connection authenticated with."""
+    try:
+        user_id = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return user_id.encode() if isinstance(user_id, str) else bytes(user_id)
 
 
 def _peer_address(frame: zmq.Frame) -> str:

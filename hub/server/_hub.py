@@ -54,6 +54,7 @@ from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity
 from hub.server._front import Front
+from hub.server._memory import ReturnFreedMemory
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
@@ -272,6 +273,7 @@ class Hub:
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            ReturnFreedMemory(),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()

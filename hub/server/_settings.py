@@ -34,6 +34,14 @@ class FrontSettings:
     # a peer this many frames ahead before authenticating is refused.
     pending_backlog_high: int = 16
     throttle_delay_ms: int = 500
+    # Bytes, not only frames: a session this far behind is throttled as well, and one
+    # that is authenticated and keeps sending past the limit (ignoring throttles) ends.
+    session_backlog_bytes_high: int = 32 * 1024 * 1024
+    session_backlog_bytes_max: int = 128 * 1024 * 1024
+    # Replies a key's client may leave unread (see ``_budget``): throttle, then end.
+    outbound_bytes_high: int = 16 * 1024 * 1024
+    outbound_bytes_max: int = 64 * 1024 * 1024
+    outbound_drain_per_second: float = 1024 * 1024
     hwm: int = 1000
     # How long a session that stopped without saying so (its close notice was
     # lost) is kept before the front forgets it.

@@ -48,6 +48,7 @@ class SessionEntry(Generic[H]):
     """While pending: the admitted key id its HELLO named (None: not one the hub admits)."""
     pending: bool = True
     in_flight: int = 0
+    in_flight_bytes: int = 0
     sizes: deque[int] = field(default_factory=deque)
     throttled_until: float = 0.0
     closing_since: float | None = None
@@ -262,6 +263,14 @@ class SessionTable(Generic[H]):
             return DROP
         if parts != 1:
             return self._violation(entry, now, f"a message must be exactly one frame, got {parts}")
+        if entry.keyid is not None and (
+            entry.in_flight_bytes >= self._settings.session_backlog_bytes_max
+        ):
+            return self._violation(
+                entry, now,
+                f"more than {self._settings.session_backlog_bytes_max >> 20} MiB sent ahead "
+                "of the hub: a client must pause on throttle",
+            )
         if entry.keyid is None and entry.in_flight >= self._settings.pending_backlog_high:
             return self._violation(
                 entry, now,
@@ -276,9 +285,14 @@ class SessionTable(Generic[H]):
         entry.last_in = now
         entry.in_flight += 1
         entry.sizes.append(size)
+        entry.in_flight_bytes += size
         self._in_flight += 1
         self._in_flight_bytes += size
-        if entry.in_flight > self._settings.session_backlog_high and now >= entry.throttled_until:
+        behind = (
+            entry.in_flight > self._settings.session_backlog_high
+            or entry.in_flight_bytes > self._settings.session_backlog_bytes_high
+        )
+        if behind and now >= entry.throttled_until:
             delay = self._settings.throttle_delay_ms
             entry.throttled_until = now + delay / 1000
             return delay
@@ -380,5 +394,6 @@ class SessionTable(Generic[H]):
         for _ in range(min(frames, len(entry.sizes))):
             size = entry.sizes.popleft()
             entry.in_flight -= 1
+            entry.in_flight_bytes -= size
             self._in_flight -= 1
             self._in_flight_bytes -= size
