@@ -304,13 +304,13 @@ def run(
             slowest.append(1000 * max((t for t in under if t is not None), default=0.0))
             say(f"run {n + 1}/{repeat}: {connected[-1]:.0f}/{attempts} connected under "
                 f"attack, {idle_connected[-1]:.0f}/{attempts} idle; holders: {counts}")
-    within = figure("hostile.hello_flood.connected", connected, f"of {attempts}",
+    within = figure("hostile.hello_flood_connected", connected, f"of {attempts}",
                     idle_connected, baseline_label="idle hub")
     return Result(
         scenario="hostile",
         figures=(
             within,
-            figure("hostile.hello_flood.slowest_connect_ms", slowest, "ms", idle_slowest,
+            figure("hostile.hello_flood_slowest_ms", slowest, "ms", idle_slowest,
                    baseline_label="idle hub"),
         ),
         goals=(Goal(f">= {attempts - attempts // 20} of {attempts} connected within "
