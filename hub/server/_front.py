@@ -273,11 +273,12 @@ class Front(ThreadService):
             self._silent.spoke(int(first.get(zmq.SRCFD)))
         source = _peer_address(first)
         claimed = self._admitted.claimed_by(first.bytes)
-        admission = self._table.admit_new(source, claimed)
+        admission = self._table.admit_new(source, claimed, now)
         if not admission.admit:
-            self._send(router, rid, [protocol.error_frame(
-                pb.CONNECTION_STATE_RETRY_WAIT, admission.refusal,
-            )])
+            if admission.refusal:
+                self._send(router, rid, [protocol.error_frame(
+                    pb.CONNECTION_STATE_RETRY_WAIT, admission.refusal,
+                )])
             return None
         if admission.supersede is not None:
             older = admission.supersede

@@ -20,6 +20,8 @@ class FrontSettings:
     early_drop_from: float = 0.5
     early_drop_rate: float = 0.3
     max_pending_per_key: int = 4
+    # RETRY_WAIT answers a second per address; further refusals are silent.
+    refusals_per_source: int = 10
     # Connections that never send a frame are closed after this long (None: never).
     silent_connection_timeout: float | None = None
     listen_backlog: int = 4096

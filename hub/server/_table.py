@@ -104,6 +104,7 @@ class SessionTable(Generic[H]):
         self._pending_unknown = 0
         self._pending_by_source: Counter[str] = Counter()
         self._pending_known = 0
+        self._refusals: dict[str, tuple[float, int]] = {}
         self._pending_by_key: dict[tuple[str, str], list[SessionEntry[H]]] = {}
         self._sessions: dict[int, SessionEntry[H]] = {}
         self._current: dict[bytes, int] = {}
@@ -172,7 +173,7 @@ class SessionTable(Generic[H]):
         self.gone(entry, now)
         return True
 
-    def admit_new(self, source: str, claimed_key: str | None) -> Admission[H]:
+    def admit_new(self, source: str, claimed_key: str | None, now: float = 0.0) -> Admission[H]:
         """Whether a new peer from ``source`` may start a session; ``claimed_key`` is the
         key id its HELLO names when that is a key the hub admits.
 
@@ -192,20 +193,29 @@ class SessionTable(Generic[H]):
                 return self._refuse(TOO_MANY)
             return Admission(admit=True)
         if self._pending_by_source[source] >= settings.max_pending_per_source:
-            return self._refuse(TOO_MANY_FROM_SOURCE)
+            return self._refuse(TOO_MANY_FROM_SOURCE, source, now)
         full = settings.max_pending_handshakes
         if self._pending_unknown >= full:
-            return self._refuse(TOO_MANY)
+            return self._refuse(TOO_MANY, source, now)
         start = int(full * settings.early_drop_from)
         if self._pending_unknown >= start and full > start:
             rate = settings.early_drop_rate
             chance = rate + (1 - rate) * (self._pending_unknown - start) / (full - start)
             if self._rng.random() < chance:
-                return self._refuse(TOO_MANY)
+                return self._refuse(TOO_MANY, source, now)
         return Admission(admit=True)
 
-    def _refuse(self, message: str) -> Admission[H]:
+    def _refuse(self, message: str, source: str = "", now: float = 0.0) -> Admission[H]:
+        """Refused; told so (RETRY_WAIT) at most ``refusals_per_source`` times a second
+        per address, silently beyond: a peer that retries at once gets nothing to retry on."""
         self._refused += 1
+        if source:
+            started, count = self._refusals.get(source, (now, 0))
+            if now - started >= 1.0:
+                started, count = now, 0
+            self._refusals[source] = (started, count + 1)
+            if count >= self._settings.refusals_per_source:
+                return Admission(admit=False)
         return Admission(admit=False, refusal=message)
 
     def reserve_serial(self) -> int:
@@ -358,6 +368,7 @@ class SessionTable(Generic[H]):
     # -- time ------------------------------------------------------------------------------
 
     def sweep(self, now: float) -> Sweep[H]:
+        self._refusals = {s: r for s, r in self._refusals.items() if now - r[0] < 1.0}
         due: list[SessionEntry[H]] = []
         overdue: list[SessionEntry[H]] = []
         grace = self._settings.closed_grace

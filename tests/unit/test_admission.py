@@ -105,3 +105,14 @@ def test_an_ending_pending_session_frees_its_slot_at_once() -> None:
     assert table.admit_new("10.0.0.1", None).admit
     table.forget(entry)
     assert table.counters().pending_handshakes == 0
+
+
+def test_refusals_are_told_at_most_ten_a_second_per_address() -> None:
+    table: SessionTable[str] = SessionTable(settings(max_pending_per_source=1))
+    assert start(table, "10.0.0.1") is not None
+    told = [table.admit_new("10.0.0.1", None, now=5.0).refusal != "" for _ in range(30)]
+    assert told == [True] * 10 + [False] * 20
+    assert table.counters().refused == 30
+    # Another address, and the next second, are told again.
+    assert table.admit_new("10.0.0.2", None, now=5.0).admit
+    assert table.admit_new("10.0.0.1", None, now=6.0).refusal
