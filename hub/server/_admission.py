@@ -51,3 +51,23 @@ class AdmittedKeys:
             return None
         keyid = item.handshake.public_key.keyid
         return keyid if keyid in admitted else None
+
+
+class RefusalsTold:
+    """Which refusals are answered: at most ``per_second`` RETRY_WAIT a second to one
+    address, the rest dropped silently, so a peer that retries at once gets nothing
+    to retry on (the front's thread only)."""
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def tell(self, source: str, now: float) -> bool:
+        started, count = self._windows.get(source, (now, 0))
+        if now - started >= 1.0:
+            started, count = now, 0
+        self._windows[source] = (started, count + 1)
+        return count < self._per_second
+
+    def sweep(self, now: float) -> None:
+        self._windows = {s: w for s, w in self._windows.items() if now - w[0] < 1.0}

@@ -24,6 +24,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
+from hub.server._admission import RefusalsTold
 from hub.server._settings import FrontSettings
 from hub.status import FrontCounters
 
@@ -104,7 +105,7 @@ class SessionTable(Generic[H]):
         self._pending_unknown = 0
         self._pending_by_source: Counter[str] = Counter()
         self._pending_known = 0
-        self._refusals: dict[str, tuple[float, int]] = {}
+        self._told = RefusalsTold(settings.refusals_per_source)
         self._pending_by_key: dict[tuple[str, str], list[SessionEntry[H]]] = {}
         self._sessions: dict[int, SessionEntry[H]] = {}
         self._current: dict[bytes, int] = {}
@@ -177,12 +178,11 @@ class SessionTable(Generic[H]):
         """Whether a new peer from ``source`` may start a session; ``claimed_key`` is the
         key id its HELLO names when that is a key the hub admits.
 
-        An admitted key's handshakes wait in a room of their own, whatever holds the
-        rest: from one address, the oldest of a key's pending handshakes beyond
-        ``max_pending_per_key`` gives way to the newer one, and only when
-        ``max_pending_handshakes`` of them are pending in all is one refused. Any
-        other is refused (counted) past ``max_pending_per_source`` from its address,
-        past ``max_pending_handshakes`` in all, and at random above the early-drop mark.
+        An admitted key's handshakes wait in a room of their own: from one address,
+        the oldest beyond ``max_pending_per_key`` gives way; refused only when
+        ``max_pending_handshakes`` of them are pending. Any other is refused past
+        ``max_pending_per_source`` from its address, past ``max_pending_handshakes``,
+        and at random above the early-drop mark (RETRY_WAIT told: ``RefusalsTold``).
         """
         settings = self._settings
         if claimed_key is not None:
@@ -206,17 +206,9 @@ class SessionTable(Generic[H]):
         return Admission(admit=True)
 
     def _refuse(self, message: str, source: str = "", now: float = 0.0) -> Admission[H]:
-        """Refused; told so (RETRY_WAIT) at most ``refusals_per_source`` times a second
-        per address, silently beyond: a peer that retries at once gets nothing to retry on."""
         self._refused += 1
-        if source:
-            started, count = self._refusals.get(source, (now, 0))
-            if now - started >= 1.0:
-                started, count = now, 0
-            self._refusals[source] = (started, count + 1)
-            if count >= self._settings.refusals_per_source:
-                return Admission(admit=False)
-        return Admission(admit=False, refusal=message)
+        told = not source or self._told.tell(source, now)
+        return Admission(admit=False, refusal=message if told else "")
 
     def reserve_serial(self) -> int:
         """The serial of the next session, before it starts (its outbox needs it)."""
@@ -260,11 +252,9 @@ class SessionTable(Generic[H]):
             return
         self._pending_known -= 1
         bucket = (entry.claimed_key, entry.source)
-        waiting = self._pending_by_key.get(bucket, [])
-        if entry in waiting:
-            waiting.remove(entry)
-        if not waiting:
-            self._pending_by_key.pop(bucket, None)
+        waiting = [e for e in self._pending_by_key.pop(bucket, []) if e is not entry]
+        if waiting:
+            self._pending_by_key[bucket] = waiting
 
     def check_inbound(self, entry: SessionEntry[H], parts: int, now: float) -> Verdict:
         """Whether a message of ``parts`` frames goes to the session."""
@@ -368,7 +358,7 @@ class SessionTable(Generic[H]):
     # -- time ------------------------------------------------------------------------------
 
     def sweep(self, now: float) -> Sweep[H]:
-        self._refusals = {s: r for s, r in self._refusals.items() if now - r[0] < 1.0}
+        self._told.sweep(now)
         due: list[SessionEntry[H]] = []
         overdue: list[SessionEntry[H]] = []
         grace = self._settings.closed_grace
