@@ -42,6 +42,7 @@ from actors._peer_state import (
     PeerStateListener,
     PeerStateProxy,
 )
+from actors._retention import RetentionPass
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "Phase",
     "ProtocolViolation",
     "RemoteBatch",
+    "RetentionPass",
     "RunChanges",
     "RunListener",
     "SessionActor",
