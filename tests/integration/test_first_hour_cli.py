@@ -259,3 +259,36 @@ def test_a_start_that_fails_leaves_no_new_identity(tmp_path: Path) -> None:
     assert not (identity / "ed25519.key").exists(), hub.stderr
     assert not identity.exists()
     assert "Traceback" not in hub.stderr
+
+
+# -- 6. looking while fixing --------------------------------------------------------------
+
+
+def test_status_and_peers_reach_the_running_hub_while_its_file_is_broken(
+    tmp_path: Path,
+) -> None:
+    config = hub_file(tmp_path, f"tcp://127.0.0.1:{free_tcp_port()}", '[web]\nbind = ""\n')
+    hub = start_hub(config, tmp_path)
+    try:
+        hub.wait_for_output("synchub hub hub-1 listening on")
+        good = config.read_text()
+        config.write_text(good.replace("[hub]", "[hub]\nheartbeat_interval = fast"))
+        status = synchub("status", "-c", str(config), "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["instance"] == "hub-1"
+        [warning] = status.stderr.strip().splitlines()
+        assert warning.startswith("synchub: warning: ") and "invalid TOML" in warning
+        assert "synchub reload" in warning
+        peers = synchub("peers", "-c", str(config), "--json", cwd=tmp_path)
+        assert peers.returncode == 0, peers.stderr
+        assert json.loads(peers.stdout) == []
+        reload = synchub("reload", "-c", str(config), cwd=tmp_path)
+        assert reload.returncode == 1
+        assert reload.stderr.strip().splitlines()[-1].startswith("synchub: error: ")
+        assert "invalid TOML" in reload.stderr.strip().splitlines()[-1]
+        config.write_text(good)
+        assert synchub("reload", "-c", str(config), cwd=tmp_path).returncode == 0
+    finally:
+        assert hub.stop() == 0
+    config.write_text(good.replace("[hub]", "[hub]\nheartbeat_interval = fast"))
+    one_line_error(synchub("status", "-c", str(config), cwd=tmp_path), "invalid TOML")
