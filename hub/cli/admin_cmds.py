@@ -365,7 +365,7 @@ def status(obj: CliContext, as_json: bool, utc: bool) -> None:
 @click.pass_obj
 def reload(obj: CliContext) -> None:
     """Make the running hub re-read its config file (like SIGHUP, but reports errors)."""
-    config = obj.load_for_running_hub()
+    config = obj.load_for_running_hub(warn=False)
     try:
         answer = ask_hub(config.data_dir, "reload", timeout=CHANGE_TIMEOUT)
     except AdminUnavailable as exc:

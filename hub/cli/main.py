@@ -57,7 +57,7 @@ class CliContext:
             return default_config(Path.cwd())
         return load_config(self.config_path)
 
-    def load_for_running_hub(self) -> Config:
+    def load_for_running_hub(self, *, warn: bool = True) -> Config:
         """The config, or, when the file no longer loads but a hub runs on the data_dir
         it names, just enough of it to reach that hub (with a warning on stderr).
 
@@ -71,6 +71,9 @@ class CliContext:
             data_dir = guess_data_dir(self.config_path)
             if data_dir is None or not hub_answers(data_dir):
                 raise
+            if not warn:  # the hub's own answer will name the file's error
+                return Config(path=self.config_path, instance="", data_dir=data_dir,
+                              hub=HubSettings())
             click.echo(
                 f"synchub: warning: {exc}; the hub running on {data_dir} still uses the "
                 "file it last loaded: fix the file, then `synchub reload`",

@@ -283,9 +283,7 @@ def test_status_and_peers_reach_the_running_hub_while_its_file_is_broken(
         assert peers.returncode == 0, peers.stderr
         assert json.loads(peers.stdout) == []
         reload = synchub("reload", "-c", str(config), cwd=tmp_path)
-        assert reload.returncode == 1
-        assert reload.stderr.strip().splitlines()[-1].startswith("synchub: error: ")
-        assert "invalid TOML" in reload.stderr.strip().splitlines()[-1]
+        one_line_error(reload, "invalid TOML")
         config.write_text(good)
         assert synchub("reload", "-c", str(config), cwd=tmp_path).returncode == 0
     finally:
