@@ -308,7 +308,7 @@ class Hub:
     ) -> str:
         if not self._settings.curve:
             log.warning("curve = false: use this only for debugging")
-        self._front = Front(
+        self._front = front = Front(
             context=context,
             settings=front_settings(self._settings),
             session_factory=self._start_session,
@@ -316,8 +316,7 @@ class Hub:
             clock=self._clock,
             admitted_keys=admitted_keys(self._config),
         )
-        stack.callback(self._front.stop, STOP_TIMEOUT)
-        front = self._front
+        stack.callback(front.stop, STOP_TIMEOUT)
         token = self.config_actor.subscribe(
             lambda config: front.admitted_keys_changed(admitted_keys(config))
         ).get(timeout=READY_TIMEOUT)
