@@ -3,7 +3,9 @@
 Who owns what: a session owns its peer's protocol state (phase, the handshake, the
 config view it last sent) and its Outbox. It changes the oplog and the peer states
 only through their actors: it asks the OplogActor (and waits: that is the
-backpressure), and tells the PeerStateActor.
+backpressure), asks the PeerStateActor to record a client's config and resources
+(waiting too, so a flood of them stays in the session's counted backlog, not in the
+PeerStateActor's mailbox), and tells it the rest.
 
 The front (the thread that owns the ROUTER socket) tells this actor the messages of
 ``actors._front_messages``: every frame from its peer, ticks, and what only the front
@@ -41,6 +43,7 @@ from actors._config import ConfigProxy
 from actors._front_messages import (
     ConfigChanged,
     Displace,
+    ExpireHandshake,
     InboundFrame,
     Outbox,
     PeerVanished,
@@ -64,6 +67,7 @@ from hub.protocol import (
     JoinClaim,
     authorize_client,
     check_diff,
+    check_diff_answer,
     join_claim,
     sent_operations,
 )
@@ -99,6 +103,8 @@ class SessionSettings:
     heartbeat_interval: float = 15.0
     handshake_timeout: float = 10.0
     ask_timeout: float = 30.0
+    proof_timeout: float | None = None
+    """From the CHALLENGE to the PROOF (None: only ``handshake_timeout`` applies)."""
 
     @property
     def silence_limit(self) -> float:
@@ -140,7 +146,7 @@ class SessionActor(pykka.ThreadingActor):
         self._outbox: Outbox | None = None
         self._phase = Phase.AWAIT_HELLO
         self._now = now
-        self._started_at = now
+        self._started_at = self._challenged_at = now
         self._last_received_at = now
         self._last_sent_at = now
         self._last_liveness_report = now
@@ -218,7 +224,7 @@ class SessionActor(pykka.ThreadingActor):
             return
         self._now = max(self._now, now)
         if self._phase is not Phase.CONNECTED:
-            if now - self._started_at >= self._settings.handshake_timeout:
+            if _overdue(self, now):
                 self._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
             return
         silent_for = now - self._last_received_at
@@ -266,7 +272,7 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"expected a handshake HELLO first, got {action}")
         handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
         self._handshake, self._hello = handshake, handshake.hello
-        self._phase = Phase.AWAIT_PROOF
+        self._phase, self._challenged_at = Phase.AWAIT_PROOF, self._now
         challenge = handshake.challenge
         # Resumed sync (docs/protocol.md §6.8 (Resumed sync)), outside the transcript.
         self._resync = item.handshake.resync >= RESYNC_VERSION
@@ -322,15 +328,7 @@ class SessionActor(pykka.ThreadingActor):
         selector = _fresh(diff.have_operations_selector)
         ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
         requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
-        self._send([protocol.diff_reply_frame(list(requested))])
-
-    def _on_check_digest(self, item: pb.SyncStreamItem) -> None:
-        hello = self._connected_hello()
-        if not self._resync:
-            raise ProtocolError("unexpected check_digest: this session did not agree resync")
-        check = DigestCheck.of(item.check_digest, hello.keyid)
-        answer = self._ask(self._oplog.check_digest(hello.keyid, check), "oplog")
-        self._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
+        self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
         hello = self._connected_hello()
@@ -347,6 +345,10 @@ class SessionActor(pykka.ThreadingActor):
         # Waiting here is the backpressure: the next frame is not taken until
         # the batch is durable.
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
+
+    def _on_send_config(self, item: pb.SyncStreamItem) -> None:
+        config, keyid = _fresh(item.send_config.config), self._connected_hello().keyid
+        self._ask(self._peers.set_remote_config(keyid, config), "peer state")
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
         message = f"peer reported: {printable(item.error.message) or 'error'}"
@@ -424,15 +426,26 @@ def _refusal_of_a_live_peer(config: Config, hello: Hello, exc: AuthError) -> str
 # Handlers that need nothing but what the session shows its tables.
 
 
-def _on_send_config(session: SessionActor, item: pb.SyncStreamItem) -> None:
-    keyid = session._connected_hello().keyid
-    tell(session._peers.set_remote_config, keyid, _fresh(item.send_config.config))
 
 
-def _on_list_resources(session: SessionActor, item: pb.SyncStreamItem) -> None:
-    listed = item.list_resources
-    keyid = session._connected_hello().keyid
-    tell(session._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
+
+
+
+
+def _on_liveness(session: SessionActor, _item: pb.SyncStreamItem) -> None:
+    """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
+
+
+# Handlers that need nothing but what the session shows its tables.
+
+
+def _on_check_digest(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    hello = session._connected_hello()
+    if not session._resync:
+        raise ProtocolError("unexpected check_digest: this session did not agree resync")
+    check = DigestCheck.of(item.check_digest, hello.keyid)
+    answer = session._ask(session._oplog.check_digest(hello.keyid, check), "oplog")
+    session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
 
 
 def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
@@ -442,8 +455,10 @@ def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
     )
 
 
-def _on_liveness(session: SessionActor, _item: pb.SyncStreamItem) -> None:
-    """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
+def _on_list_resources(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    listed, keyid = item.list_resources, session._connected_hello().keyid
+    ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
+    session._ask(session._peers.set_resources(keyid, *ids), "peer state")
 
 
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]
@@ -460,9 +475,9 @@ _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
     "heartbeat": _on_liveness,
     "throttle": _on_liveness,
     "diff_operations": SessionActor._on_diff,
-    "check_digest": SessionActor._on_check_digest,
+    "check_digest": _on_check_digest,
     "send_operations": SessionActor._on_send_operations,
-    "send_config": _on_send_config,
+    "send_config": SessionActor._on_send_config,
     "list_resources": _on_list_resources,
     "set_config": _on_set_config,
     "log_data": lambda session, item: session._logs.received(item.log_data),
@@ -492,6 +507,22 @@ def _displaced(session: SessionActor, _message: Displace) -> None:
     session.displace()
 
 
+def _overdue(session: SessionActor, now: float) -> bool:
+    """Whether a handshake ran out of time: all of it, or from CHALLENGE to PROOF."""
+    settings = session._settings
+    proof_limit = settings.proof_timeout
+    return now - session._started_at >= settings.handshake_timeout or (
+        proof_limit is not None and session.phase is Phase.AWAIT_PROOF
+        and now - session._challenged_at >= proof_limit
+    )
+
+
+def _expire(session: SessionActor, _message: ExpireHandshake) -> None:
+    # The front needs this pending session's room for a newer handshake.
+    if session.phase in (Phase.AWAIT_HELLO, Phase.AWAIT_PROOF):
+        session._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
+
+
 def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
     session.on_config_changed(message.config)
 
@@ -507,6 +538,7 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     ProtocolViolation: _violation,
     PeerVanished: _vanished,
     Displace: _displaced,
+    ExpireHandshake: _expire,
     ConfigChanged: _config_changed,
     FetchLog: _fetch_log,
 }

@@ -87,11 +87,13 @@ from hub.protocol._handshake import (
     verify_proof,
 )
 from hub.protocol._hub import (
+    MAX_DIFF_IDS,
     ConfigView,
     HubHandshake,
     SentOperations,
     authorize_client,
     check_diff,
+    check_diff_answer,
     join_claim,
     sent_operations,
 )
@@ -155,6 +157,7 @@ __all__ = [
     "LOG_REQUEST_MAX_BYTES",
     "LOG_REQUEST_TIMEOUT",
     "MAX_BATCH_OPERATIONS",
+    "MAX_DIFF_IDS",
     "MAX_INSTANCE_ID_BYTES",
     "MAX_ONCE_ROUNDS",
     "MAX_RANGES",
@@ -203,6 +206,7 @@ __all__ = [
     "batch_serialized",
     "challenge_item",
     "check_diff",
+    "check_diff_answer",
     "check_digest_frame",
     "client_followup",
     "closing_error_frame",
