@@ -33,8 +33,19 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._gate import EndNotice
 from actors._logs import FetchLog, LogReply
-from actors._oplog import Listener, OplogActor, OplogEvent, OplogProxy, RemoteBatch, backlog
+from actors._oplog import (
+    DIFF_STEP_IDS,
+    DiffStep,
+    DiffStepResult,
+    Listener,
+    OplogActor,
+    OplogEvent,
+    OplogProxy,
+    RemoteBatch,
+    backlog,
+)
 from actors._peer_state import (
     RESTART_STATUS_MESSAGE,
     PeerStateActor,
@@ -44,6 +55,7 @@ from actors._peer_state import (
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
+    "DIFF_STEP_IDS",
     "RESTART_STATUS_MESSAGE",
     "AlertActor",
     "AlertProxy",
@@ -51,7 +63,10 @@ __all__ = [
     "ConfigChanged",
     "ConfigListener",
     "ConfigProxy",
+    "DiffStep",
+    "DiffStepResult",
     "Displace",
+    "EndNotice",
     "FetchLog",
     "FleetActor",
     "FleetProxy",

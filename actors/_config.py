@@ -5,6 +5,12 @@
 atomically with its comments kept, and only then swap the snapshot and notify
 subscribers; a change that fails to validate leaves the old config in force and
 raises ConfigError to the asker.
+
+Gates (``attach_gate``: the OplogActor's write gate) get every new config before the
+change returns, and the actor waits until each has taken it: once ``revoke``,
+``set_verified`` or ``reload`` has returned, no batch of a key the new config no
+longer admits is applied (``actors._gate``). A gate is told, never asked back, so
+this waits on no cycle.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
@@ -24,6 +31,10 @@ from hub.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ConfigListener = Callable[[Config], object]
+ConfigGate = Callable[[Config], "pykka.Future[bool]"]
+
+GATE_WAIT: Final = 10.0
+"""How long a change waits for a gate to take it before returning anyway (logged)."""
 
 
 class ConfigActor(pykka.ThreadingActor):
@@ -33,6 +44,7 @@ class ConfigActor(pykka.ThreadingActor):
         self._config = config
         self._write_path = config.path or write_path
         self._subscribers: Subscribers[Config] = Subscribers("config")
+        self._gates: dict[int, ConfigGate] = {}
 
     def ping(self) -> bool:
         return True
@@ -46,6 +58,14 @@ class ConfigActor(pykka.ThreadingActor):
 
     def unsubscribe(self, token: int) -> bool:
         return self._subscribers.remove(token)
+
+    def attach_gate(self, gate: ConfigGate) -> int:
+        """Hand ``gate`` the current config now, and every new one before the change
+        returns, waiting each time until it has taken it; returns a token."""
+        token = max(self._gates, default=0) + 1
+        self._gates[token] = gate
+        self._pass_gate(token, gate, self._config)
+        return token
 
     def authorize(self, client: AuthorizedClient) -> Config:
         return self._install(config_file.add_or_update_authorized_client(self._path(), client))
@@ -77,8 +97,26 @@ class ConfigActor(pykka.ThreadingActor):
 
     def _install(self, config: Config) -> Config:
         self._config = config
+        for token, gate in list(self._gates.items()):
+            self._pass_gate(token, gate, config)
         self._subscribers.publish(lambda: config)
         return config
+
+    def detach_gate(self, token: int) -> bool:
+        return self._gates.pop(token, None) is not None
+
+    def _pass_gate(self, token: int, gate: ConfigGate, config: Config) -> None:
+        try:
+            gate(config).get(timeout=GATE_WAIT)
+        except pykka.ActorDeadError:
+            self._gates.pop(token, None)
+        except pykka.Timeout:
+            log.error(
+                "the oplog did not take the new config within %.0fs; "
+                "it refuses revoked keys once it does", GATE_WAIT,
+            )
+        except Exception:
+            log.exception("a config gate failed")
 
 
 class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
@@ -88,6 +126,8 @@ class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
     get = proxy_method(ConfigActor.get)
     subscribe = proxy_method(ConfigActor.subscribe)
     unsubscribe = proxy_method(ConfigActor.unsubscribe)
+    attach_gate = proxy_method(ConfigActor.attach_gate)
+    detach_gate = proxy_method(ConfigActor.detach_gate)
     authorize = proxy_method(ConfigActor.authorize)
     revoke = proxy_method(ConfigActor.revoke)
     set_verified = proxy_method(ConfigActor.set_verified)

@@ -188,6 +188,8 @@ class Hub:
         log.info("oplog and peer states: %s", stores.describe())
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        # The oplog's write gate takes every config change before the change returns.
+        self.config_actor.attach_gate(self._oplog.admit).get(timeout=READY_TIMEOUT)
         peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
         self._start_fleet_and_alerts(stack, stores)

@@ -41,7 +41,7 @@ from hub.store._sqlite_feed import (
     read_changes,
     replace_local,
 )
-from hub.store._sqlite_remote import apply_remote_batch, held_modnos
+from hub.store._sqlite_remote import apply_remote_batch, held_modnos, held_window
 from hub.store._sqlite_select import selection
 
 
@@ -143,6 +143,19 @@ class SqliteOplogStore:
         with self._db.errors("diff"):
             held = held_modnos(self._db.connection(), peer_selector)
         return requested_ids(held, have_ids, have_modnos)
+
+    def held_window(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        after: int | None,
+        upto: int | None,
+        limit: int,
+    ) -> tuple[dict[int, int], int | None]:
+        """One bounded step of a diff (see ``OplogStore.held_window``)."""
+        peer_selector = peer_diff_selector(keyid, selector, (), ())
+        with self._db.errors("diff"):
+            return held_window(self._db.connection(), peer_selector, after, upto, limit)
 
     # -- reads ---------------------------------------------------------------------------
 
