@@ -52,6 +52,7 @@ from actors._peer_state import (
     PeerStateListener,
     PeerStateProxy,
 )
+from actors._refusals import RefusalLog
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "PeerVanished",
     "Phase",
     "ProtocolViolation",
+    "RefusalLog",
     "RemoteBatch",
     "RunChanges",
     "RunListener",
