@@ -64,7 +64,9 @@ def test_keygen_then_id_json_on_embedded_defaults(in_tmp: Path) -> None:
     shown = run("id", "--json")
     assert shown.exit_code == 0
     details = json.loads(shown.output)
-    assert set(details) == {"instance_id", "keyid", "ed25519pub", "curve_public_key", "endpoint"}
+    assert set(details) == {
+        "instance_id", "keyid", "fingerprint", "ed25519pub", "curve_public_key", "endpoint"
+    }
     raw = base64.b64decode(details["ed25519pub"] + "=")
     assert len(raw) == 32
     assert details["keyid"] == derive_keyid(raw)
@@ -151,6 +153,16 @@ def test_ops_rejects_a_bad_limit(in_tmp: Path) -> None:
     result = run("ops", "--limit", "0")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_ops_limit_help_states_the_limit_it_enforces(in_tmp: Path) -> None:
+    from hub.admin import MAX_OPS_LIMIT  # noqa: PLC0415
+
+    assert f"1<=x<={MAX_OPS_LIMIT}" in " ".join(run("ops", "--help").output.split())
+    assert run("ops", "--json", "--limit", str(MAX_OPS_LIMIT)).exit_code == 0
+    too_many = run("ops", "--limit", str(MAX_OPS_LIMIT + 1))
+    assert too_many.exit_code == 2
+    assert f"1<=x<={MAX_OPS_LIMIT}" in too_many.output
 
 
 @pytest.mark.parametrize(("journal", "expected"), [(True, "<4>synchub.test: careful"),
