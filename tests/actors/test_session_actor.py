@@ -510,7 +510,7 @@ def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:
 def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Rig) -> None:
     """docs/protocol.md §7.1 (Heartbeats), "Last heard": a heartbeat is reported at
     once; other items keep the record within one heartbeat interval of the last one."""
-    connected.oplog.diff.return_value = answered([])
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((), None, 0))
     reported = [0.0]  # the handshake's end sets it
 
     def report_count() -> int:
