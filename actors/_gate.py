@@ -32,6 +32,7 @@ from hub.errors import AuthError, SessionDisplaced
 from hub.pb import synchub_pb2 as pb
 
 DISPLACED_MESSAGE = "displaced by a newer connection"
+REVOKED_MESSAGE = "revoked by the operator"
 
 
 class EndNotice:
@@ -117,7 +118,7 @@ class WriteGate:
         config = self._config
         client = None if config is None else config.authorized_client(keyid)
         if client is None:
-            return f"{who} is not authorized (any more): ask the hub's operator"
+            return REVOKED_MESSAGE
         if not client.keyid_verified:
             return f"{who} is not verified (any more): ask the hub's operator"
         if client.instance_id != instance_id:

@@ -53,7 +53,7 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
-from actors._gate import DISPLACED_MESSAGE, EndNotice
+from actors._gate import DISPLACED_MESSAGE, REVOKED_MESSAGE, EndNotice
 from actors._logs import FetchLog, SessionLogs
 from actors._oplog import OplogProxy
 from actors._peer_state import PeerStateProxy
@@ -84,6 +84,9 @@ DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
+# Any item is a sign of life: reported to the PeerStateActor at once for a heartbeat,
+# at most this often for the rest (a streaming peer sends many items a second).
+LIVENESS_REPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             client = authorize_client(config, self._hello)
         except AuthError as exc:
-            self._end(ERROR_AUTH, str(exc))
+            self._end(ERROR_AUTH, _refusal_of_a_live_peer(config, self._hello, exc))
             return
         self._send_config_view(ConfigView.of(config, client), force=False)
 
@@ -311,7 +314,7 @@ class SessionActor(pykka.ThreadingActor):
     def _on_connected_item(self, item: pb.SyncStreamItem, action: str) -> None:
         hello = self._connected_hello()
         if action == "heartbeat" or (
-            self._now - self._last_liveness_report >= self._settings.heartbeat_interval
+            self._now - self._last_liveness_report >= LIVENESS_REPORT_SECONDS
         ):
             self._last_liveness_report = self._now
             tell(self._peers.heartbeat, hello.keyid)
@@ -409,6 +412,13 @@ def _ended_by_notice(session: SessionActor) -> bool:
     state, message = reason
     session._end(state, message, mark_peer=state != DISCONNECTED)
     return True
+
+
+def _refusal_of_a_live_peer(config: Config, hello: Hello, exc: AuthError) -> str:
+    """Why a connected peer is let go after a config change: a revoke says so."""
+    if config.authorized_client(hello.keyid) is None:
+        return REVOKED_MESSAGE
+    return str(exc)
 
 
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]

@@ -324,7 +324,8 @@ def test_only_the_session_holding_the_key_may_write_and_a_newer_claim_ends_the_o
 
 @pytest.mark.parametrize(
     ("change", "fragment"),
-    [("revoked", "not authorized"), ("unverified", "not verified"), ("moved", "as instance")],
+    [("revoked", "revoked by the operator"), ("unverified", "not verified"),
+     ("moved", "as instance")],
 )
 def test_a_config_that_no_longer_admits_the_key_refuses_its_batches_at_once(
     oplog: pykka.ActorProxy[OplogActor], tmp_path: Path, change: str, fragment: str
