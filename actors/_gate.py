@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from hub.config import Config
 from hub.errors import AuthError, SessionDisplaced
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import Hello, authorize_client
 
 DISPLACED_MESSAGE = "displaced by a newer connection"
 REVOKED_MESSAGE = "revoked by the operator"
@@ -114,13 +115,13 @@ class WriteGate:
             raise AuthError(problem, reason="revoked")
 
     def _problem(self, keyid: str, instance_id: str) -> str | None:
-        who = f"client {instance_id} ({keyid})"
+        """Why ``keyid`` (authenticated as ``instance_id``) may not write: the same
+        words as the handshake's refusal, and a removed key "revoked by the operator"."""
         config = self._config
-        client = None if config is None else config.authorized_client(keyid)
-        if client is None:
+        if config is None or config.authorized_client(keyid) is None:
             return REVOKED_MESSAGE
-        if not client.keyid_verified:
-            return f"{who} is not verified (any more): ask the hub's operator"
-        if client.instance_id != instance_id:
-            return f"{who} is now authorized as instance {client.instance_id!r}"
+        try:
+            authorize_client(config, Hello(instance_id, keyid, b"", b""))
+        except AuthError as exc:
+            return str(exc)
         return None

@@ -534,7 +534,7 @@ def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Ri
 
 
 def test_any_item_is_heard_from_within_a_second(connected: Rig) -> None:
-    connected.oplog.diff.return_value = answered([])
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((), None, 0))
     reported = []
     now = 0.0
     while now < 3 * SETTINGS.heartbeat_interval:
