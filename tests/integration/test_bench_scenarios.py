@@ -37,6 +37,11 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
     "resync": (["resync", "--ops", "500", "--repeat", "1"], {"resync.bytes_sent"}),
     "web": (["web", "--peers", "5", "--ops", "200", "--repeat", "2"],
             {"web.dashboard_ms", "web.api_errors_ms"}),
+    "hostile-revoke": (["hostile", "--attack", "revoke", "--batches", "200"],
+                       {"revoke.error_auth_seconds"}),
+    "hostile-displace": (["hostile", "--attack", "displace", "--batches", "200"], set()),
+    "hostile-fairness": (["hostile", "--attack", "fairness", "--diff-ids", "50000",
+                          "--depth", "2", "--syncs", "2"], {"fairness.sync_seconds"}),
 }
 
 
