@@ -53,6 +53,7 @@ from actors._peer_state import (
     PeerStateProxy,
 )
 from actors._refusals import RefusalLog
+from actors._retention import RetentionPass
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "ProtocolViolation",
     "RefusalLog",
     "RemoteBatch",
+    "RetentionPass",
     "RunChanges",
     "RunListener",
     "SessionActor",

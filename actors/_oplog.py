@@ -42,12 +42,20 @@ from typing import Literal, TypeVar
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors._calls import survives
 from actors._gate import EndNotice, WriteGate
+from actors._retention import RetentionPass
 from actors._subscribers import Subscribers
 from hub.config import Config
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import OplogStore, OpMetadata, RemoteApplyResult, requested_ids
+from hub.store import (
+    OplogStore,
+    OpMetadata,
+    RemoteApplyResult,
+    RetentionStore,
+    requested_ids,
+)
 from hub.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -144,6 +152,7 @@ class OplogActor(pykka.ThreadingActor):
         self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
         self._gate = WriteGate()
         self._diff_step_ids = max(1, diff_step_ids)
+        self._retention = RetentionPass()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -256,7 +265,8 @@ class OplogActor(pykka.ThreadingActor):
         upto = step.ids[last] if last < len(step.ids) else None
         held, reached = self._store.held_window(keyid, step.selector, step.after, upto, limit)
         end = len(step.ids) if reached is None else bisect_right(step.ids, reached, lo=start)
-        requested = requested_ids(held, step.ids[start:end], step.modnos[start:end])
+        ids, modnos = step.ids[start:end], step.modnos[start:end]
+        requested = self._store.unretired(keyid, requested_ids(held, ids, modnos), ids, modnos)
         return DiffStepResult(tuple(requested), reached, end)
 
     def query(
@@ -277,6 +287,21 @@ class OplogActor(pykka.ThreadingActor):
         """True once a write that changes nothing was committed; StoreError otherwise."""
         self._store.check_writable()
         return True
+
+    @survives("oplog")
+    def configure(self, config: Config) -> None:
+        """Take what this actor needs from a (new) config: the ``[retention]`` settings."""
+        self._retention.configure(config.retention)
+
+    @survives("oplog")
+    def retention_tick(self, now: float) -> None:
+        """Run the retention batch due at ``now``, if any (``actors._retention``)."""
+        store = self._store
+        if not isinstance(store, RetentionStore):
+            return
+        batch = self._retention.step(store, now)
+        if batch is not None:
+            self._publish("deleted", deleted_ids=batch.removed)
 
     def subscribe(self, listener: Listener) -> int:
         """Call ``listener`` with every committed change from now on; returns a token."""
@@ -320,3 +345,5 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     check_writable = proxy_method(OplogActor.check_writable)
     subscribe = proxy_method(OplogActor.subscribe)
     unsubscribe = proxy_method(OplogActor.unsubscribe)
+    configure = proxy_method(OplogActor.configure)
+    retention_tick = proxy_method(OplogActor.retention_tick)

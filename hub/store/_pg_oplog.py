@@ -124,6 +124,16 @@ class PostgresOplogStore:
             held = dict(conn.execute(sql, where.params, prepare=True).fetchall())
         return requested_ids(held, have_ids, have_modnos)
 
+    def unretired(
+        self,
+        keyid: str,
+        requested: Sequence[int],
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """``requested`` as it is: this store keeps no record of retention's removals."""
+        return list(requested)
+
     def held_window(
         self,
         keyid: str,
