@@ -26,6 +26,7 @@ from actors._fleet import FleetActor, FleetProxy, RunChanges, RunListener
 from actors._front_messages import (
     ConfigChanged,
     Displace,
+    ExpireHandshake,
     FrontMessage,
     InboundFrame,
     Outbox,
@@ -70,6 +71,7 @@ __all__ = [
     "DiffStepResult",
     "Displace",
     "EndNotice",
+    "ExpireHandshake",
     "FetchLog",
     "FleetActor",
     "FleetProxy",

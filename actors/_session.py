@@ -3,7 +3,9 @@
 Who owns what: a session owns its peer's protocol state (phase, the handshake, the
 config view it last sent) and its Outbox. It changes the oplog and the peer states
 only through their actors: it asks the OplogActor (and waits: that is the
-backpressure), and tells the PeerStateActor.
+backpressure), asks the PeerStateActor to record a client's config and resources
+(waiting too, so a flood of them stays in the session's counted backlog, not in the
+PeerStateActor's mailbox), and tells it the rest.
 
 The front (the thread that owns the ROUTER socket) tells this actor the messages of
 ``actors._front_messages``: every frame from its peer, ticks, and what only the front
@@ -47,6 +49,7 @@ from actors._config import ConfigProxy
 from actors._front_messages import (
     ConfigChanged,
     Displace,
+    ExpireHandshake,
     InboundFrame,
     Outbox,
     PeerVanished,
@@ -69,6 +72,7 @@ from hub.protocol import (
     HubHandshake,
     JoinClaim,
     authorize_client,
+    check_diff_answer,
     join_claim,
 )
 from hub.telemetry import HANDSHAKE_ACCEPTED, HANDSHAKE_REFUSED, NO_TELEMETRY, Telemetry
@@ -102,6 +106,8 @@ class SessionSettings:
     heartbeat_interval: float = 15.0
     handshake_timeout: float = 10.0
     ask_timeout: float = 30.0
+    proof_timeout: float | None = None
+    """From the CHALLENGE to the PROOF (None: only ``handshake_timeout`` applies)."""
 
     @property
     def silence_limit(self) -> float:
@@ -143,7 +149,7 @@ class SessionActor(pykka.ThreadingActor):
         self._outbox: Outbox | None = None
         self._phase = Phase.AWAIT_HELLO
         self._now = now
-        self._started_at = now
+        self._started_at = self._challenged_at = now
         self._last_received_at = now
         self._last_sent_at = now
         self._last_liveness_report = now
@@ -228,7 +234,7 @@ class SessionActor(pykka.ThreadingActor):
             return
         self._now = max(self._now, now)
         if self._phase is not Phase.CONNECTED:
-            if now - self._started_at >= self._settings.handshake_timeout:
+            if _overdue(self, now):
                 self._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
             return
         silent_for = now - self._last_received_at
@@ -276,7 +282,7 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"expected a handshake HELLO first, got {action}")
         handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
         self._handshake, self._hello = handshake, handshake.hello
-        self._phase = Phase.AWAIT_PROOF
+        self._phase, self._challenged_at = Phase.AWAIT_PROOF, self._now
         self._send([protocol.encode_item(handshake.challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
@@ -331,7 +337,7 @@ class SessionActor(pykka.ThreadingActor):
     def _on_diff(self, item: pb.SyncStreamItem) -> None:
         requested = self._require_sync().diff(item.diff_operations)
         if requested is not None:
-            self._send([protocol.diff_reply_frame(requested)])
+            self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
         message = f"peer reported: {printable(item.error.message) or 'error'}"
@@ -473,6 +479,22 @@ def _displaced(session: SessionActor, _message: Displace) -> None:
     session.displace()
 
 
+def _overdue(session: SessionActor, now: float) -> bool:
+    """Whether a handshake ran out of time: all of it, or from CHALLENGE to PROOF."""
+    settings = session._settings
+    proof_limit = settings.proof_timeout
+    return now - session._started_at >= settings.handshake_timeout or (
+        proof_limit is not None and session.phase is Phase.AWAIT_PROOF
+        and now - session._challenged_at >= proof_limit
+    )
+
+
+def _expire(session: SessionActor, _message: ExpireHandshake) -> None:
+    # The front needs this pending session's room for a newer handshake.
+    if session.phase in (Phase.AWAIT_HELLO, Phase.AWAIT_PROOF):
+        session._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
+
+
 def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
     session.on_config_changed(message.config)
 
@@ -488,6 +510,7 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     ProtocolViolation: _violation,
     PeerVanished: _vanished,
     Displace: _displaced,
+    ExpireHandshake: _expire,
     ConfigChanged: _config_changed,
     FetchLog: _fetch_log,
 }

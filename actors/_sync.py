@@ -85,12 +85,15 @@ class PeerSync:
         answer(self._oplog.apply_remote(self._hello.keyid, batch), self._timeout, "oplog")
 
     def send_config(self, config: pb.RemoteConfig) -> None:
-        tell(self._peers.set_remote_config, self._hello.keyid, fresh(config),
-             session_id=self._session_id)
+        # Asked, so a flood of them waits here (counted), as batches do.
+        answer(self._peers.set_remote_config(
+            self._hello.keyid, fresh(config), session_id=self._session_id),
+            self._timeout, "peer state")
 
     def list_resources(self, listed: pb.SyncStreamItem.ListResources) -> None:
-        tell(self._peers.set_resources, self._hello.keyid, tuple(listed.repo_ids),
-             tuple(listed.plan_ids), session_id=self._session_id)
+        answer(self._peers.set_resources(
+            self._hello.keyid, tuple(listed.repo_ids), tuple(listed.plan_ids),
+            session_id=self._session_id), self._timeout, "peer state")
 
 
     def ended(self, state: pb.ConnectionState, message: str, *, mark_peer: bool) -> None:

@@ -1,6 +1,6 @@
 """hostile writes: revocation, displacement and fairness while one authorized key floods.
 
-    synchub bench hostile --attack revoke|displace|fairness
+    synchub bench hostile-writes --attack revoke|displace|fairness
 
 The attacker is a bare DEALER holding an authorized key that pipelines frames without
 waiting for anything (it ignores ``throttle``; its send queue is unbounded), against

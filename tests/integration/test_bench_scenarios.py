@@ -37,10 +37,12 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
     "resync": (["resync", "--ops", "500", "--repeat", "1"], {"resync.bytes_sent"}),
     "web": (["web", "--peers", "5", "--ops", "200", "--repeat", "2"],
             {"web.dashboard_ms", "web.api_errors_ms"}),
-    "hostile-revoke": (["hostile", "--attack", "revoke", "--batches", "200"],
+    "hostile": (["hostile", "--holders", "20", "--sources", "2", "--attempts", "3"],
+                {"hostile.hello_flood_connected", "hostile.hello_flood_slowest_ms"}),
+    "hostile-revoke": (["hostile-writes", "--attack", "revoke", "--batches", "200"],
                        {"revoke.error_auth_seconds"}),
-    "hostile-displace": (["hostile", "--attack", "displace", "--batches", "200"], set()),
-    "hostile-fairness": (["hostile", "--attack", "fairness", "--diff-ids", "50000",
+    "hostile-displace": (["hostile-writes", "--attack", "displace", "--batches", "200"], set()),
+    "hostile-fairness": (["hostile-writes", "--attack", "fairness", "--diff-ids", "50000",
                           "--depth", "2", "--syncs", "2"], {"fairness.sync_seconds"}),
 }
 
