@@ -59,6 +59,7 @@ def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+@pytest.mark.timeout(600)  # four hub starts and several agent runs, on a loaded machine too
 def test_three_kills_mid_sync_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     client = make_client_node(tmp_path / "client")
     seed_local_operations(client.oplog_path, OPERATIONS)
