@@ -197,6 +197,10 @@ class Hub:
         log.info("oplog and peer states: %s", stores.describe())
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        # [retention] as loaded, then every change to it (a reload) as it comes.
+        oplog = self._oplog
+        tell(oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
         peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
         self._start_fleet_and_alerts(stack, stores)
@@ -263,10 +267,11 @@ class Hub:
         log.info("web side on %s", self.web_endpoint)
 
     def _start_ticker(self, stack: contextlib.ExitStack) -> None:
-        fleet, alerts = self.fleet, self.alerts
+        fleet, alerts, oplog = self.fleet, self.alerts, self.oplog
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            lambda now: tell(oplog.retention_tick, now),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()
