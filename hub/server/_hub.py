@@ -222,10 +222,10 @@ class Hub:
         log.info("oplog and peer states: %s", stores.describe())
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        # [retention] as loaded, then every change to it (a reload) as it comes.
-        oplog = self._oplog
-        tell(oplog.configure, self._config)
-        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
+        # The write gate takes each config change first; [retention] follows reloads.
+        self.config_actor.attach_gate(self._oplog.admit).get(timeout=READY_TIMEOUT)
+        tell(self._oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(self.oplog.configure, config))
         peers_ref = PeerStateActor.start(stores.open_peer_states)
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
         self._start_fleet_and_alerts(stack, stores)
