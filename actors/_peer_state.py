@@ -35,6 +35,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._front_messages import Displace
 from actors._leases import RESTART_STATUS_MESSAGE, ClusterSessions
+from actors._refusals import RefusalLog
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
@@ -106,11 +107,15 @@ class PeerStateActor(pykka.ThreadingActor):
         # keyid -> that session's ActorRef, for readers that must reach the client.
         self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._subscribers: Subscribers[pb.PeerState] = Subscribers("peer state")
+        self._refusals = RefusalLog()
 
     # -- lifecycle (actor thread) ---------------------------------------------------
 
     def on_start(self) -> None:
-        held_elsewhere = self._start_cluster()
+        # Open the leases (if any) and end this node's from before; keys held elsewhere.
+        leases = self._leases_factory() if self._leases_factory is not None else None
+        self._cluster = ClusterSessions.of(leases, self._renew_interval)
+        held_elsewhere = self._cluster.start() if self._cluster is not None else set()
         store = self._store_factory()
         try:
             states = store.load_all()
@@ -120,20 +125,8 @@ class PeerStateActor(pykka.ThreadingActor):
         self._store = store
         self._states = states
         self._last_flush = self._clock()
-        now_millis = self._now_millis()
-        for keyid, state in states.items():
-            if state.state in _LIVE_STATES and keyid not in held_elsewhere:
-                state.state = pb.CONNECTION_STATE_DISCONNECTED
-                state.status_message = RESTART_STATUS_MESSAGE
-                state.last_disconnect_millis = now_millis
-                self._dirty.add(keyid)
+        self._dirty.update(_mark_restarted(states, held_elsewhere, self._now_millis()))
         self._write_logged()
-
-    def _start_cluster(self) -> set[str]:
-        """Open the leases (if any) and end this node's from before; keys held elsewhere."""
-        leases = self._leases_factory() if self._leases_factory is not None else None
-        self._cluster = ClusterSessions.of(leases, self._renew_interval)
-        return self._cluster.start() if self._cluster is not None else set()
 
     def on_stop(self) -> None:
         self._write_logged()
@@ -144,18 +137,9 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def _close_store(self) -> None:
         cluster, self._cluster = self._cluster, None
-        if cluster is not None:
-            try:
-                cluster.close()
-            except Exception:
-                logger.exception("peer state: closing the session leases failed")
         store, self._store = self._store, None
-        if store is None:
-            return
-        try:
-            store.close()
-        except Exception:
-            logger.exception("peer state: closing the store failed")
+        _close_logged(cluster, "the session leases")
+        _close_logged(store, "the store")
 
     # -- persistence ------------------------------------------------------------------
 
@@ -304,13 +288,8 @@ class PeerStateActor(pykka.ThreadingActor):
         logger.debug("peer state: %s moved to session %s on %s", keyid, session_id, node)
 
     def _displace(self, keyid: str, why: str) -> None:
-        ref = self._live.pop(keyid, None)
         self._sessions.pop(keyid, None)
-        if ref is None:
-            return
-        logger.info("peer state: ending the session of %s here: %s", keyid, why)
-        with contextlib.suppress(pykka.ActorDeadError):
-            ref.tell(Displace())
+        _end_displaced(self._live.pop(keyid, None), keyid, why)
 
     def holders(self) -> dict[str, str]:
         """keyid -> the hub (node name) holding its live session, on any hub."""
@@ -322,8 +301,21 @@ class PeerStateActor(pykka.ThreadingActor):
         self._write()
 
     @_survives
-    def set_remote_config(self, keyid: str, config: pb.RemoteConfig) -> None:
+    def refused(self, keyid: str, instance_id: str, message: str) -> None:
+        """A real key (its PROOF was valid) was refused: a warning, once a minute per key."""
+        self._refusals.refused(keyid, instance_id, message, self._clock())
+
+    def _stale(self, keyid: str, session_id: str) -> bool:
+        """A report from a session that is no longer the key's live one (displaced)."""
+        return bool(session_id) and self._sessions.get(keyid, session_id) != session_id
+
+    @_survives
+    def set_remote_config(
+        self, keyid: str, config: pb.RemoteConfig, session_id: str = ""
+    ) -> None:
         state = self._states.get(keyid)
+        if self._stale(keyid, session_id):
+            return
         if state is None:
             logger.warning("peer state: config from unknown peer %s ignored", keyid)
             return
@@ -334,9 +326,15 @@ class PeerStateActor(pykka.ThreadingActor):
 
     @_survives
     def set_resources(
-        self, keyid: str, repo_ids: tuple[str, ...], plan_ids: tuple[str, ...]
+        self,
+        keyid: str,
+        repo_ids: tuple[str, ...],
+        plan_ids: tuple[str, ...],
+        session_id: str = "",
     ) -> None:
         state = self._states.get(keyid)
+        if self._stale(keyid, session_id):
+            return
         if state is None:
             logger.warning("peer state: resources from unknown peer %s ignored", keyid)
             return
@@ -377,6 +375,38 @@ class PeerStateActor(pykka.ThreadingActor):
         return self._subscribers.remove(token)
 
 
+def _end_displaced(ref: pykka.ActorRef[Any] | None, keyid: str, why: str) -> None:
+    if ref is None:
+        return
+    logger.info("peer state: ending the session of %s here: %s", keyid, why)
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(Displace())
+
+
+def _close_logged(resource: SessionLeases | ClusterSessions | PeerStateStore | None,
+                  what: str) -> None:
+    if resource is None:
+        return
+    try:
+        resource.close()
+    except Exception:
+        logger.exception("peer state: closing %s failed", what)
+
+
+def _mark_restarted(
+    states: dict[str, pb.PeerState], held_elsewhere: set[str], now_millis: int
+) -> set[str]:
+    """Mark the peers this hub held before it restarted as disconnected; their keys."""
+    marked = set()
+    for keyid, state in states.items():
+        if state.state in _LIVE_STATES and keyid not in held_elsewhere:
+            state.state = pb.CONNECTION_STATE_DISCONNECTED
+            state.status_message = RESTART_STATUS_MESSAGE
+            state.last_disconnect_millis = now_millis
+            marked.add(keyid)
+    return marked
+
+
 def _shared_view(
     store: PeerStateStore, states: dict[str, pb.PeerState], live: dict[str, Any]
 ) -> dict[str, pb.PeerState]:
@@ -408,6 +438,7 @@ class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
     tick = proxy_method(PeerStateActor.tick)
     flush = proxy_method(PeerStateActor.flush)
     set_remote_config = proxy_method(PeerStateActor.set_remote_config)
+    refused = proxy_method(PeerStateActor.refused)
     set_resources = proxy_method(PeerStateActor.set_resources)
     get = proxy_method(PeerStateActor.get)
     live_session = proxy_method(PeerStateActor.live_session)

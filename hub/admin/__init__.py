@@ -15,6 +15,7 @@ from hub.admin._paths import (
     admin_socket_path,
     check_no_hub_serving,
     claim_data_dir,
+    hub_answers,
 )
 from hub.admin._requests import (
     check_instance_id,
@@ -56,6 +57,7 @@ __all__ = [
     "client_summary",
     "decode",
     "encode",
+    "hub_answers",
     "keyid_fingerprint",
     "parse_permission_list",
     "permissions_from_flags",

@@ -17,6 +17,8 @@ import click
 
 from hub.bench import cluster as cluster_bench
 from hub.bench import handshakes as handshakes_bench
+from hub.bench import hostile as hostile_bench
+from hub.bench import hostile_writes as hostile_writes_bench
 from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
 from hub.bench import peers as peers_bench
@@ -84,7 +86,8 @@ def _emit(result: Result, as_json: bool) -> None:
 def bench() -> None:
     """Measure the hub on this machine, each figure beside a baseline from the same run.
 
-    Scenarios: ingest, peers, latency, handshakes, resync, web (docs/benchmarks.md).
+    Scenarios: ingest, peers, latency, handshakes, resync, web, hostile
+    (docs/benchmarks.md; hostile: docs/security.md).
     Defaults finish in under a minute on two cores.
     """
 
@@ -242,3 +245,54 @@ def web(  # noqa: PLR0917 - one parameter per click option
 ) -> None:
     """The dashboard and the API of a hub with many peers and operations, vs raw SQL."""
     _emit(web_bench.run(peers, ops, repeat, keep=keep, say=_say(obj)), as_json)
+
+
+@bench.command()
+@click.option("--attack", type=click.Choice(hostile_bench.ATTACKS), default="hello-flood",
+              show_default=True, help="What the hostile clients do.")
+@click.option("--holders", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="hello-flood: connections that each hold a HELLO.")
+@click.option("--sources", type=click.IntRange(min=1, max=200), default=4, show_default=True,
+              help="hello-flood: loopback addresses the holders come from.")
+@click.option("--attempts", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Connects of the authorized client, one after another.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repetitions; figures are their medians.")
+@_keep_option
+@_json_option
+@click.pass_obj
+def hostile(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, attack: str, holders: int, sources: int, attempts: int, repeat: int,
+    keep: Path | None, as_json: bool,
+) -> None:
+    """An authorized client's connects while hostile wire clients attack, vs an idle hub."""
+    result = hostile_bench.run(
+        attack, holders=holders, sources=sources, attempts=attempts, repeat=repeat,
+        keep=keep, say=_say(obj),
+    )
+    _emit(result, as_json)
+
+
+@bench.command("hostile-writes")
+@click.option("--attack", type=click.Choice(hostile_writes_bench.ATTACKS), required=True,
+              help="What the hostile client holding an authorized key does.")
+@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="revoke, displace: batches of 256 operations the attacker pipelines.")
+@click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="fairness: ids in each of the attacker's diffs.")
+@click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
+              help="fairness: the attacker's diffs kept in flight.")
+@click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
+              help="fairness: the other client's 1,000-operation syncs timed.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repetitions (each on a fresh hub); figures are their medians.")
+@_json_option
+@click.pass_obj
+def hostile_writes(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, attack: str, batches: int, diff_ids: int, depth: int, syncs: int,
+    repeat: int, as_json: bool,
+) -> None:
+    """Revocation, displacement or fairness while one authorized key floods the hub."""
+    params = hostile_writes_bench.Params(
+        batches=batches, diff_ids=diff_ids, depth=depth, syncs=syncs)
+    _emit(hostile_writes_bench.run(attack, params, repeat, say=_say(obj)), as_json)

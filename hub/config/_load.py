@@ -64,6 +64,8 @@ _HUB_KEYS = (
     "max_pending_handshakes",
     "max_frame_bytes",
     "node",
+    "max_pending_per_source",
+    "proof_timeout",
     "advertise",
 )
 _RUN_KEYS = ("error_output_bytes",)
@@ -374,6 +376,10 @@ def _parse_hub(table: _Table) -> HubSettings:
         ),
         max_frame_bytes=table.count("max_frame_bytes", defaults.max_frame_bytes),
         node=_node_name(table),
+        max_pending_per_source=table.count(
+            "max_pending_per_source", defaults.max_pending_per_source
+        ),
+        proof_timeout=table.seconds("proof_timeout", defaults.proof_timeout),
     )
 
 

@@ -48,6 +48,8 @@ class HubSettings:
         if not port.isdigit() or port == "0":
             port = f"pid{os.getpid()}"  # a port chosen at bind time is not known yet
         return f"{socket.gethostname()}:{port}"
+    max_pending_per_source: int = 64
+    proof_timeout: float = 10.0
     advertise: str | None = None
     """The endpoint clients dial (``id``, invitations); None: derived from ``bind``."""
 

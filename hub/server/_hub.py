@@ -48,13 +48,15 @@ from hub.admin import (
     AdminService,
     admin_socket_path,
     claim_data_dir,
+    keyid_fingerprint,
 )
 from hub.alerting import Dispatcher
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError, WebError
-from hub.identity import NodeIdentity, load_or_create_identity
+from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._cluster import ClusterLink
 from hub.server._front import Front
+from hub.server._memory import ReturnFreedMemory
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
@@ -80,10 +82,19 @@ def front_settings(hub: HubSettings) -> FrontSettings:
         bind=hub.bind,
         max_frame_bytes=hub.max_frame_bytes,
         max_pending_handshakes=hub.max_pending_handshakes,
+        max_pending_per_source=hub.max_pending_per_source,
+        silent_connection_timeout=max(2 * hub.handshake_timeout, 5.0),
         # Ticks drive heartbeats and timeouts; a few per interval keeps them prompt.
-        tick_interval=min(1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4),
+        tick_interval=min(
+            1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4, hub.proof_timeout / 2
+        ),
         heartbeat_interval=hub.heartbeat_interval,
     )
+
+
+def admitted_keys(config: Config) -> frozenset[str]:
+    """The key ids the hub admits: listed in ``[[authorized_clients]]`` and verified."""
+    return frozenset(c.keyid for c in config.authorized_clients if c.keyid_verified)
 
 
 class Hub:
@@ -119,6 +130,7 @@ class Hub:
         self.admin_endpoint: str | None = None
         self.web_endpoint: str | None = None
         self.identity: NodeIdentity | None = None
+        self._created_identity = False
         self.endpoint: str | None = None
 
     # -- the running components ----------------------------------------------------------
@@ -161,9 +173,17 @@ class Hub:
 
     def start(self) -> str:
         """Start everything; return the bound endpoint. On failure, undo and raise."""
-        with contextlib.ExitStack() as stack:
-            endpoint = self._start(stack)
-            self._running = stack.pop_all()
+        self._created_identity = False
+        try:
+            with contextlib.ExitStack() as stack:
+                endpoint = self._start(stack)
+                self._running = stack.pop_all()
+        except BaseException:
+            if self._created_identity:
+                # A start that failed (a port taken, say) leaves no new identity behind.
+                remove_identity(self._config.data_dir)
+                log.info("removed the identity this failed start created")
+            raise
         return endpoint
 
     def stop(self) -> None:
@@ -184,8 +204,13 @@ class Hub:
         data_dir = self._config.data_dir
         claim_data_dir(data_dir)
         identity, created = load_or_create_identity(data_dir)
+        self._created_identity = created
         if created:
-            log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
+            log.info(
+                "created this hub's identity %s (fingerprint %s) in %s; add clients with "
+                "`synchub invite --instance NAME`", identity.signing.keyid,
+                keyid_fingerprint(identity.signing.keyid), data_dir,
+            )
         self.identity = identity
         stack.callback(self._forget_front)
         # Terminated last: it waits for every socket, sessions' pipes included.
@@ -204,10 +229,10 @@ class Hub:
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        # [retention] as loaded, then every change to it (a reload) as it comes.
-        oplog = self._oplog
-        tell(oplog.configure, self._config)
-        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
+        # The write gate takes each config change first; [retention] follows reloads.
+        self.config_actor.attach_gate(self._oplog.admit).get(timeout=READY_TIMEOUT)
+        tell(self._oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(self.oplog.configure, config))
         node, lease = self.node, lease_seconds(self._settings)
         peers_ref = PeerStateActor.start(
             stores.open_peer_states, node=node,
@@ -295,6 +320,7 @@ class Hub:
             lambda now: tell(alerts.tick, now),
             lambda now: tell(oplog.retention_tick, now),
             lambda now: tell(peers.tick, now),
+            ReturnFreedMemory(),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()
@@ -305,15 +331,21 @@ class Hub:
     ) -> str:
         if not self._settings.curve:
             log.warning("curve = false: use this only for debugging")
-        self._front = Front(
+        self._front = front = Front(
             context=context,
             settings=front_settings(self._settings),
             session_factory=self._start_session,
             curve=identity.curve if self._settings.curve else None,
             clock=self._clock,
             refusal=lambda: STORE_REFUSAL if self._store_problem() is not None else None,
+            admitted_keys=admitted_keys(self._config),
         )
-        stack.callback(self._front.stop, STOP_TIMEOUT)
+        stack.callback(front.stop, STOP_TIMEOUT)
+        token = self.config_actor.subscribe(
+            lambda config: front.admitted_keys_changed(admitted_keys(config))
+        ).get(timeout=READY_TIMEOUT)
+        stack.callback(lambda: tell(self.config_actor.unsubscribe, token))
+        front.admitted_keys_changed(admitted_keys(self.config_actor.get().get(timeout=READY_TIMEOUT)))
         self.endpoint = self._front.start()
         log.info(
             "hub %s (node %s) listening on %s (keyid %s, curve key %s)",
@@ -375,6 +407,7 @@ class Hub:
             settings=SessionSettings(
                 heartbeat_interval=self._settings.heartbeat_interval,
                 handshake_timeout=self._settings.handshake_timeout,
+                proof_timeout=self._settings.proof_timeout,
             ),
             config=self.config_actor,
             oplog=self.oplog,
