@@ -78,6 +78,8 @@ DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
+PEER_ERROR_LIMIT = 500
+"""Characters of a peer's error message kept in its peer state."""
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,8 @@ class SessionActor(pykka.ThreadingActor):
         )
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
-        message = f"peer reported: {printable(item.error.message) or 'error'}"
+        # Kept as sent (clipped): every display shows it inert, JSON shows it exact.
+        message = f"peer reported: {item.error.message[:PEER_ERROR_LIMIT] or 'error'}"
         self._end(DISCONNECTED, message, send_error=False)
 
     # -- helpers ---------------------------------------------------------------

@@ -38,6 +38,7 @@ from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions
 from hub.store import hub_stores, peer_store_path
+from hub.text import cell, inert, printable
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,6 @@ def ago(then_ms: int, now_ms: int) -> str:
     return f"{duration((now_ms - then_ms) // 1000)} ago"
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
     header = (
         f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {'HEARTBEAT':10}  "
@@ -86,12 +83,12 @@ def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
         repos = ",".join(state.known_repos) or "-"
         plans = ",".join(state.known_plans) or "-"
         lines.append(
-            f"{_clip(state.peer_instance_id or '-', 16):16}  "
-            f"{short_keyid(state.peer_keyid):12}  "
+            f"{cell(state.peer_instance_id or '-', 16)}  "
+            f"{cell(short_keyid(state.peer_keyid), 12)}  "
             f"{_STATE_NAMES.get(state.state, str(state.state)):16}  "
             f"{ago(state.last_heartbeat_millis, now_ms):10}  "
-            f"{_clip(f'{repos} / {plans}', 24):24}  "
-            f"{state.status_message or '-'}"
+            f"{cell(f'{repos} / {plans}', 24)}  "
+            f"{printable(state.status_message or '-')}"
         )
     return lines
 
@@ -125,8 +122,8 @@ def peers(obj: CliContext, as_json: bool) -> None:
 
 
 def _describe_client(instance_id: str, keyid: str) -> None:
-    click.echo(f"  instance     {instance_id}")
-    click.echo(f"  keyid        {keyid}")
+    click.echo(f"  instance     {inert(instance_id)}")
+    click.echo(f"  keyid        {inert(keyid)}")
     click.echo(f"  fingerprint  {keyid_fingerprint(keyid)}")
 
 
@@ -277,13 +274,13 @@ def status(obj: CliContext, as_json: bool) -> None:
         print_json({"running": True, **answer})
         return
     click.echo(
-        f"hub {answer['instance']} running "
+        f"hub {inert(str(answer['instance']))} running "
         f"(pid {answer['pid']}, up {duration(answer['uptime_seconds'])})"
     )
-    click.echo(f"  endpoint  {answer['endpoint']}")
-    click.echo(f"  keyid     {answer['keyid']}")
-    click.echo(f"  config    {answer['config_path'] or 'embedded defaults'}")
-    click.echo(f"  data      {answer['data_dir']}")
+    click.echo(f"  endpoint  {inert(str(answer['endpoint']))}")
+    click.echo(f"  keyid     {inert(str(answer['keyid']))}")
+    click.echo(f"  config    {inert(str(answer['config_path'] or 'embedded defaults'))}")
+    click.echo(f"  data      {inert(str(answer['data_dir']))}")
     click.echo(
         f"  peers     {answer['peers_connected']} connected of {answer['peers_known']} known; "
         f"{answer['authorized_clients']} authorized"

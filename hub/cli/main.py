@@ -18,6 +18,7 @@ import click
 
 from hub.config import Config, default_config, load_config, resolve_config_path
 from hub.errors import SynchubError
+from hub.text import inert
 
 log = logging.getLogger("synchub")
 
@@ -76,7 +77,7 @@ def _verbosity(ctx: click.Context) -> int:
 def _fail(message: str, *, verbose: int) -> NoReturn:
     if verbose >= 2:
         log.debug("failure", exc_info=True)
-    click.echo(f"synchub: error: {message}", err=True)
+    click.echo(f"synchub: error: {inert(message)}", err=True)
     sys.exit(EXIT_FAILURE)
 
 
@@ -105,17 +106,25 @@ def _stderr_is_journal() -> bool:
     return expected == f"{st.st_dev}:{st.st_ino}"
 
 
+class InertFormatter(logging.Formatter):
+    """Shows a record's message ``inert``: whatever text from a peer a log line quotes,
+    its control characters appear as escapes and cannot act on the terminal or forge
+    lines. A traceback (``-vv``) keeps its line breaks."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = inert(record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     if _stderr_is_journal():
         # journald adds its own timestamp; "<N>" sets the line's priority.
-        handler.setFormatter(logging.Formatter("<%(syslog_priority)d>%(name)s: %(message)s"))
+        handler.setFormatter(InertFormatter("<%(syslog_priority)d>%(name)s: %(message)s"))
         handler.addFilter(_SyslogPriority())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
 
 

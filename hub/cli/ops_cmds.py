@@ -25,7 +25,7 @@ from hub.jsonview import message_to_dict
 from hub.payloads import summary
 from hub.pb import synchub_pb2 as pb
 from hub.store import hub_stores, open_oplog, oplog_path
-from hub.text import printable
+from hub.text import cell
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def operations_table(operations: list[pb.Operation]) -> list[str]:
     for op in operations:
         lines.append(
             f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
-            f"{printable(_instance(op), 16)[:16]:16}  {printable(op.plan_id, 10)[:10]:10}  "
+            f"{cell(_instance(op), 16)}  {cell(op.plan_id, 10)}  "
             f"{summary(op, 80)}"
         )
     return lines
