@@ -79,7 +79,8 @@ DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
 PEER_ERROR_LIMIT = 500
-"""Characters of a peer's error message kept in its peer state."""
+"""Characters of a peer's error message kept in its peer state, as sent otherwise:
+every display shows it inert, JSON exact."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,6 @@ class SessionActor(pykka.ThreadingActor):
         )
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
-        # Kept as sent (clipped): every display shows it inert, JSON shows it exact.
         message = f"peer reported: {item.error.message[:PEER_ERROR_LIMIT] or 'error'}"
         self._end(DISCONNECTED, message, send_error=False)
 
