@@ -441,6 +441,9 @@ def create_identity(data_dir: Path, *, force: bool = False) -> NodeIdentity:
             "(clients that pinned the old key will be refused)"
         )
     try:
+        # A data_dir this creates is 0700 like the identity folder (docs/security.md);
+        # one that exists keeps the mode its owner gave it.
+        Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         directory.chmod(0o700)
         identity = NodeIdentity(signing=SigningIdentity.generate(), curve=CurveKeyPair.generate())

@@ -12,11 +12,21 @@ from hub.scopes import ID_PATTERN, ID_RULE, Permissions, parse_permissions
 
 
 def check_keyid(text: str) -> str:
-    """``text`` if it is a well-formed key id; RequestError saying what one looks like."""
-    problem = keyid_problem(text)
+    """The key id ``text`` names; RequestError saying what one looks like.
+
+    Surrounding whitespace is dropped, and the grouped fingerprint that `synchub id`
+    prints (``Ab3d efgh ...``, with or without the ``ed25519.`` prefix) is taken as
+    the key id it groups: it is the key id's body, nothing is lost.
+    """
+    keyid = text.strip()
+    if not keyid.startswith("ed25519.") and " " in keyid:
+        keyid = "ed25519." + "".join(keyid.split())
+    elif keyid.startswith("ed25519.") and " " in keyid:
+        keyid = "".join(keyid.split())
+    problem = keyid_problem(keyid)
     if problem is not None:
         raise RequestError(f"malformed key id {text!r}: {problem}")
-    return text
+    return keyid
 
 
 def check_instance_id(text: str) -> str:

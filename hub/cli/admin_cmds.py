@@ -9,6 +9,7 @@ reloads); ``-v`` says which way was taken.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -134,6 +135,9 @@ def _confirm(question: str, yes: bool, refused: str) -> None:
         confirmed = click.confirm(question, default=False)
     except click.Abort:
         confirmed = False
+    if not sys.stdin.isatty():
+        # Without a terminal the answer is not echoed: end the prompt's line.
+        click.echo()
     if not confirmed:
         raise NotConfirmed(f"{refused}: nothing changed (confirm on a terminal, or pass --yes)")
 
@@ -145,9 +149,12 @@ def _listening_but_silent(exc: AdminUnavailable) -> NoReturn:
     ) from exc
 
 
-def _permissions_text(raw: list[dict[str, Any]] | None) -> str:
+def _permissions_text(raw: list[dict[str, Any]] | None, existing: AuthorizedClient | None) -> str:
     if raw is None:
-        return "unchanged"
+        if existing is None:
+            return "none (a new client; add --perm TYPE:SCOPE to grant some)"
+        current: list[dict[str, Any]] = existing.permissions.to_toml()
+        return f"unchanged ({_permissions_text(current, existing) if current else 'none'})"
     if not raw:
         return "none"
     return "; ".join(f"{p['type']}: {', '.join(p['scopes'])}" for p in raw)
@@ -170,8 +177,8 @@ def _permissions_text(raw: list[dict[str, Any]] | None) -> str:
 def authorize(
     obj: CliContext, keyid: str, instance_id: str, perms: tuple[str, ...], yes: bool
 ) -> None:
-    """Allow the client with KEYID to connect, as a verified key."""
-    check_keyid(keyid)
+    """Allow the client with KEYID (or its grouped fingerprint) to connect, as a verified key."""
+    keyid = check_keyid(keyid)
     check_instance_id(instance_id)
     raw_permissions = permissions_from_flags(perms) if perms else None
     permissions = parse_permission_list(raw_permissions) if raw_permissions else None
@@ -179,7 +186,8 @@ def authorize(
 
     click.echo("Authorize this client:")
     _describe_client(instance_id, keyid)
-    click.echo(f"  permissions  {_permissions_text(raw_permissions)}")
+    existing = config.authorized_client(keyid)
+    click.echo(f"  permissions  {_permissions_text(raw_permissions, existing)}")
     click.echo("Compare the fingerprint with `synchub id` run on the client.")
     _confirm(
         "Have you checked this fingerprint over a channel you trust?", yes, "not authorized"
@@ -202,7 +210,6 @@ def authorize(
         )
         return
 
-    existing = config.authorized_client(keyid)
     client = AuthorizedClient(
         instance_id=instance_id,
         keyid=keyid,
@@ -225,7 +232,7 @@ def authorize(
 @click.pass_obj
 def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
     """Remove the client with KEYID; its live sessions end at once."""
-    check_keyid(keyid)
+    keyid = check_keyid(keyid)
     config = obj.load()
     existing = config.authorized_client(keyid)
     if existing is None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from urllib.parse import urlsplit
-
 import click
 
 from hub.admin import keyid_fingerprint
@@ -27,52 +24,73 @@ def keygen(obj: CliContext, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as a JSON object.")
 @click.pass_obj
 def show_id(obj: CliContext, as_json: bool) -> None:
-    """Print what a client pastes into its [[known_hosts]] entry for this node."""
+    """Print this node's identity: on a hub, the [[known_hosts]] entry clients paste;
+    on a client, the `synchub authorize` line to run on its hub."""
     config = obj.load()
     identity = load_identity(config.data_dir)
     details = identity_details(config, identity)
     if as_json:
         print_json(details)
         return
+    if config.hub is None:
+        click.echo(client_snippet(details))
+        return
     click.echo(known_hosts_snippet(details))
 
 
 def identity_details(config: Config, identity: NodeIdentity) -> dict[str, str | None]:
+    endpoint = None
+    if config.hub is not None:
+        endpoint, guessed = config.hub.client_endpoint()
+        if guessed:
+            warn_guessed_endpoint(config, endpoint)
     return {
         "instance_id": config.instance,
         "keyid": identity.signing.keyid,
+        "fingerprint": keyid_fingerprint(identity.signing.keyid),
         "ed25519pub": identity.signing.ed25519pub,
         "curve_public_key": identity.curve.public_text,
-        "endpoint": connect_endpoint(config.hub.bind) if config.hub is not None else None,
+        "endpoint": endpoint,
     }
 
 
-def connect_endpoint(bind: str) -> str:
-    """The address a client dials for a hub bound at ``bind``.
-
-    A wildcard bind (0.0.0.0, *, ::) is not dialable; the host name stands in.
-    """
-    parts = urlsplit(bind)
-    host = parts.hostname or ""
-    if host in {"0.0.0.0", "*", "::", ""}:  # noqa: S104 - recognising, not binding
-        host = socket.getfqdn()
-    elif ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
+def warn_guessed_endpoint(config: Config, endpoint: str) -> None:
+    """Say on stderr that a wildcard bind's address was guessed, and how to set it."""
+    where = config.path or "the config file"
+    assert config.hub is not None
+    click.echo(
+        f"synchub: note: [hub] bind {config.hub.bind} is a wildcard; guessed {endpoint} "
+        f"from this host's name: if clients reach the hub another way, set [hub] "
+        f'advertise = "tcp://NAME:PORT" in {where}',
+        err=True,
+    )
 
 
 def known_hosts_snippet(details: dict[str, str | None]) -> str:
-    endpoint = details["endpoint"] or "tcp://HUB-ADDRESS:7470"
     keyid = details["keyid"] or ""
     lines = [
         f"# fingerprint: {keyid_fingerprint(keyid)} ({details['instance_id']})",
         f"# ed25519pub = {details['ed25519pub']}",
         "[[known_hosts]]",
         f'instance_id = "{details["instance_id"]}"',
-        f'endpoint = "{endpoint}"',
+        f'endpoint = "{details["endpoint"]}"',
         f'keyid = "{details["keyid"]}"',
         f'curve_public_key = "{details["curve_public_key"]}"',
         'permissions = [ { type = "read_operations", scopes = ["*"] } ]',
     ]
     return "\n".join(lines)
+
+
+def client_snippet(details: dict[str, str | None]) -> str:
+    """A node that runs no hub: what its hub's operator runs to let it in."""
+    keyid = details["keyid"] or ""
+    return "\n".join(
+        [
+            f"instance     {details['instance_id']}",
+            f"keyid        {keyid}",
+            f"fingerprint  {keyid_fingerprint(keyid)}",
+            "On the hub, after comparing the fingerprint, run:",
+            f"  synchub authorize {keyid} --instance {details['instance_id']} "
+            "--perm read_config:'*'",
+        ]
+    )

@@ -1,7 +1,9 @@
 """Entry point and shared plumbing of the ``synchub`` command line.
 
-Every command reports a failure as one line on stderr and a non-zero exit
-status; tracebacks appear only with ``-v -v`` (debug logging).
+The global options (``--config``/``-c``, ``-v``) may come before or after the
+command name (``hoist_global_options``). Every command reports a failure as one
+line on stderr and a non-zero exit status; tracebacks appear only with ``-v -v``
+(debug logging).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
+from hub.cli._signals import release_sighup
 from hub.config import Config, default_config, load_config, resolve_config_path
 from hub.errors import SynchubError
 from hub.text import inert
@@ -47,8 +50,85 @@ class CliContext:
         return load_config(self.config_path)
 
 
+_GLOBAL_VALUE_OPTIONS = ("-c", "--config")
+_GLOBAL_FLAG_OPTIONS = ("-v", "--verbose")
+
+
+def _value_options(command: click.Command) -> set[str]:
+    """The option names of ``command`` (and of its subcommands) that take a value."""
+    names: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag and not param.count:
+            names.update(param.opts + param.secondary_opts)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _value_options(sub)
+    return names
+
+
+def _is_global(arg: str) -> bool:
+    if arg in _GLOBAL_VALUE_OPTIONS or arg in _GLOBAL_FLAG_OPTIONS:
+        return True
+    if arg.startswith("--config="):
+        return True
+    # -vv, -vvv; -cPATH
+    return (arg.startswith("-v") and set(arg[1:]) == {"v"}) or (
+        arg.startswith("-c") and len(arg) > 2 and not arg.startswith("--")
+    )
+
+
+def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
+    """``args`` with ``--config``/``-c`` and ``-v`` given after the command moved before it.
+
+    ``synchub start --config hub.toml -v`` means ``synchub --config hub.toml -v start``.
+    Nothing after ``--`` moves, nor anything after the first argument of a command
+    that passes its arguments on (``synchub run CMD ARGS``); a value of the
+    command's own options (``--message -v``) stays where it is.
+    """
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        index += 2 if arg in _GLOBAL_VALUE_OPTIONS else 1
+    if index >= len(args) or args[index] == "--":
+        return args
+    command = group.commands.get(args[index])
+    if command is None:
+        return args
+    values = _value_options(command)
+    interspersed = command.context_settings.get(
+        "allow_interspersed_args", command.allow_interspersed_args
+    )
+    passes_on = not interspersed and not isinstance(command, click.Group)
+    head, rest, hoisted = args[: index + 1], args[index + 1 :], []
+    kept: list[str] = []
+    position = 0
+    while position < len(rest):
+        arg = rest[position]
+        if arg == "--" or (passes_on and not arg.startswith("-")):
+            kept.extend(rest[position:])
+            break
+        if _is_global(arg):
+            takes_value = arg in _GLOBAL_VALUE_OPTIONS
+            hoisted.extend(rest[position : position + (2 if takes_value else 1)])
+            position += 2 if takes_value else 1
+            continue
+        kept.append(arg)
+        if arg in values and position + 1 < len(rest):
+            kept.append(rest[position + 1])
+            position += 1
+        position += 1
+    return head[:index] + hoisted + head[index:] + kept
+
+
 class SynchubGroup(click.Group):
     """A group that turns synchub's own errors into one line and exit status 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist_global_options(self, list(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -151,6 +231,8 @@ def cli(ctx: click.Context, config_option: Path | None, verbose: int) -> None:
     agent (`synchub agent`) syncs to it over authenticated, encrypted ZeroMQ.
     """
     setup_logging(verbose)
+    if ctx.invoked_subcommand != "start":
+        release_sighup()  # held only until `synchub start` has its handler
     path = resolve_config_path(str(config_option) if config_option else None, os.environ)
     if path is None and (Path.cwd() / LOCAL_CONFIG_NAME).is_file():
         path = Path.cwd() / LOCAL_CONFIG_NAME

@@ -61,6 +61,7 @@ _HUB_KEYS = (
     "handshake_timeout",
     "max_pending_handshakes",
     "max_frame_bytes",
+    "advertise",
 )
 _RUN_KEYS = ("error_output_bytes",)
 _STORE_KEYS = ("url",)
@@ -94,6 +95,11 @@ def resolve_config_path(cli_value: str | None, env: Mapping[str, str]) -> Path |
     return None
 
 
+def example_path() -> Path:
+    """The commented example configuration shipped with the package."""
+    return Path(__file__).with_name("example.toml")
+
+
 def load_config(path: Path) -> Config:
     """Read and validate a config file; every problem is a ConfigError."""
     try:
@@ -102,8 +108,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(
             path,
             "",
-            "no such file; create it (config.example.toml is a starting point) or give "
-            f"no --config and no ${CONFIG_ENV_VAR} to run on the built-in defaults",
+            f"no such file; create it (a commented example of every key: {example_path()}) "
+            f"or give no --config and no ${CONFIG_ENV_VAR} to run on the built-in defaults",
         ) from error
     except OSError as error:
         raise ConfigError(path, "", f"cannot read: {error.strerror or error}") from error
@@ -338,7 +344,17 @@ def _parse_hub(table: _Table) -> HubSettings:
     problem = _endpoint_problem(bind, bind=True)
     if problem:
         raise table.error("bind", f"expected tcp://<address>:<port>, got {bind!r}: {problem}")
+    advertise = None
+    if "advertise" in table.data:
+        advertise = table.string("advertise", expected="the tcp://<host>:<port> clients dial")
+        problem = _endpoint_problem(advertise, bind=False)
+        if problem:
+            raise table.error(
+                "advertise",
+                f"expected the tcp://<host>:<port> clients dial, got {advertise!r}: {problem}",
+            )
     return HubSettings(
+        advertise=advertise,
         bind=bind,
         curve=table.boolean("curve", defaults.curve),
         heartbeat_interval=table.seconds("heartbeat_interval", defaults.heartbeat_interval),

@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions, plan_resource, repo_resource
@@ -36,6 +37,30 @@ class HubSettings:
     handshake_timeout: float = 10.0
     max_pending_handshakes: int = 1000
     max_frame_bytes: int = 16 * 1024 * 1024
+    advertise: str | None = None
+    """The endpoint clients dial (``id``, invitations); None: derived from ``bind``."""
+
+    def client_endpoint(self) -> tuple[str, bool]:
+        """The endpoint a client dials, and whether it is a guess.
+
+        ``advertise`` when set. Otherwise ``bind``, except that a wildcard bind
+        (0.0.0.0, *, ::) is not dialable: this host's fully qualified name stands
+        in, and the flag says so, so callers can tell the operator to set
+        ``advertise``.
+        """
+        if self.advertise:
+            return self.advertise, False
+        parts = urlsplit(self.bind)
+        if parts.scheme != "tcp":
+            return self.bind, False
+        host = parts.hostname or ""
+        guessed = host in {"0.0.0.0", "*", "::", ""}  # noqa: S104 - recognising, not binding
+        if guessed:
+            host = socket.getfqdn()
+        elif ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        return f"tcp://{host}{port}", guessed
 
 
 DEFAULT_ERROR_OUTPUT_BYTES = 8 * 1024

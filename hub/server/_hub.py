@@ -167,7 +167,12 @@ class Hub:
 
     def reload(self) -> Config:
         """Re-read the config file; live sessions re-check their clients."""
-        return self.config_actor.reload().get(timeout=READY_TIMEOUT)
+        return self.request_reload().get(timeout=READY_TIMEOUT)
+
+    def request_reload(self) -> pykka.Future[Config]:
+        """Start re-reading the config file; the future holds the new config or the
+        ConfigError that refused it."""
+        return self.config_actor.reload()
 
     def _start(self, stack: contextlib.ExitStack) -> str:
         data_dir = self._config.data_dir

@@ -32,7 +32,7 @@ def oplog_path(data_dir: Path) -> Path:
 @contextmanager
 def open_oplog(config: Config) -> Iterator[LocalOplogStore]:
     """The node's oplog store, closed on exit. Use from one thread only."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = SqliteOplogStore(oplog_path(config.data_dir))
     try:
         yield store

@@ -64,7 +64,9 @@ def test_keygen_then_id_json_on_embedded_defaults(in_tmp: Path) -> None:
     shown = run("id", "--json")
     assert shown.exit_code == 0
     details = json.loads(shown.output)
-    assert set(details) == {"instance_id", "keyid", "ed25519pub", "curve_public_key", "endpoint"}
+    assert set(details) == {
+        "instance_id", "keyid", "fingerprint", "ed25519pub", "curve_public_key", "endpoint"
+    }
     raw = base64.b64decode(details["ed25519pub"] + "=")
     assert len(raw) == 32
     assert details["keyid"] == derive_keyid(raw)

@@ -69,6 +69,7 @@ def test_example_config_loads_into_the_expected_objects() -> None:
     assert config.data_dir == ROOT / "synchub-data"
     assert config.hub == HubSettings(
         bind="tcp://0.0.0.0:7470",
+        advertise="tcp://hub.example.org:7470",
         curve=True,
         heartbeat_interval=15.0,
         handshake_timeout=10.0,
