@@ -63,7 +63,10 @@ class ConfigActor(pykka.ThreadingActor):
         try:
             fresh = config_file.load_config(self._config.path)
         except ConfigError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            log.error(
+                "reload refused, the hub keeps its running config: %s; fix the file and "
+                "reload again (SIGHUP or `synchub reload`)", exc,
+            )
             raise
         log.info("reloaded %s", self._config.path)
         return self._install(fresh)

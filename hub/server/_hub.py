@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import pykka
 import zmq
@@ -177,6 +177,10 @@ class Hub:
     def _start(self, stack: contextlib.ExitStack) -> str:
         data_dir = self._config.data_dir
         claim_data_dir(data_dir)
+        stores = hub_stores(self._config)
+        # An unreachable database or a damaged file is one clear line, before anything
+        # (a new identity included) is made.
+        stores.check()
         identity, created = load_or_create_identity(data_dir)
         if created:
             log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
@@ -188,13 +192,15 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
-        stores = hub_stores(self._config)
-        stores.check()  # an unreachable database is one clear line, before any actor
         log.info("oplog and peer states: %s", stores.describe())
-        oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
-        self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
-        peers_ref = PeerStateActor.start(stores.open_peer_states)
-        self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
+        oplog_open = _Opening(stores.open_oplog)
+        oplog_ref = OplogActor.start(oplog_open, telemetry=self._telemetry)
+        self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog", oplog_open))
+        peers_open = _Opening(stores.open_peer_states)
+        peers_ref = PeerStateActor.start(peers_open)
+        self._peers = cast(
+            PeerStateProxy, _start_actor(stack, peers_ref, "peer state", peers_open)
+        )
         self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
@@ -352,8 +358,28 @@ class Hub:
         )
 
 
+S_co = TypeVar("S_co", covariant=True)
+
+
+class _Opening(Generic[S_co]):
+    """A store factory that remembers why it failed, so that an actor that could not
+    open its store makes start() fail with that reason, in one line."""
+
+    def __init__(self, factory: Callable[[], S_co]) -> None:
+        self._factory = factory
+        self.failure: Exception | None = None
+
+    def __call__(self) -> S_co:
+        try:
+            return self._factory()
+        except Exception as exc:
+            self.failure = exc
+            raise
+
+
 def _start_actor(
-    stack: contextlib.ExitStack, ref: pykka.ActorRef[A], what: str
+    stack: contextlib.ExitStack, ref: pykka.ActorRef[A], what: str,
+    opening: _Opening[object] | None = None,
 ) -> pykka.ActorProxy[A]:
     """Put a started actor on the stack, then check it answers."""
     stack.callback(_stop_actor, ref)
@@ -361,7 +387,17 @@ def _start_actor(
     try:
         proxy.ping().get(timeout=READY_TIMEOUT)
     except (pykka.Timeout, pykka.ActorDeadError) as exc:
-        raise ActorError(f"the {what} actor did not start; see the log above") from exc
+        failure = opening.failure if opening is not None else None
+        if failure is not None:
+            raise ActorError(f"the {what} actor did not start: {failure}") from failure
+        if isinstance(exc, pykka.Timeout):
+            raise ActorError(
+                f"the {what} actor did not start within {READY_TIMEOUT:g}s: the machine may "
+                "be overloaded; try again"
+            ) from exc
+        raise ActorError(
+            f"the {what} actor failed as it started (-vv shows why); please report it"
+        ) from exc
     return proxy
 
 

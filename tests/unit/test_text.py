@@ -58,8 +58,11 @@ def test_log_lines_quoting_peer_text_are_inert_and_arguments_untouched() -> None
     assert formatter.format(record) == "INFO peer web1\\x1b]0;owned\\x07\\nINFO forged line said hi"
     assert record.args == (peer,)
     try:
-        raise ValueError("boom")
+        raise ValueError("boom\nsecond line")
     except ValueError:
         failing = logging.LogRecord("t", logging.ERROR, __file__, 1, "x\ny", None, sys.exc_info())
-    shown = formatter.format(failing)
-    assert shown.startswith("ERROR x\\ny\nTraceback")
+    assert formatter.format(failing) == (
+        "ERROR x\\ny [ValueError: boom second line; -vv shows the traceback]"
+    )
+    debug = InertFormatter("%(levelname)s %(message)s", tracebacks=True)
+    assert debug.format(failing).startswith("ERROR x\\ny\nTraceback")
