@@ -18,7 +18,7 @@ import logging
 
 import click
 
-from hub.admin import ask_running_hub
+from hub.admin import MAX_OPS_LIMIT, ask_running_hub
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
 from hub.jsonview import message_to_dict
@@ -49,7 +49,10 @@ _STATUS = {
 )
 @click.option("--repo", "repo_guid", metavar="GUID", help="Only operations of this repo guid.")
 @click.option("--plan", "plan_id", help="Only operations of this plan id.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=MAX_OPS_LIMIT), default=50, show_default=True,
+    help=f"Show at most this many operations (1 to {MAX_OPS_LIMIT:,}).",
+)
 @click.pass_obj
 def ops(  # noqa: PLR0917 - one parameter per click option
     obj: CliContext,

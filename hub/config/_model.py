@@ -266,7 +266,8 @@ class Config:
         read_write_config), as docs/protocol.md §6.6 (Configuration and resources) says.
 
         ``version`` is REMOTE_CONFIG_VERSION. ``modno`` is a digest of the content
-        (the first 31 bits of SHA-256 over the deterministic encoding with modno 0),
+        (the first 4 bytes of SHA-256 over the deterministic encoding with modno 0,
+        big-endian, top bit cleared: docs/protocol.md §6.6 (Configuration and resources)),
         so equal views carry equal modnos and a changed view almost surely a new one.
         """
         repo_ids, plan_ids = self.resource_ids_for(permissions)

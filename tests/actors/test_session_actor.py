@@ -416,6 +416,31 @@ def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:
     assert connected.outbox.frames == []
 
 
+def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Rig) -> None:
+    """docs/protocol.md §7.1 (Heartbeats), "Last heard": a heartbeat is reported at
+    once; other items keep the record within one heartbeat interval of the last one."""
+    connected.oplog.diff.return_value = answered([])
+    reported = [0.0]  # the handshake's end sets it
+
+    def report_count() -> int:
+        return connected.peers.heartbeat.defer.call_count
+
+    interval = SETTINGS.heartbeat_interval
+    now = 0.0
+    while now < 4 * interval:
+        now += 0.7
+        before = report_count()
+        connected.frame(diff_frame(CLIENT.keyid, [], []), now=now)
+        if report_count() > before:
+            reported.append(now)
+        assert now - reported[-1] < interval, f"last heard {now - reported[-1]:.1f}s behind"
+    assert len(reported) >= 4
+    before = report_count()
+    connected.frame(heartbeat_frame(), now=now + 0.1)
+    assert report_count() == before + 1
+    connected.peers.heartbeat.defer.assert_called_with(CLIENT.keyid)
+
+
 def test_error_from_the_client_ends_the_session_without_a_reply(connected: Rig) -> None:
     connected.frame(error_frame(pb.CONNECTION_STATE_ERROR_INTERNAL, "disk full"))
     assert connected.outbox.frames == []

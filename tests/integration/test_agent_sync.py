@@ -327,6 +327,44 @@ def test_a_wrong_curve_key_is_reported_as_such(tmp_path: Path) -> None:
             Agent(config, settings=FAST).run_once(timeout=10)
 
 
+def test_what_a_client_with_a_wrong_pinned_curve_key_observes(tmp_path: Path) -> None:
+    """docs/protocol.md §2.2 (Encryption: CurveZMQ): CONNECTED, HANDSHAKE_FAILED_NO_DETAIL,
+    DISCONNECTED, then libzmq retries by itself and the same happens again; no item
+    gets through in either direction."""
+    from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415
+
+    with rig(tmp_path) as r:
+        context = zmq.Context.instance()
+        public, secret = zmq.curve_keypair()
+        dealer = context.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.curve_serverkey = zmq.curve_keypair()[0]  # not the hub's
+        dealer.curve_publickey, dealer.curve_secretkey = public, secret
+        dealer.setsockopt(zmq.RECONNECT_IVL, 100)
+        monitor = dealer.get_monitor_socket()
+        try:
+            dealer.connect(r.endpoint)
+            dealer.send(protocol.encode_item(protocol.hello_item(
+                r.client_node.identity.signing, "web1", new_nonce())))
+            watched = {zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                       zmq.EVENT_DISCONNECTED, zmq.EVENT_HANDSHAKE_SUCCEEDED}
+            seen: list[int] = []
+            deadline = time.monotonic() + 10
+            while seen.count(zmq.EVENT_DISCONNECTED) < 2 and time.monotonic() < deadline:
+                if monitor.poll(100):
+                    event = recv_monitor_message(monitor)["event"]
+                    if event in watched:
+                        seen.append(event)
+            assert seen[:6] == [zmq.EVENT_CONNECTED, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                                zmq.EVENT_DISCONNECTED] * 2, seen
+            assert dealer.poll(200) == 0, "an item came through a failed CURVE handshake"
+            assert r.hub.status().front.sessions_started == 0
+        finally:
+            dealer.disable_monitor()
+            monitor.close()
+            dealer.close()
+
+
 def test_a_client_the_hub_does_not_know_gets_the_hubs_message(tmp_path: Path) -> None:
     with rig(tmp_path, authorized=False) as r:
         keyid = r.client_node.identity.signing.keyid

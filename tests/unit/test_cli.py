@@ -155,6 +155,16 @@ def test_ops_rejects_a_bad_limit(in_tmp: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_ops_limit_help_states_the_limit_it_enforces(in_tmp: Path) -> None:
+    from hub.admin import MAX_OPS_LIMIT  # noqa: PLC0415
+
+    assert f"1<=x<={MAX_OPS_LIMIT}" in " ".join(run("ops", "--help").output.split())
+    assert run("ops", "--json", "--limit", str(MAX_OPS_LIMIT)).exit_code == 0
+    too_many = run("ops", "--limit", str(MAX_OPS_LIMIT + 1))
+    assert too_many.exit_code == 2
+    assert f"1<=x<={MAX_OPS_LIMIT}" in too_many.output
+
+
 @pytest.mark.parametrize(("journal", "expected"), [(True, "<4>synchub.test: careful"),
                                                    (False, "WARNING synchub.test: careful")])
 def test_log_lines_carry_journald_priority_only_under_journald(

@@ -528,6 +528,26 @@ def test_the_window_holds_data_until_acknowledgement_diffs_come_back() -> None:
     assert session.totals.sent == 6
 
 
+def test_data_frames_are_everything_but_heartbeats_errors_and_acknowledgements() -> None:
+    """docs/protocol.md §6.1 (Model): send_config, list_resources, diffs, send_operations
+    and log_data count in the window; heartbeats and acknowledgement diffs do not."""
+    settings = ClientSessionSettings(send_window=3, ack_every=3, batch_operations=1,
+                                     heartbeat_interval=10.0, poll_interval=100.0, once=True)
+    session = make_session(oplog_with(1, 2, 3), settings)
+    # send_config, list_resources and the diff are data frames 1-3: the window is full.
+    assert [kind(i) for i in connect(session)] == ["send_config", "list_resources", "diff",
+                                                   "ack"]
+    reply(session, [1, 2, 3])  # the diff's reply: data to send, but no room for it
+    assert drain(session, T0) == []
+    # A heartbeat is not data: it goes out with the window full.
+    assert [kind(i) for i in drain(session, T0 + 10)] == ["heartbeat"]
+    reply(session, [], now=T0 + 10)  # the acknowledgement confirms frames 1-3
+    sent = drain(session, T0 + 10)
+    # Three operation batches fill the window again, and then the ack is due.
+    assert [kind(i) for i in sent] == ["created_operations"] * 3 + ["ack"]
+    assert drain(session, T0 + 10) == []
+
+
 def test_throttle_holds_data_but_not_heartbeats_or_acknowledgements() -> None:
     settings = ClientSessionSettings(heartbeat_interval=10.0, send_window=32, ack_every=2,
                                batch_operations=1, once=True)

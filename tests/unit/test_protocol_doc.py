@@ -362,3 +362,118 @@ def test_documented_log_limits_match_the_code(doc: str) -> None:
     ):
         flat = " ".join(doc.split())
         assert " ".join(phrase.split()) in flat, f"docs/protocol.md no longer says {phrase!r}"
+
+
+# --- rules an independent client needs exactly ------------------------------------------
+
+
+def test_the_doc_points_at_nothing_an_independent_implementer_cannot_use(doc: str) -> None:
+    """No Python modules, source files or test files: the document stands on its own."""
+    for pattern in (r"\.py\b", r"\btests/", r"`hub\.[a-z_]", r"\bhub/[a-z_]", r"\bactors/",
+                    r"\bpytest\b", r"from_seed\("):
+        found = re.search(pattern, doc)
+        assert found is None, f"docs/protocol.md mentions {found[0]!r} (pattern {pattern})"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _strings(*pairs: tuple[int, str]) -> bytes:
+    return b"".join(_len_field(n, text.encode()) for n, text in pairs if text)
+
+
+def _canonical(version: int, repos: list[tuple[str, str, str]],
+               plans: list[tuple[str, str, list[str], list[str]]]) -> bytes:
+    """The modno input built by hand from the document's rule, without protobuf."""
+    out = _varint(2 << 3) + _varint(version) if version else b""
+    for repo_id, uri, guid in repos:
+        out += _len_field(3, _strings((1, repo_id), (2, uri), (11, guid)))
+    for plan_id, repo, paths, excludes in plans:
+        body = _strings((1, plan_id), (2, repo))
+        body += b"".join(_len_field(4, p.encode()) for p in paths)
+        body += b"".join(_len_field(5, e.encode()) for e in excludes)
+        out += _len_field(4, body)
+    return out
+
+
+def test_the_modno_example_follows_the_rule_and_the_code(
+    tmp_path: Path, hex_blocks: dict[str, bytes], values: dict[str, str]
+) -> None:
+    from hub.config import load_config  # noqa: PLC0415
+    from hub.scopes import parse_permissions  # noqa: PLC0415
+
+    path = tmp_path / "hub.toml"
+    path.write_text(
+        'instance = "hub-1"\n'
+        '[[repos]]\nid = "nas"\nuri = "sftp:backup@nas:/srv/restic"\nguid = "b8e1c0de"\n'
+        '[[plans]]\nid = "nightly"\nrepo = "nas"\npaths = ["/home"]\nexcludes = ["*.tmp"]\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    view = config.remote_config_for(parse_permissions([{"type": "read_config",
+                                                        "scopes": ["*"]}]))
+    documented = hex_blocks["modno input"]
+    by_hand = _canonical(1, [("nas", "sftp:backup@nas:/srv/restic", "b8e1c0de")],
+                         [("nightly", "nas", ["/home"], ["*.tmp"])])
+    unset = pb.RemoteConfig()
+    unset.CopyFrom(view)
+    unset.ClearField("modno")
+    assert documented == by_hand == unset.SerializeToString(deterministic=True)
+    digest = hashlib.sha256(documented).digest()
+    assert digest.hex() == values["modno input SHA-256"]
+    assert int(values["modno"]) == view.modno == int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    assert digest[0] & 0x80, "the example should show the top bit being cleared"
+
+
+@pytest.mark.parametrize("views", [
+    (1, [("a", "", "g1"), ("b", "s3:x", "")], [("p", "a", ["/x", "/y"], []), ("q", "", [], ["z"])]),
+    (1, [], []),
+    (0, [("ü", "sftp:ü", "g")], [("p", "ü", [""], ["e"])]),
+])
+def test_the_modno_rule_is_protobufs_deterministic_encoding(views) -> None:
+    version, repos, plans = views
+    remote = pb.RemoteConfig(version=version)
+    for repo_id, uri, guid in repos:
+        remote.repos.add(id=repo_id, uri=uri, guid=guid)
+    for plan_id, repo, paths, excludes in plans:
+        remote.plans.add(id=plan_id, repo=repo, paths=paths, excludes=excludes)
+    assert remote.SerializeToString(deterministic=True) == _canonical(version, repos, plans)
+
+
+def test_the_backoff_formula_is_the_codes_and_never_under_a_second(doc: str) -> None:
+    from hub.protocol import backoff_delay  # noqa: PLC0415
+
+    assert "c = min(300, 2^n)" in doc
+    assert "d = uniform(max(1, c / 2), c)" in doc
+    assert "**never under 1 s**" in doc
+    for n in range(0, 40):
+        c = min(300.0, 2.0**n)
+        low, high = max(1.0, c / 2), c
+        assert backoff_delay(n, rand=lambda: 0.0) == low
+        assert backoff_delay(n, rand=lambda: 1.0) == high
+        assert low >= 1.0
+    # The worked figures: exactly 1 s, then 1 to 2 s, 2 to 4 s, and 150 to 300 s from n = 9.
+    assert backoff_delay(0, rand=lambda: 0.5) == 1.0
+    assert (backoff_delay(1, rand=lambda: 0.0), backoff_delay(1, rand=lambda: 1.0)) == (1.0, 2.0)
+    assert (backoff_delay(2, rand=lambda: 0.0), backoff_delay(2, rand=lambda: 1.0)) == (2.0, 4.0)
+    assert backoff_delay(8, rand=lambda: 0.0) == 128.0
+    assert (backoff_delay(9, rand=lambda: 0.0), backoff_delay(9, rand=lambda: 1.0)) == (150, 300)
+
+
+def test_the_wrong_curve_key_events_are_libzmqs(doc: str) -> None:
+    import zmq  # noqa: PLC0415
+
+    for name in ("EVENT_CONNECTED", "EVENT_HANDSHAKE_FAILED_NO_DETAIL", "EVENT_DISCONNECTED",
+                 "EVENT_CONNECT_RETRIED"):
+        assert f"`ZMQ_{name}`" in doc
+        assert hasattr(zmq, name)
