@@ -8,6 +8,7 @@ is the client. The request and answer format is described in ``_service``.
 """
 
 from hub.admin._client import ask_hub, ask_running_hub
+from hub.admin._pages import ANSWER_MAX_BYTES, OpsPage, iter_pages, query_for, read_page
 from hub.admin._paths import (
     ADMIN_SOCKET_NAME,
     MAX_SOCKET_PATH_BYTES,
@@ -38,6 +39,7 @@ from hub.admin._service import (
 __all__ = [
     "ACTOR_TIMEOUT",
     "ADMIN_SOCKET_NAME",
+    "ANSWER_MAX_BYTES",
     "LOG_WAIT",
     "MAX_OPS_LIMIT",
     "MAX_REQUEST_BYTES",
@@ -45,6 +47,7 @@ __all__ = [
     "OPS",
     "AdminServer",
     "AdminService",
+    "OpsPage",
     "admin_endpoint",
     "admin_socket_path",
     "ask_hub",
@@ -56,9 +59,12 @@ __all__ = [
     "client_summary",
     "decode",
     "encode",
+    "iter_pages",
     "keyid_fingerprint",
     "parse_permission_list",
     "permissions_from_flags",
+    "query_for",
+    "read_page",
     "short_keyid",
     "status_answer",
 ]

@@ -8,23 +8,29 @@ or the PostgreSQL database of a hub with ``[store] url``.
 synced it, verified by its handshake; for a node's own operations their own
 instance), ``--producer`` by the ``instance_id`` its producer wrote in it. The
 table shows one line per operation (``hub.payloads.summary``); ``--json`` shows
-everything the schema declares, payloads included.
+everything the schema declares, payloads included. Both are printed a page at a time
+as the pages come (``hub.admin``'s ``ops`` pages, bounded in bytes), so neither the
+hub nor this command holds a long listing of large operations at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import textwrap
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import click
 
-from hub.admin import MAX_OPS_LIMIT, ask_running_hub
-from hub.cli.main import CliContext, cli, print_json
+from hub.admin import MAX_OPS_LIMIT, ask_hub, ask_running_hub, iter_pages, query_for
+from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.jsonview import message_to_dict
 from hub.payloads import summary
 from hub.pb import synchub_pb2 as pb
-from hub.store import hub_stores, open_oplog, oplog_path
+from hub.store import hub_stores, oplog_path
 from hub.text import cell
 
 log = logging.getLogger(__name__)
@@ -74,26 +80,44 @@ def ops(  # noqa: PLR0917 - one parameter per click option
         selector.repo_guid = repo_guid
     if plan_id is not None:
         selector.plan_id = plan_id
-    operations = load_operations(config, selector, limit)
+    operations = iter_operations(config, selector, limit)
     if as_json:
-        print_json([message_to_dict(op) for op in operations])
+        _print_json_array(message_to_dict(op) for op in operations)
         return
-    if not operations:
-        click.echo("no operations")
-        return
-    for line in operations_table(operations):
-        click.echo(line)
-
-
-def operations_table(operations: list[pb.Operation]) -> list[str]:
-    lines = [f"{'ID':>7}  {'STARTED':19}  {'STATUS':11}  {'INSTANCE':16}  {'PLAN':10}  SUMMARY"]
+    shown = 0
     for op in operations:
-        lines.append(
-            f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
-            f"{cell(_instance(op), 16)}  {cell(op.plan_id, 10)}  "
-            f"{summary(op, 80)}"
-        )
-    return lines
+        if not shown:
+            click.echo(OPS_HEADER)
+        click.echo(operation_row(op))
+        shown += 1
+    if not shown:
+        click.echo("no operations")
+
+
+def _print_json_array(items: Iterator[dict[str, Any]]) -> None:
+    """As ``print_json`` prints a list, one element at a time (a long listing is never
+    whole in memory)."""
+    first = True
+    for item in items:
+        body = textwrap.indent(json.dumps(item, indent=2), "  ")
+        click.echo(("[\n" if first else ",\n") + body, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
+OPS_HEADER = f"{'ID':>7}  {'STARTED':19}  {'STATUS':11}  {'INSTANCE':16}  {'PLAN':10}  SUMMARY"
+
+
+def operation_row(op: pb.Operation) -> str:
+    """One line of the table: peer text inert, columns clipped."""
+    return (
+        f"{op.id:>7}  {_when(op.unix_time_start_ms):19}  {_STATUS.get(op.status, '?'):11}  "
+        f"{cell(_instance(op), 16)}  {cell(op.plan_id, 10)}  {summary(op, 80)}"
+    )
+
+
+def operations_table(operations: Iterable[pb.Operation]) -> list[str]:
+    return [OPS_HEADER, *(operation_row(op) for op in operations)]
 
 
 def _instance(op: pb.Operation) -> str:
@@ -104,28 +128,47 @@ def _instance(op: pb.Operation) -> str:
     return peer or op.instance_id
 
 
-def load_operations(config: Config, selector: pb.OpSelector, limit: int) -> list[pb.Operation]:
-    """Newest first, from the running hub when one answers, else from the oplog file."""
+def iter_operations(config: Config, selector: pb.OpSelector, limit: int) -> Iterator[pb.Operation]:
+    """Newest first, page by page: from the running hub when one answers, else from
+    the oplog (the file, or the PostgreSQL database of a hub with ``[store] url``)."""
+    encoded = selector.SerializeToString()
     answer = ask_running_hub(
-        config.data_dir, "ops", timeout=READ_TIMEOUT,
-        selector=selector.SerializeToString(), limit=limit, newest_first=True,
+        config.data_dir, "ops", timeout=READ_TIMEOUT, selector=encoded, limit=limit,
     )
-    if answer is not None:
-        return [pb.Operation.FromString(raw) for raw in answer["operations"]]
+    if answer is None:
+        yield from _from_store(config, selector, limit)
+        return
+    left = limit
+    while True:
+        page = answer["operations"]
+        for raw in page:
+            yield pb.Operation.FromString(raw)
+        left -= len(page)
+        before = answer.get("next_before_id")
+        if before is None or left <= 0:
+            return
+        answer = ask_hub(
+            config.data_dir, "ops", timeout=READ_TIMEOUT, selector=encoded, limit=left,
+            before_id=before,
+        )
+
+
+def _from_store(config: Config, selector: pb.OpSelector, limit: int) -> Iterator[pb.Operation]:
     stores = hub_stores(config)
-    if stores.postgresql:
+    if not stores.postgresql:
+        path = oplog_path(config.data_dir)
+        log.info("ops: reading %s directly", path)
+        if not path.exists():
+            return
+    else:
         log.info("ops: reading %s directly", stores.describe())
-        store = stores.open_oplog()
-        try:
-            return store.query(selector, limit=limit, newest_first=True)
-        finally:
-            store.close()
-    path = oplog_path(config.data_dir)
-    log.info("ops: reading %s directly", path)
-    if not path.exists():
-        return []
-    with open_oplog(config) as oplog:
-        return oplog.query(selector, limit=limit, newest_first=True)
+    reader = stores.open_reader()
+    try:
+        for page in iter_pages(reader, query_for(selector, limit, None)):
+            for raw in page.operations:
+                yield pb.Operation.FromString(raw)
+    finally:
+        reader.close()
 
 
 def _when(ms: int) -> str:

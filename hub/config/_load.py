@@ -64,7 +64,7 @@ _HUB_KEYS = (
     "advertise",
 )
 _RUN_KEYS = ("error_output_bytes",)
-_STORE_KEYS = ("url",)
+_STORE_KEYS = ("url", "check_pages")
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
@@ -386,8 +386,9 @@ def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
         raise top.error(
             "store", "only a hub keeps a store: add a [hub] section, or remove [store]"
         )
+    check_pages = table.boolean("check_pages", True)
     if "url" not in table.data:
-        return StoreSettings()
+        return StoreSettings(check_pages=check_pages)
     url = table.string("url", expected=f"a postgresql:// URL such as {_STORE_URL_EXAMPLE!r}")
     problem = postgresql_url_problem(url)
     if problem:
@@ -395,7 +396,7 @@ def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
             "url", f"{problem} (expected a URL such as {_STORE_URL_EXAMPLE!r}; leave [store] "
             "out to keep the embedded SQLite store)",
         )
-    return StoreSettings(url=url)
+    return StoreSettings(url=url, check_pages=check_pages)
 
 
 def postgresql_url_problem(url: str) -> str | None:

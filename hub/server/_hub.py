@@ -327,7 +327,7 @@ class Hub:
             return
         service = AdminService(
             status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers,
-            local_logs=LocalLogs(data_dir),
+            local_logs=LocalLogs(data_dir), reader_factory=self._stores.open_reader,
         )
         admin = AdminServer(context, data_dir, service.handle)
         stack.callback(admin.stop, STOP_TIMEOUT)

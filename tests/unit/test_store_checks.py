@@ -76,15 +76,6 @@ def test_a_new_store_is_created_and_reopened(tmp_path: Path) -> None:
     assert path.stat().st_size > 0
 
 
-def test_an_empty_file_whose_wal_holds_the_database_opens(tmp_path: Path) -> None:
-    path = tmp_path / "x.sqlite"
-    path.write_bytes(b"")
-    Path(f"{path}-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 28)
-    from hub.store._sqlite_check import check_file  # noqa: PLC0415 - the private helper
-
-    check_file(path, "oplog store")
-
-
 def test_a_foreign_header_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "oplog.sqlite"
     filled_oplog(path, 10)
