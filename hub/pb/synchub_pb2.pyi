@@ -519,20 +519,22 @@ class PeerState(_message.Message):
     def __init__(self, peer_instance_id: _Optional[str] = ..., peer_keyid: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., status_message: _Optional[str] = ..., known_plans: _Optional[_Iterable[str]] = ..., known_repos: _Optional[_Iterable[str]] = ..., remote_config: _Optional[_Union[RemoteConfig, _Mapping]] = ..., last_heartbeat_millis: _Optional[int] = ...) -> None: ...
 
 class SyncStreamItem(_message.Message):
-    __slots__ = ("handshake", "heartbeat", "diff_operations", "send_operations", "send_config", "set_config", "list_resources", "request_log", "log_data", "error", "throttle")
+    __slots__ = ("handshake", "heartbeat", "diff_operations", "send_operations", "send_config", "set_config", "list_resources", "request_log", "log_data", "error", "sync_cursors", "check_digest", "throttle")
     class Handshake(_message.Message):
-        __slots__ = ("protocol_version", "public_key", "instance_id", "nonce", "signature")
+        __slots__ = ("protocol_version", "public_key", "instance_id", "nonce", "signature", "resync")
         PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
         PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
         INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
         NONCE_FIELD_NUMBER: _ClassVar[int]
         SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+        RESYNC_FIELD_NUMBER: _ClassVar[int]
         protocol_version: int
         public_key: PublicKey
         instance_id: str
         nonce: bytes
         signature: bytes
-        def __init__(self, protocol_version: _Optional[int] = ..., public_key: _Optional[_Union[PublicKey, _Mapping]] = ..., instance_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+        resync: int
+        def __init__(self, protocol_version: _Optional[int] = ..., public_key: _Optional[_Union[PublicKey, _Mapping]] = ..., instance_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., resync: _Optional[int] = ...) -> None: ...
     class Heartbeat(_message.Message):
         __slots__ = ()
         def __init__(self) -> None: ...
@@ -587,6 +589,28 @@ class SyncStreamItem(_message.Message):
         DELAY_MS_FIELD_NUMBER: _ClassVar[int]
         delay_ms: int
         def __init__(self, delay_ms: _Optional[int] = ...) -> None: ...
+    class SyncCursors(_message.Message):
+        __slots__ = ("cursors",)
+        CURSORS_FIELD_NUMBER: _ClassVar[int]
+        cursors: _containers.RepeatedCompositeFieldContainer[SyncCursor]
+        def __init__(self, cursors: _Optional[_Iterable[_Union[SyncCursor, _Mapping]]] = ...) -> None: ...
+    class CheckDigest(_message.Message):
+        __slots__ = ("selector", "ranges", "cursor", "in_sync", "hub_ranges", "hub_ids", "hub_modnos")
+        SELECTOR_FIELD_NUMBER: _ClassVar[int]
+        RANGES_FIELD_NUMBER: _ClassVar[int]
+        CURSOR_FIELD_NUMBER: _ClassVar[int]
+        IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+        HUB_RANGES_FIELD_NUMBER: _ClassVar[int]
+        HUB_IDS_FIELD_NUMBER: _ClassVar[int]
+        HUB_MODNOS_FIELD_NUMBER: _ClassVar[int]
+        selector: OpSelector
+        ranges: _containers.RepeatedCompositeFieldContainer[DigestRange]
+        cursor: SyncCursor
+        in_sync: bool
+        hub_ranges: _containers.RepeatedCompositeFieldContainer[DigestRange]
+        hub_ids: _containers.RepeatedScalarFieldContainer[int]
+        hub_modnos: _containers.RepeatedScalarFieldContainer[int]
+        def __init__(self, selector: _Optional[_Union[OpSelector, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[DigestRange, _Mapping]]] = ..., cursor: _Optional[_Union[SyncCursor, _Mapping]] = ..., in_sync: _Optional[bool] = ..., hub_ranges: _Optional[_Iterable[_Union[DigestRange, _Mapping]]] = ..., hub_ids: _Optional[_Iterable[int]] = ..., hub_modnos: _Optional[_Iterable[int]] = ...) -> None: ...
     class RequestLog(_message.Message):
         __slots__ = ("request_id", "operation_id", "offset", "max_bytes")
         REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -629,6 +653,8 @@ class SyncStreamItem(_message.Message):
     REQUEST_LOG_FIELD_NUMBER: _ClassVar[int]
     LOG_DATA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SYNC_CURSORS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_DIGEST_FIELD_NUMBER: _ClassVar[int]
     THROTTLE_FIELD_NUMBER: _ClassVar[int]
     handshake: SyncStreamItem.Handshake
     heartbeat: SyncStreamItem.Heartbeat
@@ -640,5 +666,29 @@ class SyncStreamItem(_message.Message):
     request_log: SyncStreamItem.RequestLog
     log_data: SyncStreamItem.LogData
     error: SyncStreamItem.Error
+    sync_cursors: SyncStreamItem.SyncCursors
+    check_digest: SyncStreamItem.CheckDigest
     throttle: SyncStreamItem.Throttle
-    def __init__(self, handshake: _Optional[_Union[SyncStreamItem.Handshake, _Mapping]] = ..., heartbeat: _Optional[_Union[SyncStreamItem.Heartbeat, _Mapping]] = ..., diff_operations: _Optional[_Union[SyncStreamItem.DiffOperations, _Mapping]] = ..., send_operations: _Optional[_Union[SyncStreamItem.SendOperations, _Mapping]] = ..., send_config: _Optional[_Union[SyncStreamItem.SendConfig, _Mapping]] = ..., set_config: _Optional[_Union[SyncStreamItem.SetConfig, _Mapping]] = ..., list_resources: _Optional[_Union[SyncStreamItem.ListResources, _Mapping]] = ..., request_log: _Optional[_Union[SyncStreamItem.RequestLog, _Mapping]] = ..., log_data: _Optional[_Union[SyncStreamItem.LogData, _Mapping]] = ..., error: _Optional[_Union[SyncStreamItem.Error, _Mapping]] = ..., throttle: _Optional[_Union[SyncStreamItem.Throttle, _Mapping]] = ...) -> None: ...
+    def __init__(self, handshake: _Optional[_Union[SyncStreamItem.Handshake, _Mapping]] = ..., heartbeat: _Optional[_Union[SyncStreamItem.Heartbeat, _Mapping]] = ..., diff_operations: _Optional[_Union[SyncStreamItem.DiffOperations, _Mapping]] = ..., send_operations: _Optional[_Union[SyncStreamItem.SendOperations, _Mapping]] = ..., send_config: _Optional[_Union[SyncStreamItem.SendConfig, _Mapping]] = ..., set_config: _Optional[_Union[SyncStreamItem.SetConfig, _Mapping]] = ..., list_resources: _Optional[_Union[SyncStreamItem.ListResources, _Mapping]] = ..., request_log: _Optional[_Union[SyncStreamItem.RequestLog, _Mapping]] = ..., log_data: _Optional[_Union[SyncStreamItem.LogData, _Mapping]] = ..., error: _Optional[_Union[SyncStreamItem.Error, _Mapping]] = ..., sync_cursors: _Optional[_Union[SyncStreamItem.SyncCursors, _Mapping]] = ..., check_digest: _Optional[_Union[SyncStreamItem.CheckDigest, _Mapping]] = ..., throttle: _Optional[_Union[SyncStreamItem.Throttle, _Mapping]] = ...) -> None: ...
+
+class SyncCursor(_message.Message):
+    __slots__ = ("selection", "epoch", "sequence")
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    selection: str
+    epoch: bytes
+    sequence: int
+    def __init__(self, selection: _Optional[str] = ..., epoch: _Optional[bytes] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class DigestRange(_message.Message):
+    __slots__ = ("first_bucket", "last_bucket", "count", "digest")
+    FIRST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    LAST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    first_bucket: int
+    last_bucket: int
+    count: int
+    digest: int
+    def __init__(self, first_bucket: _Optional[int] = ..., last_bucket: _Optional[int] = ..., count: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...

@@ -52,6 +52,20 @@ from hub.store._pg_schema import Migration as PostgresMigration
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_reader import SqliteOplogReader, find_sql
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
+from hub.store._sync import (
+    BUCKET_BITS,
+    BUCKET_IDS,
+    LAST_BUCKET,
+    BucketDigest,
+    SyncCursor,
+    bucket_ids,
+    bucket_of,
+    check_cursor,
+    check_digest_selector,
+    digest_pairs,
+    leaf_hash,
+    range_digest,
+)
 
 if TYPE_CHECKING:
     from hub.store._migrate import StoreCopy, copy_to_postgres
@@ -83,7 +97,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALERT_STORE_FILENAME",
+    "BUCKET_BITS",
+    "BUCKET_IDS",
     "INSERT_SQL",
+    "LAST_BUCKET",
     "LOGS_DIRNAME",
     "LOOKUP_QUERIES",
     "OPLOG_FILENAME",
@@ -93,6 +110,7 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "AlertStateStore",
+    "BucketDigest",
     "HubStores",
     "LocalChanges",
     "LocalLogs",
@@ -117,11 +135,18 @@ __all__ = [
     "StoreCopy",
     "StoredDelivery",
     "StoredIncident",
+    "SyncCursor",
     "alert_store_path",
+    "bucket_ids",
+    "bucket_of",
+    "check_cursor",
+    "check_digest_selector",
     "copy_to_postgres",
+    "digest_pairs",
     "ensure_private_database",
     "find_sql",
     "hub_stores",
+    "leaf_hash",
     "log_path",
     "logref_for",
     "migrate_postgres",
@@ -130,6 +155,7 @@ __all__ = [
     "open_oplog",
     "oplog_path",
     "peer_store_path",
+    "range_digest",
     "read_alert_state",
     "read_peer_states",
 ]

@@ -51,11 +51,12 @@ Results are always fresh objects that the store keeps no reference to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from hub.pb import synchub_pb2 as pb
+from hub.store._sync import BucketDigest, SyncCursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,26 @@ class OplogStore(LocalWrites, Protocol):
         """
         ...
 
+    def sync_cursors(self, keyid: str) -> list[SyncCursor]:
+        """The change cursors recorded for the peer ``keyid``, by selection."""
+        ...
+
+    def record_cursor(self, keyid: str, cursor: SyncCursor) -> None:
+        """Record (replace) the cursor of one of ``keyid``'s selections, durably."""
+        ...
+
+    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+        """The bucket digests of ``keyid``'s operations in ``selector`` (repo_guid and at
+        most plan_id), by their original ids; empty buckets are absent."""
+        ...
+
+    def peer_pairs(
+        self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int
+    ) -> tuple[list[int], list[int]]:
+        """The (original id, modno) pairs of ``keyid``'s operations in ``selector`` with
+        ``first_id <= original id <= last_id``, by id, as two lists."""
+        ...
+
 
 @runtime_checkable
 class LocalOplogStore(LocalWrites, Protocol):
@@ -242,6 +263,24 @@ class LocalOplogStore(LocalWrites, Protocol):
 
     def query_serialized(self, selector: pb.OpSelector) -> list[SerializedOperation]:
         """Like ``query``, without decoding: each operation's stored bytes, by id."""
+        ...
+
+    def store_epoch(self) -> bytes:
+        """This store's epoch: random bytes made when the store was created, never changed."""
+        ...
+
+    def local_digest(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str] = ()
+    ) -> dict[int, BucketDigest]:
+        """The bucket digests of the local operations in ``selector`` (repo_guid and at
+        most plan_id) whose plan is not in ``excluded_plans``; empty buckets absent."""
+        ...
+
+    def local_pairs(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str],
+        first_id: int, last_id: int,
+    ) -> tuple[list[int], list[int]]:
+        """The (id, modno) pairs of that selection with ``first_id <= id <= last_id``."""
         ...
 
 

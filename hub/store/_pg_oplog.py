@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hub.pb import synchub_pb2 as pb
+from hub.store import _pg_sync as sync
 from hub.store._api import OplogStore, OpMetadata, RemoteApplyResult
 from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_local import delete_by_id, insert_local, replace_local
@@ -32,6 +33,7 @@ from hub.store._pg_rows import decoded
 from hub.store._pg_schema import HANDED_OUT_PEER_SQL
 from hub.store._pg_select import selection
 from hub.store._rules import checked_remote_batch, peer_diff_selector, requested_ids
+from hub.store._sync import BucketDigest, SyncCursor
 
 
 class PostgresOplogStore:
@@ -166,6 +168,26 @@ class PostgresOplogStore:
     def check_writable(self) -> None:
         with self._db.transaction("checking the store takes writes") as conn:
             conn.execute("UPDATE counters SET last_id = last_id WHERE singleton = 1")
+
+    # -- resumed sync (docs/protocol.md §6.8 (Resumed sync), ``_pg_sync``) ---------------
+
+    def sync_cursors(self, keyid: str) -> list[SyncCursor]:
+        with self._db.connection("reading sync cursors") as conn:
+            return sync.cursors(conn, keyid)
+
+    def record_cursor(self, keyid: str, cursor: SyncCursor) -> None:
+        with self._db.transaction(f"recording the sync cursor of {keyid}") as conn:
+            sync.record_cursor(conn, keyid, cursor)
+
+    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+        with self._db.transaction(f"digesting a selection of {keyid}") as conn:
+            return sync.peer_buckets(conn, keyid, selector)
+
+    def peer_pairs(
+        self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int
+    ) -> tuple[list[int], list[int]]:
+        with self._db.connection(f"listing a range of {keyid}") as conn:
+            return sync.peer_pairs(conn, keyid, selector, first_id, last_id)
 
     def close(self) -> None:
         self._db.close()

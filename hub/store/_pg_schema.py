@@ -252,14 +252,74 @@ CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
 CREATE INDEX IF NOT EXISTS operations_by_peer_plan ON operations (peer_instance_id, plan_id);
 """
 
+# 4: resumed sync (docs/protocol.md §6.8 (Resumed sync), ``_pg_sync``): the cursors
+# recorded for peers, the cached bucket digests of their selections, and the buckets a
+# write touched since (marked by statement triggers, in the writer's transaction, so
+# every writer of any hub keeps the caches honest). ``touched`` counts marks, so a
+# cache refresh clears only the marks it read.
+_SYNC_SQL: Final = """
+CREATE TABLE sync_cursors (
+    keyid text NOT NULL, selection text NOT NULL, epoch bytea NOT NULL,
+    sequence bigint NOT NULL, PRIMARY KEY (keyid, selection)
+);
+CREATE TABLE sync_digest_marks (
+    owner text NOT NULL, selection text NOT NULL, PRIMARY KEY (owner, selection)
+);
+CREATE TABLE sync_digests (
+    owner text NOT NULL, selection text NOT NULL, bucket bigint NOT NULL,
+    count bigint NOT NULL, digest bigint NOT NULL, PRIMARY KEY (owner, selection, bucket)
+);
+CREATE TABLE sync_dirty (
+    keyid text NOT NULL, bucket bigint NOT NULL, touched bigint NOT NULL DEFAULT 1,
+    PRIMARY KEY (keyid, bucket)
+);
+CREATE FUNCTION synchub_dirty_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM new_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION synchub_dirty_old() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM old_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION synchub_dirty_both() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_dirty (keyid, bucket)
+    SELECT original_instance_keyid, original_id >> 10 FROM old_rows
+    WHERE original_instance_keyid <> ''
+    UNION SELECT original_instance_keyid, original_id >> 10 FROM new_rows
+    WHERE original_instance_keyid <> ''
+    ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_sync_dirty_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_new();
+CREATE TRIGGER operations_sync_dirty_delete AFTER DELETE ON operations
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_old();
+CREATE TRIGGER operations_sync_dirty_update AFTER UPDATE ON operations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION synchub_dirty_both();
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
     Migration(3, "indexes for the web side's readers", _READER_INDEXES_SQL),
+    Migration(4, "resumed sync: cursors and selection digests", _SYNC_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
-TABLES: Final = ("operations", "local_deletions", "counters", "peer_states")
+TABLES: Final = (
+    "operations", "local_deletions", "counters", "peer_states",
+    "sync_cursors", "sync_digest_marks", "sync_digests", "sync_dirty",
+)
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
 # -- statements ----------------------------------------------------------------------

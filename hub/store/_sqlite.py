@@ -15,11 +15,12 @@ work is in the private modules beside it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.pb import synchub_pb2 as pb
+from hub.store import _sqlite_sync as sync
 from hub.store._api import (
     LocalChanges,
     LocalOplogStore,
@@ -43,6 +44,7 @@ from hub.store._sqlite_feed import (
 )
 from hub.store._sqlite_remote import apply_remote_batch, held_modnos
 from hub.store._sqlite_select import selection
+from hub.store._sync import BucketDigest, SyncCursor
 
 
 class SqliteOplogStore:
@@ -228,6 +230,43 @@ class SqliteOplogStore:
 
     def check_writable(self) -> None:
         self._db.check_writable()
+
+    # -- resumed sync (docs/protocol.md §6.8 (Resumed sync), ``_sqlite_sync``) -----------
+
+    def store_epoch(self) -> bytes:
+        with self._db.errors("reading the store epoch"):
+            return sync.store_epoch(self._db.connection())
+
+    def sync_cursors(self, keyid: str) -> list[SyncCursor]:
+        with self._db.errors("reading sync cursors"):
+            return sync.cursors(self._db.connection(), keyid)
+
+    def record_cursor(self, keyid: str, cursor: SyncCursor) -> None:
+        with self._db.transaction(f"recording the sync cursor of {keyid}") as db:
+            sync.record_cursor(db, keyid, cursor)
+
+    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+        with self._db.transaction(f"digesting a selection of {keyid}") as db:
+            return sync.peer_buckets(db, keyid, selector)
+
+    def peer_pairs(
+        self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int
+    ) -> tuple[list[int], list[int]]:
+        with self._db.snapshot(f"listing a range of {keyid}") as db:
+            return sync.peer_pairs(db, keyid, selector, first_id, last_id)
+
+    def local_digest(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str] = ()
+    ) -> dict[int, BucketDigest]:
+        with self._db.transaction("digesting a local selection") as db:
+            return sync.local_buckets(db, selector, excluded_plans)
+
+    def local_pairs(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str],
+        first_id: int, last_id: int,
+    ) -> tuple[list[int], list[int]]:
+        with self._db.snapshot("listing a local range") as db:
+            return sync.local_pairs(db, selector, excluded_plans, first_id, last_id)
 
     def close(self) -> None:
         self._db.close()

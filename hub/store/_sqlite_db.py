@@ -27,6 +27,7 @@ from hub.store._sqlite_schema import (
     SAVE_COUNTERS_SQL,
     SCHEMA_SQL,
     SCHEMA_VERSION,
+    SYNC_TABLES_SQL,
 )
 
 BUSY_TIMEOUT_SECONDS: Final = 10.0
@@ -111,6 +112,8 @@ class OplogDatabase:
                 f"reads version {SCHEMA_VERSION}: upgrade synchub or use another data_dir"
             )
         for statement in READER_INDEXES_SQL:
+            db.execute(statement)
+        for statement in SYNC_TABLES_SQL:
             db.execute(statement)
 
     def connection(self) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ from hub.store._rules import local_copy, peer_of_local
 from hub.store._sqlite_db import read_counters, save_counters
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, TOMBSTONE_SQL, UPDATE_SQL
 from hub.store._sqlite_select import json_chunks
+from hub.store._sqlite_sync import mark_dirty
 
 
 def _local_row(op: pb.Operation) -> tuple[object, ...]:
@@ -92,11 +93,18 @@ def delete_by_id(db: sqlite3.Connection, unique_ids: list[int]) -> list[int]:
     """Delete operations by local id, leaving a tombstone for each local one; ids deleted."""
     deleted: list[int] = []
     local: list[int] = []
+    peers: dict[str, list[int]] = {}
     for chunk in json_chunks(unique_ids):
-        for op_id, keyid in db.execute(LOOKUP_QUERIES["delete_by_id"], {"ids": chunk}):
+        for op_id, keyid, original_id in db.execute(
+            LOOKUP_QUERIES["delete_by_id"], {"ids": chunk}
+        ):
             deleted.append(op_id)
             if not keyid:
                 local.append(op_id)
+            else:
+                peers.setdefault(keyid, []).append(original_id)
+    for keyid, original_ids in peers.items():
+        mark_dirty(db, keyid, original_ids)
     if local:
         last_id, last_modno = read_counters(db)
         tombstones = [(op_id, last_modno + n) for n, op_id in enumerate(local, start=1)]

@@ -27,6 +27,7 @@ from hub.store._api import RemoteApplyResult
 from hub.store._sqlite_db import read_counters, save_counters
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, UPDATE_SQL
 from hub.store._sqlite_select import json_chunks, selection
+from hub.store._sqlite_sync import mark_dirty
 
 Row = tuple[object, ...]
 
@@ -50,6 +51,7 @@ def apply_remote_batch(
             )
         )
     created, updated = _upsert_remote(db, keyid, latest, reuse, peer_instance_id)
+    mark_dirty(db, keyid, [*to_delete, *latest])
     return RemoteApplyResult(tuple(created), tuple(updated), tuple(sorted(deleted)))
 
 

@@ -88,6 +88,28 @@ UPDATE_SQL: Final = (
     "WHERE id = ?"
 )
 
+# Resumed sync (docs/protocol.md §6.8 (Resumed sync), ``_sqlite_sync``): the store's
+# epoch, the cursors a hub records for its peers, and the cached bucket digests of
+# selections (``owner`` is "" for this node's own, else the peer's key id). Like the
+# reader indexes these are not a format change: a store creates what a file lacks
+# when it opens it, and an older synchub leaves them alone. A hub's caches of its
+# peers' selections are kept current by this version's writes only (docs/operations.md,
+# "Resumed sync": after running an older hub on a store, clear them).
+SYNC_TABLES_SQL: Final = (
+    "CREATE TABLE IF NOT EXISTS sync_epoch (singleton INTEGER PRIMARY KEY "
+    "CHECK (singleton = 1), epoch BLOB NOT NULL)",
+    "INSERT OR IGNORE INTO sync_epoch (singleton, epoch) VALUES (1, randomblob(16))",
+    "CREATE TABLE IF NOT EXISTS sync_cursors (keyid TEXT NOT NULL, selection TEXT NOT NULL, "
+    "epoch BLOB NOT NULL, sequence INTEGER NOT NULL, PRIMARY KEY (keyid, selection))",
+    "CREATE TABLE IF NOT EXISTS sync_digest_marks (owner TEXT NOT NULL, "
+    "selection TEXT NOT NULL, mark INTEGER NOT NULL, PRIMARY KEY (owner, selection))",
+    "CREATE TABLE IF NOT EXISTS sync_digests (owner TEXT NOT NULL, selection TEXT NOT NULL, "
+    "bucket INTEGER NOT NULL, count INTEGER NOT NULL, digest INTEGER NOT NULL, "
+    "PRIMARY KEY (owner, selection, bucket))",
+    "CREATE TABLE IF NOT EXISTS sync_dirty (keyid TEXT NOT NULL, bucket INTEGER NOT NULL, "
+    "PRIMARY KEY (keyid, bucket))",
+)
+
 READ_COUNTERS_SQL: Final = "SELECT last_id, last_modno FROM counters WHERE singleton = 1"
 SAVE_COUNTERS_SQL: Final = "UPDATE counters SET last_id = ?, last_modno = ? WHERE singleton = 1"
 TOMBSTONE_SQL: Final = "INSERT OR REPLACE INTO local_deletions (id, modno) VALUES (?, ?)"
@@ -120,7 +142,7 @@ LOOKUP_QUERIES: Final[dict[str, str]] = {
     ),
     "delete_by_id": (
         "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(:ids)) "
-        "RETURNING id, original_instance_keyid"
+        "RETURNING id, original_instance_keyid, original_id"
     ),
     "local_changes_since": (
         "SELECT data FROM operations WHERE original_instance_keyid = '' AND modno > :modno "

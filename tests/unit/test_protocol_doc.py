@@ -53,6 +53,8 @@ _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string",
     FieldDescriptor.TYPE_BYTES: "bytes",
     FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_FIXED64: "fixed64",
     FieldDescriptor.TYPE_DOUBLE: "double",
 }
 _VALUE_LINE = re.compile(r"^- \*\*(?P<label>[^*]+)\*\*: `(?P<value>[^`]+)`$")
