@@ -38,7 +38,7 @@ _PERMISSION_KEYS = ("type", "scopes")
 
 MAX_PERMISSIONS = 64
 """Permission entries one client may have."""
-MAX_SCOPES = 1000
+MAX_SCOPES = 256
 """Scopes one client may have, over all its permission entries."""
 
 

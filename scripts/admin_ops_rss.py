@@ -4,7 +4,8 @@
 Seeds a hub's oplog with ``--ops`` operations of ``--mib`` MiB each, starts
 `synchub start` (``--synchub``: the launcher to measure, this tree's by default),
 then runs `synchub ops` and `synchub ops --json` against it and prints the hub's
-resident memory before, its peak (VmHWM) and after, and each command's own peak.
+resident memory before, its peak (VmHWM) and after, and each command's own peak
+(the largest of the commands run so far).
 
     python3 scripts/admin_ops_rss.py                     # this tree
     python3 scripts/admin_ops_rss.py --synchub OTHER/bin/synchub   # another checkout
@@ -36,6 +37,15 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise SystemExit(f"no {field} for process {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM again from the current RSS (Linux: clear_refs 5), so the peaks below
+    are the listing's, not the start's (the fleet reads every operation as it starts)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError as exc:
+        print(f"  (cannot reset the hub's peak, {exc.strerror}: peaks include its start)")
 
 
 def seed(data_dir: Path, count: int, mib: int) -> None:
@@ -96,8 +106,11 @@ def main() -> None:
         try:
             wait_listening(hub)
             idle = status_kib(hub.pid, "VmRSS") // 1024
+            started_peak = status_kib(hub.pid, "VmHWM") // 1024
             print(f"synchub: {args.synchub}; {args.ops} operations of {args.mib} MiB")
-            print(f"hub RSS idle            {idle:6d} MiB")
+            print(f"hub RSS idle            {idle:6d} MiB  (peak while starting "
+                  f"{started_peak} MiB)")
+            reset_peak(hub.pid)
             for listing in (("ops",), ("ops", "--json")):
                 took, code, cli_peak = run_cli(args.synchub, config, *listing)
                 peak = status_kib(hub.pid, "VmHWM") // 1024
