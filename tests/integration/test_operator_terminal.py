@@ -16,9 +16,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hub.admin import ask_hub
 from hub.config import load_config
 from hub.identity import load_identity
 from hub.pb import synchub_pb2 as pb
@@ -72,6 +74,15 @@ def hub(tmp_path: Path) -> Iterator[HubProcess]:
         process.kill()
 
 
+def admin(hub: HubProcess, op: str) -> dict[str, Any]:
+    """An admin request to the hub process, from this process (cheap to poll)."""
+    return ask_hub(load_config(hub.config_path).data_dir, op, timeout=10)
+
+
+def peer_states(hub: HubProcess) -> list[pb.PeerState]:
+    return [pb.PeerState.FromString(raw) for raw in admin(hub, "peers")["peers"]]
+
+
 def hostile_client(hub: HubProcess) -> RawClient:
     config = load_config(hub.config_path)
     node = load_identity(config.data_dir)
@@ -98,10 +109,10 @@ def test_ops_and_peers_show_peer_text_inert_and_json_exact(hub: HubProcess) -> N
             repo_ids=["nas" + HOSTILE], plan_ids=["nightly" + HOSTILE],
         ))))
         client.send(send_operations_frame([hostile_operation()]))
-        wait_until(lambda: json.loads(synchub(hub.config_path, "ops", "--json").stdout),
-                   timeout=15, what="the hostile operation to be stored")
-        wait_until(lambda: "\\x1b" in synchub(hub.config_path, "peers").stdout,
-                   timeout=15, what="the hostile resources to reach the peer state")
+        wait_until(lambda: bool(admin(hub, "ops")["operations"]),
+                   timeout=30, what="the hostile operation to be stored")
+        wait_until(lambda: any(state.known_repos for state in peer_states(hub)),
+                   timeout=30, what="the hostile resources to reach the peer state")
 
         table = synchub(hub.config_path, "ops")
         assert table.returncode == 0, table.stderr
@@ -122,8 +133,10 @@ def test_ops_and_peers_show_peer_text_inert_and_json_exact(hub: HubProcess) -> N
         client.send(encode_item(pb.SyncStreamItem(error=pb.SyncStreamItem.Error(
             message="disk on fire" + HOSTILE,
         ))))
-        wait_until(lambda: "disk on fire" in synchub(hub.config_path, "peers").stdout,
-                   timeout=15, what="the peer's error to reach the peer state")
+        wait_until(
+            lambda: any("disk on fire" in state.status_message for state in peer_states(hub)),
+            timeout=30, what="the peer's error to reach the peer state",
+        )
     finally:
         client.close()
 
