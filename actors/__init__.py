@@ -21,7 +21,7 @@ the deliveries (``FleetProxy``, ``AlertProxy``).
 
 from actors._alerts import AlertActor, AlertProxy
 from actors._calls import survives, tell
-from actors._config import ConfigActor, ConfigListener, ConfigProxy
+from actors._config import ConfigActor, ConfigFile, ConfigListener, ConfigProxy
 from actors._fleet import FleetActor, FleetProxy, RunChanges, RunListener
 from actors._front_messages import (
     ConfigChanged,
@@ -49,6 +49,7 @@ __all__ = [
     "AlertProxy",
     "ConfigActor",
     "ConfigChanged",
+    "ConfigFile",
     "ConfigListener",
     "ConfigProxy",
     "Displace",

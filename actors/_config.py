@@ -5,6 +5,10 @@
 atomically with its comments kept, and only then swap the snapshot and notify
 subscribers; a change that fails to validate leaves the old config in force and
 raises ConfigError to the asker.
+
+The file itself is reached through a ``ConfigFile`` (the comment-keeping
+write-back and the loader of ``hub.config``), given to the constructor so the
+actor can be driven with a stand-in.
 """
 
 from __future__ import annotations
@@ -26,12 +30,39 @@ log = logging.getLogger(__name__)
 ConfigListener = Callable[[Config], object]
 
 
+class ConfigFile:
+    """The config file as the ConfigActor changes it: each write returns the new config.
+
+    Every method raises ConfigError (the file unchanged) when the result would not
+    validate.
+    """
+
+    def authorize(self, path: Path, client: AuthorizedClient) -> Config:
+        return config_file.add_or_update_authorized_client(path, client)
+
+    def revoke(self, path: Path, keyid: str) -> Config:
+        return config_file.remove_authorized_client(path, keyid)
+
+    def set_verified(self, path: Path, keyid: str, verified: bool) -> Config:
+        return config_file.set_keyid_verified(path, keyid, verified)
+
+    def load(self, path: Path) -> Config:
+        return config_file.load_config(path)
+
+
 class ConfigActor(pykka.ThreadingActor):
-    def __init__(self, config: Config, *, write_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        write_path: Path | None = None,
+        files: ConfigFile | None = None,
+    ) -> None:
         """``write_path`` is where changes go when the config came from no file."""
         super().__init__()
         self._config = config
         self._write_path = config.path or write_path
+        self._files = files if files is not None else ConfigFile()
         self._subscribers: Subscribers[Config] = Subscribers("config")
 
     def ping(self) -> bool:
@@ -48,20 +79,20 @@ class ConfigActor(pykka.ThreadingActor):
         return self._subscribers.remove(token)
 
     def authorize(self, client: AuthorizedClient) -> Config:
-        return self._install(config_file.add_or_update_authorized_client(self._path(), client))
+        return self._install(self._files.authorize(self._path(), client))
 
     def revoke(self, keyid: str) -> Config:
-        return self._install(config_file.remove_authorized_client(self._path(), keyid))
+        return self._install(self._files.revoke(self._path(), keyid))
 
     def set_verified(self, keyid: str, verified: bool) -> Config:
-        return self._install(config_file.set_keyid_verified(self._path(), keyid, verified))
+        return self._install(self._files.set_verified(self._path(), keyid, verified))
 
     def reload(self) -> Config:
         """Re-read the file; on any error keep the running config and raise why."""
         if self._config.path is None:
             return self._config
         try:
-            fresh = config_file.load_config(self._config.path)
+            fresh = self._files.load(self._config.path)
         except ConfigError as exc:
             log.error(
                 "reload refused, the hub keeps its running config: %s; fix the file and "

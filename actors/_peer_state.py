@@ -38,6 +38,12 @@ _P = ParamSpec("_P")
 PeerStateListener = Callable[[pb.PeerState], object]
 
 _LIVE_STATES = frozenset({pb.CONNECTION_STATE_CONNECTED, pb.CONNECTION_STATE_PENDING})
+# A session that ended in one of these failed: its message is also the peer's last error.
+_ERROR_STATES = frozenset({
+    pb.CONNECTION_STATE_ERROR_AUTH,
+    pb.CONNECTION_STATE_ERROR_PROTOCOL,
+    pb.CONNECTION_STATE_ERROR_INTERNAL,
+})
 
 RESTART_STATUS_MESSAGE = "hub stopped while the peer was connected"
 
@@ -95,10 +101,12 @@ class PeerStateActor(pykka.ThreadingActor):
         self._store = store
         self._states = states
         self._last_flush = self._clock()
+        now_millis = self._now_millis()
         for keyid, state in states.items():
             if state.state in _LIVE_STATES:
                 state.state = pb.CONNECTION_STATE_DISCONNECTED
                 state.status_message = RESTART_STATUS_MESSAGE
+                state.last_disconnect_millis = now_millis
                 self._dirty.add(keyid)
         self._write_logged()
 
@@ -192,7 +200,10 @@ class PeerStateActor(pykka.ThreadingActor):
     ) -> None:
         """The peer's session ended (or never got going) with ``state`` and ``message``.
 
-        The last heartbeat is kept. A keyid never seen before gets a new record. When
+        ``message`` becomes the peer's disconnect reason (``status_message``, with
+        ``last_disconnect_millis``); an error state makes it the last error too
+        (``last_error``), which a later normal end leaves in place. The last
+        heartbeat is kept. A keyid never seen before gets a new record. When
         ``session_id`` is given and a different session of the same peer is live,
         the report is stale and ignored.
         """
@@ -209,11 +220,15 @@ class PeerStateActor(pykka.ThreadingActor):
         record = self._record(keyid, instance_id)
         record.state = new_state
         record.status_message = message
+        record.last_disconnect_millis = self._now_millis()
+        if new_state in _ERROR_STATES:
+            record.last_error = message
+            record.last_error_millis = record.last_disconnect_millis
         self._changed(keyid)
 
     @_survives
     def heartbeat(self, keyid: str) -> None:
-        """Note the peer is alive; written later, with the next write of any kind."""
+        """The peer was heard from (any item it sent); written later, with the next write."""
         state = self._states.get(keyid)
         if state is None:
             logger.warning("peer state: heartbeat from unknown peer %s ignored", keyid)

@@ -81,6 +81,10 @@ HANDSHAKE_TIMED_OUT = "handshake timed out"
 PEER_ERROR_LIMIT = 500
 """Characters of a peer's error message kept in its peer state, as sent otherwise:
 every display shows it inert, JSON exact."""
+REVOKED_MESSAGE = "revoked by the operator"
+# Any item is a sign of life: reported to the PeerStateActor at once for a heartbeat,
+# at most this often for the rest (a streaming peer sends many items a second).
+LIVENESS_REPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             client = authorize_client(config, self._hello)
         except AuthError as exc:
-            self._end(ERROR_AUTH, str(exc))
+            self._end(ERROR_AUTH, _refusal_of_a_live_peer(config, self._hello, exc))
             return
         self._send_config_view(ConfigView.of(config, client), force=False)
 
@@ -291,7 +295,7 @@ class SessionActor(pykka.ThreadingActor):
     def _on_connected_item(self, item: pb.SyncStreamItem, action: str) -> None:
         hello = self._connected_hello()
         if action == "heartbeat" or (
-            self._now - self._last_liveness_report >= self._settings.heartbeat_interval
+            self._now - self._last_liveness_report >= LIVENESS_REPORT_SECONDS
         ):
             self._last_liveness_report = self._now
             tell(self._peers.heartbeat, hello.keyid)
@@ -407,6 +411,13 @@ class SessionActor(pykka.ThreadingActor):
             self._config_token = None
         if self._outbox is not None:
             self._outbox.close()
+
+
+def _refusal_of_a_live_peer(config: Config, hello: Hello, exc: AuthError) -> str:
+    """Why a connected peer is let go after a config change: a revoke says so."""
+    if config.authorized_client(hello.keyid) is None:
+        return REVOKED_MESSAGE
+    return str(exc)
 
 
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]

@@ -27,6 +27,7 @@ from hub.admin import (
     permissions_from_flags,
     short_keyid,
 )
+from hub.cli.listing import TimeZoneChoice, table
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import (
     AuthorizedClient,
@@ -37,9 +38,9 @@ from hub.config import (
 from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
-from hub.scopes import Permissions
+from hub.scopes import Permissions, ScopeKind
 from hub.store import hub_stores, peer_store_path
-from hub.text import cell, inert, printable
+from hub.text import closest_match, inert
 
 log = logging.getLogger(__name__)
 
@@ -74,51 +75,95 @@ def ago(then_ms: int, now_ms: int) -> str:
     return f"{duration((now_ms - then_ms) // 1000)} ago"
 
 
-def peers_table(states: list[pb.PeerState], now_ms: int) -> list[str]:
-    header = (
-        f"{'INSTANCE':16}  {'KEYID':12}  {'STATE':16}  {'HEARTBEAT':10}  "
-        f"{'REPOS / PLANS':24}  LAST ERROR"
-    )
-    lines = [header]
+_ERROR_STATES = frozenset({
+    pb.CONNECTION_STATE_ERROR_AUTH,
+    pb.CONNECTION_STATE_ERROR_PROTOCOL,
+    pb.CONNECTION_STATE_ERROR_INTERNAL,
+})
+_LIVE_STATES = frozenset({pb.CONNECTION_STATE_CONNECTED, pb.CONNECTION_STATE_PENDING})
+
+
+def _when_and_why(then_ms: int, why: str, now_ms: int) -> str:
+    if not why:
+        return "-"
+    return f"{ago(then_ms, now_ms)}: {why}" if then_ms > 0 else why
+
+
+def _last_error(state: pb.PeerState) -> tuple[int, str]:
+    if state.last_error:
+        return state.last_error_millis, state.last_error
+    if state.state in _ERROR_STATES:  # a record written before last_error was kept apart
+        return state.last_disconnect_millis, state.status_message
+    return 0, ""
+
+
+def peers_table(states: list[pb.PeerState], now_ms: int, *, wide: bool = False) -> list[str]:
+    """One line per peer: where it stands, when it was last heard from, why its last
+    session ended and its last error (apart: a client closing on purpose is no error)."""
+    header = ("INSTANCE", "KEYID", "STATE", "HEARD", "REPOS / PLANS", "LAST DISCONNECT",
+              "LAST ERROR")
+    rows = []
     for state in states:
         repos = ",".join(state.known_repos) or "-"
         plans = ",".join(state.known_plans) or "-"
-        lines.append(
-            f"{cell(state.peer_instance_id or '-', 16)}  "
-            f"{cell(short_keyid(state.peer_keyid), 12)}  "
-            f"{_STATE_NAMES.get(state.state, str(state.state)):16}  "
-            f"{ago(state.last_heartbeat_millis, now_ms):10}  "
-            f"{cell(f'{repos} / {plans}', 24)}  "
-            f"{printable(state.status_message or '-')}"
-        )
-    return lines
+        ended = "-" if state.state in _LIVE_STATES else _when_and_why(
+            state.last_disconnect_millis, state.status_message, now_ms)
+        rows.append((
+            state.peer_instance_id or "-",
+            short_keyid(state.peer_keyid),
+            _STATE_NAMES.get(state.state, str(state.state)),
+            ago(state.last_heartbeat_millis, now_ms),
+            f"{repos} / {plans}",
+            ended,
+            _when_and_why(*_last_error(state), now_ms),
+        ))
+    return table(header, rows, (16, None, None, None, 24, 40, 60), wide=wide)
 
 
-def load_peer_states(config: Config) -> list[pb.PeerState]:
-    """From the running hub when one answers, else from its store (file or database)."""
+def as_of(states: list[pb.PeerState]) -> int:
+    """The latest time the stored records mention: about when the hub last wrote them."""
+    return max(
+        (max(s.last_heartbeat_millis, s.last_disconnect_millis, s.last_error_millis)
+         for s in states),
+        default=0,
+    )
+
+
+def load_peer_states(config: Config) -> tuple[list[pb.PeerState], bool]:
+    """The peer states, and whether they are live: from the running hub when one answers,
+    else from its store (file or database) as the hub last wrote them."""
     answer = ask_running_hub(config.data_dir, "peers", timeout=READ_TIMEOUT)
     if answer is not None:
-        return [pb.PeerState.FromString(raw) for raw in answer["peers"]]
+        return [pb.PeerState.FromString(raw) for raw in answer["peers"]], True
     stores = hub_stores(config)
     where = stores.describe() if stores.postgresql else peer_store_path(config.data_dir)
     log.info("peers: reading %s directly", where)
-    return stores.read_peer_states()
+    return stores.read_peer_states(), False
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of PeerState objects.")
+@click.option("--wide", is_flag=True, help="Cut nothing: every column as wide as its content.")
+@click.option("--utc", is_flag=True, help="Show the as-of time in UTC instead of local time.")
 @click.pass_obj
-def peers(obj: CliContext, as_json: bool) -> None:
-    """List every peer this hub knows: state, last heartbeat, repos and plans, last error."""
+def peers(obj: CliContext, as_json: bool, wide: bool, utc: bool) -> None:
+    """List every peer this hub knows: state, when last heard from, repos and plans, why
+    its last session ended, its last error."""
     config = obj.load()
-    states = load_peer_states(config)
+    states, live = load_peer_states(config)
     if as_json:
         print_json([message_to_dict(state) for state in states])
         return
     if not states:
         click.echo("no peers")
         return
-    for line in peers_table(states, _now_ms()):
+    if not live:
+        click.echo(
+            f"no hub is running on {config.data_dir}: states as of "
+            f"{TimeZoneChoice(utc=utc).show(as_of(states))}, when it last recorded them",
+            err=True,
+        )
+    for line in peers_table(states, _now_ms(), wide=wide):
         click.echo(line)
 
 
@@ -160,6 +205,32 @@ def _permissions_text(raw: list[dict[str, Any]] | None, existing: AuthorizedClie
     return "; ".join(f"{p['type']}: {', '.join(p['scopes'])}" for p in raw)
 
 
+def unknown_resources(
+    config: Config, permissions: Permissions, peers: list[pb.PeerState]
+) -> list[str]:
+    """A line for each plan or repo a permission names that neither this config nor any
+    known peer has: the permission is kept, but it matches nothing until one exists."""
+    known = {
+        ScopeKind.PLAN: {p.id for p in config.plans}.union(*(s.known_plans for s in peers)),
+        ScopeKind.REPO: {r.id for r in config.repos}.union(*(s.known_repos for s in peers)),
+    }
+    where = config.path or "the built-in defaults"
+    warnings: list[str] = []
+    for entry in permissions.entries:
+        for scope in entry.scopes.scopes:
+            names = known.get(scope.kind)
+            if names is None or scope.ident in names:
+                continue
+            kind = scope.kind.value
+            guess = closest_match(scope.ident, names)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            warnings.append(
+                f"{entry.type.value}:{scope}: no {kind} {scope.ident!r} in {where} or among "
+                f"the peers' {kind}s{hint}; kept, but it matches nothing until one exists"
+            )
+    return warnings
+
+
 @cli.command()
 @click.argument("keyid")
 @click.option("--instance", "instance_id", required=True, help="The client's instance id.")
@@ -188,6 +259,9 @@ def authorize(
     _describe_client(instance_id, keyid)
     existing = config.authorized_client(keyid)
     click.echo(f"  permissions  {_permissions_text(raw_permissions, existing)}")
+    if permissions is not None:
+        for warning in unknown_resources(config, permissions, load_peer_states(config)[0]):
+            click.echo(f"warning: {warning}", err=True)
     click.echo("Compare the fingerprint with `synchub id` run on the client.")
     _confirm(
         "Have you checked this fingerprint over a channel you trust?", yes, "not authorized"

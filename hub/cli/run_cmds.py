@@ -48,6 +48,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.restic import RESTIC_COMMANDS, ResticReport, detect
 from hub.scopes import ID_PATTERN, ID_RULE
 from hub.store import LOGS_DIRNAME, log_path, logref_for, new_operation, now_ms, open_oplog
+from hub.text import closest_match
 
 LOG_TAIL_BYTES = 64 * 1024
 EXIT_CANNOT_START = 127
@@ -235,18 +236,48 @@ def run_command(
     return Outcome(exit_code=code, exit_status=status, output_bytes=total, tail=tail.value())
 
 
-def _check_ids(config: Config, plan_id: str, repo_id: str) -> tuple[str, str]:
+def _check_ids(config: Config, plan_id: str, repo: str) -> tuple[str, str]:
+    """The plan id and repo id a job is recorded with; ConfigError for one not configured.
+
+    ``repo`` is a ``[[repos]]`` id or guid, as ``--repo`` is on every command; ``--plan``
+    alone fills in its plan's repo.
+    """
     where = config.path or "<embedded defaults>"
-    if plan_id and not ID_PATTERN.fullmatch(plan_id):
+    if not plan_id:
+        return "", resolve_repo_id(config, repo) if repo else ""
+    if not ID_PATTERN.fullmatch(plan_id):
         raise ConfigError(where, "plans", f"bad plan id {plan_id!r}: use {ID_RULE}")
-    plan = config.plan(plan_id) if plan_id else None
-    if plan is not None:
-        if repo_id and repo_id != plan.repo:
-            raise ConfigError(
-                where, "plans", f"plan {plan_id!r} uses repo {plan.repo!r}, not {repo_id!r}"
-            )
-        repo_id = plan.repo
-    return plan_id, repo_id
+    plan = config.plan(plan_id)
+    if plan is None:
+        raise ConfigError(where, "plans", _unknown("plan", plan_id, [p.id for p in config.plans]))
+    plans_repo = config.repo(plan.repo)
+    if repo and repo != plan.repo and (plans_repo is None or repo != plans_repo.guid):
+        raise ConfigError(
+            where, "plans", f"plan {plan_id!r} uses repo {plan.repo!r}, not {repo!r}"
+        )
+    return plan_id, plan.repo
+
+
+def resolve_repo_id(config: Config, repo: str) -> str:
+    """The id of the ``[[repos]]`` entry whose id or guid is ``repo``; ConfigError if none."""
+    for entry in config.repos:
+        if repo in (entry.id, entry.guid):
+            return entry.id
+    where = config.path or "<embedded defaults>"
+    raise ConfigError(
+        where, "repos", _unknown("repo with id or guid", repo, [r.id for r in config.repos])
+    )
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    guess = closest_match(name, known)
+    hint = f"did you mean {guess!r}? " if guess else ""
+    listed = ", ".join(known) if known else "none configured"
+    section = "[[plans]]" if kind == "plan" else "[[repos]]"
+    return (
+        f"no {kind} {name!r} ({hint}known: {listed}); nothing was run or recorded: "
+        f"add a {section} entry or pick a known one"
+    )
 
 
 @dataclass(frozen=True)
@@ -330,8 +361,10 @@ def _keep_tail_of(data_dir: Path, op_id: int) -> None:
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--plan", "plan_id", default="", help="The plan this job belongs to.")
-@click.option("--repo", "repo_id", default="", help="The [[repos]] id this job works on.")
+@click.option("--plan", "plan_id", default="",
+              help="The [[plans]] id this job belongs to (refused when not configured).")
+@click.option("--repo", "repo_id", default="", metavar="REPO",
+              help="The [[repos]] entry this job works on: its id or its guid.")
 @click.option("-m", "--message", default="", help="What the oplog shows (default: the command).")
 @click.option("--restic", is_flag=True,
               help="Record COMMAND as restic (its backup, forget, check or prune) even when "

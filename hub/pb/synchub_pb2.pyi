@@ -499,7 +499,7 @@ class RemoteConfig(_message.Message):
     def __init__(self, modno: _Optional[int] = ..., version: _Optional[int] = ..., repos: _Optional[_Iterable[_Union[Repo, _Mapping]]] = ..., plans: _Optional[_Iterable[_Union[Plan, _Mapping]]] = ...) -> None: ...
 
 class PeerState(_message.Message):
-    __slots__ = ("peer_instance_id", "peer_keyid", "state", "status_message", "known_plans", "known_repos", "remote_config", "last_heartbeat_millis")
+    __slots__ = ("peer_instance_id", "peer_keyid", "state", "status_message", "known_plans", "known_repos", "remote_config", "last_heartbeat_millis", "last_disconnect_millis", "last_error", "last_error_millis")
     PEER_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_KEYID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +508,9 @@ class PeerState(_message.Message):
     KNOWN_REPOS_FIELD_NUMBER: _ClassVar[int]
     REMOTE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    LAST_DISCONNECT_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_MILLIS_FIELD_NUMBER: _ClassVar[int]
     peer_instance_id: str
     peer_keyid: str
     state: ConnectionState
@@ -516,7 +519,10 @@ class PeerState(_message.Message):
     known_repos: _containers.RepeatedScalarFieldContainer[str]
     remote_config: RemoteConfig
     last_heartbeat_millis: int
-    def __init__(self, peer_instance_id: _Optional[str] = ..., peer_keyid: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., status_message: _Optional[str] = ..., known_plans: _Optional[_Iterable[str]] = ..., known_repos: _Optional[_Iterable[str]] = ..., remote_config: _Optional[_Union[RemoteConfig, _Mapping]] = ..., last_heartbeat_millis: _Optional[int] = ...) -> None: ...
+    last_disconnect_millis: int
+    last_error: str
+    last_error_millis: int
+    def __init__(self, peer_instance_id: _Optional[str] = ..., peer_keyid: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., status_message: _Optional[str] = ..., known_plans: _Optional[_Iterable[str]] = ..., known_repos: _Optional[_Iterable[str]] = ..., remote_config: _Optional[_Union[RemoteConfig, _Mapping]] = ..., last_heartbeat_millis: _Optional[int] = ..., last_disconnect_millis: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_millis: _Optional[int] = ...) -> None: ...
 
 class SyncStreamItem(_message.Message):
     __slots__ = ("handshake", "heartbeat", "diff_operations", "send_operations", "send_config", "set_config", "list_resources", "request_log", "log_data", "error", "sync_cursors", "check_digest", "throttle")

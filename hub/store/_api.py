@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._sync import BucketDigest, SyncCursor
@@ -313,9 +313,12 @@ class PeerStateStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OperationQuery:
-    """Which operations a reader lists, newest (highest id) first.
+    """Which operations a reader lists, and in which order.
 
-    Every set field narrows the list: ``instance`` the instance an operation came from
+    ``order`` ``"id"`` lists by local id (the order they arrived in this store),
+    ``"started"`` by start time (``unix_time_start_ms``, ties by id); newest first,
+    oldest first with ``ascending``. Every set field narrows the list: ``instance``
+    the instance an operation came from
     (its ``peer_instance_id``; a node's own operations by their ``instance_id``),
     ``producer`` the ``instance_id`` it was written with; ``since_ms`` / ``until_ms``
     bound the start time (``since`` inclusive, ``until`` exclusive); ``before_id`` pages:
@@ -331,6 +334,15 @@ class OperationQuery:
     until_ms: int | None = None
     before_id: int | None = None
     limit: int = 100
+    order: Literal["id", "started"] = "id"
+    ascending: bool = False
+
+    def order_sql(self) -> str:
+        """The ORDER BY clause both SQL stores use for this query."""
+        direction = "ASC" if self.ascending else "DESC"
+        if self.order == "started":
+            return f"unix_time_start_ms {direction}, id {direction}"
+        return f"id {direction}"
 
 
 @runtime_checkable
@@ -345,7 +357,7 @@ class OplogReader(Protocol):
     """
 
     def find(self, query: OperationQuery) -> list[pb.Operation]:
-        """The operations matching ``query``, highest id first, at most ``query.limit``.
+        """The operations matching ``query`` in its order, at most ``query.limit``.
 
         Every operation read has ``peer_instance_id`` set as ``OplogStore.query`` sets it.
         """

@@ -38,7 +38,7 @@ def pg_find_sql(query: OperationQuery) -> tuple[str, tuple[object, ...]]:
             clauses.append(clause)
             params.append(value)
     where = " AND ".join(clauses) if clauses else "TRUE"
-    sql = f"SELECT {_COLUMNS} FROM operations WHERE {where} ORDER BY id DESC LIMIT %s"  # noqa: S608
+    sql = f"SELECT {_COLUMNS} FROM operations WHERE {where} ORDER BY {query.order_sql()} LIMIT %s"  # noqa: S608
     return sql, (*params, max(0, query.limit))
 
 

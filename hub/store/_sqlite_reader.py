@@ -45,7 +45,7 @@ def find_sql(query: OperationQuery) -> tuple[str, tuple[object, ...]]:
             clauses.append(clause)
             params.append(value)
     where = " AND ".join(clauses) if clauses else "1"
-    sql = f"SELECT {_COLUMNS} FROM operations WHERE {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+    sql = f"SELECT {_COLUMNS} FROM operations WHERE {where} ORDER BY {query.order_sql()} LIMIT ?"  # noqa: S608
     return sql, (*params, max(0, query.limit))
 
 

@@ -143,8 +143,10 @@ def test_disconnected_unknown_keyid_creates_record(harness: Harness) -> None:
             timeout=TIMEOUT
         )
         stored = harness.stored()
+        ended = int(harness.clock.now * 1000)
         assert stored[DB1] == pb.PeerState(
-            peer_keyid=DB1, state=pb.CONNECTION_STATE_ERROR_AUTH, status_message="not authorized"
+            peer_keyid=DB1, state=pb.CONNECTION_STATE_ERROR_AUTH, status_message="not authorized",
+            last_disconnect_millis=ended, last_error="not authorized", last_error_millis=ended,
         )
         assert stored[WEB1].peer_instance_id == "web1"
 

@@ -8,6 +8,7 @@ outbox and the messages it sent its collaborators.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,6 +442,21 @@ def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Ri
     connected.peers.heartbeat.defer.assert_called_with(CLIENT.keyid)
 
 
+def test_any_item_is_heard_from_within_a_second(connected: Rig) -> None:
+    connected.oplog.diff.return_value = answered([])
+    reported = []
+    now = 0.0
+    while now < 3 * SETTINGS.heartbeat_interval:
+        now = round(now + 0.3, 1)
+        before = connected.peers.heartbeat.defer.call_count
+        connected.frame(diff_frame(CLIENT.keyid, [], []), now=now)
+        if connected.peers.heartbeat.defer.call_count > before:
+            reported.append(now)
+    gaps = [b - a for a, b in itertools.pairwise(reported)]
+    assert len(reported) >= 24  # about one a second over 30 s of streaming
+    assert max(gaps) < 1.25  # the first item at least a second after the last report
+
+
 def test_error_from_the_client_ends_the_session_without_a_reply(connected: Rig) -> None:
     connected.frame(error_frame(pb.CONNECTION_STATE_ERROR_INTERNAL, "disk full"))
     assert connected.outbox.frames == []
@@ -496,9 +512,10 @@ def test_revocation_mid_session_ends_it_with_auth_error(connected: Rig, tmp_path
     connected.session.on_config_changed(revoked)
     error = connected.only_error()
     assert error.state == ERROR_AUTH
-    assert "not authorized" in error.message
+    assert error.message == "revoked by the operator"
     _, kwargs = connected.peers.disconnected.defer.call_args
     assert kwargs["state"] == ERROR_AUTH
+    assert kwargs["message"] == "revoked by the operator"
 
 
 def test_unverifying_mid_session_ends_it(connected: Rig, tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_revocation_through_the_config_actor_ends_the_live_session(hub: Hub) -> 
     hub.config.revoke(CLIENT.keyid).get(timeout=5)
     error = outbox.next_item().error
     assert error.state == pb.CONNECTION_STATE_ERROR_AUTH
-    assert "not authorized" in error.message
+    assert error.message == "revoked by the operator"
     outbox.wait_for("closed")
     wait_until(lambda: hub.peer_state().state == pb.CONNECTION_STATE_ERROR_AUTH)
 

@@ -63,6 +63,32 @@ def test_find_filters_and_pages_newest_first(reader_rig: ReaderRig) -> None:
     assert not {op.id for op in first} & {op.id for op in second}
 
 
+def test_find_by_start_time_lists_a_late_arrival_where_it_started(
+    reader_rig: ReaderRig,
+) -> None:
+    stored = _seed(reader_rig)  # the local ones have the highest ids and start at 0
+    late = remote_op(7, plan_id="nightly")
+    late.unix_time_start_ms = 2_500  # synced last, started between op 2 and op 3
+    tie = remote_op(8, plan_id="nightly")
+    tie.unix_time_start_ms = 2_500
+    [late, tie] = reader_rig.writer.apply_remote(
+        KEY_A, [late, tie], [], peer_instance_id="web1"
+    ).created
+    reader = reader_rig.open_reader()
+
+    by_start = reader.find(OperationQuery(order="started", instance="web1"))
+    assert [op.unix_time_start_ms for op in by_start] == [
+        6_000, 5_000, 4_000, 3_000, 2_500, 2_500, 2_000, 1_000]
+    assert [op.id for op in by_start[4:6]] == [tie.id, late.id]  # ties: newest id first
+    oldest = reader.find(OperationQuery(order="started", ascending=True, limit=2))
+    assert {op.id for op in oldest} == {op.id for op in stored[6:]}  # local: started at 0
+    by_id = reader.find(OperationQuery(instance="web1", limit=2))
+    assert [op.id for op in by_id] == [tie.id, late.id]
+    window = reader.find(OperationQuery(order="started", since_ms=2_500, until_ms=4_000,
+                                        ascending=True))
+    assert [op.id for op in window] == [late.id, tie.id, stored[2].id]
+
+
 def test_per_plan_lookups(reader_rig: ReaderRig) -> None:
     stored = _seed(reader_rig)
     reader = reader_rig.open_reader()

@@ -583,3 +583,36 @@ def test_cli_once_reports_a_wrong_pinned_key(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert f"known_hosts pins {STRANGER.keyid}" in lines[0]
+
+
+def test_a_normal_exit_is_no_error_and_a_revoke_says_so(tmp_path: Path) -> None:
+    """`synchub peers` keeps why a session ended apart from the last error."""
+    with rig(tmp_path) as r:
+        keyid = r.client_node.identity.signing.keyid
+
+        def peer() -> pb.PeerState:
+            state = r.hub.peers.get(keyid).get(timeout=ASK)
+            assert state is not None
+            return state
+
+        done = run_cli(r.client_node.config_path, "--once", "--timeout", "10")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: peer().state == pb.CONNECTION_STATE_DISCONNECTED, timeout=10,
+                   what="the --once session's end")
+        closed = peer()
+        assert closed.status_message.startswith("peer reported: ")
+        assert closed.last_disconnect_millis >= closed.last_heartbeat_millis > 0
+        assert (closed.last_error, closed.last_error_millis) == ("", 0)
+
+        with running(Agent(r.client, settings=FAST)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].state == "connected", timeout=10,
+                       what="connected")
+            r.hub.config_actor.revoke(keyid).get(timeout=ASK)
+            wait_until(lambda: peer().state == pb.CONNECTION_STATE_ERROR_AUTH, timeout=10,
+                       what="the revoked session's end")
+            wait_until(lambda: agent.status()["hub-1"].state == "refused", timeout=10,
+                       what="the agent told")
+            assert "revoked by the operator" in agent.status()["hub-1"].message
+        revoked = peer()
+        assert revoked.status_message == "revoked by the operator"
+        assert revoked.last_error == "revoked by the operator"

@@ -140,7 +140,7 @@ def test_ops_and_peers_show_peer_text_inert_and_json_exact(hub: HubProcess) -> N
     finally:
         client.close()
 
-    peers = synchub(hub.config_path, "peers")
+    peers = synchub(hub.config_path, "peers", "--wide")
     assert_inert(peers.stdout)
     assert len(peers.stdout.splitlines()) == 2, peers.stdout
     assert "disk on fire\\x1b[2J" in peers.stdout

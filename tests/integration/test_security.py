@@ -255,9 +255,9 @@ def remove_from_file_and_reload(hub: Any, path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        (revoke_by_config_actor, "not authorized"),
+        (revoke_by_config_actor, "revoked by the operator"),
         (unverify_by_config_actor, "not verified"),
-        (remove_from_file_and_reload, "not authorized"),
+        (remove_from_file_and_reload, "revoked by the operator"),
     ],
     ids=["revoke", "unverify", "file-and-reload"],
 )

@@ -3,6 +3,7 @@ with and without a hub running in this process on the same data_dir."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ NOW_MS = 1_800_000_000_000
 
 PEER_STATE_FIELDS = {
     "peer_instance_id", "peer_keyid", "state", "status_message", "known_plans",
-    "known_repos", "last_heartbeat_millis",
+    "known_repos", "last_heartbeat_millis", "last_disconnect_millis", "last_error",
+    "last_error_millis",
 }
 
 
@@ -116,11 +118,42 @@ def test_durations_read_like_a_person_would_say_them() -> None:
 def test_peers_table_columns() -> None:
     header, web1 = peers_table([web1_state()], NOW_MS)
     assert header.split() == [
-        "INSTANCE", "KEYID", "STATE", "HEARTBEAT", "REPOS", "/", "PLANS", "LAST", "ERROR",
+        "INSTANCE", "KEYID", "STATE", "HEARD", "REPOS", "/", "PLANS", "LAST", "DISCONNECT",
+        "LAST", "ERROR",
     ]
     assert web1.split() == [
-        "web1", CLIENT.keyid[8:20], "connected", "12s", "ago", "nas", "/", "nightly", "-",
+        "web1", CLIENT.keyid[8:20], "connected", "12s", "ago", "nas", "/", "nightly", "-", "-",
     ]
+
+
+def test_a_normal_end_is_a_disconnect_reason_not_an_error() -> None:
+    closed = pb.PeerState(
+        peer_instance_id="web1", peer_keyid=CLIENT.keyid, state=pb.CONNECTION_STATE_DISCONNECTED,
+        status_message="peer reported: closing", last_disconnect_millis=NOW_MS - 60_000,
+        last_error="bad frame", last_error_millis=NOW_MS - 7200_000,
+    )
+    revoked = pb.PeerState(
+        peer_instance_id="db1", peer_keyid=OTHER_CLIENT.keyid,
+        state=pb.CONNECTION_STATE_ERROR_AUTH, status_message="revoked by the operator",
+        last_disconnect_millis=NOW_MS - 5000, last_error="revoked by the operator",
+        last_error_millis=NOW_MS - 5000,
+    )
+    _, web1, db1 = peers_table([closed, revoked], NOW_MS, wide=True)
+    assert "1m ago: peer reported: closing" in web1
+    assert web1.endswith("2h ago: bad frame")
+    assert "5s ago: revoked by the operator" in db1
+
+
+def test_peer_text_cannot_break_the_table() -> None:
+    odd = pb.PeerState(
+        peer_instance_id="web1", peer_keyid=CLIENT.keyid, state=pb.CONNECTION_STATE_DISCONNECTED,
+        status_message="peer reported: line\nbreak\x1b[2J" + "x" * 100,
+    )
+    lines = peers_table([odd], NOW_MS)
+    assert len(lines) == 2
+    assert "\x1b" not in lines[1] and "\n" not in lines[1]
+    assert "…" in lines[1]
+    assert "x" * 100 in peers_table([odd], NOW_MS, wide=True)[1]
 
 
 # --- peers --------------------------------------------------------------------------------------
@@ -133,8 +166,13 @@ def test_peers_without_a_hub_reads_the_peer_file(
     save_peers(hub_file.parent / "data", web1_state(), db1_state())
     table = run("peers")
     assert table.exit_code == 0
-    lines = table.output.splitlines()
+    lines = table.stdout.splitlines()
     assert lines[0].startswith("INSTANCE")
+    as_of = dt.datetime.fromtimestamp((NOW_MS - 12_400) / 1000, tz=dt.UTC).astimezone()
+    assert table.stderr == (
+        f"no hub is running on {hub_file.parent / 'data'}: states as of "
+        f"{as_of.isoformat(timespec='seconds')}, when it last recorded them\n"
+    )
     assert lines[1].split()[:3] == ["db1", OTHER_CLIENT.keyid[8:20], "error_auth"]
     assert lines[1].endswith("client is not authorized")
     assert "3h ago" in lines[1]
@@ -176,7 +214,7 @@ def test_peers_with_a_broken_config_is_one_line(in_tmp: Path) -> None:
 # --- ops through the running hub -------------------------------------------------------------
 
 
-def test_ops_come_from_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+def test_ops_are_read_beside_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     config = load_config(Path("synchub.toml"))
     hub.oplog.add([
@@ -185,7 +223,7 @@ def test_ops_come_from_the_running_hub(hub: Hub, caplog: pytest.LogCaptureFixtur
     ]).get(timeout=5)
     listed = json.loads(run("ops", "--json", "--plan", "nightly").output)
     assert [op["display_message"] for op in listed] == ["from the hub"]
-    assert any("answered by the running hub" in r.message for r in caplog.records)
+    assert any("reading" in r.message and "oplog.sqlite" in r.message for r in caplog.records)
     assert "from the hub" in run("ops").output
 
 
@@ -266,6 +304,24 @@ def test_authorize_bad_input_is_one_line(
 ) -> None:
     assert_one_line_error(run("authorize", *args, "--yes"), *fragments)
     assert not (in_tmp / "synchub.toml").exists()
+
+
+def test_authorize_warns_of_a_plan_or_repo_nothing_has_and_keeps_it(hub_file: Path) -> None:
+    save_peers(load_config(hub_file).data_dir, pb.PeerState(
+        peer_keyid=CLIENT.keyid, peer_instance_id="web1", known_plans=["hourly"]))
+    result = run("authorize", STRANGER.keyid, "--instance", "web9",
+                 "--perm", "read_config:plan:nosuch", "--perm", "read_config:plan:nightli",
+                 "--perm", "read_config:plan:hourly", "--perm", "read_config:repo:nas",
+                 "--perm", "read_operations:!repo:tapes", "--yes")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3, result.stderr
+    assert "read_config:plan:nosuch: no plan 'nosuch'" in warnings[0]
+    assert "did you mean 'nightly'?" in warnings[1]
+    assert "no repo 'tapes'" in warnings[2]
+    client = load_config(hub_file).authorized_client(STRANGER.keyid)
+    assert client is not None
+    assert client.permissions.can_read_config("plan:nosuch")
 
 
 def test_authorize_without_instance_is_a_usage_error(in_tmp: Path) -> None:

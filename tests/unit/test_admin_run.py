@@ -143,9 +143,11 @@ def test_keep_tail_leaves_short_files_alone(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("--repo", "tape", "--", "true"), "no repo with id 'tape'"),
+        (("--repo", "tape", "--", "true"), "no repo with id or guid 'tape'"),
         (("--plan", "nightly", "--repo", "other", "--", "true"), "plan 'nightly' uses repo 'nas'"),
         (("--plan", "bad plan", "--", "true"), "bad plan id 'bad plan'"),
+        (("--plan", "bogus", "--", "true"), "no plan 'bogus' (known: nightly)"),
+        (("--plan", "nightli", "--", "true"), "did you mean 'nightly'?"),
     ],
 )
 def test_bad_options_are_one_line_and_run_nothing(
@@ -157,6 +159,15 @@ def test_bad_options_are_one_line_and_run_nothing(
     assert len(lines) == 1 and lines[0].startswith("synchub: error: ")
     assert fragment in lines[0]
     assert not (node / "data" / "oplog.sqlite").exists()
+
+
+def test_repo_is_an_id_or_a_guid(node: Path) -> None:
+    config = load_config(node / "synchub.toml")
+    [nas] = config.repos
+    assert run("run", "--repo", "nas", "--", "true").exit_code == 0
+    assert run("run", "--repo", nas.guid, "--", "true").exit_code == 0
+    assert run("run", "--plan", "nightly", "--repo", nas.guid, "--", "true").exit_code == 0
+    assert [(op.repo_id, op.repo_guid) for op in operations(node)] == [("nas", nas.guid)] * 3
 
 
 def test_run_without_a_command_is_a_usage_error(node: Path) -> None:

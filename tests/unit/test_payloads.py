@@ -141,12 +141,13 @@ def test_the_table_shows_the_summary_and_where_an_operation_came_from() -> None:
                           display_message="true", status=pb.STATUS_SUCCESS)
     own = pb.Operation(id=9, instance_id="hub-1", display_message="local job")
     header, *rows = operations_table([produced, direct, own])
-    assert header.split() == ["ID", "STARTED", "STATUS", "INSTANCE", "PLAN", "SUMMARY"]
+    assert header.split() == [
+        "ID", "STARTED", "DURATION", "STATUS", "INSTANCE", "PLAN", "SUMMARY"]
     assert "laptop@web1" in rows[0]
     assert "backup: 2.0 KiB added, 2 new files, snapshot 1a2b3c4d" in rows[0]
     assert "\x1b" not in rows[0]
-    assert rows[1].split()[3] == "web1"
-    assert rows[2].split()[3] == "hub-1"
+    assert rows[1].split()[4] == "web1"
+    assert rows[2].split()[4] == "hub-1"
 
 
 def test_json_shows_payloads_with_the_schemas_names() -> None:
