@@ -3,7 +3,8 @@
 
 Seeds a hub's oplog with ``--ops`` operations of ``--mib`` MiB each, starts
 `synchub start` (``--synchub``: the launcher to measure, this tree's by default),
-then runs `synchub ops` and `synchub ops --json` against it and prints the hub's
+then runs `synchub ops` and `synchub ops --json` against it, then reads every
+operation through the admin socket's ``ops`` pages, and prints the hub's
 resident memory before, its peak (VmHWM) and after, and each command's own peak
 (the largest of the commands run so far).
 
@@ -86,6 +87,23 @@ def run_cli(launcher: str, config: Path, *args: str) -> tuple[float, int, int]:
     return took, done.returncode, max(peak, before) // 1024
 
 
+def page_through_admin(data_dir: Path, count: int) -> tuple[float, int, int]:
+    """Every operation through the admin socket's ``ops`` pages: seconds, pages, the
+    largest page's bytes."""
+    from hub.admin import ask_hub  # noqa: PLC0415 - this tree's client
+
+    started = time.monotonic()
+    pages, largest, seen, before = 0, 0, 0, None
+    while True:
+        answer = ask_hub(data_dir, "ops", timeout=30, limit=count, before_id=before)
+        pages += 1
+        largest = max(largest, sum(len(raw) for raw in answer["operations"]))
+        seen += len(answer["operations"])
+        before = answer.get("next_before_id")
+        if before is None or seen >= count:
+            return time.monotonic() - started, pages, largest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synchub", default=str(ROOT / "bin" / "synchub"))
@@ -118,6 +136,12 @@ def main() -> None:
                 print(f"synchub {' '.join(listing):12} {took:6.1f} s  exit {code}  "
                       f"hub peak {peak:6d} MiB  hub after {after:6d} MiB  "
                       f"command peak {cli_peak:6d} MiB")
+            reset_peak(hub.pid)
+            took, pages, largest = page_through_admin(Path(base) / "data", args.ops)
+            peak = status_kib(hub.pid, "VmHWM") // 1024
+            after = status_kib(hub.pid, "VmRSS") // 1024
+            print(f"admin ops, {pages} pages {took:6.1f} s  largest page {largest / MIB:.1f} MiB  "
+                  f"hub peak {peak:6d} MiB  hub after {after:6d} MiB")
         finally:
             hub.terminate()
             hub.wait(timeout=30)
