@@ -4,17 +4,22 @@
 ``hub.protocol.ClientSession`` over its own DEALER socket; ``LocalOplog`` is the
 view of this node's own operations those sessions read. The protocol pieces a
 client needs (item builders, batching, the diff plan, backoff) are in
-``hub.protocol``.
+``hub.protocol``. A running agent records its view of each hub in
+``data_dir/agent-status.json`` (``read_status``), for ``synchub agent --status``.
 """
 
 from hub.agent._agent import Agent, AgentSettings, HostStatus, Progress, SyncReport
 from hub.agent._local import LocalOplog
+from hub.agent._status import AgentStatusRecord, read_status, status_path
 
 __all__ = [
     "Agent",
     "AgentSettings",
+    "AgentStatusRecord",
     "HostStatus",
     "LocalOplog",
     "Progress",
     "SyncReport",
+    "read_status",
+    "status_path",
 ]

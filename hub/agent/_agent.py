@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -41,9 +43,12 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from hub.agent._local import LocalOplog
+from hub.agent._status import write_status
 from hub.config import Config, KnownHost
 from hub.errors import ClientError, HubRefused, SynchubError
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
+from hub.jsonview import message_to_dict
+from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     ClientHandshake,
     ClientSession,
@@ -143,13 +148,20 @@ class HostStatus:
 
     ``state`` is starting, connecting, connected, retry-wait, refused, stopped (or
     done / failed after ``run_once``); ``sessions`` counts sessions that reached
-    CONNECTED; ``in_sync`` says the latest round of diffs came back empty.
+    CONNECTED; ``in_sync`` says the latest round of diffs came back empty; ``message``
+    says why it is not connected.
     """
 
     state: str = "starting"
     sessions: int = 0
     in_sync: bool = False
     message: str = ""
+    last_sync_ms: int = 0
+    """When the hub last confirmed it holds everything (wall clock, ms); 0: not yet."""
+    acknowledged_mark: int = -1
+    """The local change mark every change up to which the hub holds; -1: unknown."""
+    hub_config: str = ""
+    """The config the hub last sent, as JSON (``hub.jsonview``); empty before any."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -193,6 +205,9 @@ class Agent:
         self._context: zmq.Context[Any] | None = None
         self._threads: list[threading.Thread] = []
         self._links = [_HostLink(self, host) for host in config.known_hosts]
+        self._status_lock = threading.Lock()
+        self._started_ms = _wall_ms()
+        self._status_failed = False
 
     @property
     def keyid(self) -> str:
@@ -200,6 +215,22 @@ class Agent:
 
     def status(self) -> dict[str, HostStatus]:
         return {link.host.instance_id: link.status for link in self._links}
+
+    def write_status(self, *, stopped: bool = False) -> None:
+        """Record every hub's status in ``data_dir/agent-status.json`` (see _status)."""
+        with self._status_lock:
+            hosts = {link.host.instance_id: link.status_record() for link in self._links}
+            record = {
+                "pid": os.getpid(), "started_ms": self._started_ms, "updated_ms": _wall_ms(),
+                "stopped": stopped, "hosts": hosts,
+            }
+            try:
+                write_status(self.config.data_dir, record)
+            except OSError as exc:
+                if not self._status_failed:
+                    log.warning("cannot record the agent's status for `synchub agent "
+                                "--status`: %s", exc)
+                self._status_failed = True
 
     def request_stop(self) -> None:
         """Ask every connection to end (safe from a signal handler); see ``stop``."""
@@ -222,6 +253,7 @@ class Agent:
             self._join_all()
         finally:
             self._shutdown()
+            self.write_status(stopped=True)
         reports: list[SyncReport] = []
         problems: list[SynchubError] = []
         for link in self._links:
@@ -257,6 +289,7 @@ class Agent:
         """End every connection, close the sockets and wait for the threads."""
         self._stop.set()
         self._shutdown(timeout)
+        self.write_status(stopped=True)
 
     def _spawn(self, link: _HostLink, target: Callable[[], None]) -> None:
         thread = threading.Thread(
@@ -296,6 +329,8 @@ class _HostLink:
         self.host = host
         self.status = HostStatus()
         self.outcome: SyncReport | BaseException | None = None
+        self.local: LocalOplog | None = None  # the connection's, while one runs
+        self._round_mark = -1
         self.scope = SyncScope.for_host(agent.config, host.permissions)
         self.log_scope = SyncScope.for_host(
             agent.config, host.permissions, PermissionType.READ_LOGS
@@ -309,15 +344,39 @@ class _HostLink:
     def _report(self, **changes: Any) -> None:
         # One attribute assignment of a fresh frozen object: readers see old or new.
         self.status = replace(self.status, **changes)
+        self.agent.write_status()
+
+    def status_record(self) -> dict[str, Any]:
+        """This hub's entry in the agent's status file."""
+        status = self.status
+        return {
+            "endpoint": self.host.endpoint, "keyid": self.host.keyid,
+            "state": status.state, "message": status.message, "sessions": status.sessions,
+            "in_sync": status.in_sync, "last_sync_ms": status.last_sync_ms,
+            "acknowledged_mark": status.acknowledged_mark,
+            "hub_config": json.loads(status.hub_config) if status.hub_config else None,
+        }
+
+    def _local_mark(self) -> int:
+        return self.local.high_water() if self.local is not None else -1
 
     # -- what the session reports (a SessionListener) -------------------------------------
 
     def connected(self) -> None:
+        # A round of diffs starts right after: the hub will hold what is here now.
+        self._round_mark = self._local_mark()
         sessions = self.status.sessions + 1
         self._report(state="connected", sessions=sessions, in_sync=False, message="")
 
     def round_finished(self, in_sync: bool) -> None:
-        self._report(in_sync=in_sync)
+        changes: dict[str, Any] = {"in_sync": in_sync}
+        if in_sync:
+            changes.update(last_sync_ms=_wall_ms(), acknowledged_mark=self._round_mark)
+        self._round_mark = self._local_mark()  # the next round's diffs are built after
+        self._report(**changes)
+
+    def config_received(self, config: pb.RemoteConfig) -> None:
+        self._report(hub_config=json.dumps(message_to_dict(config), sort_keys=True))
 
     def progress(self, sent: int, requested: int) -> None:
         progress = self.agent._progress
@@ -402,6 +461,7 @@ class _Connection:
         """Connect and sync: once, until the hub is in sync (the report); else until it fails."""
         data_dir = self.agent.config.data_dir
         local = LocalOplog(oplog_path(data_dir), LocalLogs(data_dir))
+        self.link.local = local
         try:
             sock, monitor = self._open()
             self.link._report(state="connecting")
@@ -420,6 +480,7 @@ class _Connection:
             try:
                 self._close()
             finally:
+                self.link.local = None
                 local.close()
 
     def _new_session(self, local: LocalOplog) -> ClientSession:
@@ -509,6 +570,10 @@ class _Connection:
     def _check_stop(self) -> None:
         if self.agent._stop.is_set():
             raise _Stopped()
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _poll_ms(seconds: float) -> int:

@@ -27,7 +27,10 @@ from hub.admin import (
     permissions_from_flags,
     short_keyid,
 )
+from hub.cli.agent_cmds import show_client_status
 from hub.cli.listing import TimeZoneChoice, table
+from hub.cli.listing import ago as ago  # noqa: PLC0414 - still imported from here
+from hub.cli.listing import duration as duration  # noqa: PLC0414 - as ago
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import (
     AuthorizedClient,
@@ -57,22 +60,6 @@ _STATE_NAMES = {
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def duration(seconds: int) -> str:
-    """``12s``, ``5m``, ``3h``, ``2d``: the largest whole unit."""
-    seconds = max(0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def ago(then_ms: int, now_ms: int) -> str:
-    """``12s ago``, ``5m ago``...; ``-`` when there is no time."""
-    if then_ms <= 0:
-        return "-"
-    return f"{duration((now_ms - then_ms) // 1000)} ago"
 
 
 _ERROR_STATES = frozenset({
@@ -338,10 +325,15 @@ def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the hub's status as JSON.")
+@click.option("--utc", is_flag=True, help="On a client: times in UTC.")
 @click.pass_obj
-def status(obj: CliContext, as_json: bool) -> None:
-    """Show the running hub's identity and counts (exit status 3 when none runs)."""
+def status(obj: CliContext, as_json: bool, utc: bool) -> None:
+    """Show the running hub's identity and counts (exit status 3 when none runs); on a
+    client (no [hub], some [[known_hosts]]), how each of its hubs stands."""
     config = obj.load()
+    if config.hub is None and config.known_hosts:
+        show_client_status(config, as_json=as_json, utc=utc)
+        return
     try:
         answer = ask_hub(config.data_dir, "status", timeout=READ_TIMEOUT)
     except AdminUnavailable as exc:

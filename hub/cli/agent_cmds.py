@@ -10,44 +10,40 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
-from hub.agent import Agent, AgentSettings
-from hub.cli.main import CliContext, cli
+from hub.agent import Agent, AgentSettings, AgentStatusRecord, read_status
+from hub.cli.listing import TimeZoneChoice, ago
+from hub.cli.main import CliContext, cli, print_json
+from hub.cli.progress import BarProgress, LoggedProgress
+from hub.config import Config
+from hub.errors import ClientError
+from hub.store import SqliteOplogReader, oplog_path
+from hub.text import printable
 
 log = logging.getLogger("synchub.agent")
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
-PROGRESS_MIN_OPERATIONS = 1000
 
 
-class TerminalProgress:
-    """One self-rewriting status line per large initial sync, for a terminal."""
+def _progress_for(stream: TextIO) -> BarProgress | LoggedProgress:
+    """Bars on a terminal; otherwise log lines, shown with ``-v``."""
+    return BarProgress(stream) if stream.isatty() else LoggedProgress(log)
 
-    def __init__(self, stream: TextIO, *, min_interval: float = 0.2) -> None:
-        self._stream = stream
-        self._min_interval = min_interval
-        self._last_shown = 0.0
-        self._shown = False
 
-    def __call__(self, host: str, sent: int, requested: int) -> None:
-        if requested < PROGRESS_MIN_OPERATIONS:
-            return
-        now = time.monotonic()
-        if sent < requested and now - self._last_shown < self._min_interval:
-            return
-        self._last_shown = now
-        self._shown = True
-        self._stream.write(f"\rsyncing to {host}: {sent}/{requested} operations sent\x1b[K")
-        self._stream.flush()
-
-    def finish(self) -> None:
-        if self._shown:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._shown = False
+def show_client_status(config: Config, *, as_json: bool, utc: bool) -> None:
+    """``synchub agent --status`` (and ``synchub status`` on a client)."""
+    if not config.known_hosts:
+        where = config.path if config.path is not None else "the built-in defaults"
+        raise ClientError(f"no [[known_hosts]] in {where}: this node is no hub's client")
+    now_ms = time.time_ns() // 1_000_000
+    view = client_status(config, now_ms)
+    if as_json:
+        print_json(view)
+        return
+    print_client_status(view, now_ms, TimeZoneChoice(utc=utc))
 
 
 def _count(n: int, noun: str) -> str:
@@ -73,6 +69,103 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def client_status(config: Config, now_ms: int) -> dict[str, Any]:
+    """This client's view of each known hub, from the agent's status file and its oplog."""
+    record = read_status(config.data_dir)
+    recorded = record.hosts if record is not None else {}
+    reader = _local_reader(config)
+    try:
+        hosts = []
+        for host in config.known_hosts:
+            entry = recorded.get(host.instance_id, {})
+            running = record is not None and record.running
+            state = str(entry.get("state", "")) if running else "not running"
+            connected = running and state == "connected"
+            why = "" if connected else _why_not(record, entry)
+            mark = int(entry.get("acknowledged_mark", -1))
+            hosts.append({
+                "instance_id": host.instance_id,
+                "endpoint": host.endpoint,
+                "connected": connected,
+                "state": state,
+                "why_not_connected": why,
+                "in_sync": bool(entry.get("in_sync", False)) and connected,
+                "last_sync_ms": int(entry.get("last_sync_ms", 0)),
+                "unacknowledged": _unacknowledged(reader, mark),
+                "hub_config": entry.get("hub_config"),
+            })
+    finally:
+        if reader is not None:
+            reader.close()
+    return {
+        "instance": config.instance,
+        "data_dir": str(config.data_dir),
+        "agent": {
+            "running": record is not None and record.running,
+            "pid": record.pid if record is not None else 0,
+            "started_ms": record.started_ms if record is not None else 0,
+            "updated_ms": record.updated_ms if record is not None else 0,
+        },
+        "hosts": hosts,
+    }
+
+
+def _why_not(record: AgentStatusRecord | None, entry: dict[str, Any]) -> str:
+    if record is None:
+        return "no agent has run on this data_dir: start `synchub agent`"
+    if not record.running:
+        return "the agent is not running: start `synchub agent`"
+    message = str(entry.get("message", ""))
+    return message or str(entry.get("state", "starting"))
+
+
+def _local_reader(config: Config) -> SqliteOplogReader | None:
+    path = oplog_path(config.data_dir)
+    return SqliteOplogReader(path) if path.exists() else None
+
+
+def _unacknowledged(reader: SqliteOplogReader | None, mark: int) -> int:
+    """Local changes past what the hub last confirmed (all of them when it never did)."""
+    if reader is None:
+        return 0
+    changes = reader.local_changes_since(max(0, mark), limit=_COUNT_LIMIT)
+    return len(changes.operations) + len(changes.deleted_ids)
+
+
+_COUNT_LIMIT = 1_000_000
+
+
+def print_client_status(view: dict[str, Any], now_ms: int, zone: TimeZoneChoice) -> None:
+    agent = view["agent"]
+    if agent["running"]:
+        click.echo(f"client {view['instance']}: agent running (pid {agent['pid']}), "
+                   f"data {view['data_dir']}")
+    else:
+        click.echo(f"client {view['instance']}: no agent running, data {view['data_dir']}")
+    for host in view["hosts"]:
+        click.echo(f"{printable(host['instance_id'])}  {printable(host['endpoint'])}")
+        if host["connected"]:
+            sync = "in sync" if host["in_sync"] else "syncing"
+            click.echo(f"  connected        yes ({sync})")
+        else:
+            click.echo(f"  connected        no: {printable(host['why_not_connected'], 300)}")
+        last = host["last_sync_ms"]
+        when = f"{zone.show(last)} ({ago(last, now_ms)})" if last > 0 else "never"
+        click.echo(f"  last sync        {when}")
+        click.echo(f"  not acknowledged {_count(host['unacknowledged'], 'operation')}")
+        click.echo(f"  hub's config     {_config_text(host['hub_config'])}")
+
+
+def _config_text(config: dict[str, Any] | None) -> str:
+    if not config:
+        return "none received yet"
+    repos = [printable(str(r.get("id", "?")), 40) for r in config.get("repos", [])]
+    plans = [printable(str(p.get("id", "?")), 40) for p in config.get("plans", [])]
+    return (f"modno {config.get('modno', 0)}: {_count(len(repos), 'repo')}"
+            f"{' (' + ', '.join(repos) + ')' if repos else ''}, {_count(len(plans), 'plan')}"
+            f"{' (' + ', '.join(plans) + ')' if plans else ''}")
+
+
 @cli.command()
 @click.option("--once", is_flag=True,
               help="Sync, confirm every hub holds everything, and exit 0 (non-zero if not).")
@@ -83,21 +176,31 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
               default=None, metavar="SECONDS",
               help="Heartbeat interval; a hub silent for 3 intervals is reconnected "
                    "(default: [hub].heartbeat_interval if set, else 15).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Show this client's view of each hub (from the running agent) and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --status: print it as JSON.")
+@click.option("--utc", is_flag=True, help="With --status: times in UTC.")
 @click.pass_obj
-def agent(obj: CliContext, once: bool, timeout: float, heartbeat_interval: float | None) -> None:
+def agent(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, once: bool, timeout: float, heartbeat_interval: float | None,
+    show_status: bool, as_json: bool, utc: bool,
+) -> None:
     """Sync this node's operations to every hub in [[known_hosts]].
 
     Runs until SIGINT or SIGTERM, reconnecting with backoff; with --once, syncs and
-    exits.
+    exits; with --status, shows how each hub stands and exits.
     """
     config = obj.load()
+    if show_status:
+        show_client_status(config, as_json=as_json, utc=utc)
+        return
     if heartbeat_interval is None:
         heartbeat_interval = (
             config.hub.heartbeat_interval if config.hub is not None
             else DEFAULT_HEARTBEAT_INTERVAL
         )
     settings = AgentSettings(heartbeat_interval=heartbeat_interval, connect_timeout=timeout)
-    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    progress = _progress_for(sys.stderr)
     client = Agent(config, settings=settings, progress=progress)
     keyid = client.keyid
     how = f"`synchub authorize {keyid} --instance {config.instance}`"
@@ -117,8 +220,7 @@ def agent(obj: CliContext, once: bool, timeout: float, heartbeat_interval: float
         try:
             if once:
                 reports = client.run_once(timeout)
-                if progress is not None:
-                    progress.finish()
+                progress.close()
                 for report in reports:
                     click.echo(
                         f"in sync with {report.host}: sent {_count(report.sent, 'operation')}, "
@@ -133,5 +235,4 @@ def agent(obj: CliContext, once: bool, timeout: float, heartbeat_interval: float
                 pass
         finally:
             client.stop()
-            if progress is not None:
-                progress.finish()
+            progress.close()

@@ -106,3 +106,19 @@ def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]],
         padded = [value.ljust(sizes[i]) for i, value in enumerate(row[:-1])]
         lines.append("  ".join([*padded, row[-1]]).rstrip())
     return lines
+
+
+def duration(seconds: int) -> str:
+    """``12s``, ``5m``, ``3h``, ``2d``: the largest whole unit."""
+    seconds = max(0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def ago(then_ms: int, now_ms: int) -> str:
+    """``12s ago``, ``5m ago``...; ``-`` when there is no time."""
+    if then_ms <= 0:
+        return "-"
+    return f"{duration((now_ms - then_ms) // 1000)} ago"

@@ -94,6 +94,9 @@ class SessionListener(Protocol):
     def progress(self, sent: int, requested: int) -> None:
         """Operations sent and requested so far, after each batch answering a diff."""
 
+    def config_received(self, config: pb.RemoteConfig) -> None:
+        """The hub sent its config (on connecting, and whenever it changes)."""
+
 
 class _Quiet:
     def connected(self) -> None:
@@ -103,6 +106,9 @@ class _Quiet:
         pass
 
     def progress(self, sent: int, requested: int) -> None:
+        pass
+
+    def config_received(self, config: pb.RemoteConfig) -> None:
         pass
 
 
@@ -433,6 +439,7 @@ class ClientSession:
 
     def _on_hub_config(self, item: pb.SyncStreamItem, now: float) -> None:
         config = item.send_config.config
+        self._listener.config_received(config)
         self._log.info(
             "%s shares %d repos and %d plans (config modno %d)",
             self.who, len(config.repos), len(config.plans), config.modno,

@@ -7,7 +7,10 @@ Hub and agent run in this process, each with its own data_dir; the CLI tier runs
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import textwrap
@@ -16,13 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
+from click.testing import CliRunner
 
 from actors import RemoteBatch
 from hub import protocol
 from hub.agent import Agent, AgentSettings
+from hub.cli.main import cli
 from hub.config import Config, load_config
 from hub.errors import ClientError, HubRefused, HubUnavailable
 from hub.identity import CurveKeyPair, NodeIdentity, SigningIdentity, create_identity
@@ -616,3 +622,125 @@ def test_a_normal_exit_is_no_error_and_a_revoke_says_so(tmp_path: Path) -> None:
         revoked = peer()
         assert revoked.status_message == "revoked by the operator"
         assert revoked.last_error == "revoked by the operator"
+
+
+def _run_cli_on_a_terminal(config: Path, *args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """``synchub agent ARGS`` with stdin, stdout and stderr on a pseudo-terminal."""
+    env = {k: v for k, v in os.environ.items() if k != "SYNCHUB_CONFIG"}
+    env.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from hub.cli.main import main; main()",
+             "--config", str(config), "agent", *args],
+            stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True,
+        )
+    finally:
+        os.close(terminal)
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the terminal closed
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            elif process.poll() is not None:
+                break
+        returncode = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        os.close(controller)
+    return returncode, shown.decode("utf-8", "replace")
+
+
+def test_a_large_sync_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op(f"job {n}") for n in range(3000)])
+        returncode, shown = _run_cli_on_a_terminal(
+            r.client_node.config_path, "--once", "--timeout", "10")
+        assert returncode == 0, shown
+        assert "hub-1" in shown
+        assert "3000/3000" in shown
+        assert "━" in shown  # the bar itself
+        assert "ops/s" in shown
+        assert "in sync with hub-1: sent 3000 operations" in shown
+        assert len(r.own_ops()) == 3000
+
+
+def test_without_a_terminal_v_logs_the_progress_of_a_large_sync(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op(f"job {n}") for n in range(1500)])
+        quiet = run_cli(r.client_node.config_path, "--once", "--timeout", "10")
+        assert quiet.returncode == 0, quiet.stderr
+        assert "operations sent" not in quiet.stderr  # without -v: only warnings
+        with local_store(r.client_node) as store:
+            store.add_local([local_op(f"more {n}") for n in range(1200)])
+        told = run_cli(r.client_node.config_path, "-v", "--once", "--timeout", "10")
+        assert told.returncode == 0, told.stderr
+        assert "syncing to hub-1: 1200/1200 operations sent in " in told.stderr
+        assert "━" not in told.stderr and "\x1b[" not in told.stderr
+
+
+def _client_status(config: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args, "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    view: dict[str, Any] = json.loads(result.stdout)
+    return view
+
+
+def test_a_clients_own_view_of_its_hub(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        config = r.client_node.config_path
+        [never] = _client_status(config, "agent", "--status")["hosts"]
+        assert never["connected"] is False
+        assert "no agent has run" in never["why_not_connected"]
+        assert (never["last_sync_ms"], never["hub_config"]) == (0, None)
+
+        with local_store(r.client_node) as store:
+            store.add_local([local_op("one"), local_op("two")])
+        before = time.time_ns() // 1_000_000
+        done = run_cli(config, "--once", "--timeout", "10")
+        assert done.returncode == 0, done.stderr
+        [synced] = _client_status(config, "agent", "--status")["hosts"]
+        assert synced["connected"] is False
+        assert "the agent is not running" in synced["why_not_connected"]
+        assert synced["last_sync_ms"] >= before
+        assert synced["unacknowledged"] == 0
+        assert [repo["id"] for repo in synced["hub_config"]["repos"]] == ["nas"]
+
+        with local_store(r.client_node) as store:
+            store.add_local([local_op("three"), local_op("four"), local_op("five")])
+        [behind] = _client_status(config, "status")["hosts"]  # `synchub status` too
+        assert behind["unacknowledged"] == 3
+
+        with running(Agent(r.client, settings=FAST)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].in_sync, timeout=10, what="in sync")
+            view = _client_status(config, "agent", "--status")
+            assert view["agent"]["running"] is True
+            [live] = view["hosts"]
+            assert (live["connected"], live["in_sync"], live["unacknowledged"]) == (
+                True, True, 0)
+            shown = CliRunner().invoke(cli, ["--config", str(config), "agent", "--status"])
+            assert "connected        yes (in sync)" in shown.stdout
+            assert "not acknowledged 0 operations" in shown.stdout
+            assert "hub's config     modno " in shown.stdout
+
+        r.hub.stop()
+        with running(Agent(r.client, settings=FAST)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].state == "retry-wait", timeout=10,
+                       what="the hub missed")
+            [down] = _client_status(config, "agent", "--status")["hosts"]
+            assert down["connected"] is False
+            assert down["state"] == "retry-wait"
+            assert "hub-1" in down["why_not_connected"]

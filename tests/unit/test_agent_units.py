@@ -4,13 +4,14 @@ the agent's view of its local oplog."""
 from __future__ import annotations
 
 import io
+import logging
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from hub.agent import LocalOplog
-from hub.cli.agent_cmds import TerminalProgress
+from hub.cli.progress import BarProgress, LoggedProgress
 from hub.config import Config
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
@@ -345,18 +346,48 @@ def test_local_oplog_lists_a_selection_and_loads_only_own_operations(tmp_path: P
         writer.close()
 
 
-# --- the terminal progress line -----------------------------------------------------------
+# --- progress of a long sync -------------------------------------------------------------
 
 
-def test_progress_shows_only_large_syncs_on_one_rewritten_line() -> None:
+def test_bars_show_only_large_syncs_one_per_hub_and_leave_no_thread() -> None:
     out = io.StringIO()
-    progress = TerminalProgress(out, min_interval=0.0)
+    progress = BarProgress(out)
     progress("hub-1", 10, 20)
+    progress.close()
     assert out.getvalue() == ""
-    progress("hub-1", 256, 2000)
-    progress("hub-1", 2000, 2000)
-    progress.finish()
-    assert out.getvalue() == (
-        "\rsyncing to hub-1: 256/2000 operations sent\x1b[K"
-        "\rsyncing to hub-1: 2000/2000 operations sent\x1b[K\n"
-    )
+
+    progress = BarProgress(out)
+    try:
+        progress("hub-1", 256, 2000)
+        progress("hub-2\x1b[2J", 100, 5000)
+        progress("hub-1", 2000, 2000)
+    finally:
+        progress.close()
+    shown = out.getvalue()
+    assert "hub-1" in shown and "2000/2000" in shown
+    assert "hub-2?[2J" in shown and "100/5000" in shown  # peer-free, but never raw escapes
+    assert "\x1b[2J" not in shown
+
+
+def test_without_a_terminal_progress_is_logged_every_few_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    now = [100.0]
+    progress = LoggedProgress(logging.getLogger("synchub.agent"), interval=5.0,
+                              clock=lambda: now[0])
+    progress("hub-1", 100, 200)  # small: nothing
+    for sent in range(0, 20_001, 1000):  # 1000 a second for 20 s
+        progress("hub-1", sent, 20_000)
+        now[0] += 1.0
+    progress("hub-1", 20_000, 20_000)  # reported once only
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "syncing to hub-1: 5000/20000 operations sent, 1000/s, about 15s left",
+        "syncing to hub-1: 10000/20000 operations sent, 1000/s, about 10s left",
+        "syncing to hub-1: 15000/20000 operations sent, 1000/s, about 5s left",
+        "syncing to hub-1: 20000/20000 operations sent in 20s",
+    ]
+
+

@@ -112,6 +112,7 @@ class Recorder:
     events: list[str] = field(default_factory=list)
     rounds: list[bool] = field(default_factory=list)
     progress_seen: list[tuple[int, int]] = field(default_factory=list)
+    configs: list[pb.RemoteConfig] = field(default_factory=list)
 
     def connected(self) -> None:
         self.events.append("connected")
@@ -121,6 +122,9 @@ class Recorder:
 
     def progress(self, sent: int, requested: int) -> None:
         self.progress_seen.append((sent, requested))
+
+    def config_received(self, config: pb.RemoteConfig) -> None:
+        self.configs.append(config)
 
 
 def op(op_id: int, *, repo_guid: str = "guid-nas", plan_id: str = "nightly") -> pb.Operation:
