@@ -78,9 +78,9 @@ DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
-PEER_ERROR_LIMIT = 500
-"""Characters of a peer's error message kept in its peer state, as sent otherwise:
-every display shows it inert, JSON exact."""
+PEER_ERROR_LIMIT = 200
+"""Characters of a peer's error message quoted in its peer state's status, which
+shows it inert (control characters and line breaks as escapes such as ``\\n``)."""
 REVOKED_MESSAGE = "revoked by the operator"
 # Any item is a sign of life: reported to the PeerStateActor at once for a heartbeat,
 # at most this often for the rest (a streaming peer sends many items a second).
@@ -348,7 +348,7 @@ class SessionActor(pykka.ThreadingActor):
         )
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
-        message = f"peer reported: {item.error.message[:PEER_ERROR_LIMIT] or 'error'}"
+        message = f"peer reported: {printable(item.error.message, PEER_ERROR_LIMIT) or 'error'}"
         self._end(DISCONNECTED, message, send_error=False)
 
     # -- helpers ---------------------------------------------------------------

@@ -25,6 +25,7 @@ from hub.config import load_config
 from hub.identity import load_identity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import encode_item
+from hub.text import inert
 from synchub_testing import (
     CLIENT,
     LAUNCHER,
@@ -145,7 +146,8 @@ def test_ops_and_peers_show_peer_text_inert_and_json_exact(hub: HubProcess) -> N
     assert len(peers.stdout.splitlines()) == 2, peers.stdout
     assert "disk on fire\\x1b[2J" in peers.stdout
     [state] = json.loads(synchub(hub.config_path, "peers", "--json").stdout)
-    assert state["status_message"] == "peer reported: disk on fire" + HOSTILE
+    # The status quotes the peer's text inert (its own record of what the peer said).
+    assert state["status_message"] == "peer reported: disk on fire" + inert(HOSTILE)
 
     assert hub.stop() == 0
     # The hub's own log lines (-v) quote the peer's text: inert too, one line each.
