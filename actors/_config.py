@@ -6,6 +6,11 @@ atomically with its comments kept, and only then swap the snapshot and notify
 subscribers; a change that fails to validate leaves the old config in force and
 raises ConfigError to the asker.
 
+``redeem`` lets a client in with an invitation (docs/protocol.md §5.7 (Joining with an
+invitation)): the claim checked against the stored invitation, one use taken, then
+the client authorized as a verified key, all in this one mailbox. The invitations
+are rows of an ``InvitationStore``, opened in this actor's thread on first use.
+
 The file itself is reached through a ``ConfigFile`` (the comment-keeping
 write-back and the loader of ``hub.config``), given to the constructor so the
 actor can be driven with a stand-in.
@@ -13,7 +18,9 @@ actor can be driven with a stand-in.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +30,10 @@ from pykka.typing import ActorMemberMixin, proxy_method
 from actors._subscribers import Subscribers
 from hub import config as config_file
 from hub.config import AuthorizedClient, Config
-from hub.errors import ConfigError
+from hub.errors import AuthError, ConfigError, PermissionsError
+from hub.protocol import JoinClaim
+from hub.scopes import Permissions, parse_permissions
+from hub.store import Invitation, InvitationStore
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +67,24 @@ class ConfigActor(pykka.ThreadingActor):
         *,
         write_path: Path | None = None,
         files: ConfigFile | None = None,
+        invitations: Callable[[], InvitationStore] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``write_path`` is where changes go when the config came from no file."""
+        """``write_path`` is where changes go when the config came from no file;
+        ``invitations`` opens the invitation store (none: this hub takes no joins)."""
         super().__init__()
         self._config = config
         self._write_path = config.path or write_path
         self._files = files if files is not None else ConfigFile()
         self._subscribers: Subscribers[Config] = Subscribers("config")
+        self._invitations_factory = invitations
+        self._invitations: InvitationStore | None = None
+        self._clock = clock
+
+    def on_stop(self) -> None:
+        store, self._invitations = self._invitations, None
+        if store is not None:
+            store.close()
 
     def ping(self) -> bool:
         return True
@@ -86,6 +107,67 @@ class ConfigActor(pykka.ThreadingActor):
 
     def set_verified(self, keyid: str, verified: bool) -> Config:
         return self._install(self._files.set_verified(self._path(), keyid, verified))
+
+    def redeem(self, claim: JoinClaim) -> Config:
+        """Authorize the claim's client with its invitation's instance and permissions.
+
+        AuthError (nothing changed) when the invitation is unknown, its proof does not
+        verify, it is revoked, expired or used up, or it is for another instance.
+        """
+        store = self._invitation_store(claim)
+        now_ms = int(self._clock() * 1000)
+        invitation = store.get(claim.invitation_id)
+        if invitation is None:
+            raise claim.refused(
+                "is not known to this hub (mistyped, revoked long ago, or from another hub)",
+                "invitation_unknown",
+            )
+        if not claim.verified_by(invitation.verifier):
+            raise claim.refused(
+                "was not proven: the token's secret is wrong, or the proof was made for "
+                "another connection", "invitation_bad_proof",
+            )
+        self._check_open(claim, invitation, now_ms)
+        used = store.use(claim.invitation_id, claim.client_keyid, now_ms)
+        if used is None:
+            raise claim.refused("was used up or expired a moment ago", "invitation_used_up")
+        config = self.authorize(AuthorizedClient(
+            instance_id=invitation.instance_id,
+            keyid=claim.client_keyid,
+            keyid_verified=True,
+            permissions=_permissions_of(invitation),
+        ))
+        log.info(
+            "client %s (%s) joined with invitation %s (%d of %d uses left)",
+            claim.client_instance_id, claim.client_keyid, claim.invitation_id,
+            used.uses_left, used.uses,
+        )
+        return config
+
+    def _invitation_store(self, claim: JoinClaim) -> InvitationStore:
+        if self._invitations is None:
+            if self._invitations_factory is None:
+                raise claim.refused("cannot be used: this hub takes no invitations", "invitation")
+            self._invitations = self._invitations_factory()
+        return self._invitations
+
+    @staticmethod
+    def _check_open(claim: JoinClaim, invitation: Invitation, now_ms: int) -> None:
+        state = invitation.state(now_ms)
+        if state == "revoked":
+            raise claim.refused("was revoked", "invitation_revoked")
+        if state == "used up":
+            raise claim.refused(
+                f"has been used up ({invitation.uses} of {invitation.uses})",
+                "invitation_used_up",
+            )
+        if state == "expired":
+            raise claim.refused("has expired: ask for a new one", "invitation_expired")
+        if claim.client_instance_id != invitation.instance_id:
+            raise claim.refused(
+                f"is for instance {invitation.instance_id!r}, not "
+                f"{claim.client_instance_id!r}", "instance_mismatch",
+            )
 
     def reload(self) -> Config:
         """Re-read the file; on any error keep the running config and raise why."""
@@ -115,6 +197,16 @@ class ConfigActor(pykka.ThreadingActor):
         return config
 
 
+def _permissions_of(invitation: Invitation) -> Permissions:
+    try:
+        return parse_permissions(json.loads(invitation.permissions))
+    except (ValueError, PermissionsError) as exc:
+        raise AuthError(
+            f"invitation {invitation.id} holds unreadable permissions; revoke it and "
+            "make a new one", reason="invitation",
+        ) from exc
+
+
 class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
     """``ConfigActor.start(...).proxy()`` as mypy should see it: each call returns a future."""
 
@@ -126,3 +218,4 @@ class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
     revoke = proxy_method(ConfigActor.revoke)
     set_verified = proxy_method(ConfigActor.set_verified)
     reload = proxy_method(ConfigActor.reload)
+    redeem = proxy_method(ConfigActor.redeem)

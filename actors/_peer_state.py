@@ -176,11 +176,14 @@ class PeerStateActor(pykka.ThreadingActor):
         instance_id: str,
         session_id: str = "",
         session: pykka.ActorRef[Any] | None = None,
+        message: str = "",
     ) -> None:
-        """The peer finished its handshake (in ``session``); persisted and announced at once."""
+        """The peer finished its handshake (in ``session``); persisted and announced at once.
+
+        ``message`` is its status until something else happens (how it joined, say)."""
         state = self._record(keyid, instance_id)
         state.state = pb.CONNECTION_STATE_CONNECTED
-        state.status_message = ""
+        state.status_message = message
         state.last_heartbeat_millis = self._now_millis()
         self._sessions[keyid] = session_id
         if session is not None:

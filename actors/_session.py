@@ -51,7 +51,7 @@ from actors._logs import FetchLog, SessionLogs
 from actors._oplog import OplogProxy, RemoteBatch
 from actors._peer_state import PeerStateProxy
 from hub import protocol
-from hub.config import Config
+from hub.config import AuthorizedClient, Config
 from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
@@ -59,8 +59,10 @@ from hub.protocol import (
     ConfigView,
     Hello,
     HubHandshake,
+    JoinClaim,
     authorize_client,
     check_diff,
+    join_claim,
     sent_operations,
 )
 from hub.telemetry import HANDSHAKE_ACCEPTED, HANDSHAKE_REFUSED, NO_TELEMETRY, Telemetry
@@ -272,20 +274,20 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"expected the handshake PROOF, got {action}")
         assert self._handshake is not None
         hello = self._handshake.verify(item.handshake)
-        # Only now, with the PROOF verified, is an authorization decision made.
-        # Subscribe before taking the snapshot so no revocation slips between:
-        # both asks go out at once, and the config actor answers them in order.
+        # Only now, with the PROOF verified, is an authorization decision made. Subscribe
+        # before the snapshot (asks answered in order) so no revocation slips between.
         subscribed = self._config.subscribe(_config_listener(self.actor_ref))
         snapshot = self._config.get()
         self._config_token = self._ask(subscribed, "config")
-        config = self._ask(snapshot, "config")
-        client = authorize_client(config, hello)
+        redeem = lambda c: self._ask(self._config.redeem(c), "config")  # noqa: E731
+        claim = join_claim(self._handshake, item.handshake)
+        config, client, joined = _admit(self._ask(snapshot, "config"), hello, claim, redeem)
         self._phase = Phase.CONNECTED
         self._last_liveness_report = self._now
         self._require_outbox().authenticated(hello.keyid)
         self._telemetry.handshake(HANDSHAKE_ACCEPTED, "")
         tell(self._peers.connected, hello.keyid, hello.instance_id,
-             session_id=self._session_id, session=self.actor_ref)
+             session_id=self._session_id, session=self.actor_ref, message=joined)
         self._logs.connected(hello.instance_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
@@ -483,6 +485,23 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     ConfigChanged: _config_changed,
     FetchLog: _fetch_log,
 }
+
+
+def _admit(
+    config: Config, hello: Hello, claim: JoinClaim | None, redeem: Callable[[JoinClaim], Config]
+) -> tuple[Config, AuthorizedClient, str]:
+    """The config, the client entry and how it joined ("" when it was authorized before).
+
+    A key not let in yet that holds an invitation is redeemed by the config actor
+    (which checks it, uses it up and authorizes the key, or refuses with the reason).
+    """
+    try:
+        return config, authorize_client(config, hello), ""
+    except AuthError:
+        if claim is None:
+            raise
+    config = redeem(claim)
+    return config, authorize_client(config, hello), f"joined with invitation {claim.invitation_id}"
 
 
 def _config_listener(ref: pykka.ActorRef[SessionActor]) -> Callable[[Config], None]:

@@ -6,9 +6,11 @@ view of this node's own operations those sessions read. The protocol pieces a
 client needs (item builders, batching, the diff plan, backoff) are in
 ``hub.protocol``. A running agent records its view of each hub in
 ``data_dir/agent-status.json`` (``read_status``), for ``synchub agent --status``.
+``join_hub`` joins a hub with an invitation (`synchub join`).
 """
 
 from hub.agent._agent import Agent, AgentSettings, HostStatus, Progress, SyncReport
+from hub.agent._join import Joined, join_hub
 from hub.agent._local import LocalOplog
 from hub.agent._status import AgentStatusRecord, read_status, status_path
 
@@ -17,9 +19,11 @@ __all__ = [
     "AgentSettings",
     "AgentStatusRecord",
     "HostStatus",
+    "Joined",
     "LocalOplog",
     "Progress",
     "SyncReport",
+    "join_hub",
     "read_status",
     "status_path",
 ]

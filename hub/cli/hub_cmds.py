@@ -114,8 +114,8 @@ def _print_banner(hub: Hub, config: Config, endpoint: str) -> None:
         f"  keyid:  {hub.identity.signing.keyid}\n"
         f"  curve:  {curve}\n"
         f"  web:    {hub.web_endpoint or 'off'}\n"
-        "  to add a client: run `synchub id` here and paste it into the client's\n"
-        "  [[known_hosts]]; then `synchub authorize KEYID --instance NAME` here.",
+        "  to add a client: `synchub invite --instance NAME` here, then\n"
+        "  `synchub join TOKEN` on the client (or the manual way: README).",
         err=True,
     )
 

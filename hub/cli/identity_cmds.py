@@ -92,5 +92,7 @@ def client_snippet(details: dict[str, str | None]) -> str:
             "On the hub, after comparing the fingerprint, run:",
             f"  synchub authorize {keyid} --instance {details['instance_id']} "
             "--perm read_config:'*'",
+            "(or in one step: `synchub invite --instance NAME` on the hub, "
+            "`synchub join TOKEN` here)",
         ]
     )

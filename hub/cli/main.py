@@ -281,6 +281,7 @@ from hub.cli import bench_cmds as _bench_cmds  # noqa: E402,F401
 from hub.cli import demo_cmds as _demo_cmds  # noqa: E402,F401
 from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
 from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401
+from hub.cli import invite_cmds as _invite_cmds  # noqa: E402,F401
 from hub.cli import logs_cmds as _logs_cmds  # noqa: E402,F401
 from hub.cli import ops_cmds as _ops_cmds  # noqa: E402,F401
 from hub.cli import run_cmds as _run_cmds  # noqa: E402,F401

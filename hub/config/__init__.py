@@ -7,11 +7,13 @@ path and what was expected.
 
 from hub.config._edit import (
     add_or_update_authorized_client,
+    add_or_update_known_host,
     remove_authorized_client,
     set_keyid_verified,
 )
 from hub.config._load import (
     CONFIG_KEYS,
+    example_path,
     load_config,
     load_config_or_defaults,
     postgresql_url_problem,
@@ -64,7 +66,9 @@ __all__ = [
     "StoreSettings",
     "WebSettings",
     "add_or_update_authorized_client",
+    "add_or_update_known_host",
     "default_config",
+    "example_path",
     "is_loopback_host",
     "load_config",
     "load_config_or_defaults",

@@ -1,4 +1,4 @@
-"""Writing configuration changes back (authorize, revoke, verify).
+"""Writing configuration changes back (authorize, revoke, verify, join).
 
 The file is edited with tomlkit so the operator's comments and layout survive;
 a change whose result would not load is refused, and the file is replaced
@@ -25,6 +25,7 @@ from hub.config._model import (
     DEFAULT_DATA_DIR,
     AuthorizedClient,
     Config,
+    KnownHost,
     default_config,
 )
 from hub.errors import ConfigError
@@ -56,6 +57,58 @@ def add_or_update_authorized_client(
             entry["permissions"] = _permissions_item(client.permissions)
 
     return _edit(path, change, new_document=lambda: _new_document(path, cwd))
+
+
+def add_or_update_known_host(path: Path, host: KnownHost, *, instance: str) -> Config:
+    """Pin a hub: add its ``[[known_hosts]]`` entry, or set the endpoint, key id and
+    CURVE key of the entry with its instance id; the rest of the file is kept.
+
+    A file that does not exist is created for a client named ``instance`` (`synchub
+    join` on a new node); its data is ``synchub-data`` beside it.
+    """
+    path = Path(path)
+
+    def change(doc: TOMLDocument) -> None:
+        hosts = doc.get("known_hosts")
+        if isinstance(hosts, AoT | Array):
+            for entry in hosts:
+                if isinstance(entry, Table | InlineTable) and (
+                    entry.get("instance_id") == host.instance_id
+                ):
+                    _set_if_changed(entry, "endpoint", host.endpoint)
+                    _set_if_changed(entry, "keyid", host.keyid)
+                    _set_if_changed(entry, "curve_public_key", host.curve_public_key)
+                    return
+        table = tomlkit.table()
+        for key, value in (
+            ("instance_id", host.instance_id), ("endpoint", host.endpoint),
+            ("keyid", host.keyid), ("curve_public_key", host.curve_public_key),
+        ):
+            table.add(key, value)
+        if host.permissions.entries:
+            table.add("permissions", _permissions_item(host.permissions))
+        if not doc.as_string().endswith("\n\n"):
+            table.trivia.indent = "\n"
+        if isinstance(hosts, AoT):
+            hosts.append(table)
+        else:
+            doc.append("known_hosts", tomlkit.aot())
+            known = doc["known_hosts"]
+            assert isinstance(known, AoT)
+            known.append(table)
+
+    def new_client() -> TOMLDocument:
+        return tomlkit.parse(
+            "# synchub configuration, started by `synchub join`. Every key is described\n"
+            "# in docs/configuration.md; relative paths are resolved against this folder.\n"
+            "\n"
+            f"instance = {tomlkit.item(instance).as_string()}  # this node's instance id\n"
+            f"data_dir = {tomlkit.item(DEFAULT_DATA_DIR).as_string()}  # identity, oplog\n"
+            "\n"
+            "# Hubs this node syncs to: `synchub join` adds them.\n"
+        )
+
+    return _edit(path, change, new_document=new_client)
 
 
 def remove_authorized_client(path: Path, keyid: str) -> Config:

@@ -15,7 +15,6 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions, plan_resource, repo_resource
@@ -50,17 +49,16 @@ class HubSettings:
         """
         if self.advertise:
             return self.advertise, False
-        parts = urlsplit(self.bind)
-        if parts.scheme != "tcp":
+        if not self.bind.startswith("tcp://"):
             return self.bind, False
-        host = parts.hostname or ""
+        host, _, port = self.bind.removeprefix("tcp://").rpartition(":")
+        host = host.strip("[]")
         guessed = host in {"0.0.0.0", "*", "::", ""}  # noqa: S104 - recognising, not binding
         if guessed:
             host = socket.getfqdn()
         elif ":" in host:
             host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-        return f"tcp://{host}{port}", guessed
+        return f"tcp://{host}:{port}", guessed
 
 
 DEFAULT_ERROR_OUTPUT_BYTES = 8 * 1024

@@ -527,20 +527,29 @@ class PeerState(_message.Message):
 class SyncStreamItem(_message.Message):
     __slots__ = ("handshake", "heartbeat", "diff_operations", "send_operations", "send_config", "set_config", "list_resources", "request_log", "log_data", "error", "sync_cursors", "check_digest", "throttle")
     class Handshake(_message.Message):
-        __slots__ = ("protocol_version", "public_key", "instance_id", "nonce", "signature", "resync")
+        __slots__ = ("protocol_version", "public_key", "instance_id", "nonce", "signature", "join", "resync")
         PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
         PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
         INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
         NONCE_FIELD_NUMBER: _ClassVar[int]
         SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+        JOIN_FIELD_NUMBER: _ClassVar[int]
         RESYNC_FIELD_NUMBER: _ClassVar[int]
         protocol_version: int
         public_key: PublicKey
         instance_id: str
         nonce: bytes
         signature: bytes
+        join: SyncStreamItem.Join
         resync: int
-        def __init__(self, protocol_version: _Optional[int] = ..., public_key: _Optional[_Union[PublicKey, _Mapping]] = ..., instance_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., resync: _Optional[int] = ...) -> None: ...
+        def __init__(self, protocol_version: _Optional[int] = ..., public_key: _Optional[_Union[PublicKey, _Mapping]] = ..., instance_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., join: _Optional[_Union[SyncStreamItem.Join, _Mapping]] = ..., resync: _Optional[int] = ...) -> None: ...
+    class Join(_message.Message):
+        __slots__ = ("invitation_id", "signature")
+        INVITATION_ID_FIELD_NUMBER: _ClassVar[int]
+        SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+        invitation_id: str
+        signature: bytes
+        def __init__(self, invitation_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
     class Heartbeat(_message.Message):
         __slots__ = ()
         def __init__(self) -> None: ...

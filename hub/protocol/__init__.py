@@ -7,6 +7,8 @@ drive it over real sockets.
 
 - the frame codec and the items both sides send (``_codec``);
 - the handshake, both sides, and ``ClientHandshake`` (``_handshake``);
+- invitations: the token, the ids and keys derived from its secret, the PROOF's
+  ``join`` (``_invitation``);
 - a client's side: the items it sends (``_items``), batching (``_batching``),
   the diff plan (``_scope``), flow control (``_flow``), the frames of operations
   (``_outgoing``), rounds of diffs (``_rounds``), the reconnect backoff
@@ -77,7 +79,19 @@ from hub.protocol._hub import (
     SentOperations,
     authorize_client,
     check_diff,
+    join_claim,
     sent_operations,
+)
+from hub.protocol._invitation import (
+    LABEL_JOIN,
+    InvitationToken,
+    JoinClaim,
+    invitation_id,
+    invitation_key,
+    join_digest,
+    join_item,
+    new_secret,
+    verify_join,
 )
 from hub.protocol._items import (
     CLOSING_MESSAGE,
@@ -119,6 +133,7 @@ __all__ = [
     "KNOWN_ACTIONS",
     "LABEL_CLIENT",
     "LABEL_HUB",
+    "LABEL_JOIN",
     "LOG_ANSWERS_AT_ONCE",
     "LOG_CHUNK_BYTES",
     "LOG_REPLIES_QUEUED",
@@ -142,6 +157,8 @@ __all__ = [
     "Hello",
     "HubHandshake",
     "HubPin",
+    "InvitationToken",
+    "JoinClaim",
     "LinkEvent",
     "LocalLog",
     "LogAnswer",
@@ -179,8 +196,14 @@ __all__ = [
     "heartbeat_frame",
     "hello_item",
     "hub_transcript",
+    "invitation_id",
+    "invitation_key",
+    "join_claim",
+    "join_digest",
+    "join_item",
     "log_data_item",
     "new_nonce",
+    "new_secret",
     "operation_frame_bytes",
     "operations_item",
     "proof_item",
@@ -195,5 +218,6 @@ __all__ = [
     "validate_hello",
     "validate_proof",
     "verify_challenge",
+    "verify_join",
     "verify_proof",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.errors import AuthError, ProtocolError
@@ -309,11 +310,15 @@ class ClientHandshake:
         instance_id: str,
         pin: HubPin,
         nonce: bytes | None = None,
+        join: Callable[[Transcript], pb.SyncStreamItem.Join] | None = None,
     ) -> None:
+        """``join``, for a client joining with an invitation, makes the PROOF's ``join``
+        for the transcript (``hub.protocol.join_item`` with the token's secret)."""
         self.identity = identity
         self.instance_id = instance_id
         self.pin = pin
         self.nonce = new_nonce() if nonce is None else nonce
+        self.join = join
 
     def hello_frame(self) -> bytes:
         return encode_item(hello_item(self.identity, self.instance_id, self.nonce))
@@ -336,4 +341,7 @@ class ClientHandshake:
         ProtocolError if the CHALLENGE is malformed; either way send no PROOF.
         """
         checked = self.check_challenge(challenge)
-        return encode_item(proof_item(sign_proof(self.identity, checked.transcript)))
+        item = proof_item(sign_proof(self.identity, checked.transcript))
+        if self.join is not None:
+            item.handshake.join.CopyFrom(self.join(checked.transcript))
+        return encode_item(item)

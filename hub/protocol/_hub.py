@@ -5,6 +5,7 @@ comes back; nothing here touches a socket, an actor or a clock:
 
 - ``HubHandshake``: check a HELLO and answer it with a signed CHALLENGE, then verify
   the PROOF (docs/protocol.md §5.2 (The three steps), §5.3 (What each side checks));
+- ``join_claim``: the invitation a PROOF carries (§5.7 (Joining with an invitation));
 - ``authorize_client``: the authorization decision, made only after the PROOF
   verified, and again on every config change (§6.6 (Configuration and resources));
 - ``ConfigView``: what of the hub's config one client may read, and the
@@ -24,7 +25,7 @@ from typing import NamedTuple
 
 from hub.config import AuthorizedClient, Config
 from hub.errors import AuthError, ProtocolError
-from hub.identity import SigningIdentity
+from hub.identity import ED25519_SIGNATURE_BYTES, SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol._codec import config_frames
 from hub.protocol._handshake import (
@@ -37,6 +38,9 @@ from hub.protocol._handshake import (
     validate_hello,
     validate_proof,
 )
+from hub.protocol._invitation import JoinClaim
+
+MAX_INVITATION_ID_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,32 @@ class HubHandshake:
         """
         validate_proof(proof, self.hello, self.transcript)
         return self.hello
+
+
+def join_claim(handshake: HubHandshake, proof: pb.SyncStreamItem.Handshake) -> JoinClaim | None:
+    """The invitation a verified PROOF claims (§5.7 (Joining with an invitation)), if any.
+
+    ProtocolError when its ``join`` is malformed; checking it against the hub's
+    invitations is the config owner's work (it must also use the invitation up).
+    """
+    if not proof.HasField("join"):
+        return None
+    join = proof.join
+    if not join.invitation_id or len(join.invitation_id) > MAX_INVITATION_ID_CHARS:
+        raise ProtocolError("PROOF join has no invitation_id, or one over 64 characters")
+    if len(join.signature) != ED25519_SIGNATURE_BYTES:
+        raise ProtocolError(
+            f"PROOF join signature must be {ED25519_SIGNATURE_BYTES} bytes, "
+            f"got {len(join.signature)}"
+        )
+    hello = handshake.hello
+    return JoinClaim(
+        invitation_id=join.invitation_id,
+        signature=bytes(join.signature),
+        client_keyid=hello.keyid,
+        client_instance_id=hello.instance_id,
+        transcript=handshake.transcript,
+    )
 
 
 def authorize_client(config: Config, hello: Hello) -> AuthorizedClient:

@@ -58,7 +58,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, LocalLogs, hub_stores, now_ms
+from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
 
@@ -190,7 +190,11 @@ class Hub:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         stack.callback(context.term)
         context.set(zmq.MAX_SOCKETS, 65536)
-        config_ref = ConfigActor.start(self._config, write_path=self._config_write_path)
+        data_dir = self._config.data_dir
+        config_ref = ConfigActor.start(
+            self._config, write_path=self._config_write_path,
+            invitations=lambda: InvitationStore(data_dir),
+        )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         log.info("oplog and peer states: %s", stores.describe())
         oplog_open = _Opening(stores.open_oplog)

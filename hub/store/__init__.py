@@ -15,6 +15,7 @@ operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
 and delivery outbox (``SqliteAlertStore``; ``read_alert_state`` for the CLI).
+``InvitationStore`` keeps the hub's invitations (``synchub invite``, joining).
 """
 
 import importlib
@@ -43,6 +44,12 @@ from hub.store._api import (
 )
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
+from hub.store._invitations import (
+    INVITATION_STORE_FILENAME,
+    Invitation,
+    InvitationStore,
+    invitation_store_path,
+)
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
 from hub.store._logs import LOGS_DIRNAME, LocalLogs, LogSlice, log_path, logref_for
 from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, read_peer_states
@@ -100,6 +107,7 @@ __all__ = [
     "BUCKET_BITS",
     "BUCKET_IDS",
     "INSERT_SQL",
+    "INVITATION_STORE_FILENAME",
     "LAST_BUCKET",
     "LOGS_DIRNAME",
     "LOOKUP_QUERIES",
@@ -112,6 +120,8 @@ __all__ = [
     "AlertStateStore",
     "BucketDigest",
     "HubStores",
+    "Invitation",
+    "InvitationStore",
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
@@ -146,6 +156,7 @@ __all__ = [
     "ensure_private_database",
     "find_sql",
     "hub_stores",
+    "invitation_store_path",
     "leaf_hash",
     "log_path",
     "logref_for",

@@ -151,7 +151,7 @@ def test_successful_handshake_connects_and_sends_the_filtered_config(rig: Rig) -
     assert rig.session.phase is Phase.CONNECTED
     assert rig.outbox.authenticated_as == [CLIENT.keyid]
     rig.peers.connected.defer.assert_called_once_with(
-        CLIENT.keyid, "web1", session_id="s-1", session=rig.session.actor_ref
+        CLIENT.keyid, "web1", session_id="s-1", session=rig.session.actor_ref, message=""
     )
     send_config, list_resources = rig.outbox.items
     assert [r.id for r in send_config.send_config.config.repos] == ["nas"]  # !repo:secret

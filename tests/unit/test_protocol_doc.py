@@ -22,6 +22,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     LABEL_CLIENT,
     LABEL_HUB,
+    LABEL_JOIN,
     LOG_ANSWERS_AT_ONCE,
     LOG_CHUNK_BYTES,
     LOG_REPLIES_QUEUED,
@@ -32,9 +33,14 @@ from hub.protocol import (
     MAX_INSTANCE_ID_BYTES,
     NONCE_BYTES,
     PROTOCOL_VERSION,
+    InvitationToken,
     Transcript,
     challenge_item,
     hello_item,
+    invitation_id,
+    invitation_key,
+    join_digest,
+    join_item,
     proof_item,
     sign_challenge,
     sign_proof,
@@ -306,11 +312,39 @@ def test_handshake_example_frames(hex_blocks: dict[str, bytes]) -> None:
     assert hex_blocks["PROOF frame"] == proof.SerializeToString()
 
 
+INVITATION_SECRET = b"\x5e" * 32
+
+
+def test_join_example(values: dict[str, str], hex_blocks: dict[str, bytes]) -> None:
+    secret = INVITATION_SECRET
+    assert values["invitation secret (hex)"] == secret.hex()
+    assert values["invitation id"] == invitation_id(secret)
+    seed = hashlib.sha256(b"synchub-invite/v1/key\x00" + secret).digest()
+    assert values["invitation seed (hex)"] == seed.hex()
+    assert values["invitation public key (hex)"] == invitation_key(secret).public_key_raw.hex()
+    assert values["transcript(label_join) digest"] == join_digest(TRANSCRIPT).hex()
+    join = join_item(secret, TRANSCRIPT)
+    assert values["join signature"] == join.signature.hex()
+    proof = proof_item(sign_proof(CLIENT, TRANSCRIPT))
+    proof.handshake.join.CopyFrom(join)
+    assert hex_blocks["PROOF frame with join"] == proof.SerializeToString()
+    token = InvitationToken.decode(values["invitation token"])
+    assert token == InvitationToken(
+        "hub-1", HUB.keyid, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+        ("tcp://hub.example.org:7470",), "web1", secret,
+    )
+    assert token.encode() == values["invitation token"]
+
+
 # --- handshake labels and documented numbers ---------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("name", "label"), [("label_hub", LABEL_HUB), ("label_client", LABEL_CLIENT)]
+    ("name", "label"),
+    [("label_hub", LABEL_HUB), ("label_client", LABEL_CLIENT),
+     ("label_invite_id", b"synchub-invite/v1/id\x00"),
+     ("label_invite_key", b"synchub-invite/v1/key\x00"),
+     ("label_join", LABEL_JOIN)],
 )
 def test_labels_match_the_code(doc: str, name: str, label: bytes) -> None:
     rows = [_cells(line) for line in doc.splitlines() if line.startswith(f"| {name} |")]
