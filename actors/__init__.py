@@ -41,6 +41,7 @@ from actors._peer_state import (
     PeerStateListener,
     PeerStateProxy,
 )
+from actors._retention import RetentionPass
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "Phase",
     "ProtocolViolation",
     "RemoteBatch",
+    "RetentionPass",
     "RunChanges",
     "RunListener",
     "SessionActor",

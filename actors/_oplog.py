@@ -29,10 +29,13 @@ from typing import Literal, TypeVar
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors._calls import survives
+from actors._retention import RetentionPass
 from actors._subscribers import Subscribers
+from hub.config import Config
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import OplogStore, OpMetadata, RemoteApplyResult
+from hub.store import OplogStore, OpMetadata, RemoteApplyResult, RetentionStore
 from hub.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class OplogActor(pykka.ThreadingActor):
         self._telemetry = telemetry
         self._opened: OplogStore | None = None
         self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
+        self._retention = RetentionPass()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -187,6 +191,21 @@ class OplogActor(pykka.ThreadingActor):
         self._store.check_writable()
         return True
 
+    @survives("oplog")
+    def configure(self, config: Config) -> None:
+        """Take what this actor needs from a (new) config: the ``[retention]`` settings."""
+        self._retention.configure(config.retention)
+
+    @survives("oplog")
+    def retention_tick(self, now: float) -> None:
+        """Run the retention batch due at ``now``, if any (``actors._retention``)."""
+        store = self._store
+        if not isinstance(store, RetentionStore):
+            return
+        batch = self._retention.step(store, now)
+        if batch is not None:
+            self._publish("deleted", deleted_ids=batch.removed)
+
     def subscribe(self, listener: Listener) -> int:
         """Call ``listener`` with every committed change from now on; returns a token."""
         return self._subscribers.add(listener)
@@ -225,3 +244,5 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     check_writable = proxy_method(OplogActor.check_writable)
     subscribe = proxy_method(OplogActor.subscribe)
     unsubscribe = proxy_method(OplogActor.unsubscribe)
+    configure = proxy_method(OplogActor.configure)
+    retention_tick = proxy_method(OplogActor.retention_tick)

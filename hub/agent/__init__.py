@@ -9,7 +9,14 @@ client needs (item builders, batching, the diff plan, backoff) are in
 ``join_hub`` joins a hub with an invitation (`synchub join`).
 """
 
-from hub.agent._agent import Agent, AgentSettings, HostStatus, Progress, SyncReport
+from hub.agent._agent import (
+    Agent,
+    AgentSettings,
+    HostStatus,
+    Progress,
+    SyncReport,
+    within_hub_limits,
+)
 from hub.agent._join import Joined, join_hub
 from hub.agent._local import LocalOplog
 from hub.agent._status import AgentStatusRecord, read_status, status_path
@@ -26,4 +33,5 @@ __all__ = [
     "join_hub",
     "read_status",
     "status_path",
+    "within_hub_limits",
 ]

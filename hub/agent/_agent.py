@@ -128,6 +128,23 @@ _SHARED_WITH_SESSION = tuple(
 )
 
 
+def within_hub_limits(settings: ClientSessionSettings, host: KnownHost) -> ClientSessionSettings:
+    """``settings`` for one hub, given the hub's own settings from its known_hosts entry:
+    heartbeat at least as often as the hub, wait for the PROOF's answer no longer than
+    the hub's handshake timeout, and send no frame above the hub's limit."""
+    heartbeat, handshake, frame = (
+        settings.heartbeat_interval, settings.handshake_timeout, settings.max_frame_bytes
+    )
+    if host.heartbeat_interval is not None:
+        heartbeat = min(heartbeat, host.heartbeat_interval)
+    if host.handshake_timeout is not None:
+        handshake = min(handshake, host.handshake_timeout)
+    if host.max_frame_bytes is not None:
+        frame = min(frame, host.max_frame_bytes)
+    return replace(settings, heartbeat_interval=heartbeat, handshake_timeout=handshake,
+                   max_frame_bytes=frame)
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """What ``run_once`` did for one hub.
@@ -445,7 +462,9 @@ class _Connection:
         self.link = link
         self.host = link.host
         self.agent = link.agent
-        self.settings = link.agent.settings.session_settings(once=once, timeout=timeout)
+        self.settings = within_hub_limits(
+            link.agent.settings.session_settings(once=once, timeout=timeout), link.host
+        )
         self.clock = link.agent._clock
         self.who = f"hub {self.host.instance_id} at {self.host.endpoint}"
         self._session: ClientSession | None = None
@@ -504,8 +523,10 @@ class _Connection:
         sock: zmq.Socket[Any] = context.socket(zmq.DEALER)
         self._socket = sock
         sock.setsockopt(zmq.LINGER, 0)
-        # Room for the CURVE MESSAGE command around the item (libzmq counts it).
-        sock.setsockopt(zmq.MAXMSGSIZE, self.settings.max_frame_bytes + _CURVE_OVERHEAD_BYTES)
+        # Room for the CURVE MESSAGE command around the item (libzmq counts it). What
+        # comes in may be as large as this agent allows, whatever the hub takes in.
+        inbound = self.agent.settings.max_frame_bytes
+        sock.setsockopt(zmq.MAXMSGSIZE, inbound + _CURVE_OVERHEAD_BYTES)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
         curve = self.agent._curve
         sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)

@@ -88,6 +88,14 @@ class LocalOplog:
         return list(cached[1]), list(cached[2])
 
     def _read_have(self, selection: DiffSelection) -> tuple[list[int], list[int]]:
+        if selection.only_plans is not None:
+            pairs = sorted(
+                pair
+                for plan_id in selection.only_plans
+                for pair in zip(*self._store.ids_and_modnos(_local(pb.OpSelector(
+                    repo_guid=selection.repo_guid, plan_id=plan_id))), strict=True)
+            )
+            return [i for i, _ in pairs], [m for _, m in pairs]
         ids, modnos = self._store.ids_and_modnos(selection.local_selector())
         if not selection.excluded_plans:
             return ids, modnos

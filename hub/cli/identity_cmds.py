@@ -38,10 +38,15 @@ def show_id(obj: CliContext, as_json: bool) -> None:
     click.echo(known_hosts_snippet(details))
 
 
-def identity_details(config: Config, identity: NodeIdentity) -> dict[str, str | None]:
+def identity_details(
+    config: Config, identity: NodeIdentity
+) -> dict[str, str | float | int | None]:
+    """What a client's [[known_hosts]] entry takes; the hub's timing and frame limit
+    are null on a node that runs no hub."""
     endpoint = None
-    if config.hub is not None:
-        endpoint, guessed = config.hub.client_endpoint()
+    hub = config.hub
+    if hub is not None:
+        endpoint, guessed = hub.client_endpoint()
         if guessed:
             warn_guessed_endpoint(config, endpoint)
     return {
@@ -51,6 +56,9 @@ def identity_details(config: Config, identity: NodeIdentity) -> dict[str, str | 
         "ed25519pub": identity.signing.ed25519pub,
         "curve_public_key": identity.curve.public_text,
         "endpoint": endpoint,
+        "heartbeat_interval": hub.heartbeat_interval if hub is not None else None,
+        "handshake_timeout": hub.handshake_timeout if hub is not None else None,
+        "max_frame_bytes": hub.max_frame_bytes if hub is not None else None,
     }
 
 
@@ -66,8 +74,8 @@ def warn_guessed_endpoint(config: Config, endpoint: str) -> None:
     )
 
 
-def known_hosts_snippet(details: dict[str, str | None]) -> str:
-    keyid = details["keyid"] or ""
+def known_hosts_snippet(details: dict[str, str | float | int | None]) -> str:
+    keyid = str(details["keyid"] or "")
     lines = [
         f"# fingerprint: {keyid_fingerprint(keyid)} ({details['instance_id']})",
         f"# ed25519pub = {details['ed25519pub']}",
@@ -77,13 +85,18 @@ def known_hosts_snippet(details: dict[str, str | None]) -> str:
         f'keyid = "{details["keyid"]}"',
         f'curve_public_key = "{details["curve_public_key"]}"',
         'permissions = [ { type = "read_operations", scopes = ["*"] } ]',
+        "# the hub's settings: the agent heartbeats at least this often and keeps",
+        "# its frames under the limit",
+        f"heartbeat_interval = {details['heartbeat_interval']:g}",
+        f"handshake_timeout = {details['handshake_timeout']:g}",
+        f"max_frame_bytes = {details['max_frame_bytes']}",
     ]
     return "\n".join(lines)
 
 
-def client_snippet(details: dict[str, str | None]) -> str:
+def client_snippet(details: dict[str, str | float | int | None]) -> str:
     """A node that runs no hub: what its hub's operator runs to let it in."""
-    keyid = details["keyid"] or ""
+    keyid = str(details["keyid"] or "")
     return "\n".join(
         [
             f"instance     {details['instance_id']}",

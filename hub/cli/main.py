@@ -278,6 +278,7 @@ from hub.cli import admin_cmds as _admin_cmds  # noqa: E402,F401
 from hub.cli import agent_cmds as _agent_cmds  # noqa: E402,F401
 from hub.cli import alerts_cmds as _alerts_cmds  # noqa: E402,F401
 from hub.cli import bench_cmds as _bench_cmds  # noqa: E402,F401
+from hub.cli import data_cmds as _data_cmds  # noqa: E402,F401
 from hub.cli import demo_cmds as _demo_cmds  # noqa: E402,F401
 from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
 from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401

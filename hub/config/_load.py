@@ -29,6 +29,7 @@ from hub.config._model import (
     KnownHost,
     PlanConfig,
     RepoConfig,
+    RetentionSettings,
     RunSettings,
     StoreSettings,
     default_config,
@@ -47,6 +48,7 @@ _TOP_KEYS = (
     "hub",
     "run",
     "store",
+    "retention",
     "repos",
     "plans",
     "authorized_clients",
@@ -65,16 +67,21 @@ _HUB_KEYS = (
 )
 _RUN_KEYS = ("error_output_bytes",)
 _STORE_KEYS = ("url", "check_pages")
+_RETENTION_KEYS = ("keep_days", "plans", "interval")
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
-_HOST_KEYS = ("instance_id", "endpoint", "keyid", "curve_public_key", "permissions")
+_HOST_KEYS = (
+    "instance_id", "endpoint", "keyid", "curve_public_key", "permissions",
+    "heartbeat_interval", "handshake_timeout", "max_frame_bytes",
+)
 
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
     "": _TOP_KEYS,
     "hub": _HUB_KEYS,
     "run": _RUN_KEYS,
     "store": _STORE_KEYS,
+    "retention": _RETENTION_KEYS,
     "repos": _REPO_KEYS,
     "plans": _PLAN_KEYS,
     "authorized_clients": _CLIENT_KEYS,
@@ -314,6 +321,7 @@ def parse_config_text(text: str, path: Path) -> Config:
     run_table = top.table("run")
     run = _parse_run(run_table) if run_table is not None else RunSettings()
     store = _parse_store(top, has_hub=hub is not None)
+    retention = _parse_retention(top, has_hub=hub is not None, store=store)
     repos = _parse_repos(top)
     plans = _parse_plans(top, {repo.id for repo in repos})
     clients = _parse_clients(top)
@@ -328,6 +336,7 @@ def parse_config_text(text: str, path: Path) -> Config:
         hub=hub,
         run=run,
         store=store,
+        retention=retention,
         repos=repos,
         plans=plans,
         authorized_clients=clients,
@@ -397,6 +406,43 @@ def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
             "out to keep the embedded SQLite store)",
         )
     return StoreSettings(url=url, check_pages=check_pages)
+
+
+# Ten years: a larger number is a typo more likely than a policy.
+MAX_KEEP_DAYS = 3650
+
+
+def _keep_days(table: _Table, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_KEEP_DAYS:
+        raise table.error(name, f"expected a whole number of days from 0 (keep forever) to "
+                          f"{MAX_KEEP_DAYS}, got {_describe(value)}")
+    return value
+
+
+def _parse_retention(top: _Table, *, has_hub: bool, store: StoreSettings) -> RetentionSettings:
+    table = top.table("retention")
+    if table is None:
+        return RetentionSettings()
+    table.check_keys(_RETENTION_KEYS)
+    if not has_hub:
+        raise top.error("retention", "retention applies to a hub's oplog: add a [hub] "
+                        "section, or remove [retention]")
+    keep_days = _keep_days(table, "keep_days", table.data.get("keep_days", 0))
+    plans: list[tuple[str, int]] = []
+    per_plan = table.table("plans")
+    if per_plan is not None:
+        for plan_id, days in per_plan.data.items():
+            if not ID_PATTERN.fullmatch(plan_id):
+                raise per_plan.error(plan_id, f"expected a plan id ({ID_RULE}) as the key")
+            plans.append((plan_id, _keep_days(per_plan, plan_id, days)))
+    settings = RetentionSettings(
+        keep_days=keep_days, plans=tuple(plans),
+        interval=table.seconds("interval", RetentionSettings().interval),
+    )
+    if settings.enabled and store.postgresql:
+        raise top.error("retention", "retention runs on the embedded SQLite store only, "
+                        "for now: remove [retention] or [store] url")
+    return settings
 
 
 def postgresql_url_problem(url: str) -> str | None:
@@ -499,6 +545,14 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
                 keyid=table.keyid("keyid"),
                 curve_public_key=curve_key,
                 permissions=table.permissions("permissions"),
+                heartbeat_interval=_optional_seconds(table, "heartbeat_interval"),
+                handshake_timeout=_optional_seconds(table, "handshake_timeout"),
+                max_frame_bytes=(table.count("max_frame_bytes", 0)
+                                 if "max_frame_bytes" in table.data else None),
             )
         )
     return tuple(hosts)
+
+
+def _optional_seconds(table: _Table, name: str) -> float | None:
+    return table.seconds(name, 0.0) if name in table.data else None

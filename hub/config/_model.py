@@ -175,6 +175,32 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long a hub keeps its peers' operations: ``[retention]``.
+
+    ``keep_days`` 0 keeps them forever; ``plans`` overrides it per plan id (0 there
+    keeps that plan's forever). The latest run of each (instance, plan) is always
+    kept (docs/operations.md, "Retention").
+    """
+
+    keep_days: int = 0
+    plans: tuple[tuple[str, int], ...] = ()
+    interval: float = 600.0
+    """Seconds from the end of one retention pass to the start of the next."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.keep_days > 0 or any(days > 0 for _, days in self.plans)
+
+    def days_for(self, plan_id: str) -> int:
+        """The days a plan's operations are kept; 0 = forever."""
+        for plan, days in self.plans:
+            if plan == plan_id:
+                return days
+        return self.keep_days
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     id: str
     guid: str
@@ -204,6 +230,12 @@ class KnownHost:
     keyid: str
     curve_public_key: str
     permissions: Permissions = field(default_factory=Permissions)
+    heartbeat_interval: float | None = None
+    """The hub's own settings, as its `synchub id` prints them (None: not given); the
+    agent heartbeats at least this often, answers within the handshake timeout and
+    keeps its frames under the frame limit (docs/protocol.md §7.1 (Heartbeats))."""
+    handshake_timeout: float | None = None
+    max_frame_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +246,7 @@ class Config:
     hub: HubSettings | None = None
     run: RunSettings = field(default_factory=RunSettings)
     store: StoreSettings = StoreSettings()
+    retention: RetentionSettings = RetentionSettings()
     repos: tuple[RepoConfig, ...] = ()
     plans: tuple[PlanConfig, ...] = ()
     authorized_clients: tuple[AuthorizedClient, ...] = ()

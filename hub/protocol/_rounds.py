@@ -92,7 +92,7 @@ class DiffRounds:
 
         ClientError if a diff does not fit one frame (split the repo by plan).
         """
-        selections = self._scope.selections
+        selections = self._scope.diffs
         self._round = _Round(pending=len(selections))
         self.next_rediff = math.inf
         diffs: list[tuple[bytes, DiffSelection]] = []

@@ -19,6 +19,15 @@ same rule (``SyncScope.allows``), and a diff request for an id the scope no
 longer covers is answered as deleted, so a narrowed grant removes those
 operations from the hub.
 
+A grant narrowed so far that a whole selection is no longer diffed (``*`` dropped,
+a repo no longer covered) would leave what the hub holds of it there, since the hub
+never deletes unasked. So after the selections come the *withdrawals*
+(``SyncScope.withdrawn``): one diff for each configured repo no selection covers in
+full, selecting ``repo_guid`` and listing only the operations of the plans still
+shared in it (none for a repo no longer shared at all), and, without ``*``, one for
+the operations outside any repo, listing nothing. The hub asks for what it holds
+beyond the lists, and the client answers those ids as deleted.
+
 This lives in the protocol package, not the agent's, because the order and the
 content of a client's diffs are part of the protocol and ``ClientSession``
 builds its rounds of diffs and filters what it sends by these selections. A
@@ -63,6 +72,8 @@ class DiffSelection:
     repo_guid: str
     plan_id: str | None = None
     excluded_plans: frozenset[str] = frozenset()
+    only_plans: frozenset[str] | None = None
+    """A withdrawal: the whole repo is diffed, listing only these plans' operations."""
 
     def selector(self, keyid: str) -> pb.OpSelector:
         """The have_operations_selector, naming the node's own keyid as the hub requires."""
@@ -83,10 +94,14 @@ class DiffSelection:
             return False
         if self.plan_id is not None:
             return plan_id == self.plan_id
+        if self.only_plans is not None:
+            return plan_id in self.only_plans
         return plan_id not in self.excluded_plans
 
     def describe(self) -> str:
         repo = f"repo {self.repo_guid}" if self.repo_guid else "operations without a repo"
+        if self.only_plans is not None:
+            return f"{repo} (what is no longer shared)"
         return f"{repo}, plan {self.plan_id}" if self.plan_id is not None else repo
 
 
@@ -119,11 +134,34 @@ def _excluded_plans(
     )
 
 
+def _withdrawals(
+    config: Config, selections: Sequence[DiffSelection], *, wildcard: bool
+) -> tuple[DiffSelection, ...]:
+    whole = {s.repo_guid for s in selections if s.plan_id is None}
+    withdrawn = [
+        DiffSelection(repo.guid, only_plans=frozenset(
+            s.plan_id for s in selections if s.repo_guid == repo.guid and s.plan_id is not None
+        ))
+        for repo in config.repos
+        if repo.guid not in whole
+    ]
+    if not wildcard:
+        withdrawn.append(DiffSelection("", only_plans=frozenset()))
+    return tuple(withdrawn)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncScope:
     """The selections of local operations one hub may read, in diff order."""
 
     selections: tuple[DiffSelection, ...]
+    withdrawn: tuple[DiffSelection, ...] = ()
+    """Diffs that take back what the selections no longer cover (the module docstring)."""
+
+    @property
+    def diffs(self) -> tuple[DiffSelection, ...]:
+        """Every diff of a round, in order: the selections, then the withdrawals."""
+        return self.selections + self.withdrawn
 
     @classmethod
     def for_host(
@@ -158,7 +196,11 @@ class SyncScope:
         if wildcard:
             excluded = _excluded_plans(permissions, wildcard, kind)
             selections.append(DiffSelection("", excluded_plans=excluded))
-        return cls(tuple(selections))
+        withdrawn = (
+            _withdrawals(config, selections, wildcard=bool(wildcard))
+            if kind is PermissionType.READ_OPERATIONS else ()
+        )
+        return cls(tuple(selections), withdrawn)
 
     def allows(self, op: Placed) -> bool:
         """Whether the hub may read this local operation."""

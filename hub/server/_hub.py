@@ -200,6 +200,10 @@ class Hub:
         oplog_open = _Opening(stores.open_oplog)
         oplog_ref = OplogActor.start(oplog_open, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog", oplog_open))
+        # [retention] as loaded, then every change to it (a reload) as it comes.
+        oplog = self._oplog
+        tell(oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
         peers_open = _Opening(stores.open_peer_states)
         peers_ref = PeerStateActor.start(peers_open)
         self._peers = cast(
@@ -269,10 +273,11 @@ class Hub:
         log.info("web side on %s", self.web_endpoint)
 
     def _start_ticker(self, stack: contextlib.ExitStack) -> None:
-        fleet, alerts = self.fleet, self.alerts
+        fleet, alerts, oplog = self.fleet, self.alerts, self.oplog
         ticker = Ticker([
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
+            lambda now: tell(oplog.retention_tick, now),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()

@@ -10,7 +10,9 @@ protocols; ``PeerStore`` keeps PeerState records. ``PostgresOplogStore`` and
 ``hub_stores`` says which a hub uses. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
 operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
-``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI.
+``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI. ``back_up``
+(`synchub backup`) copies a data_dir's databases and identity online, and
+``check_data_dir`` (`synchub check`) verifies one without changing it.
 
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
@@ -38,10 +40,15 @@ from hub.store._api import (
     OpMetadata,
     PeerStateStore,
     RemoteApplyResult,
+    RetentionStore,
+    RetireBatch,
     SerializedOperation,
     StoredDelivery,
     StoredIncident,
 )
+from hub.store._backup import MANIFEST_FILENAME as BACKUP_MANIFEST_FILENAME
+from hub.store._backup import BackupResult, CopiedDatabase, back_up, backed_up_databases
+from hub.store._checks import Finding, Level, check_data_dir
 from hub.store._files import ensure_private_database
 from hub.store._hub_stores import HubStores, hub_stores
 from hub.store._invitations import (
@@ -104,6 +111,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALERT_STORE_FILENAME",
+    "BACKUP_MANIFEST_FILENAME",
     "BUCKET_BITS",
     "BUCKET_IDS",
     "INSERT_SQL",
@@ -118,10 +126,14 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "AlertStateStore",
+    "BackupResult",
     "BucketDigest",
+    "CopiedDatabase",
+    "Finding",
     "HubStores",
     "Invitation",
     "InvitationStore",
+    "Level",
     "LocalChanges",
     "LocalLogs",
     "LocalOplogStore",
@@ -138,6 +150,8 @@ __all__ = [
     "PostgresOplogStore",
     "PostgresPeerStateStore",
     "RemoteApplyResult",
+    "RetentionStore",
+    "RetireBatch",
     "SerializedOperation",
     "SqliteAlertStore",
     "SqliteOplogReader",
@@ -147,9 +161,12 @@ __all__ = [
     "StoredIncident",
     "SyncCursor",
     "alert_store_path",
+    "back_up",
+    "backed_up_databases",
     "bucket_ids",
     "bucket_of",
     "check_cursor",
+    "check_data_dir",
     "check_digest_selector",
     "copy_to_postgres",
     "digest_pairs",

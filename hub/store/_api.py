@@ -55,6 +55,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+from hub.config import RetentionSettings
 from hub.pb import synchub_pb2 as pb
 from hub.store._sync import BucketDigest, SyncCursor
 
@@ -231,6 +232,30 @@ class OplogStore(LocalWrites, Protocol):
         """The (original id, modno) pairs of ``keyid``'s operations in ``selector`` with
         ``first_id <= original id <= last_id``, by id, as two lists."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetireBatch:
+    """One retention batch: what it removed (local ids), where the pass goes on, if done."""
+
+    removed: tuple[int, ...]
+    next_after: int
+    done: bool
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """An oplog store that applies ``[retention]`` (the SQLite one; docs/operations.md).
+
+    ``retire`` looks at up to ``limit`` operations after id ``after_id`` and removes
+    peers' operations older than the settings keep, never the latest run of an
+    (instance, plan); the peer's next diff does not ask for them again unless their
+    modno changed. Called by the OplogActor, a batch per tick, off the ingest path.
+    """
+
+    def retire(
+        self, settings: RetentionSettings, now_ms: int, *, after_id: int, limit: int
+    ) -> RetireBatch: ...
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.config import RetentionSettings
 from hub.pb import synchub_pb2 as pb
 from hub.store import _sqlite_sync as sync
 from hub.store._api import (
@@ -27,6 +28,8 @@ from hub.store._api import (
     OplogStore,
     OpMetadata,
     RemoteApplyResult,
+    RetentionStore,
+    RetireBatch,
     SerializedOperation,
 )
 from hub.store._rules import (
@@ -43,6 +46,12 @@ from hub.store._sqlite_feed import (
     replace_local,
 )
 from hub.store._sqlite_remote import apply_remote_batch, held_modnos
+from hub.store._sqlite_retention import (
+    any_retired,
+    forget_retired,
+    requested_unretired,
+    retire_batch,
+)
 from hub.store._sqlite_select import selection
 from hub.store._sync import BucketDigest, SyncCursor
 
@@ -62,6 +71,8 @@ class SqliteOplogStore:
         a lot, such as a client agent sending its whole oplog. ``check``: refuse the
         file when ``PRAGMA quick_check`` finds a damaged page (StoreError)."""
         self._db = OplogDatabase(path, mmap_bytes=mmap_bytes, check=check)
+        with self._db.errors("open"):
+            self._retired = any_retired(self._db.connection())
 
     # -- local changes -------------------------------------------------------------------
 
@@ -125,6 +136,8 @@ class SqliteOplogStore:
         if not latest and not to_delete:
             return RemoteApplyResult()
         with self._db.transaction(f"applying a batch from {keyid}") as db:
+            if self._retired:
+                forget_retired(db, keyid, [*to_delete, *latest])
             return apply_remote_batch(
                 db, keyid, latest, to_delete, reuse=reuse, peer_instance_id=peer_instance_id
             )
@@ -145,7 +158,29 @@ class SqliteOplogStore:
         peer_selector = peer_diff_selector(keyid, selector, have_ids, have_modnos)
         with self._db.errors("diff"):
             held = held_modnos(self._db.connection(), peer_selector)
-        return requested_ids(held, have_ids, have_modnos)
+            requested = requested_ids(held, have_ids, have_modnos)
+            if self._retired and requested:
+                # What retention removed is not asked for again while the peer's modno
+                # is unchanged (see the module docstring of _sqlite_retention).
+                requested = requested_unretired(
+                    self._db.connection(), keyid, requested, have_ids, have_modnos
+                )
+        return requested
+
+    def retire(
+        self, settings: RetentionSettings, now_ms: int, *, after_id: int, limit: int
+    ) -> RetireBatch:
+        """One batch of a retention pass: at most ``limit`` rows after ``after_id`` looked at.
+
+        Removes peers' operations older than ``settings`` keeps, never the latest
+        run of an (instance, plan), and remembers each one so the peer's next diff
+        does not ask for it again (``hub.store._sqlite_retention``).
+        """
+        with self._db.transaction("removing old operations") as db:
+            batch = retire_batch(db, settings, now_ms, after_id=after_id, limit=limit)
+        if batch.removed:
+            self._retired = True
+        return batch
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -289,5 +324,7 @@ def _with_peer(data: bytes, peer_instance_id: str) -> pb.Operation:
 
 if TYPE_CHECKING:
     # mypy checks the class against both contracts, signatures included.
-    def _implements(store: SqliteOplogStore) -> tuple[OplogStore, LocalOplogStore]:
-        return store, store
+    def _implements(
+        store: SqliteOplogStore,
+    ) -> tuple[OplogStore, LocalOplogStore, RetentionStore]:
+        return store, store, store

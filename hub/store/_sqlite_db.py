@@ -24,6 +24,7 @@ from hub.store._sqlite_schema import (
     MIGRATIONS,
     READ_COUNTERS_SQL,
     READER_INDEXES_SQL,
+    RETIRED_TABLE_SQL,
     SAVE_COUNTERS_SQL,
     SCHEMA_SQL,
     SCHEMA_VERSION,
@@ -113,6 +114,7 @@ class OplogDatabase:
             )
         for statement in READER_INDEXES_SQL:
             db.execute(statement)
+        db.execute(RETIRED_TABLE_SQL)
         for statement in SYNC_TABLES_SQL:
             db.execute(statement)
 

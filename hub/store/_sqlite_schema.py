@@ -74,6 +74,16 @@ READER_INDEXES_SQL: Final = (
     "ON operations (peer_instance_id, plan_id)",
 )
 
+# What retention removed (hub.store._sqlite_retention), so a peer is not asked for it
+# again. Not a format change either: created when a store opens a file without it; an
+# older synchub of the same version ignores it (and then asks for retired operations
+# again, which only brings them back).
+RETIRED_TABLE_SQL: Final = (
+    "CREATE TABLE IF NOT EXISTS retired (keyid TEXT NOT NULL, original_id INTEGER NOT NULL, "
+    "modno INTEGER NOT NULL, repo_guid TEXT NOT NULL, plan_id TEXT NOT NULL, "
+    "PRIMARY KEY (keyid, original_id)) WITHOUT ROWID"
+)
+
 # Local operations store NULL original ids: the UNIQUE (keyid, original_id) index
 # admits any number of NULLs, and remote rows always have both set.
 INSERT_SQL: Final = (

@@ -74,10 +74,14 @@ def _peer_pairs(
     first_id: int, last_id: int,
 ) -> list[tuple[int, int]]:
     where, params = _peer_where(*place)
+    # Operations retention removed still count, at the modno they had
+    # (hub.store._sqlite_retention): an id is in one table or the other, never both.
     return db.execute(
         "SELECT original_id, modno FROM operations WHERE original_instance_keyid = ? "  # noqa: S608
-        f"AND original_id BETWEEN ? AND ? AND {where} ORDER BY original_id",
-        (keyid, first_id, last_id, *params),
+        f"AND original_id BETWEEN ? AND ? AND {where} "
+        "UNION ALL SELECT original_id, modno FROM retired WHERE keyid = ? "
+        f"AND original_id BETWEEN ? AND ? AND {where} ORDER BY 1",
+        (keyid, first_id, last_id, *params, keyid, first_id, last_id, *params),
     ).fetchall()
 
 

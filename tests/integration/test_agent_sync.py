@@ -247,6 +247,33 @@ def test_once_sends_operations_without_a_repo_and_many_in_batches(tmp_path: Path
         assert agent.status()["hub-1"].in_sync
 
 
+def test_a_grant_narrowed_past_a_whole_selection_takes_its_operations_back(
+    tmp_path: Path,
+) -> None:
+    """docs/protocol.md §6.2: with `*` dropped, the operations without a repo are no
+    longer diffed as a selection; the withdrawal diff has the hub ask for them and the
+    client answers them as deleted. What is still shared stays."""
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            store.add_local([local_op("nas job"), local_op("loose job", repo_guid="")])
+        assert Agent(r.client, settings=FAST).run_once(timeout=10)[0].sent == 2
+        assert sorted(op.display_message for op in r.own_full_ops()) == ["loose job", "nas job"]
+
+        assert r.client.path is not None
+        text = r.client.path.read_text()
+        wide = '{ type = "read_operations", scopes = ["*"] }'
+        assert wide in text
+        r.client.path.write_text(text.replace(wide, '{ type = "read_operations", scopes = '
+                                                   '["repo:nas"] }'))
+        narrowed = load_config(r.client.path)
+        report = Agent(narrowed, settings=FAST).run_once(timeout=10)[0]
+        assert report.deleted == 1 and report.sent == 0
+        assert [op.display_message for op in r.own_full_ops()] == ["nas job"]
+        # In sync from then on: the withdrawal asks for nothing more.
+        again = Agent(narrowed, settings=FAST).run_once(timeout=10)[0]
+        assert again.rounds == (0,) and again.deleted == 0
+
+
 def test_live_changes_updates_and_deletes_reach_the_hub(tmp_path: Path) -> None:
     with rig(tmp_path) as r, local_store(r.client_node) as store:
         first = store.add_local([local_op("first")])[0]
@@ -369,6 +396,31 @@ def test_what_a_client_with_a_wrong_pinned_curve_key_observes(tmp_path: Path) ->
             dealer.disable_monitor()
             monitor.close()
             dealer.close()
+
+
+def test_an_agent_heartbeats_as_often_as_its_known_hosts_entry_says_the_hub_needs(
+    tmp_path: Path,
+) -> None:
+    """The hub heartbeats every second and ends a session silent for 3 s; the agent's
+    own interval is 30 s, but the hub's entry says 1 s, so the session lasts."""
+    with rig(tmp_path) as r:
+        assert r.client.path is not None
+        text = r.client.path.read_text()
+        r.client.path.write_text(text + "heartbeat_interval = 1\nhandshake_timeout = 5\n")
+        config = load_config(r.client.path)
+        assert config.known_hosts[0].heartbeat_interval == 1.0
+        slow = dataclasses.replace(FAST, heartbeat_interval=30.0, rediff_interval=300.0,
+                                   poll_interval=30.0)
+        with running(Agent(config, settings=slow)) as agent:
+            wait_until(lambda: agent.status()["hub-1"].in_sync, timeout=10, what="in sync")
+            started = r.hub.status().front.sessions_started
+            deadline = time.monotonic() + 4.5  # more than the hub's silence limit
+            while time.monotonic() < deadline:
+                assert agent.status()["hub-1"].state == "connected", agent.status()
+                assert r.hub.status().front.sessions_started == started
+                time.sleep(0.1)
+            peer = r.hub.peers.get(r.client_node.identity.signing.keyid).get(timeout=ASK)
+            assert peer.state == pb.CONNECTION_STATE_CONNECTED
 
 
 def test_a_client_the_hub_does_not_know_gets_the_hubs_message(tmp_path: Path) -> None:

@@ -65,8 +65,11 @@ def test_keygen_then_id_json_on_embedded_defaults(in_tmp: Path) -> None:
     assert shown.exit_code == 0
     details = json.loads(shown.output)
     assert set(details) == {
-        "instance_id", "keyid", "fingerprint", "ed25519pub", "curve_public_key", "endpoint"
+        "instance_id", "keyid", "fingerprint", "ed25519pub", "curve_public_key", "endpoint",
+        "heartbeat_interval", "handshake_timeout", "max_frame_bytes",
     }
+    assert (details["heartbeat_interval"], details["handshake_timeout"],
+            details["max_frame_bytes"]) == (15.0, 10.0, 16 * 1024 * 1024)
     raw = base64.b64decode(details["ed25519pub"] + "=")
     assert len(raw) == 32
     assert details["keyid"] == derive_keyid(raw)
@@ -81,7 +84,28 @@ def test_id_text_is_a_known_hosts_entry_that_loads(in_tmp: Path) -> None:
     (in_tmp / "client.toml").write_text(f'instance = "web1"\n\n{snippet}\n')
     config = load_config(in_tmp / "client.toml")
     [host] = config.known_hosts
-    assert host.keyid == json.loads(run("id", "--json").output)["keyid"]
+    details = json.loads(run("id", "--json").output)
+    assert host.keyid == details["keyid"]
+    assert (host.heartbeat_interval, host.handshake_timeout, host.max_frame_bytes) == (
+        details["heartbeat_interval"], details["handshake_timeout"], details["max_frame_bytes"])
+
+
+def test_an_agent_keeps_to_the_hub_limits_its_known_hosts_entry_gives() -> None:
+    from hub.agent import AgentSettings, within_hub_limits  # noqa: PLC0415
+    from hub.config import KnownHost  # noqa: PLC0415
+
+    own = AgentSettings().session_settings(once=True, timeout=5.0)
+    key = "ed25519." + "A" * 43
+    plain = KnownHost("hub-1", "tcp://h:1", key, "x" * 40)
+    assert within_hub_limits(own, plain) == own
+    strict = KnownHost("hub-1", "tcp://h:1", key, "x" * 40, heartbeat_interval=2.0,
+                       handshake_timeout=3.0, max_frame_bytes=65536)
+    kept = within_hub_limits(own, strict)
+    assert (kept.heartbeat_interval, kept.handshake_timeout, kept.max_frame_bytes) == (
+        2.0, 3.0, 65536)
+    lax = KnownHost("hub-1", "tcp://h:1", key, "x" * 40, heartbeat_interval=60.0,
+                    handshake_timeout=60.0, max_frame_bytes=2**30)
+    assert within_hub_limits(own, lax) == own  # never slower or larger than its own
 
 
 def test_keygen_refuses_to_overwrite_without_force(in_tmp: Path) -> None:

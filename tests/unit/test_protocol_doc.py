@@ -513,3 +513,22 @@ def test_the_wrong_curve_key_events_are_libzmqs(doc: str) -> None:
                  "EVENT_CONNECT_RETRIED"):
         assert f"`ZMQ_{name}`" in doc
         assert hasattr(zmq, name)
+
+
+def test_the_hub_settings_a_client_must_keep_to_are_published_as_documented(
+    doc: str, tmp_path: Path
+) -> None:
+    from hub.cli.identity_cmds import identity_details  # noqa: PLC0415
+    from hub.config import load_config  # noqa: PLC0415
+    from hub.identity import create_identity  # noqa: PLC0415
+
+    flat = " ".join(doc.split())
+    assert ("`synchub id --json` prints (`heartbeat_interval` and `handshake_timeout` in "
+            "seconds, `max_frame_bytes`)") in flat
+    path = tmp_path / "hub.toml"
+    path.write_text('instance = "hub-1"\n[hub]\nheartbeat_interval = 7\nhandshake_timeout = 4\n'
+                    "max_frame_bytes = 1048576\n")
+    config = load_config(path)
+    details = identity_details(config, create_identity(config.data_dir))
+    assert (details["heartbeat_interval"], details["handshake_timeout"],
+            details["max_frame_bytes"]) == (7.0, 4.0, 1048576)

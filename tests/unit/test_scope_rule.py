@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.config import Config
+from hub.pb import synchub_pb2 as pb
 from hub.protocol import SyncScope
 from hub.scopes import Permission, ScopeKind, parse_permissions, plan_resource, repo_resource
 from synchub_testing import write_config
@@ -99,3 +100,32 @@ def test_the_examples_are_in_the_document() -> None:
             in doc)
     assert 'with `["*", "!plan:secret"]` alone they are not' in doc
     assert 'with `["*", "!plan:secret"]` and `["plan:secret"]` they are, in every repo' in doc
+
+
+def _scope(config: Config, *lists: list[str]) -> SyncScope:
+    return SyncScope.for_host(config, parse_permissions(
+        [{"type": "read_operations", "scopes": scopes} for scopes in lists]))
+
+
+def test_withdrawals_cover_what_no_selection_diffs_any_more(config: Config) -> None:
+    """docs/protocol.md §6.2: a selection no longer diffed is withdrawn, not left behind."""
+    from hub.protocol import DiffSelection  # noqa: PLC0415
+
+    assert _scope(config, ["*"]).withdrawn == ()
+    narrowed = _scope(config, ["repo:nas", "plan:offsite"])
+    assert narrowed.withdrawn == (
+        DiffSelection("guid-cloud", only_plans=frozenset({"offsite"})),
+        DiffSelection("", only_plans=frozenset()),
+    )
+    assert narrowed.diffs == narrowed.selections + narrowed.withdrawn
+    nothing = _scope(config)
+    assert nothing.selections == ()
+    assert [w.repo_guid for w in nothing.withdrawn] == ["guid-nas", "guid-cloud", ""]
+    # A withdrawal lists what is still shared in it, and covers nothing new.
+    cloud = narrowed.withdrawn[0]
+    assert cloud.contains("guid-cloud", "offsite") and not cloud.contains("guid-cloud", "x")
+    assert cloud.selector("ed25519.k") == pb.OpSelector(original_instance_keyid="ed25519.k",
+                                                        repo_guid="guid-cloud")
+    for repo_guid, plan_id in PLACES:
+        assert narrowed.covers(repo_guid, plan_id) == any(
+            s.contains(repo_guid, plan_id) for s in narrowed.diffs)
