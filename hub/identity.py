@@ -454,6 +454,15 @@ def create_identity(data_dir: Path, *, force: bool = False) -> NodeIdentity:
     return identity
 
 
+def remove_identity(data_dir: Path) -> None:
+    """Delete the identity files (and the identity folder, when that leaves it empty):
+    for undoing one just created by a start that then failed."""
+    for path in _key_paths(data_dir):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        identity_dir(data_dir).rmdir()
+
+
 def load_or_create_identity(data_dir: Path) -> tuple[NodeIdentity, bool]:
     """The node's identity, creating one when there is none; the flag says it was created."""
     ed_path, curve_path = _key_paths(data_dir)

@@ -16,6 +16,7 @@ from hub.admin._paths import (
     admin_socket_path,
     check_no_hub_serving,
     claim_data_dir,
+    hub_answers,
 )
 from hub.admin._requests import (
     check_instance_id,
@@ -59,6 +60,7 @@ __all__ = [
     "client_summary",
     "decode",
     "encode",
+    "hub_answers",
     "iter_pages",
     "keyid_fingerprint",
     "parse_permission_list",

@@ -44,6 +44,15 @@ def probe(path: Path) -> bool:
     return True
 
 
+def hub_answers(data_dir: Path) -> bool:
+    """True if a hub accepts connections on ``data_dir``'s admin socket."""
+    path = admin_socket_path(data_dir)
+    try:
+        return not path_too_long(path) and probe(path)
+    except OSError:
+        return False
+
+
 def check_no_hub_serving(data_dir: Path) -> None:
     """AdminSocketError if a hub already serves ``data_dir`` (its admin socket answers)."""
     path = admin_socket_path(data_dir)

@@ -136,7 +136,7 @@ def load_peer_states(config: Config) -> tuple[list[pb.PeerState], bool]:
 def peers(obj: CliContext, as_json: bool, wide: bool, utc: bool) -> None:
     """List every peer this hub knows: state, when last heard from, repos and plans, why
     its last session ended, its last error."""
-    config = obj.load()
+    config = obj.load_for_running_hub()
     states, live = load_peer_states(config)
     if as_json:
         print_json([message_to_dict(state) for state in states])
@@ -330,7 +330,7 @@ def revoke(obj: CliContext, keyid: str, yes: bool) -> None:
 def status(obj: CliContext, as_json: bool, utc: bool) -> None:
     """Show the running hub's identity and counts (exit status 3 when none runs); on a
     client (no [hub], some [[known_hosts]]), how each of its hubs stands."""
-    config = obj.load()
+    config = obj.load_for_running_hub()
     if config.hub is None and config.known_hosts:
         show_client_status(config, as_json=as_json, utc=utc)
         return
@@ -365,7 +365,7 @@ def status(obj: CliContext, as_json: bool, utc: bool) -> None:
 @click.pass_obj
 def reload(obj: CliContext) -> None:
     """Make the running hub re-read its config file (like SIGHUP, but reports errors)."""
-    config = obj.load()
+    config = obj.load_for_running_hub(warn=False)
     try:
         answer = ask_hub(config.data_dir, "reload", timeout=CHANGE_TIMEOUT)
     except AdminUnavailable as exc:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hub.admin import keyid_fingerprint
+from hub.admin import check_no_hub_serving, keyid_fingerprint
 from hub.cli.main import CliContext, cli, print_json
 from hub.config import Config
+from hub.errors import SynchubError
 from hub.identity import NodeIdentity, create_identity, load_identity
 
 
@@ -16,6 +17,13 @@ from hub.identity import NodeIdentity, create_identity, load_identity
 def keygen(obj: CliContext, force: bool) -> None:
     """Create this node's identity (ed25519 signing key and CURVE key pair)."""
     config = obj.load()
+    try:
+        check_no_hub_serving(config.data_dir)
+    except SynchubError as exc:
+        raise SynchubError(
+            f"a hub runs on data_dir {config.data_dir}: stop it before making a new "
+            "identity there (clients pin the key it serves)"
+        ) from exc
     identity = create_identity(config.data_dir, force=force)
     click.echo(f"created identity {identity.signing.keyid} in {config.data_dir}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,17 @@ from typing import Any, NoReturn
 
 import click
 
+from hub.admin import hub_answers
 from hub.cli._signals import release_sighup
-from hub.config import Config, default_config, load_config, resolve_config_path
-from hub.errors import SynchubError
+from hub.config import (
+    DEFAULT_DATA_DIR,
+    Config,
+    HubSettings,
+    default_config,
+    load_config,
+    resolve_config_path,
+)
+from hub.errors import ConfigError, SynchubError
 from hub.text import inert, one_line
 
 log = logging.getLogger("synchub")
@@ -48,6 +57,46 @@ class CliContext:
         if self.config_path is None:
             return default_config(Path.cwd())
         return load_config(self.config_path)
+
+    def load_for_running_hub(self, *, warn: bool = True) -> Config:
+        """The config, or, when the file no longer loads but a hub runs on the data_dir
+        it names, just enough of it to reach that hub (with a warning on stderr).
+
+        For commands that talk to a running hub (``status``, ``peers``, ``reload``): an
+        operator fixing a typo can still look at the hub that runs on the old file.
+        """
+        try:
+            return self.load()
+        except ConfigError as exc:
+            assert self.config_path is not None
+            data_dir = guess_data_dir(self.config_path)
+            if data_dir is None or not hub_answers(data_dir):
+                raise
+            if not warn:  # the hub's own answer will name the file's error
+                return Config(path=self.config_path, instance="", data_dir=data_dir,
+                              hub=HubSettings())
+            click.echo(
+                f"synchub: warning: {exc}; the hub running on {data_dir} still uses the "
+                "file it last loaded: fix the file, then `synchub reload`",
+                err=True,
+            )
+            return Config(path=self.config_path, instance="", data_dir=data_dir,
+                          hub=HubSettings())
+
+
+_DATA_DIR_LINE = re.compile(r"""^\s*data_dir\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.M)
+
+
+def guess_data_dir(path: Path) -> Path | None:
+    """The data_dir a config file names, read from its text alone (None if unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = _DATA_DIR_LINE.search(text.split("\n[", 1)[0])
+    value = next((g for g in found.groups() if g is not None), None) if found else None
+    folder = Path(os.path.abspath(path)).parent
+    return Path(os.path.normpath(folder / Path(value or DEFAULT_DATA_DIR).expanduser()))
 
 
 _GLOBAL_VALUE_OPTIONS = ("-c", "--config")

@@ -48,11 +48,12 @@ from hub.admin import (
     AdminService,
     admin_socket_path,
     claim_data_dir,
+    keyid_fingerprint,
 )
 from hub.alerting import Dispatcher
 from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError, WebError
-from hub.identity import NodeIdentity, load_or_create_identity
+from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._front import Front
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
@@ -113,6 +114,7 @@ class Hub:
         self.admin_endpoint: str | None = None
         self.web_endpoint: str | None = None
         self.identity: NodeIdentity | None = None
+        self._created_identity = False
         self.endpoint: str | None = None
 
     # -- the running components ----------------------------------------------------------
@@ -155,9 +157,17 @@ class Hub:
 
     def start(self) -> str:
         """Start everything; return the bound endpoint. On failure, undo and raise."""
-        with contextlib.ExitStack() as stack:
-            endpoint = self._start(stack)
-            self._running = stack.pop_all()
+        self._created_identity = False
+        try:
+            with contextlib.ExitStack() as stack:
+                endpoint = self._start(stack)
+                self._running = stack.pop_all()
+        except BaseException:
+            if self._created_identity:
+                # A start that failed (a port taken, say) leaves no new identity behind.
+                remove_identity(self._config.data_dir)
+                log.info("removed the identity this failed start created")
+            raise
         return endpoint
 
     def stop(self) -> None:
@@ -182,8 +192,13 @@ class Hub:
         # (a new identity included) is made.
         stores.check()
         identity, created = load_or_create_identity(data_dir)
+        self._created_identity = created
         if created:
-            log.warning("created a new identity %s in %s", identity.signing.keyid, data_dir)
+            log.info(
+                "created this hub's identity %s (fingerprint %s) in %s; add clients with "
+                "`synchub invite --instance NAME`", identity.signing.keyid,
+                keyid_fingerprint(identity.signing.keyid), data_dir,
+            )
         self.identity = identity
         stack.callback(self._forget_front)
         # Terminated last: it waits for every socket, sessions' pipes included.

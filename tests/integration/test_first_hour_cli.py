@@ -207,3 +207,86 @@ def test_docs_agree_on_the_lookup_order_and_list_every_doc() -> None:
         assert f"(docs/{doc.name})" in readme, doc.name
     help_text = synchub("--help", cwd=ROOT).stdout
     assert "./synchub.toml" in help_text
+
+
+# -- 7. guard the identity ----------------------------------------------------------------
+
+
+def start_hub(config: Path, cwd: Path, *extra: str) -> HubProcess:
+    env = {k: v for k, v in os.environ.items() if k != "SYNCHUB_CONFIG"}
+    process = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "start", "-c", str(config), *extra],
+        cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    hub = HubProcess.__new__(HubProcess)
+    hub.config_path, hub.stderr, hub.process = config, "", process
+    return hub
+
+
+def test_first_start_says_its_new_identity_at_info_and_keygen_cannot_replace_it(
+    tmp_path: Path,
+) -> None:
+    config = hub_file(tmp_path, f"tcp://127.0.0.1:{free_tcp_port()}", '[web]\nbind = ""\n')
+    hub = start_hub(config, tmp_path, "-v")
+    try:
+        hub.wait_for_output("synchub hub hub-1 listening on")
+        [line] = [ln for ln in hub.stderr.splitlines() if "identity" in ln and "created" in ln]
+        assert " INFO " in line and "fingerprint" in line and "synchub invite" in line
+        assert " WARNING " not in hub.stderr
+        before = json.loads(synchub("-c", str(config), "id", "--json", cwd=tmp_path).stdout)
+
+        forced = synchub("-c", str(config), "keygen", "--force", cwd=tmp_path)
+        one_line_error(forced, "a hub runs on data_dir", "stop it")
+        after = json.loads(synchub("-c", str(config), "id", "--json", cwd=tmp_path).stdout)
+        status = json.loads(synchub("-c", str(config), "status", "--json", cwd=tmp_path).stdout)
+        assert before["keyid"] == after["keyid"] == status["keyid"]
+    finally:
+        assert hub.stop() == 0
+    assert synchub("-c", str(config), "keygen", "--force", cwd=tmp_path).returncode == 0
+
+
+def test_a_start_that_fails_leaves_no_new_identity(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = hub_file(tmp_path, f"tcp://127.0.0.1:{port}", '[web]\nbind = ""\n')
+        hub = start_hub(config, tmp_path)
+        status = hub.wait_exit(timeout=60)
+    assert status != 0, hub.stderr
+    identity = tmp_path / "data" / "identity"
+    assert not (identity / "ed25519.key").exists(), hub.stderr
+    assert not identity.exists()
+    assert "Traceback" not in hub.stderr
+
+
+# -- 6. looking while fixing --------------------------------------------------------------
+
+
+def test_status_and_peers_reach_the_running_hub_while_its_file_is_broken(
+    tmp_path: Path,
+) -> None:
+    config = hub_file(tmp_path, f"tcp://127.0.0.1:{free_tcp_port()}", '[web]\nbind = ""\n')
+    hub = start_hub(config, tmp_path)
+    try:
+        hub.wait_for_output("synchub hub hub-1 listening on")
+        good = config.read_text()
+        config.write_text(good.replace("[hub]", "[hub]\nheartbeat_interval = fast"))
+        status = synchub("status", "-c", str(config), "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["instance"] == "hub-1"
+        [warning] = status.stderr.strip().splitlines()
+        assert warning.startswith("synchub: warning: ") and "invalid TOML" in warning
+        assert "synchub reload" in warning
+        peers = synchub("peers", "-c", str(config), "--json", cwd=tmp_path)
+        assert peers.returncode == 0, peers.stderr
+        assert json.loads(peers.stdout) == []
+        reload = synchub("reload", "-c", str(config), cwd=tmp_path)
+        one_line_error(reload, "invalid TOML")
+        config.write_text(good)
+        assert synchub("reload", "-c", str(config), cwd=tmp_path).returncode == 0
+    finally:
+        assert hub.stop() == 0
+    config.write_text(good.replace("[hub]", "[hub]\nheartbeat_interval = fast"))
+    one_line_error(synchub("status", "-c", str(config), cwd=tmp_path), "invalid TOML")
