@@ -26,6 +26,7 @@ from actors._fleet import FleetActor, FleetProxy, RunChanges, RunListener
 from actors._front_messages import (
     ConfigChanged,
     Displace,
+    ExpireHandshake,
     FrontMessage,
     InboundFrame,
     Outbox,
@@ -54,6 +55,7 @@ __all__ = [
     "ConfigListener",
     "ConfigProxy",
     "Displace",
+    "ExpireHandshake",
     "FetchLog",
     "FleetActor",
     "FleetProxy",

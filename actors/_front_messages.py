@@ -56,13 +56,22 @@ class Displace:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpireHandshake:
+    """The front gives this pending session's room to a newer handshake: it ends as a
+    timed-out handshake would (ERROR_AUTH, "handshake timed out")."""
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigChanged:
     """The hub's config changed (sent by the ConfigActor to subscribed sessions)."""
 
     config: Config
 
 
-FrontMessage = InboundFrame | Tick | ProtocolViolation | PeerVanished | Displace | ConfigChanged
+FrontMessage = (
+    InboundFrame | Tick | ProtocolViolation | PeerVanished | Displace | ExpireHandshake
+    | ConfigChanged
+)
 
 
 class Outbox(Protocol):

@@ -3,7 +3,9 @@
 Who owns what: a session owns its peer's protocol state (phase, the handshake, the
 config view it last sent) and its Outbox. It changes the oplog and the peer states
 only through their actors: it asks the OplogActor (and waits: that is the
-backpressure), and tells the PeerStateActor.
+backpressure), asks the PeerStateActor to record a client's config and resources
+(waiting too, so a flood of them stays in the session's counted backlog, not in the
+PeerStateActor's mailbox), and tells it the rest.
 
 The front (the thread that owns the ROUTER socket) tells this actor the messages of
 ``actors._front_messages``: every frame from its peer, ticks, and what only the front
@@ -41,6 +43,7 @@ from actors._config import ConfigProxy
 from actors._front_messages import (
     ConfigChanged,
     Displace,
+    ExpireHandshake,
     InboundFrame,
     Outbox,
     PeerVanished,
@@ -62,6 +65,7 @@ from hub.protocol import (
     JoinClaim,
     authorize_client,
     check_diff,
+    check_diff_answer,
     join_claim,
     sent_operations,
 )
@@ -100,6 +104,8 @@ class SessionSettings:
     heartbeat_interval: float = 15.0
     handshake_timeout: float = 10.0
     ask_timeout: float = 30.0
+    proof_timeout: float | None = None
+    """From the CHALLENGE to the PROOF (None: only ``handshake_timeout`` applies)."""
 
     @property
     def silence_limit(self) -> float:
@@ -141,7 +147,7 @@ class SessionActor(pykka.ThreadingActor):
         self._outbox: Outbox | None = None
         self._phase = Phase.AWAIT_HELLO
         self._now = now
-        self._started_at = now
+        self._started_at = self._challenged_at = now
         self._last_received_at = now
         self._last_sent_at = now
         self._last_liveness_report = now
@@ -218,7 +224,7 @@ class SessionActor(pykka.ThreadingActor):
             return
         self._now = max(self._now, now)
         if self._phase is not Phase.CONNECTED:
-            if now - self._started_at >= self._settings.handshake_timeout:
+            if _overdue(self, now):
                 self._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
             return
         silent_for = now - self._last_received_at
@@ -266,7 +272,7 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"expected a handshake HELLO first, got {action}")
         handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
         self._handshake, self._hello = handshake, handshake.hello
-        self._phase = Phase.AWAIT_PROOF
+        self._phase, self._challenged_at = Phase.AWAIT_PROOF, self._now
         self._send([protocol.encode_item(handshake.challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
@@ -316,7 +322,7 @@ class SessionActor(pykka.ThreadingActor):
         selector = _fresh(diff.have_operations_selector)
         ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
         requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
-        self._send([protocol.diff_reply_frame(list(requested))])
+        self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
         hello = self._connected_hello()
@@ -335,13 +341,13 @@ class SessionActor(pykka.ThreadingActor):
         self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
 
     def _on_send_config(self, item: pb.SyncStreamItem) -> None:
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_remote_config, keyid, _fresh(item.send_config.config))
+        config, keyid = _fresh(item.send_config.config), self._connected_hello().keyid
+        self._ask(self._peers.set_remote_config(keyid, config), "peer state")
 
     def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
-        listed = item.list_resources
-        keyid = self._connected_hello().keyid
-        tell(self._peers.set_resources, keyid, tuple(listed.repo_ids), tuple(listed.plan_ids))
+        listed, keyid = item.list_resources, self._connected_hello().keyid
+        ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
+        self._ask(self._peers.set_resources(keyid, *ids), "peer state")
 
     def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
         log.info(
@@ -467,6 +473,22 @@ def _displaced(session: SessionActor, _message: Displace) -> None:
     session.displace()
 
 
+def _overdue(session: SessionActor, now: float) -> bool:
+    """Whether a handshake ran out of time: all of it, or from CHALLENGE to PROOF."""
+    settings = session._settings
+    proof_limit = settings.proof_timeout
+    return now - session._started_at >= settings.handshake_timeout or (
+        proof_limit is not None and session.phase is Phase.AWAIT_PROOF
+        and now - session._challenged_at >= proof_limit
+    )
+
+
+def _expire(session: SessionActor, _message: ExpireHandshake) -> None:
+    # The front needs this pending session's room for a newer handshake.
+    if session.phase in (Phase.AWAIT_HELLO, Phase.AWAIT_PROOF):
+        session._end(ERROR_AUTH, HANDSHAKE_TIMED_OUT)
+
+
 def _config_changed(session: SessionActor, message: ConfigChanged) -> None:
     session.on_config_changed(message.config)
 
@@ -482,6 +504,7 @@ _FRONT_MESSAGES: Final[Mapping[type, Callable[[SessionActor, Any], None]]] = {
     ProtocolViolation: _violation,
     PeerVanished: _vanished,
     Displace: _displaced,
+    ExpireHandshake: _expire,
     ConfigChanged: _config_changed,
     FetchLog: _fetch_log,
 }

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from hub.bench import handshakes as handshakes_bench
+from hub.bench import hostile as hostile_bench
 from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
 from hub.bench import peers as peers_bench
@@ -62,7 +63,8 @@ def _emit(result: Result, as_json: bool) -> None:
 def bench() -> None:
     """Measure the hub on this machine, each figure beside a baseline from the same run.
 
-    Scenarios: ingest, peers, latency, handshakes, resync, web (docs/benchmarks.md).
+    Scenarios: ingest, peers, latency, handshakes, resync, web, hostile
+    (docs/benchmarks.md; hostile: docs/security.md).
     Defaults finish in under a minute on two cores.
     """
 
@@ -197,3 +199,29 @@ def web(  # noqa: PLR0917 - one parameter per click option
 ) -> None:
     """The dashboard and the API of a hub with many peers and operations, vs raw SQL."""
     _emit(web_bench.run(peers, ops, repeat, keep=keep, say=_say(obj)), as_json)
+
+
+@bench.command()
+@click.option("--attack", type=click.Choice(hostile_bench.ATTACKS), default="hello-flood",
+              show_default=True, help="What the hostile clients do.")
+@click.option("--holders", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="hello-flood: connections that each hold a HELLO.")
+@click.option("--sources", type=click.IntRange(min=1, max=200), default=4, show_default=True,
+              help="hello-flood: loopback addresses the holders come from.")
+@click.option("--attempts", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Connects of the authorized client, one after another.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repetitions; figures are their medians.")
+@_keep_option
+@_json_option
+@click.pass_obj
+def hostile(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, attack: str, holders: int, sources: int, attempts: int, repeat: int,
+    keep: Path | None, as_json: bool,
+) -> None:
+    """An authorized client's connects while hostile wire clients attack, vs an idle hub."""
+    result = hostile_bench.run(
+        attack, holders=holders, sources=sources, attempts=attempts, repeat=repeat,
+        keep=keep, say=_say(obj),
+    )
+    _emit(result, as_json)

@@ -63,6 +63,8 @@ _HUB_KEYS = (
     "handshake_timeout",
     "max_pending_handshakes",
     "max_frame_bytes",
+    "max_pending_per_source",
+    "proof_timeout",
     "advertise",
 )
 _RUN_KEYS = ("error_output_bytes",)
@@ -372,6 +374,10 @@ def _parse_hub(table: _Table) -> HubSettings:
             "max_pending_handshakes", defaults.max_pending_handshakes
         ),
         max_frame_bytes=table.count("max_frame_bytes", defaults.max_frame_bytes),
+        max_pending_per_source=table.count(
+            "max_pending_per_source", defaults.max_pending_per_source
+        ),
+        proof_timeout=table.seconds("proof_timeout", defaults.proof_timeout),
     )
 
 

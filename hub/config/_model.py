@@ -36,6 +36,8 @@ class HubSettings:
     handshake_timeout: float = 10.0
     max_pending_handshakes: int = 1000
     max_frame_bytes: int = 16 * 1024 * 1024
+    max_pending_per_source: int = 64
+    proof_timeout: float = 10.0
     advertise: str | None = None
     """The endpoint clients dial (``id``, invitations); None: derived from ``bind``."""
 

@@ -74,11 +74,13 @@ from hub.protocol._handshake import (
     verify_proof,
 )
 from hub.protocol._hub import (
+    MAX_DIFF_IDS,
     ConfigView,
     HubHandshake,
     SentOperations,
     authorize_client,
     check_diff,
+    check_diff_answer,
     join_claim,
     sent_operations,
 )
@@ -141,6 +143,7 @@ __all__ = [
     "LOG_REQUEST_MAX_BYTES",
     "LOG_REQUEST_TIMEOUT",
     "MAX_BATCH_OPERATIONS",
+    "MAX_DIFF_IDS",
     "MAX_INSTANCE_ID_BYTES",
     "MAX_ONCE_ROUNDS",
     "NONCE_BYTES",
@@ -184,6 +187,7 @@ __all__ = [
     "batch_serialized",
     "challenge_item",
     "check_diff",
+    "check_diff_answer",
     "closing_error_frame",
     "config_frames",
     "decode_hub_item",

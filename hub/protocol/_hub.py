@@ -20,6 +20,7 @@ Every refusal is a ProtocolError or AuthError whose message is the ``error`` ite
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -155,8 +156,18 @@ class ConfigView:
         return config_frames(self.remote, list(self.repo_ids), list(self.plan_ids))
 
 
+MAX_DIFF_IDS = 1_000_000
+"""The most (id, modno) pairs one diff may list, and the most ids one answer may request
+(docs/protocol.md §6.5 (Batch and frame sizes))."""
+
+
 def check_diff(diff: pb.SyncStreamItem.DiffOperations, keyid: str) -> None:
     """ProtocolError unless a connected client's diff may be answered."""
+    if len(diff.have_operation_ids) > MAX_DIFF_IDS:
+        raise ProtocolError(
+            f"diff_operations lists {len(diff.have_operation_ids):,} operations, more than "
+            f"the {MAX_DIFF_IDS:,} one diff may: split it by plan"
+        )
     selector = diff.have_operations_selector
     if selector.original_instance_keyid != keyid:
         raise ProtocolError(
@@ -168,6 +179,16 @@ def check_diff(diff: pb.SyncStreamItem.DiffOperations, keyid: str) -> None:
             f"diff_operations has {len(diff.have_operation_ids)} ids but "
             f"{len(diff.have_operation_modnos)} modnos"
         )
+
+
+def check_diff_answer(requested: Sequence[int]) -> list[int]:
+    """The ids a diff's answer requests; ProtocolError when more than MAX_DIFF_IDS."""
+    if len(requested) > MAX_DIFF_IDS:
+        raise ProtocolError(
+            f"the hub would request {len(requested):,} operations for this diff, more than "
+            f"the {MAX_DIFF_IDS:,} one answer may: diff a narrower selection (by plan)"
+        )
+    return list(requested)
 
 
 class SentOperations(NamedTuple):

@@ -7,6 +7,7 @@ CURVE connections; sessions answer through a ``PipeOutbox``. ``HubStatusSource``
 builds the ``hub.status.HubStatus`` snapshot the admin socket serves.
 """
 
+from hub.server._budget import Outbound, OutboundBudget
 from hub.server._front import CURVE_MESSAGE_OVERHEAD, Front, SessionFactory
 from hub.server._hub import READY_TIMEOUT, STOP_TIMEOUT, Hub, front_settings
 from hub.server._pipe import PipeOutbox
@@ -25,6 +26,8 @@ __all__ = [
     "FrontSettings",
     "Hub",
     "HubStatusSource",
+    "Outbound",
+    "OutboundBudget",
     "PipeOutbox",
     "SessionEntry",
     "SessionFactory",

@@ -36,6 +36,7 @@ import zmq
 
 from actors import (
     Displace,
+    ExpireHandshake,
     FrontMessage,
     InboundFrame,
     Outbox,
@@ -48,6 +49,9 @@ from hub import protocol
 from hub.errors import FrontError, SynchubError
 from hub.identity import CurveKeyPair
 from hub.pb import synchub_pb2 as pb
+from hub.server._admission import AdmittedKeys
+from hub.server._budget import Outbound, OutboundBudget
+from hub.server._connections import SilentConnections
 from hub.server._pipe import AUTH, CLOSED, DONE, SEND, PipeOutbox, parse_pipe_message
 from hub.server._settings import FrontSettings
 from hub.server._table import SessionEntry, SessionTable
@@ -85,6 +89,7 @@ class Front(ThreadService):
         session_factory: SessionFactory,
         curve: CurveKeyPair | None,
         clock: Callable[[], float] = time.monotonic,
+        admitted_keys: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(
             thread_name="synchub-front",
@@ -98,9 +103,16 @@ class Front(ThreadService):
         self._clock = clock
         self._pipe_endpoint = f"inproc://synchub-front-{uuid.uuid4().hex}"
         self._table: SessionTable[SessionRef] = SessionTable(settings)
+        self._admitted = AdmittedKeys(admitted_keys)
+        self._unread = OutboundBudget(settings)
         self._router: Socket | None = None
         self._pipe: Socket | None = None
         self._zap: Socket | None = None
+        self._monitor: Socket | None = None
+        self._silent = SilentConnections(
+            timeout=settings.silent_connection_timeout or float("inf"),
+            per_source=settings.max_pending_per_source,
+        )
         self._from_sessions: Mapping[bytes, Callable[[Entry, list[bytes]], None]] = {
             SEND: self._relay,
             DONE: lambda entry, _payload: self._table.frame_done(entry),
@@ -111,6 +123,10 @@ class Front(ThreadService):
 
     def counters(self) -> FrontCounters:
         return self._table.counters()
+
+    def admitted_keys_changed(self, keys: frozenset[str]) -> None:
+        """From any thread: the key ids the hub now admits (listed and verified)."""
+        self._admitted.publish(keys)
 
     # -- the thread ----------------------------------------------------------------------
 
@@ -131,40 +147,24 @@ class Front(ThreadService):
             self._zap = self._context.socket(zmq.REP)
             self._zap.setsockopt(zmq.LINGER, 0)
             self._zap.bind(ZAP_ENDPOINT)
-        self._router = self._open_router()
+        self._router = open_router(self._context, self._settings, self._curve)
+        if self._settings.silent_connection_timeout is not None:
+            self._monitor = self._router.get_monitor_socket(
+                zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+            )
         endpoint = self._router.getsockopt(zmq.LAST_ENDPOINT)
         self.endpoint = endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
         return self.endpoint
-
-    def _open_router(self) -> Socket:
-        router = self._context.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        # libzmq applies MAXMSGSIZE to the frame as it travels; under CURVE that is
-        # the MESSAGE command wrapping the item, a fixed overhead longer.
-        overhead = CURVE_MESSAGE_OVERHEAD if self._curve is not None else 0
-        router.setsockopt(zmq.MAXMSGSIZE, self._settings.max_frame_bytes + overhead)
-        router.setsockopt(zmq.SNDHWM, self._settings.hwm)
-        router.setsockopt(zmq.RCVHWM, self._settings.hwm)
-        if self._curve is not None:
-            router.setsockopt(zmq.CURVE_SERVER, 1)
-            router.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
-            router.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
-        else:
-            log.warning("CURVE is off: traffic to %s is NOT encrypted", self._settings.bind)
-        try:
-            router.bind(self._settings.bind)
-        except zmq.ZMQError:
-            router.close(linger=0)
-            raise
-        return router
 
     def _close(self) -> None:
         try:
             if self._pipe is not None and self._router is not None:
                 self._stop_sessions(self._pipe, self._router)
         finally:
-            for sock in (self._router, self._pipe, self._zap):
+            if self._monitor is not None and self._router is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    self._router.disable_monitor()
+            for sock in (self._monitor, self._router, self._pipe, self._zap):
                 if sock is not None:
                     sock.close(linger=0)
 
@@ -175,6 +175,9 @@ class Front(ThreadService):
         poller.register(pipe, zmq.POLLIN)
         if zap is not None:
             poller.register(zap, zmq.POLLIN)
+        monitor = self._monitor
+        if monitor is not None:
+            poller.register(monitor, zmq.POLLIN)
         reading_router = False
         next_tick = self._clock() + self._settings.tick_interval
         while not self.stopping.is_set():
@@ -188,7 +191,9 @@ class Front(ThreadService):
             wait_ms = max(0, min(100, int((next_tick - self._clock()) * 1000)))
             events = dict(poller.poll(wait_ms))
             if zap is not None and zap in events:
-                self._answer_zap(zap)
+                _answer_zap(zap)
+            if monitor is not None and monitor in events:
+                self._silent.take_events(monitor, self._clock())
             if pipe in events:
                 self._drain_pipe(pipe, router)
             if router in events:
@@ -199,6 +204,8 @@ class Front(ThreadService):
                 self._tick(now)
 
     def _tick(self, now: float) -> None:
+        self._silent.sweep(now)
+        self._unread.sweep(now)
         due, overdue = self._table.sweep(now)
         for entry in due:
             self._tell(entry, Tick(now), now)
@@ -206,14 +213,6 @@ class Front(ThreadService):
             if not entry.handle.is_alive():
                 log.warning("session %d stopped without closing; forgetting it", entry.serial)
                 self._table.forget(entry)
-
-    def _answer_zap(self, zap: Socket, budget: int = 256) -> None:
-        for _ in range(budget):
-            try:
-                request = zap.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            zap.send_multipart(zap_reply(request))
 
     def _drain_router(self, router: Socket, budget: int = 256) -> None:
         for _ in range(budget):
@@ -237,22 +236,12 @@ class Front(ThreadService):
             if entry is not None and handler is not None:
                 handler(entry, payload)
 
-    def _connection_of(self, frame: zmq.Frame) -> bytes | None:
-        """The CURVE public key the frame's connection authenticated with (None: CURVE off)."""
-        if self._curve is None:
-            return None
-        try:
-            user_id = frame.get("User-Id")
-        except zmq.ZMQError:
-            return None
-        return user_id.encode() if isinstance(user_id, str) else bytes(user_id)
-
     # -- inbound frames --------------------------------------------------------------------
 
     def _on_inbound(self, router: Socket, rid: bytes, body: list[zmq.Frame]) -> None:
         now = self._clock()
         table = self._table
-        connection = self._connection_of(body[0])
+        connection = _connection_of(body[0]) if self._curve is not None else None
         stale = table.pinned_elsewhere(rid, connection)
         if stale is not None:
             # The connection that started this session is gone and another one
@@ -260,7 +249,7 @@ class Front(ThreadService):
             log.warning("routing id %s was reused by another connection", rid.hex())
             if table.detach(stale, now):
                 self._tell(stale, PeerVanished(), now)
-        entry = table.current(rid) or self._open_session(router, rid, connection, now)
+        entry = table.current(rid) or self._open_session(router, rid, connection, body[0], now)
         if entry is None:
             return
         verdict = table.check_inbound(entry, len(body), now)
@@ -277,14 +266,24 @@ class Front(ThreadService):
             self._send(router, rid, [protocol.throttle_frame(delay)])
 
     def _open_session(
-        self, router: Socket, rid: bytes, connection: bytes | None, now: float
+        self, router: Socket, rid: bytes, connection: bytes | None, first: zmq.Frame,
+        now: float,
     ) -> Entry | None:
-        if not self._table.admit_new():
-            self._send(router, rid, [protocol.error_frame(
-                pb.CONNECTION_STATE_RETRY_WAIT,
-                "the hub has too many handshakes in progress; retry later",
-            )])
+        with contextlib.suppress(zmq.ZMQError):
+            self._silent.spoke(int(first.get(zmq.SRCFD)))
+        source = _peer_address(first)
+        claimed = self._admitted.claimed_by(first.bytes)
+        admission = self._table.admit_new(source, claimed, now)
+        if not admission.admit:
+            if admission.refusal:
+                self._send(router, rid, [protocol.error_frame(
+                    pb.CONNECTION_STATE_RETRY_WAIT, admission.refusal,
+                )])
             return None
+        if admission.supersede is not None:
+            older = admission.supersede
+            self._table.gone(older, now)
+            self._tell(older, ExpireHandshake(), now)
         serial = self._table.reserve_serial()
         try:
             ref = self._session_factory(rid, now, self._outbox_factory(serial))
@@ -294,7 +293,9 @@ class Front(ThreadService):
                 pb.CONNECTION_STATE_RETRY_WAIT, "the hub cannot take a connection now; retry later",
             )])
             return None
-        return self._table.open(serial, rid, connection, ref, now)
+        return self._table.open(
+            serial, rid, connection, ref, now, source=source, claimed_key=claimed
+        )
 
     def _outbox_factory(self, serial: int) -> Callable[[], Outbox]:
         endpoint = self._pipe_endpoint
@@ -318,6 +319,14 @@ class Front(ThreadService):
         now = self._clock()
         if not self._table.outgoing(entry, now):
             return  # detached: its connection is gone
+        if entry.keyid is not None and not entry.closing:
+            verdict = self._unread.sent(entry.keyid, sum(map(len, frames)), now)
+            if verdict is Outbound.OVER:
+                self._table.gone(entry, now)
+                self._tell(entry, ProtocolViolation(self._unread.over_message), now)
+                return
+            if verdict is Outbound.THROTTLE:
+                frames = [protocol.throttle_frame(self._settings.throttle_delay_ms), *frames]
         if not self._send(router, entry.rid, frames) and self._table.send_failed(entry):
             self._tell(entry, PeerVanished(), now)
 
@@ -355,3 +364,63 @@ class Front(ThreadService):
                     continue
                 if moment - stopped_at.setdefault(entry.serial, moment) >= 0.5:
                     self._table.forget(entry)
+
+
+def open_router(
+    context: Context, settings: FrontSettings, curve: CurveKeyPair | None
+) -> Socket:
+    """The hub's ROUTER with its options (docs/protocol.md §2.3 (Socket options and the
+    frame size limit)), bound to ``settings.bind``."""
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    # libzmq applies MAXMSGSIZE to the frame as it travels; under CURVE that is
+    # the MESSAGE command wrapping the item, a fixed overhead longer.
+    overhead = CURVE_MESSAGE_OVERHEAD if curve is not None else 0
+    router.setsockopt(zmq.MAXMSGSIZE, settings.max_frame_bytes + overhead)
+    router.setsockopt(zmq.SNDHWM, settings.hwm)
+    router.setsockopt(zmq.RCVHWM, settings.hwm)
+    # Room in the kernel's accept queue for a burst of connections, and a bound on
+    # the time a connection may take over its ZMTP/CURVE greeting.
+    router.setsockopt(zmq.BACKLOG, settings.listen_backlog)
+    if settings.silent_connection_timeout is not None:
+        router.setsockopt(zmq.HANDSHAKE_IVL, int(settings.silent_connection_timeout * 1000))
+    if curve is not None:
+        router.setsockopt(zmq.CURVE_SERVER, 1)
+        router.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
+        router.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+    else:
+        log.warning("CURVE is off: traffic to %s is NOT encrypted", settings.bind)
+    try:
+        router.bind(settings.bind)
+    except zmq.ZMQError:
+        router.close(linger=0)
+        raise
+    return router
+
+
+def _answer_zap(zap: Socket, budget: int = 256) -> None:
+    for _ in range(budget):
+        try:
+            request = zap.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        zap.send_multipart(zap_reply(request))
+
+
+def _connection_of(frame: zmq.Frame) -> bytes | None:
+    """The CURVE public key the frame's connection authenticated with."""
+    try:
+        user_id = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return user_id.encode() if isinstance(user_id, str) else bytes(user_id)
+
+
+def _peer_address(frame: zmq.Frame) -> str:
+    """The address the frame's connection comes from (libzmq's Peer-Address), or ""."""
+    try:
+        address = frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return ""
+    return address if isinstance(address, str) else str(address)

@@ -55,6 +55,7 @@ from hub.config import Config, HubSettings
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._front import Front
+from hub.server._memory import ReturnFreedMemory
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
@@ -76,10 +77,19 @@ def front_settings(hub: HubSettings) -> FrontSettings:
         bind=hub.bind,
         max_frame_bytes=hub.max_frame_bytes,
         max_pending_handshakes=hub.max_pending_handshakes,
+        max_pending_per_source=hub.max_pending_per_source,
+        silent_connection_timeout=max(2 * hub.handshake_timeout, 5.0),
         # Ticks drive heartbeats and timeouts; a few per interval keeps them prompt.
-        tick_interval=min(1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4),
+        tick_interval=min(
+            1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4, hub.proof_timeout / 2
+        ),
         heartbeat_interval=hub.heartbeat_interval,
     )
+
+
+def admitted_keys(config: Config) -> frozenset[str]:
+    """The key ids the hub admits: listed in ``[[authorized_clients]]`` and verified."""
+    return frozenset(c.keyid for c in config.authorized_clients if c.keyid_verified)
 
 
 class Hub:
@@ -293,6 +303,7 @@ class Hub:
             lambda now: tell(fleet.tick, now),
             lambda now: tell(alerts.tick, now),
             lambda now: tell(oplog.retention_tick, now),
+            ReturnFreedMemory(),
         ])
         stack.callback(ticker.stop, STOP_TIMEOUT)
         ticker.start()
@@ -303,14 +314,20 @@ class Hub:
     ) -> str:
         if not self._settings.curve:
             log.warning("curve = false: use this only for debugging")
-        self._front = Front(
+        self._front = front = Front(
             context=context,
             settings=front_settings(self._settings),
             session_factory=self._start_session,
             curve=identity.curve if self._settings.curve else None,
             clock=self._clock,
+            admitted_keys=admitted_keys(self._config),
         )
-        stack.callback(self._front.stop, STOP_TIMEOUT)
+        stack.callback(front.stop, STOP_TIMEOUT)
+        token = self.config_actor.subscribe(
+            lambda config: front.admitted_keys_changed(admitted_keys(config))
+        ).get(timeout=READY_TIMEOUT)
+        stack.callback(lambda: tell(self.config_actor.unsubscribe, token))
+        front.admitted_keys_changed(admitted_keys(self.config_actor.get().get(timeout=READY_TIMEOUT)))
         self.endpoint = self._front.start()
         log.info(
             "hub %s listening on %s (keyid %s, curve key %s)",
@@ -372,6 +389,7 @@ class Hub:
             settings=SessionSettings(
                 heartbeat_interval=self._settings.heartbeat_interval,
                 handshake_timeout=self._settings.handshake_timeout,
+                proof_timeout=self._settings.proof_timeout,
             ),
             config=self.config_actor,
             oplog=self.oplog,

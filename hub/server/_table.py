@@ -19,10 +19,12 @@ progress), and §9 (Errors) for what a refused peer is told.
 
 from __future__ import annotations
 
-from collections import deque
+import random
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
+from hub.server._admission import RefusalsTold
 from hub.server._settings import FrontSettings
 from hub.status import FrontCounters
 
@@ -41,7 +43,13 @@ class SessionEntry(Generic[H]):
     handle: H
     connection: bytes | None
     keyid: str | None = None
+    source: str = ""
+    """The peer's address (libzmq's Peer-Address), counted while it is pending."""
+    claimed_key: str | None = None
+    """While pending: the admitted key id its HELLO named (None: not one the hub admits)."""
+    pending: bool = True
     in_flight: int = 0
+    in_flight_bytes: int = 0
     sizes: deque[int] = field(default_factory=deque)
     throttled_until: float = 0.0
     closing_since: float | None = None
@@ -67,6 +75,21 @@ DELIVER = Verdict(deliver=True)
 DROP = Verdict(deliver=False)
 
 
+@dataclass(frozen=True)
+class Admission(Generic[H]):
+    """Whether a new peer's first frame starts a session."""
+
+    admit: bool
+    refusal: str = ""
+    """When refused: the RETRY_WAIT message."""
+    supersede: SessionEntry[H] | None = None
+    """When admitted: an older pending session of the same key that must end first."""
+
+
+TOO_MANY = "the hub has too many handshakes in progress; retry later"
+TOO_MANY_FROM_SOURCE = "too many handshakes in progress from this address; retry later"
+
+
 class Sweep(Generic[H], NamedTuple):
     """What a tick finds: sessions to tick, and closing ones past their grace (the front
     forgets those whose actor has stopped)."""
@@ -76,8 +99,14 @@ class Sweep(Generic[H], NamedTuple):
 
 
 class SessionTable(Generic[H]):
-    def __init__(self, settings: FrontSettings) -> None:
+    def __init__(self, settings: FrontSettings, rng: random.Random | None = None) -> None:
         self._settings = settings
+        self._rng = rng or random.Random()
+        self._pending_unknown = 0
+        self._pending_by_source: Counter[str] = Counter()
+        self._pending_known = 0
+        self._told = RefusalsTold(settings.refusals_per_source)
+        self._pending_by_key: dict[tuple[str, str], list[SessionEntry[H]]] = {}
         self._sessions: dict[int, SessionEntry[H]] = {}
         self._current: dict[bytes, int] = {}
         self._by_keyid: dict[str, int] = {}
@@ -145,13 +174,41 @@ class SessionTable(Generic[H]):
         self.gone(entry, now)
         return True
 
-    def admit_new(self) -> bool:
-        """Whether a new peer may start a session; False (counted as refused) when
-        ``max_pending_handshakes`` are pending."""
-        if self._pending >= self._settings.max_pending_handshakes:
-            self._refused += 1
-            return False
-        return True
+    def admit_new(self, source: str, claimed_key: str | None, now: float = 0.0) -> Admission[H]:
+        """Whether a new peer from ``source`` may start a session; ``claimed_key`` is the
+        key id its HELLO names when that is a key the hub admits.
+
+        An admitted key's handshakes wait in a room of their own: from one address,
+        the oldest beyond ``max_pending_per_key`` gives way; refused only when
+        ``max_pending_handshakes`` of them are pending. Any other is refused past
+        ``max_pending_per_source`` from its address, past ``max_pending_handshakes``,
+        and at random above the early-drop mark (RETRY_WAIT told: ``RefusalsTold``).
+        """
+        settings = self._settings
+        if claimed_key is not None:
+            waiting = self._pending_by_key.get((claimed_key, source), [])
+            if len(waiting) >= settings.max_pending_per_key:
+                return Admission(admit=True, supersede=waiting[0])
+            if self._pending_known >= settings.max_pending_handshakes:
+                return self._refuse(TOO_MANY)
+            return Admission(admit=True)
+        if self._pending_by_source[source] >= settings.max_pending_per_source:
+            return self._refuse(TOO_MANY_FROM_SOURCE, source, now)
+        full = settings.max_pending_handshakes
+        if self._pending_unknown >= full:
+            return self._refuse(TOO_MANY, source, now)
+        start = int(full * settings.early_drop_from)
+        if self._pending_unknown >= start and full > start:
+            rate = settings.early_drop_rate
+            chance = rate + (1 - rate) * (self._pending_unknown - start) / (full - start)
+            if self._rng.random() < chance:
+                return self._refuse(TOO_MANY, source, now)
+        return Admission(admit=True)
+
+    def _refuse(self, message: str, source: str = "", now: float = 0.0) -> Admission[H]:
+        self._refused += 1
+        told = not source or self._told.tell(source, now)
+        return Admission(admit=False, refusal=message if told else "")
 
     def reserve_serial(self) -> int:
         """The serial of the next session, before it starts (its outbox needs it)."""
@@ -160,18 +217,44 @@ class SessionTable(Generic[H]):
         return serial
 
     def open(
-        self, serial: int, rid: bytes, connection: bytes | None, handle: H, now: float
+        self, serial: int, rid: bytes, connection: bytes | None, handle: H, now: float,
+        *, source: str = "", claimed_key: str | None = None,
     ) -> SessionEntry[H]:
         """A session started for ``rid``: it is pending until it authenticates."""
         entry = SessionEntry(
-            rid=rid, serial=serial, handle=handle, connection=connection, last_in=now, last_out=now
+            rid=rid, serial=serial, handle=handle, connection=connection, last_in=now,
+            last_out=now, source=source, claimed_key=claimed_key,
         )
         self._sessions[serial] = entry
         self._current[rid] = serial
         self._sessions_started += 1
         self._pending += 1
         self._pending_high_water = max(self._pending_high_water, self._pending)
+        if claimed_key is None:
+            self._pending_unknown += 1
+            self._pending_by_source[source] += 1
+        else:
+            self._pending_known += 1
+            self._pending_by_key.setdefault((claimed_key, source), []).append(entry)
         return entry
+
+    def _release_pending(self, entry: SessionEntry[H]) -> None:
+        """The session is no longer pending: its handshake slot is free."""
+        if not entry.pending:
+            return
+        entry.pending = False
+        self._pending -= 1
+        if entry.claimed_key is None:
+            self._pending_unknown -= 1
+            self._pending_by_source[entry.source] -= 1
+            if self._pending_by_source[entry.source] <= 0:
+                del self._pending_by_source[entry.source]
+            return
+        self._pending_known -= 1
+        bucket = (entry.claimed_key, entry.source)
+        waiting = [e for e in self._pending_by_key.pop(bucket, []) if e is not entry]
+        if waiting:
+            self._pending_by_key[bucket] = waiting
 
     def check_inbound(self, entry: SessionEntry[H], parts: int, now: float) -> Verdict:
         """Whether a message of ``parts`` frames goes to the session."""
@@ -180,6 +263,14 @@ class SessionTable(Generic[H]):
             return DROP
         if parts != 1:
             return self._violation(entry, now, f"a message must be exactly one frame, got {parts}")
+        if entry.keyid is not None and (
+            entry.in_flight_bytes >= self._settings.session_backlog_bytes_max
+        ):
+            return self._violation(
+                entry, now,
+                f"more than {self._settings.session_backlog_bytes_max >> 20} MiB sent ahead "
+                "of the hub: a client must pause on throttle",
+            )
         if entry.keyid is None and entry.in_flight >= self._settings.pending_backlog_high:
             return self._violation(
                 entry, now,
@@ -194,9 +285,14 @@ class SessionTable(Generic[H]):
         entry.last_in = now
         entry.in_flight += 1
         entry.sizes.append(size)
+        entry.in_flight_bytes += size
         self._in_flight += 1
         self._in_flight_bytes += size
-        if entry.in_flight > self._settings.session_backlog_high and now >= entry.throttled_until:
+        behind = (
+            entry.in_flight > self._settings.session_backlog_high
+            or entry.in_flight_bytes > self._settings.session_backlog_bytes_high
+        )
+        if behind and now >= entry.throttled_until:
             delay = self._settings.throttle_delay_ms
             entry.throttled_until = now + delay / 1000
             return delay
@@ -208,9 +304,13 @@ class SessionTable(Generic[H]):
         self.gone(entry, now)
 
     def gone(self, entry: SessionEntry[H], now: float) -> None:
-        """The session is ending (or its actor has stopped): it is closing from now on."""
+        """The session is ending (or its actor has stopped): it is closing from now on.
+
+        A pending session's handshake slot is free at once: an ending session
+        cannot authenticate any more (``authenticated`` ignores it)."""
         if entry.closing_since is None:
             entry.closing_since = now
+        self._release_pending(entry)
 
     # -- what sessions report ------------------------------------------------------------
 
@@ -233,7 +333,7 @@ class SessionTable(Generic[H]):
         which the front must displace."""
         if entry.keyid is not None:
             return None
-        self._pending -= 1
+        self._release_pending(entry)
         entry.keyid = keyid
         if entry.closing or self._current.get(entry.rid) != entry.serial:
             return None  # about to end: it must not displace a session that is not
@@ -251,14 +351,14 @@ class SessionTable(Generic[H]):
         if self._current.get(entry.rid) == entry.serial:
             del self._current[entry.rid]
         self._settle(entry, entry.in_flight)
-        if entry.keyid is None:
-            self._pending -= 1
-        elif self._by_keyid.get(entry.keyid) == entry.serial:
+        self._release_pending(entry)
+        if entry.keyid is not None and self._by_keyid.get(entry.keyid) == entry.serial:
             del self._by_keyid[entry.keyid]
 
     # -- time ------------------------------------------------------------------------------
 
     def sweep(self, now: float) -> Sweep[H]:
+        self._told.sweep(now)
         due: list[SessionEntry[H]] = []
         overdue: list[SessionEntry[H]] = []
         grace = self._settings.closed_grace
@@ -295,5 +395,6 @@ class SessionTable(Generic[H]):
         for _ in range(min(frames, len(entry.sizes))):
             size = entry.sizes.popleft()
             entry.in_flight -= 1
+            entry.in_flight_bytes -= size
             self._in_flight -= 1
             self._in_flight_bytes -= size

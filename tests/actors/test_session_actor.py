@@ -400,15 +400,25 @@ def test_oplog_that_does_not_answer_ends_the_session(connected: Rig) -> None:
 
 
 def test_send_config_and_list_resources_update_the_peer_state(connected: Rig) -> None:
+    # Asked, and waited for (docs/protocol.md §7.2 (Throttle): they count as backlog).
+    connected.peers.set_remote_config.return_value = answered(None)
+    connected.peers.set_resources.return_value = answered(None)
     config = pb.RemoteConfig(version=1, repos=[pb.Repo(id="laptop", guid="g")])
     for frame in config_frames(config, ["laptop"], ["hourly"]):
         connected.frame(frame)
-    keyid, sent = connected.peers.set_remote_config.defer.call_args.args
+    keyid, sent = connected.peers.set_remote_config.call_args.args
     assert (keyid, sent) == (CLIENT.keyid, config)
-    connected.peers.set_resources.defer.assert_called_once_with(
+    connected.peers.set_resources.assert_called_once_with(
         CLIENT.keyid, ("laptop",), ("hourly",)
     )
     assert connected.outbox.frames == []
+
+
+def test_a_peer_state_actor_that_does_not_answer_ends_the_session(connected: Rig) -> None:
+    connected.peers.set_remote_config.return_value = pykka.ThreadingFuture()  # never answered
+    config = pb.RemoteConfig(version=1)
+    connected.frame(config_frames(config, [], [])[0])
+    assert connected.only_error().state == pb.CONNECTION_STATE_ERROR_INTERNAL
 
 
 def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:

@@ -37,6 +37,8 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
     "resync": (["resync", "--ops", "500", "--repeat", "1"], {"resync.bytes_sent"}),
     "web": (["web", "--peers", "5", "--ops", "200", "--repeat", "2"],
             {"web.dashboard_ms", "web.api_errors_ms"}),
+    "hostile": (["hostile", "--holders", "20", "--sources", "2", "--attempts", "3"],
+                {"hostile.hello_flood_connected", "hostile.hello_flood_slowest_ms"}),
 }
 
 

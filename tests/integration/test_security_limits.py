@@ -99,20 +99,38 @@ def test_a_hello_flood_is_bounded_and_pending_handshakes_expire(tmp_path: Path) 
         try:
             for index in range(flood):
                 assert swarm.send(index, client_hello(STRANGER, f"flood{index}", os.urandom(32)))
-            first = swarm.collect(flood, timeout=30)
+            started = time.monotonic()
+            wait_until(
+                lambda: (c := hub.status().front).sessions_started + c.refused == flood,
+                30.0, "every HELLO to be taken or refused",
+            )
+            took = time.monotonic() - started
+            counters = hub.status().front
+            # Every session started was challenged; collect until each has its answer.
+            first: dict[int, list[bytes]] = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for index, frames in swarm.collect(flood, timeout=0.5).items():
+                    first.setdefault(index, []).extend(frames)
+                if sum(1 for f in first.values() if decoded(f)[0].HasField("handshake")) >= (
+                    counters.sessions_started
+                ):
+                    break
             replies = {index: decoded(frames) for index, frames in first.items()}
-            assert sorted(replies) == list(range(flood)), "some HELLO got no answer"
             challenged = [i for i, items in replies.items() if items[0].HasField("handshake")]
-            refused = [i for i, items in replies.items() if items[0].HasField("error")]
-            assert len(challenged) + len(refused) == flood
-            assert len(challenged) >= limit
-            assert refused, "nothing was refused: the limit was never reached"
-            for index in refused:
+            told = [i for i, items in replies.items() if items[0].HasField("error")]
+            assert len(challenged) == counters.sessions_started
+            # Random early drop refuses some from half the limit on, all at the limit.
+            assert len(challenged) >= limit // 2
+            assert counters.refused == flood - len(challenged)
+            # Refusals are answered (RETRY_WAIT) at most 10 a second from one address,
+            # then silently: a peer retrying at once gets nothing to retry on.
+            assert 1 <= len(told) <= 10 * (int(took) + 2)
+            for index in told:
                 [error] = replies[index]
                 assert error.error.state == pb.CONNECTION_STATE_RETRY_WAIT
-            counters = hub.status().front
-            assert counters.pending_high_water == limit
-            assert counters.refused == len(refused)
+            assert limit // 2 <= counters.pending_high_water <= limit
+            refused = [i for i in range(flood) if i not in challenged]
 
             # Every pending session expires on the hub's own ticks.
             expiries = swarm.collect(

@@ -13,6 +13,7 @@ from hub.status import FrontCounters
 SETTINGS = FrontSettings(
     bind="tcp://127.0.0.1:0",
     max_pending_handshakes=2,
+    early_drop_from=1.0,  # no early drop: these tests count refusals exactly
     session_backlog_high=3,
     total_backlog_high=6,
     total_backlog_bytes=1000,
@@ -23,6 +24,7 @@ SETTINGS = FrontSettings(
 )
 CURVE_A = b"curve-key-a"
 CURVE_B = b"curve-key-b"
+SOURCE = "127.0.0.1"
 
 
 @pytest.fixture
@@ -34,9 +36,9 @@ def open_session(
     table: SessionTable[str], rid: bytes = b"rid-1", connection: bytes | None = CURVE_A,
     now: float = 0.0,
 ) -> SessionEntry[str]:
-    assert table.admit_new()
+    assert table.admit_new(SOURCE, None).admit
     serial = table.reserve_serial()
-    return table.open(serial, rid, connection, f"session-{serial}", now)
+    return table.open(serial, rid, connection, f"session-{serial}", now, source=SOURCE)
 
 
 def authenticated(
@@ -81,11 +83,11 @@ def test_new_peers_are_refused_while_max_pending_handshakes_are_pending(
 ) -> None:
     open_session(table, b"a")
     second = open_session(table, b"b")
-    assert not table.admit_new()
-    assert not table.admit_new()
+    assert not table.admit_new(SOURCE, None).admit
+    assert not table.admit_new("127.0.0.9", None).admit
     assert table.counters().refused == 2
     table.authenticated(second, "ed25519.two")  # no longer pending
-    assert table.admit_new()
+    assert table.admit_new(SOURCE, None).admit
     assert table.counters().pending_high_water == 2
 
 
