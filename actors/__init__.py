@@ -34,18 +34,31 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._gate import EndNotice
 from actors._logs import FetchLog, LogReply
-from actors._oplog import Listener, OplogActor, OplogEvent, OplogProxy, RemoteBatch, backlog
+from actors._oplog import (
+    DIFF_STEP_IDS,
+    DiffStep,
+    DiffStepResult,
+    Listener,
+    OplogActor,
+    OplogEvent,
+    OplogProxy,
+    RemoteBatch,
+    backlog,
+)
 from actors._peer_state import (
     RESTART_STATUS_MESSAGE,
     PeerStateActor,
     PeerStateListener,
     PeerStateProxy,
 )
+from actors._refusals import RefusalLog
 from actors._retention import RetentionPass
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
+    "DIFF_STEP_IDS",
     "RESTART_STATUS_MESSAGE",
     "AlertActor",
     "AlertProxy",
@@ -54,7 +67,10 @@ __all__ = [
     "ConfigFile",
     "ConfigListener",
     "ConfigProxy",
+    "DiffStep",
+    "DiffStepResult",
     "Displace",
+    "EndNotice",
     "ExpireHandshake",
     "FetchLog",
     "FleetActor",
@@ -74,6 +90,7 @@ __all__ = [
     "PeerVanished",
     "Phase",
     "ProtocolViolation",
+    "RefusalLog",
     "RemoteBatch",
     "RetentionPass",
     "RunChanges",

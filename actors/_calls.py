@@ -14,6 +14,8 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import pykka
 
+from hub.errors import ActorError
+
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -31,6 +33,16 @@ def tell(method: Callable[P, pykka.Future[R]], *args: P.args, **kwargs: P.kwargs
     actor's to handle: the actors' fire-and-forget handlers log and survive.
     """
     cast(_Deferrable, method).defer(*args, **kwargs)
+
+
+def answer(future: pykka.Future[R], timeout: float, what: str) -> R:
+    """An actor's answer; ActorError when it does not come in time or the actor is gone."""
+    try:
+        return future.get(timeout=timeout)
+    except pykka.Timeout as exc:
+        raise ActorError(f"the {what} actor did not answer within {timeout:.0f}s") from exc
+    except pykka.ActorDeadError as exc:
+        raise ActorError(f"the {what} actor is not running") from exc
 
 
 def survives(what: str) -> Callable[[Callable[P, None]], Callable[P, None]]:

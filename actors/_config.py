@@ -6,6 +6,12 @@ atomically with its comments kept, and only then swap the snapshot and notify
 subscribers; a change that fails to validate leaves the old config in force and
 raises ConfigError to the asker.
 
+Gates (``attach_gate``: the OplogActor's write gate) get every new config before the
+change returns, and the actor waits until each has taken it: once ``revoke``,
+``set_verified`` or ``reload`` has returned, no batch of a key the new config no
+longer admits is applied (``actors._gate``). A gate is told, never asked back, so
+this waits on no cycle.
+
 ``redeem`` lets a client in with an invitation (docs/protocol.md §5.7 (Joining with an
 invitation)): the claim checked against the stored invitation, one use taken, then
 the client authorized as a verified key, all in this one mailbox. The invitations
@@ -23,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
@@ -38,6 +45,10 @@ from hub.store import Invitation, InvitationStore
 log = logging.getLogger(__name__)
 
 ConfigListener = Callable[[Config], object]
+ConfigGate = Callable[[Config], "pykka.Future[bool]"]
+
+GATE_WAIT: Final = 10.0
+"""How long a change waits for a gate to take it before returning anyway (logged)."""
 
 
 class ConfigFile:
@@ -77,6 +88,7 @@ class ConfigActor(pykka.ThreadingActor):
         self._write_path = config.path or write_path
         self._files = files if files is not None else ConfigFile()
         self._subscribers: Subscribers[Config] = Subscribers("config")
+        self._gates: dict[int, ConfigGate] = {}
         self._invitations_factory = invitations
         self._invitations: InvitationStore | None = None
         self._clock = clock
@@ -98,6 +110,14 @@ class ConfigActor(pykka.ThreadingActor):
 
     def unsubscribe(self, token: int) -> bool:
         return self._subscribers.remove(token)
+
+    def attach_gate(self, gate: ConfigGate) -> int:
+        """Hand ``gate`` the current config now, and every new one before the change
+        returns, waiting each time until it has taken it; returns a token."""
+        token = max(self._gates, default=0) + 1
+        self._gates[token] = gate
+        self._pass_gate(token, gate, self._config)
+        return token
 
     def authorize(self, client: AuthorizedClient) -> Config:
         return self._install(self._files.authorize(self._path(), client))
@@ -193,8 +213,26 @@ class ConfigActor(pykka.ThreadingActor):
 
     def _install(self, config: Config) -> Config:
         self._config = config
+        for token, gate in list(self._gates.items()):
+            self._pass_gate(token, gate, config)
         self._subscribers.publish(lambda: config)
         return config
+
+    def detach_gate(self, token: int) -> bool:
+        return self._gates.pop(token, None) is not None
+
+    def _pass_gate(self, token: int, gate: ConfigGate, config: Config) -> None:
+        try:
+            gate(config).get(timeout=GATE_WAIT)
+        except pykka.ActorDeadError:
+            self._gates.pop(token, None)
+        except pykka.Timeout:
+            log.error(
+                "the oplog did not take the new config within %.0fs; "
+                "it refuses revoked keys once it does", GATE_WAIT,
+            )
+        except Exception:
+            log.exception("a config gate failed")
 
 
 def _permissions_of(invitation: Invitation) -> Permissions:
@@ -214,6 +252,8 @@ class ConfigProxy(ActorMemberMixin, pykka.ActorProxy[ConfigActor]):
     get = proxy_method(ConfigActor.get)
     subscribe = proxy_method(ConfigActor.subscribe)
     unsubscribe = proxy_method(ConfigActor.unsubscribe)
+    attach_gate = proxy_method(ConfigActor.attach_gate)
+    detach_gate = proxy_method(ConfigActor.detach_gate)
     authorize = proxy_method(ConfigActor.authorize)
     revoke = proxy_method(ConfigActor.revoke)
     set_verified = proxy_method(ConfigActor.set_verified)

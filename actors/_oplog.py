@@ -15,12 +15,25 @@ method, or its ``defer``, of a stopped actor) is dropped.
 Operations handed out (results and events) are fresh objects the store no longer
 holds, but the same objects go to the caller and to every listener of that change:
 treat them as read-only, and copy before changing one.
+
+A session's batches and diff steps carry its session id, and the actor's
+``WriteGate`` (``actors._gate``) decides, right before the store runs, whether that
+session may still change its key's operations: the config the actor last took must
+authorize the key, and no newer session of the key may have claimed it. So a revoked
+or displaced session's queued requests are refused where they would be applied.
+
+No request holds the actor long: a diff is answered in steps (``diff_step``) of at
+most ``DIFF_STEP_IDS`` ids on either side, each a message of its own, so the requests
+of other sessions queued meanwhile are served between two steps of a large diff.
+Each session has at most one request here at a time (it waits for the answer), so
+sessions take turns.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,17 +43,27 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._calls import survives
+from actors._gate import EndNotice, WriteGate
 from actors._retention import RetentionPass
 from actors._subscribers import Subscribers
 from hub.config import Config
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import OplogStore, OpMetadata, RemoteApplyResult, RetentionStore
+from hub.store import (
+    OplogStore,
+    OpMetadata,
+    RemoteApplyResult,
+    RetentionStore,
+    requested_ids,
+)
 from hub.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
 
 EventKind = Literal["created", "updated", "deleted"]
+
+DIFF_STEP_IDS = 10_000
+"""At most this many of the hub's and of the peer's ids are compared in one diff step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,34 @@ class RemoteBatch:
     operations: tuple[pb.Operation, ...] = ()
     deleted_ids: tuple[int, ...] = ()
     peer_instance_id: str = ""
+    session_id: str = ""
+    """The session that sent it: checked against the ``WriteGate`` when set (every
+    session sets it; callers outside a session, such as tools, leave it empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStep:
+    """One step of a peer's diff_operations: its (id, modno) pairs, ascending and unique
+    (the whole diff's; the step compares those from index ``start`` on), and the ids
+    already answered (up to ``after``, None before the first step)."""
+
+    selector: pb.OpSelector
+    ids: tuple[int, ...]
+    modnos: tuple[int, ...]
+    session_id: str
+    peer_instance_id: str
+    start: int = 0
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStepResult:
+    """The ids to request in this step's window; ``reached`` None when the diff is done,
+    else the next step starts after it, at the peer's pair ``next_start``."""
+
+    requested: tuple[int, ...]
+    reached: int | None
+    next_start: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +139,19 @@ class OplogActor(pykka.ThreadingActor):
     """Owns the oplog store; the store is built by ``store_factory`` in this actor's thread."""
 
     def __init__(
-        self, store_factory: Callable[[], OplogStore], telemetry: Telemetry = NO_TELEMETRY
+        self,
+        store_factory: Callable[[], OplogStore],
+        telemetry: Telemetry = NO_TELEMETRY,
+        *,
+        diff_step_ids: int = DIFF_STEP_IDS,
     ) -> None:
         super().__init__()
         self._store_factory = store_factory
         self._telemetry = telemetry
         self._opened: OplogStore | None = None
         self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
+        self._gate = WriteGate()
+        self._diff_step_ids = max(1, diff_step_ids)
         self._retention = RetentionPass()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -143,8 +200,34 @@ class OplogActor(pykka.ThreadingActor):
         self._publish("deleted", deleted_ids=deleted)
         return deleted
 
+    # -- who may write (actors._gate) ------------------------------------------------------
+
+    def admit(self, config: Config) -> bool:
+        """Take the config's authorized clients; sessions of keys it no longer admits
+        are refused from now on (the ConfigActor waits for this before a change returns)."""
+        self._gate.admit(config)
+        return True
+
+    def claim(
+        self, keyid: str, instance_id: str, session_id: str, notice: EndNotice | None = None
+    ) -> bool:
+        """``session_id`` speaks for ``keyid`` from now on; AuthError when the key is not
+        admitted. The older session's requests are refused and its ``notice`` raised."""
+        self._gate.claim(keyid, instance_id, session_id, notice)
+        return True
+
+    def release(self, keyid: str, session_id: str) -> None:
+        """A session ended: its claim on ``keyid``, if it still holds it, goes."""
+        self._gate.release(keyid, session_id)
+
     def apply_remote(self, keyid: str, batch: RemoteBatch) -> RemoteApplyResult:
-        """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote."""
+        """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote.
+
+        AuthError or SessionDisplaced, and nothing stored, when the batch's session may
+        no longer write (``actors._gate``).
+        """
+        if batch.session_id:
+            self._gate.check(keyid, batch.peer_instance_id, batch.session_id)
         # The batch came through the mailbox: its operations are this actor's now.
         started = time.perf_counter()
         result = self._store.apply_remote(
@@ -171,6 +254,20 @@ class OplogActor(pykka.ThreadingActor):
         have_modnos: Sequence[int],
     ) -> tuple[int, ...]:
         return tuple(self._store.diff(keyid, selector, have_ids, have_modnos))
+
+    def diff_step(self, keyid: str, step: DiffStep) -> DiffStepResult:
+        """One bounded step of a session's diff (see ``DiffStep``); the session asks for
+        the next one, so other requests are served in between."""
+        self._gate.check(keyid, step.peer_instance_id, step.session_id)
+        limit = self._diff_step_ids
+        start = step.start
+        last = start + limit - 1
+        upto = step.ids[last] if last < len(step.ids) else None
+        held, reached = self._store.held_window(keyid, step.selector, step.after, upto, limit)
+        end = len(step.ids) if reached is None else bisect_right(step.ids, reached, lo=start)
+        ids, modnos = step.ids[start:end], step.modnos[start:end]
+        requested = self._store.unretired(keyid, requested_ids(held, ids, modnos), ids, modnos)
+        return DiffStepResult(tuple(requested), reached, end)
 
     def query(
         self, selector: pb.OpSelector, *, limit: int | None = None, newest_first: bool = False
@@ -237,6 +334,10 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     delete = proxy_method(OplogActor.delete)
     apply_remote = proxy_method(OplogActor.apply_remote)
     diff = proxy_method(OplogActor.diff)
+    diff_step = proxy_method(OplogActor.diff_step)
+    admit = proxy_method(OplogActor.admit)
+    claim = proxy_method(OplogActor.claim)
+    release = proxy_method(OplogActor.release)
     query = proxy_method(OplogActor.query)
     query_metadata = proxy_method(OplogActor.query_metadata)
     get = proxy_method(OplogActor.get)

@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, cast
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors._refusals import RefusalLog
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
@@ -88,6 +89,7 @@ class PeerStateActor(pykka.ThreadingActor):
         # keyid -> that session's ActorRef, for readers that must reach the client.
         self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._subscribers: Subscribers[pb.PeerState] = Subscribers("peer state")
+        self._refusals = RefusalLog()
 
     # -- lifecycle (actor thread) ---------------------------------------------------
 
@@ -249,8 +251,21 @@ class PeerStateActor(pykka.ThreadingActor):
         self._write()
 
     @_survives
-    def set_remote_config(self, keyid: str, config: pb.RemoteConfig) -> None:
+    def refused(self, keyid: str, instance_id: str, message: str) -> None:
+        """A real key (its PROOF was valid) was refused: a warning, once a minute per key."""
+        self._refusals.refused(keyid, instance_id, message, self._clock())
+
+    def _stale(self, keyid: str, session_id: str) -> bool:
+        """A report from a session that is no longer the key's live one (displaced)."""
+        return bool(session_id) and self._sessions.get(keyid, session_id) != session_id
+
+    @_survives
+    def set_remote_config(
+        self, keyid: str, config: pb.RemoteConfig, session_id: str = ""
+    ) -> None:
         state = self._states.get(keyid)
+        if self._stale(keyid, session_id):
+            return
         if state is None:
             logger.warning("peer state: config from unknown peer %s ignored", keyid)
             return
@@ -261,9 +276,15 @@ class PeerStateActor(pykka.ThreadingActor):
 
     @_survives
     def set_resources(
-        self, keyid: str, repo_ids: tuple[str, ...], plan_ids: tuple[str, ...]
+        self,
+        keyid: str,
+        repo_ids: tuple[str, ...],
+        plan_ids: tuple[str, ...],
+        session_id: str = "",
     ) -> None:
         state = self._states.get(keyid)
+        if self._stale(keyid, session_id):
+            return
         if state is None:
             logger.warning("peer state: resources from unknown peer %s ignored", keyid)
             return
@@ -313,6 +334,7 @@ class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
     tick = proxy_method(PeerStateActor.tick)
     flush = proxy_method(PeerStateActor.flush)
     set_remote_config = proxy_method(PeerStateActor.set_remote_config)
+    refused = proxy_method(PeerStateActor.refused)
     set_resources = proxy_method(PeerStateActor.set_resources)
     get = proxy_method(PeerStateActor.get)
     live_session = proxy_method(PeerStateActor.live_session)

@@ -21,6 +21,11 @@ A reader that wants a job's log tells the session a ``FetchLog``; the session as
 client and hands the answer back without waiting for it (``actors._logs``, §6.7 (Logs
 on demand)).
 
+A revocation or a newer session of the same key ends the session at its next message,
+whatever it still has queued: the OplogActor's write gate raises the session's
+``EndNotice`` (``actors._gate``), which the session reads before each message, and
+refuses its requests meanwhile.
+
 Every protocol or authentication failure becomes exactly one ``error`` item and the
 end of the session (§9 (Errors)). Time arrives in messages (``InboundFrame.now``,
 ``Tick``), so tests drive timeouts without sleeping.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +44,7 @@ from typing import Any, Final, TypeVar
 import pykka
 from google.protobuf.message import Message
 
-from actors._calls import tell
+from actors._calls import answer, tell
 from actors._config import ConfigProxy
 from actors._front_messages import (
     ConfigChanged,
@@ -50,12 +56,14 @@ from actors._front_messages import (
     ProtocolViolation,
     Tick,
 )
+from actors._gate import DISPLACED_MESSAGE, REVOKED_MESSAGE, EndNotice
 from actors._logs import FetchLog, SessionLogs
-from actors._oplog import OplogProxy, RemoteBatch
+from actors._oplog import OplogProxy
 from actors._peer_state import PeerStateProxy
+from actors._sync import PeerSync
 from hub import protocol
 from hub.config import AuthorizedClient, Config
-from hub.errors import ActorError, AuthError, ProtocolError, SynchubError
+from hub.errors import AuthError, ProtocolError, SessionDisplaced, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
@@ -64,10 +72,8 @@ from hub.protocol import (
     HubHandshake,
     JoinClaim,
     authorize_client,
-    check_diff,
     check_diff_answer,
     join_claim,
-    sent_operations,
 )
 from hub.telemetry import HANDSHAKE_ACCEPTED, HANDSHAKE_REFUSED, NO_TELEMETRY, Telemetry
 from hub.text import printable
@@ -87,7 +93,6 @@ HANDSHAKE_TIMED_OUT = "handshake timed out"
 PEER_ERROR_LIMIT = 200
 """Characters of a peer's error message quoted in its peer state's status, which
 shows it inert (control characters and line breaks as escapes such as ``\\n``)."""
-REVOKED_MESSAGE = "revoked by the operator"
 # Any item is a sign of life: reported to the PeerStateActor at once for a heartbeat,
 # at most this often for the rest (a streaming peer sends many items a second).
 LIVENESS_REPORT_SECONDS = 1.0
@@ -156,6 +161,9 @@ class SessionActor(pykka.ThreadingActor):
         self._config_token: int | None = None
         self._sent_view: ConfigView | None = None
         self._logs = SessionLogs(session_id, send=self._send, clock=lambda: self._now)
+        self._notice = EndNotice()
+        self._proof_verified = False
+        self._sync: PeerSync | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -179,6 +187,8 @@ class SessionActor(pykka.ThreadingActor):
             super().on_receive(message)
             return
         try:
+            if _ended_by_notice(self):
+                return
             handler(self, message)
         except Exception:
             # Nobody waits for a told message: log, and end the session rather than the actor.
@@ -204,6 +214,8 @@ class SessionActor(pykka.ThreadingActor):
         """
         if self._phase is Phase.ENDED or (cancelled is not None and cancelled.is_set()):
             return
+        if _ended_by_notice(self):
+            return
         self._now = max(self._now, now)
         self._last_received_at = now
         try:
@@ -214,7 +226,8 @@ class SessionActor(pykka.ThreadingActor):
             # never by dying with the exception.
             if self.phase is not Phase.ENDED:
                 self._refusal = _refusal_reason(exc)
-                self._end(*_ending_for(exc, self._session_id))
+                state, message = _ending_for(exc, self._session_id)
+                self._end(state, message, mark_peer=not isinstance(exc, SessionDisplaced))
         finally:
             if self._outbox is not None and self.phase is not Phase.ENDED:
                 self._outbox.frame_done()
@@ -253,7 +266,7 @@ class SessionActor(pykka.ThreadingActor):
         """A newer session for the same keyid completed its PROOF."""
         if self._phase is not Phase.ENDED:
             # The newer session owns the peer's state now: leave it alone.
-            self._end(DISCONNECTED, "displaced by a newer connection", mark_peer=False)
+            self._end(DISCONNECTED, DISPLACED_MESSAGE, mark_peer=False)
 
     def on_config_changed(self, config: Config) -> None:
         if self._phase is not Phase.CONNECTED or self._hello is None:
@@ -280,6 +293,7 @@ class SessionActor(pykka.ThreadingActor):
             raise ProtocolError(f"expected the handshake PROOF, got {action}")
         assert self._handshake is not None
         hello = self._handshake.verify(item.handshake)
+        self._proof_verified = True
         # Only now, with the PROOF verified, is an authorization decision made. Subscribe
         # before the snapshot (asks answered in order) so no revocation slips between.
         subscribed = self._config.subscribe(_config_listener(self.actor_ref))
@@ -288,6 +302,14 @@ class SessionActor(pykka.ThreadingActor):
         redeem = lambda c: self._ask(self._config.redeem(c), "config")  # noqa: E731
         claim = join_claim(self._handshake, item.handshake)
         config, client, joined = _admit(self._ask(snapshot, "config"), hello, claim, redeem)
+        # From the claim on, the older session of this key (if any) is refused where
+        # its requests are applied: nothing of it lands once this one is in.
+        self._ask(self._oplog.claim(
+            hello.keyid, hello.instance_id, self._session_id, self._notice), "oplog")
+        self._sync = PeerSync(
+            hello=hello, session_id=self._session_id, oplog=self._oplog, peers=self._peers,
+            notice=self._notice, ask_timeout=self._settings.ask_timeout,
+        )
         self._phase = Phase.CONNECTED
         self._last_liveness_report = self._now
         self._require_outbox().authenticated(hello.keyid)
@@ -316,44 +338,9 @@ class SessionActor(pykka.ThreadingActor):
         """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
 
     def _on_diff(self, item: pb.SyncStreamItem) -> None:
-        hello = self._connected_hello()
-        diff = item.diff_operations
-        check_diff(diff, hello.keyid)
-        selector = _fresh(diff.have_operations_selector)
-        ids, modnos = tuple(diff.have_operation_ids), tuple(diff.have_operation_modnos)
-        requested = self._ask(self._oplog.diff(hello.keyid, selector, ids, modnos), "oplog")
-        self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
-
-    def _on_send_operations(self, item: pb.SyncStreamItem) -> None:
-        hello = self._connected_hello()
-        # The item was decoded for this call alone and is dropped after it: its
-        # operations go to the oplog uncopied (the store copies what it keeps).
-        sent = sent_operations(item.send_operations)
-        if sent is None:
-            return
-        batch = RemoteBatch(
-            operations=sent.operations,
-            deleted_ids=sent.deleted_ids,
-            peer_instance_id=hello.instance_id,
-        )
-        # Waiting here is the backpressure: the next frame is not taken until
-        # the batch is durable.
-        self._ask(self._oplog.apply_remote(hello.keyid, batch), "oplog")
-
-    def _on_send_config(self, item: pb.SyncStreamItem) -> None:
-        config, keyid = _fresh(item.send_config.config), self._connected_hello().keyid
-        self._ask(self._peers.set_remote_config(keyid, config), "peer state")
-
-    def _on_list_resources(self, item: pb.SyncStreamItem) -> None:
-        listed, keyid = item.list_resources, self._connected_hello().keyid
-        ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
-        self._ask(self._peers.set_resources(keyid, *ids), "peer state")
-
-    def _on_set_config(self, _item: pb.SyncStreamItem) -> None:
-        log.info(
-            "ignored set_config from %s: this hub does not take config from clients",
-            self._connected_hello().instance_id,
-        )
+        requested = self._require_sync().diff(item.diff_operations)
+        if requested is not None:
+            self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
         message = f"peer reported: {printable(item.error.message, PEER_ERROR_LIMIT) or 'error'}"
@@ -364,6 +351,10 @@ class SessionActor(pykka.ThreadingActor):
     def _connected_hello(self) -> Hello:
         assert self._hello is not None
         return self._hello
+
+    def _require_sync(self) -> PeerSync:
+        assert self._sync is not None
+        return self._sync
 
     def _require_outbox(self) -> Outbox:
         assert self._outbox is not None
@@ -376,7 +367,7 @@ class SessionActor(pykka.ThreadingActor):
         self._send(view.frames())
 
     def _ask(self, future: pykka.Future[T], what: str) -> T:
-        return _answer(future, self._settings.ask_timeout, what)
+        return answer(future, self._settings.ask_timeout, what)
 
     def _send(self, frames: Sequence[bytes]) -> None:
         self._require_outbox().send(frames)
@@ -407,18 +398,31 @@ class SessionActor(pykka.ThreadingActor):
         connected = self._phase is Phase.CONNECTED
         self._phase = Phase.ENDED
         hello = self._hello
-        _ended(self._session_id, hello, connected, message, (self._telemetry, self._refusal))
-        if connected and hello is not None and mark_peer:
-            tell(
-                self._peers.disconnected,
-                hello.keyid, state=state, message=message, session_id=self._session_id,
-            )
+        _ended(hello, connected, message, (self._telemetry, self._refusal))
+        if not connected and hello is not None and self._proof_verified:
+            # A real key the hub does not admit: a warning, at most once a minute per key
+            # (the PeerStateActor counts and logs them), instead of a line per attempt.
+            tell(self._peers.refused, hello.keyid, printable(hello.instance_id), message)
+        elif not connected:
+            _log_refusal(self._session_id, hello, message)
+        if connected and self._sync is not None:
+            self._sync.ended(state, message, mark_peer=mark_peer)
         self._logs.close(message)
         if self._config_token is not None:
             tell(self._config.unsubscribe, self._config_token)
             self._config_token = None
         if self._outbox is not None:
             self._outbox.close()
+
+
+def _ended_by_notice(session: SessionActor) -> bool:
+    """End now if the write gate raised the session's notice (revoked, displaced)."""
+    reason = session._notice.reason()
+    if reason is None or session.phase is not Phase.CONNECTED:
+        return False
+    state, message = reason
+    session._end(state, message, mark_peer=state != DISCONNECTED)
+    return True
 
 
 def _refusal_of_a_live_peer(config: Config, hello: Hello, exc: AuthError) -> str:
@@ -442,10 +446,15 @@ _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
     "heartbeat": SessionActor._on_liveness,
     "throttle": SessionActor._on_liveness,
     "diff_operations": SessionActor._on_diff,
-    "send_operations": SessionActor._on_send_operations,
-    "send_config": SessionActor._on_send_config,
-    "list_resources": SessionActor._on_list_resources,
-    "set_config": SessionActor._on_set_config,
+    "send_operations": lambda session, item: session._require_sync().send_operations(
+        item.send_operations),
+    "send_config": lambda session, item: session._require_sync().send_config(
+        item.send_config.config),
+    "list_resources": lambda session, item: session._require_sync().list_resources(
+        item.list_resources),
+    "set_config": lambda session, _item: log.info(
+        "ignored set_config from %s: this hub does not take config from clients",
+        session._connected_hello().instance_id),
     "log_data": lambda session, item: session._logs.received(item.log_data),
     "error": SessionActor._on_peer_error,
 }
@@ -544,11 +553,23 @@ def _ending_for(exc: Exception, session_id: str) -> tuple[pb.ConnectionState, st
         return ERROR_PROTOCOL, str(exc)
     if isinstance(exc, AuthError):
         return ERROR_AUTH, str(exc)
+    if isinstance(exc, SessionDisplaced):
+        return DISCONNECTED, str(exc)
     if isinstance(exc, SynchubError):
         log.error("session %s: %s", session_id, exc)
-        return ERROR_INTERNAL, f"hub error: {exc}"
+        # Say what failed, not where: the hub's file paths stay in its own log.
+        return ERROR_INTERNAL, f"hub error: {without_paths(str(exc))}"
     log.error("session %s: unexpected failure handling a frame", session_id, exc_info=exc)
     return ERROR_INTERNAL, INTERNAL_ERROR_MESSAGE
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"]+/)+(?P<name>[^\s/'\"]*)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (``/srv/hub/oplog.sqlite``
+    becomes ``oplog.sqlite``), for messages that leave the hub."""
+    return _ABSOLUTE_PATH.sub(lambda match: match["name"] or "a folder", text)
 
 
 def _refusal_reason(exc: Exception) -> str:
@@ -561,22 +582,20 @@ def _refusal_reason(exc: Exception) -> str:
 
 
 def _ended(
-    session_id: str, hello: Hello | None, connected: bool, message: str,
-    report: tuple[Telemetry, str],
+    hello: Hello | None, connected: bool, message: str, report: tuple[Telemetry, str]
 ) -> None:
     """Log a session's end; count it as a refused handshake (``report``: where, and the
     reason so far) when it never connected."""
-    _log_end(session_id, hello, connected, message)
+    if connected and hello is not None:
+        log.info("peer %s (%s) session ended: %s", hello.instance_id, hello.keyid, message)
     telemetry, refusal = report
     if not connected:
         reason = "timeout" if message == HANDSHAKE_TIMED_OUT else refusal
         telemetry.handshake(HANDSHAKE_REFUSED, reason)
 
 
-def _log_end(session_id: str, hello: Hello | None, connected: bool, message: str) -> None:
-    if connected and hello is not None:
-        log.info("peer %s (%s) session ended: %s", hello.instance_id, hello.keyid, message)
-        return
+def _log_refusal(session_id: str, hello: Hello | None, message: str) -> None:
+    """A refusal before a valid PROOF: what the peer claimed is unproven, so only info."""
     # The names are only what the peer claimed: it never completed the handshake.
     who = (
         f"{printable(hello.instance_id)} ({hello.keyid})"
@@ -584,20 +603,3 @@ def _log_end(session_id: str, hello: Hello | None, connected: bool, message: str
         else f"session {session_id}"
     )
     log.info("refused %s before connecting: %s", who, printable(message, 500))
-
-
-def _answer(future: pykka.Future[T], timeout: float, what: str) -> T:
-    """An actor's answer; ActorError when it does not come in time or the actor is gone."""
-    try:
-        return future.get(timeout=timeout)
-    except pykka.Timeout as exc:
-        raise ActorError(f"the {what} actor did not answer within {timeout:.0f}s") from exc
-    except pykka.ActorDeadError as exc:
-        raise ActorError(f"the {what} actor is not running") from exc
-
-
-def _fresh(message: M) -> M:
-    """A copy that nothing else holds, safe to put in another actor's mailbox."""
-    copy = type(message)()
-    copy.CopyFrom(message)
-    return copy

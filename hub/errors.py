@@ -43,6 +43,11 @@ class AuthError(SynchubError):
         self.reason = reason
 
 
+class SessionDisplaced(SynchubError):
+    """A newer session of the same key has authenticated: the older one's requests are
+    refused where they are applied, and it ends with DISCONNECTED."""
+
+
 class StoreError(SynchubError):
     """The oplog or peer-state store failed or refused a change."""
 

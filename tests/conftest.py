@@ -19,7 +19,10 @@ import pykka
 import pytest
 from hypothesis import settings
 
-settings.register_profile("ci", max_examples=300, print_blob=True)
+# No per-example deadline in CI: the same examples pass or fail whatever the machine's
+# load (a 200 ms deadline failed an example that takes 0.4 ms when two suites share
+# two cores); a slow example still shows in the test's own time and pytest-timeout.
+settings.register_profile("ci", max_examples=300, print_blob=True, deadline=None)
 settings.register_profile("random", max_examples=3000, print_blob=True)
 
 _LEAK_GRACE_SECONDS = 5.0

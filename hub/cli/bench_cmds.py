@@ -17,6 +17,7 @@ import click
 
 from hub.bench import handshakes as handshakes_bench
 from hub.bench import hostile as hostile_bench
+from hub.bench import hostile_writes as hostile_writes_bench
 from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
 from hub.bench import peers as peers_bench
@@ -225,3 +226,28 @@ def hostile(  # noqa: PLR0917 - one parameter per click option
         keep=keep, say=_say(obj),
     )
     _emit(result, as_json)
+
+
+@bench.command("hostile-writes")
+@click.option("--attack", type=click.Choice(hostile_writes_bench.ATTACKS), required=True,
+              help="What the hostile client holding an authorized key does.")
+@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="revoke, displace: batches of 256 operations the attacker pipelines.")
+@click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="fairness: ids in each of the attacker's diffs.")
+@click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
+              help="fairness: the attacker's diffs kept in flight.")
+@click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
+              help="fairness: the other client's 1,000-operation syncs timed.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repetitions (each on a fresh hub); figures are their medians.")
+@_json_option
+@click.pass_obj
+def hostile_writes(  # noqa: PLR0917 - one parameter per click option
+    obj: CliContext, attack: str, batches: int, diff_ids: int, depth: int, syncs: int,
+    repeat: int, as_json: bool,
+) -> None:
+    """Revocation, displacement or fairness while one authorized key floods the hub."""
+    params = hostile_writes_bench.Params(
+        batches=batches, diff_ids=diff_ids, depth=depth, syncs=syncs)
+    _emit(hostile_writes_bench.run(attack, params, repeat, say=_say(obj)), as_json)

@@ -22,33 +22,49 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from hub.text import printable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 PROGRESS_MIN_OPERATIONS = 1000
 LOG_INTERVAL_SECONDS = 5.0
 
 
-class _RateColumn(ProgressColumn):
-    """Operations a second, as rich measured them over its window."""
+def _bars(stream: TextIO) -> Progress:
+    """rich's Progress with our columns; rich is imported only here, when a terminal
+    shows bars, so no other command pays for importing it."""
+    from rich.console import Console  # noqa: PLC0415 - see the docstring
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text  # noqa: PLC0415
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-" if speed is None else f"{speed:,.0f} ops/s")
+    class RateColumn(ProgressColumn):
+        """Operations a second, as rich measured them over its window."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("-" if speed is None else f"{speed:,.0f} ops/s")
+
+    return Progress(
+        TextColumn("{task.fields[host]}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream, highlight=False),
+        refresh_per_second=4,
+        transient=False,
+    )
 
 
 class BarProgress:
@@ -57,16 +73,7 @@ class BarProgress:
     def __init__(self, stream: TextIO) -> None:
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
-        self._progress = Progress(
-            TextColumn("{task.fields[host]}", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TimeRemainingColumn(),
-            console=Console(file=stream, highlight=False),
-            refresh_per_second=4,
-            transient=False,
-        )
+        self._progress = _bars(stream)
         self._started = False
 
     def __call__(self, host: str, sent: int, requested: int) -> None:

@@ -201,14 +201,7 @@ class Hub:
         # An unreachable database or a damaged file is one clear line, before anything
         # (a new identity included) is made.
         stores.check()
-        identity, created = load_or_create_identity(data_dir)
-        self._created_identity = created
-        if created:
-            log.info(
-                "created this hub's identity %s (fingerprint %s) in %s; add clients with "
-                "`synchub invite --instance NAME`", identity.signing.keyid,
-                keyid_fingerprint(identity.signing.keyid), data_dir,
-            )
+        identity, self._created_identity = _load_identity(data_dir)
         self.identity = identity
         stack.callback(self._forget_front)
         # Terminated last: it waits for every socket, sessions' pipes included.
@@ -225,15 +218,13 @@ class Hub:
         oplog_open = _Opening(stores.open_oplog)
         oplog_ref = OplogActor.start(oplog_open, telemetry=self._telemetry)
         self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog", oplog_open))
-        # [retention] as loaded, then every change to it (a reload) as it comes.
-        oplog = self._oplog
-        tell(oplog.configure, self._config)
-        self.config_actor.subscribe(lambda config: tell(oplog.configure, config))
+        # The write gate takes each config change first; [retention] follows reloads.
+        self.config_actor.attach_gate(self._oplog.admit).get(timeout=READY_TIMEOUT)
+        tell(self._oplog.configure, self._config)
+        self.config_actor.subscribe(lambda config: tell(self.oplog.configure, config))
         peers_open = _Opening(stores.open_peer_states)
         peers_ref = PeerStateActor.start(peers_open)
-        self._peers = cast(
-            PeerStateProxy, _start_actor(stack, peers_ref, "peer state", peers_open)
-        )
+        self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state", peers_open))
         self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
@@ -417,6 +408,18 @@ class _Opening(Generic[S_co]):
         except Exception as exc:
             self.failure = exc
             raise
+
+
+def _load_identity(data_dir: Path) -> tuple[NodeIdentity, bool]:
+    """The hub's identity, made on its first start (said at INFO with the next step)."""
+    identity, created = load_or_create_identity(data_dir)
+    if created:
+        log.info(
+            "created this hub's identity %s (fingerprint %s) in %s; add clients with "
+            "`synchub invite --instance NAME`", identity.signing.keyid,
+            keyid_fingerprint(identity.signing.keyid), data_dir,
+        )
+    return identity, created
 
 
 def _start_actor(

@@ -63,6 +63,7 @@ from hub.store._peers import PEER_STORE_FILENAME, PeerStore, peer_store_path, re
 from hub.store._pg_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from hub.store._pg_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from hub.store._pg_schema import Migration as PostgresMigration
+from hub.store._rules import requested_ids
 from hub.store._sqlite import SqliteOplogStore
 from hub.store._sqlite_reader import SqliteOplogReader, find_sql
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, SCHEMA_SQL, SCHEMA_VERSION
@@ -186,4 +187,5 @@ __all__ = [
     "range_digest",
     "read_alert_state",
     "read_peer_states",
+    "requested_ids",
 ]

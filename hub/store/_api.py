@@ -194,6 +194,37 @@ class OplogStore(LocalWrites, Protocol):
         """
         ...
 
+    def held_window(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        after: int | None,
+        upto: int | None,
+        limit: int,
+    ) -> tuple[dict[int, int], int | None]:
+        """One bounded step of a diff: the modnos, by peer id, of ``keyid``'s operations
+        in the selection with a peer id above ``after`` and at most the window's end,
+        and that end.
+
+        The window ends at ``upto``, or sooner, at the ``limit``-th operation of
+        ``keyid`` above ``after`` (whatever the selection), so a step costs at most
+        ``limit`` rows; None for the end means no bound (the last step). ``after``
+        None means from the lowest id. A selector naming another key id is a
+        ProtocolError.
+        """
+        ...
+
+    def unretired(
+        self,
+        keyid: str,
+        requested: Sequence[int],
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """``requested`` (one diff step's) without what retention removed at the modno
+        the peer still lists, as ``diff`` leaves it out."""
+        ...
+
     def query_metadata(self, selector: pb.OpSelector) -> list[OpMetadata]:
         """Bookkeeping columns of the operations matching ``selector``, by id."""
         ...

@@ -32,7 +32,12 @@ from hub.store._pg_remote import apply_remote_batch
 from hub.store._pg_rows import decoded
 from hub.store._pg_schema import HANDED_OUT_PEER_SQL
 from hub.store._pg_select import selection
-from hub.store._rules import checked_remote_batch, peer_diff_selector, requested_ids
+from hub.store._rules import (
+    checked_remote_batch,
+    peer_diff_selector,
+    requested_ids,
+    window_bound,
+)
 from hub.store._sync import BucketDigest, SyncCursor
 
 
@@ -118,6 +123,47 @@ class PostgresOplogStore:
         with self._db.connection("diff") as conn:
             held = dict(conn.execute(sql, where.params, prepare=True).fetchall())
         return requested_ids(held, have_ids, have_modnos)
+
+    def unretired(
+        self,
+        keyid: str,
+        requested: Sequence[int],
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """``requested`` as it is: this store keeps no record of retention's removals."""
+        return list(requested)
+
+    def held_window(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        after: int | None,
+        upto: int | None,
+        limit: int,
+    ) -> tuple[dict[int, int], int | None]:
+        """One bounded step of a diff (see ``OplogStore.held_window``); the window's end
+        is found on the (key id, original id) index alone."""
+        peer_selector = peer_diff_selector(keyid, selector, (), ())
+        low = -(2**63) if after is None else after
+        with self._db.connection("diff") as conn:
+            row = conn.execute(
+                "SELECT original_id FROM operations WHERE original_instance_keyid = %s "
+                "AND original_id > %s ORDER BY original_id LIMIT 1 OFFSET %s",
+                (keyid, low, max(limit, 1) - 1), prepare=True,
+            ).fetchone()
+            end = window_bound(upto, None if row is None else int(row[0]))
+            where = selection(peer_selector, peer_ids=True)
+            sql = (
+                f"SELECT original_id, modno FROM operations WHERE {where.sql} "  # noqa: S608
+                "AND original_id > %s"
+            )
+            params: tuple[object, ...] = (*where.params, low)
+            if end is not None:
+                sql += " AND original_id <= %s"
+                params = (*params, end)
+            held = dict(conn.execute(sql, params, prepare=True).fetchall())
+        return held, end
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -84,6 +84,13 @@ def peer_diff_selector(
     return peer_selector
 
 
+def window_bound(upto: int | None, limit_id: int | None) -> int | None:
+    """The lower of two window ends, None meaning no bound."""
+    if upto is None:
+        return limit_id
+    return upto if limit_id is None else min(upto, limit_id)
+
+
 def requested_ids(
     held: dict[int, int], have_ids: Sequence[int], have_modnos: Sequence[int]
 ) -> list[int]:

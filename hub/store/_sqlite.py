@@ -45,7 +45,7 @@ from hub.store._sqlite_feed import (
     read_changes,
     replace_local,
 )
-from hub.store._sqlite_remote import apply_remote_batch, held_modnos
+from hub.store._sqlite_remote import apply_remote_batch, held_modnos, held_window
 from hub.store._sqlite_retention import (
     any_retired,
     forget_retired,
@@ -181,6 +181,33 @@ class SqliteOplogStore:
         if batch.removed:
             self._retired = True
         return batch
+
+    def unretired(
+        self,
+        keyid: str,
+        requested: Sequence[int],
+        have_ids: Sequence[int],
+        have_modnos: Sequence[int],
+    ) -> list[int]:
+        """``requested`` without what retention removed (see ``diff``)."""
+        if not self._retired or not requested:
+            return list(requested)
+        with self._db.errors("diff"):
+            return requested_unretired(
+                self._db.connection(), keyid, requested, have_ids, have_modnos)
+
+    def held_window(
+        self,
+        keyid: str,
+        selector: pb.OpSelector,
+        after: int | None,
+        upto: int | None,
+        limit: int,
+    ) -> tuple[dict[int, int], int | None]:
+        """One bounded step of a diff (see ``OplogStore.held_window``)."""
+        peer_selector = peer_diff_selector(keyid, selector, (), ())
+        with self._db.errors("diff"):
+            return held_window(self._db.connection(), peer_selector, after, upto, limit)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import RemoteApplyResult
+from hub.store._rules import window_bound
 from hub.store._sqlite_db import read_counters, save_counters
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, UPDATE_SQL
 from hub.store._sqlite_select import json_chunks, selection
@@ -166,3 +167,32 @@ def held_modnos(db: sqlite3.Connection, peer_selector: pb.OpSelector) -> dict[in
             where.params,
         ).fetchall()
     )
+
+
+def held_window(
+    db: sqlite3.Connection,
+    peer_selector: pb.OpSelector,
+    after: int | None,
+    upto: int | None,
+    limit: int,
+) -> tuple[dict[int, int], int | None]:
+    """One bounded step of a diff: see ``OplogStore.held_window``.
+
+    The window's end is found on the (key id, original id) index alone, so a
+    selection that matches few of the key's rows still costs at most ``limit``.
+    """
+    keyid = peer_selector.original_instance_keyid
+    low = -(2**63) if after is None else after
+    row = db.execute(
+        "SELECT original_id FROM operations WHERE original_instance_keyid = ? "
+        "AND original_id > ? ORDER BY original_id LIMIT 1 OFFSET ?",
+        (keyid, low, max(limit, 1) - 1),
+    ).fetchone()
+    end = window_bound(upto, None if row is None else int(row[0]))
+    where = selection(peer_selector, peer_ids=True)
+    sql = f"SELECT original_id, modno FROM operations WHERE {where.sql} AND original_id > ?"  # noqa: S608
+    params: tuple[object, ...] = (*where.params, low)
+    if end is not None:
+        sql += " AND original_id <= ?"
+        params = (*params, end)
+    return dict(db.execute(sql, params).fetchall()), end

@@ -123,6 +123,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     ]
     assert config.path is not None
     built = Rig(config.path, config.data_dir, clock, [ref.proxy() for ref in refs])
+    # As the hub wires them: the oplog's write gate takes every config change.
+    built.proxies[0].attach_gate(built.proxies[1].admit).get(timeout=5)
     try:
         yield built
     finally:

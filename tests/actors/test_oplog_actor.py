@@ -6,13 +6,25 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pykka
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from actors import OplogActor, OplogEvent, RemoteBatch, backlog
-from hub.errors import ProtocolError, StoreError
+from actors import (
+    DiffStep,
+    DiffStepResult,
+    EndNotice,
+    OplogActor,
+    OplogEvent,
+    RemoteBatch,
+    backlog,
+)
+from hub.config import Config, load_config
+from hub.errors import AuthError, ProtocolError, SessionDisplaced, StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store import SqliteOplogStore
 
@@ -264,3 +276,142 @@ def test_stopping_closes_the_store(db_path: Path) -> None:
         ref.stop(block=True, timeout=TIMEOUT)
     with pytest.raises(StoreError, match="closed"):
         stores[0].count()
+
+
+# -- the write gate (actors._gate) ---------------------------------------------------------
+
+
+GATED_KEY = "ed25519." + "A" * 43
+
+
+def gate_config(tmp_path: Path, *, verified: bool = True, instance: str = "web1") -> Config:
+    text = (
+        'instance = "hub-1"\ndata_dir = "data"\n[hub]\n\n[[authorized_clients]]\n'
+        f'instance_id = "{instance}"\nkeyid = "{GATED_KEY}"\n'
+        f"keyid_verified = {'true' if verified else 'false'}\n"
+    )
+    path = tmp_path / "hub.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def batch_of(session_id: str, *ops: pb.Operation) -> RemoteBatch:
+    return RemoteBatch(operations=ops, peer_instance_id="web1", session_id=session_id)
+
+
+def test_only_the_session_holding_the_key_may_write_and_a_newer_claim_ends_the_older(
+    oplog: pykka.ActorProxy[OplogActor], tmp_path: Path
+) -> None:
+    oplog.admit(gate_config(tmp_path)).get(timeout=TIMEOUT)
+    first, second = EndNotice(), EndNotice()
+    oplog.claim(GATED_KEY, "web1", "s-1", first).get(timeout=TIMEOUT)
+    oplog.apply_remote(GATED_KEY, batch_of("s-1", op(1))).get(timeout=TIMEOUT)
+    oplog.claim(GATED_KEY, "web1", "s-2", second).get(timeout=TIMEOUT)
+    assert first.reason() == (pb.CONNECTION_STATE_DISCONNECTED, "displaced by a newer connection")
+    assert second.reason() is None
+    with pytest.raises(SessionDisplaced):
+        oplog.apply_remote(GATED_KEY, batch_of("s-1", op(1, modno=7))).get(timeout=TIMEOUT)
+    step = DiffStep(pb.OpSelector(), (1,), (1,), "s-1", "web1")
+    with pytest.raises(SessionDisplaced):
+        oplog.diff_step(GATED_KEY, step).get(timeout=TIMEOUT)
+    oplog.apply_remote(GATED_KEY, batch_of("s-2", op(2))).get(timeout=TIMEOUT)
+    # The older session's end does not release the newer one's claim.
+    oplog.release(GATED_KEY, "s-1").get(timeout=TIMEOUT)
+    oplog.apply_remote(GATED_KEY, batch_of("s-2", op(3))).get(timeout=TIMEOUT)
+    stored = oplog.query(pb.OpSelector(original_instance_keyid=GATED_KEY)).get(timeout=TIMEOUT)
+    assert [(o.original_id, o.modno) for o in stored] == [(1, 1), (2, 1), (3, 1)]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [("revoked", "revoked by the operator"), ("unverified", "not verified"),
+     ("moved", "as instance")],
+)
+def test_a_config_that_no_longer_admits_the_key_refuses_its_batches_at_once(
+    oplog: pykka.ActorProxy[OplogActor], tmp_path: Path, change: str, fragment: str
+) -> None:
+    oplog.admit(gate_config(tmp_path)).get(timeout=TIMEOUT)
+    notice = EndNotice()
+    oplog.claim(GATED_KEY, "web1", "s-1", notice).get(timeout=TIMEOUT)
+    oplog.apply_remote(GATED_KEY, batch_of("s-1", op(1))).get(timeout=TIMEOUT)
+    if change == "revoked":
+        (tmp_path / "hub.toml").write_text('instance = "hub-1"\ndata_dir = "data"\n[hub]\n')
+        newer = load_config(tmp_path / "hub.toml")
+    else:
+        newer = gate_config(tmp_path, verified=change != "unverified",
+                            instance="web2" if change == "moved" else "web1")
+    oplog.admit(newer).get(timeout=TIMEOUT)
+    reason = notice.reason()
+    assert reason is not None and reason[0] == pb.CONNECTION_STATE_ERROR_AUTH
+    assert fragment in reason[1]
+    with pytest.raises(AuthError, match=fragment):
+        oplog.apply_remote(GATED_KEY, batch_of("s-1", op(2))).get(timeout=TIMEOUT)
+    with pytest.raises(AuthError):
+        oplog.claim(GATED_KEY, "web1", "s-3", EndNotice()).get(timeout=TIMEOUT)
+    assert oplog.count().get(timeout=TIMEOUT) == 1
+
+
+def test_a_batch_without_a_session_is_not_gated(oplog: pykka.ActorProxy[OplogActor]) -> None:
+    """Tools that write as a peer (no session) are not sessions: no claim, no gate."""
+    oplog.apply_remote(GATED_KEY, RemoteBatch(operations=(op(1),))).get(timeout=TIMEOUT)
+    assert oplog.count().get(timeout=TIMEOUT) == 1
+
+
+# -- diffs in bounded steps --------------------------------------------------------------------
+
+
+def diff_in_steps(
+    oplog: pykka.ActorProxy[OplogActor], theirs: dict[int, int], selector: pb.OpSelector
+) -> tuple[list[int], int]:
+    ids = tuple(sorted(theirs))
+    step = DiffStep(selector, ids, tuple(theirs[i] for i in ids), "s-1", "web1")
+    requested: list[int] = []
+    steps = 0
+    while True:
+        result: DiffStepResult = oplog.diff_step(GATED_KEY, step).get(timeout=TIMEOUT)
+        steps += 1
+        assert len(result.requested) <= 2 * STEP
+        requested.extend(result.requested)
+        if result.reached is None:
+            return requested, steps
+        step = replace(step, start=result.next_start, after=result.reached)
+
+
+STEP = 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    held=st.dictionaries(st.integers(1, 60), st.integers(1, 3), max_size=40),
+    theirs=st.dictionaries(st.integers(1, 60), st.integers(1, 3), max_size=40),
+    other_repo=st.sets(st.integers(1, 60), max_size=15),
+)
+def test_a_diff_answered_in_steps_is_the_whole_diff(
+    tmp_path_factory: pytest.TempPathFactory,
+    held: dict[int, int],
+    theirs: dict[int, int],
+    other_repo: set[int],
+) -> None:
+    path = tmp_path_factory.mktemp("steps") / "oplog.sqlite"
+    ref = OplogActor.start(lambda: SqliteOplogStore(path), diff_step_ids=STEP)
+    try:
+        oplog = ref.proxy()
+        oplog.admit(gate_config(path.parent)).get(timeout=TIMEOUT)
+        oplog.claim(GATED_KEY, "web1", "s-1").get(timeout=TIMEOUT)
+        ops = []
+        for op_id, modno in sorted(held.items()):
+            stored = op(op_id, modno=modno)
+            if op_id in other_repo:
+                stored.repo_guid = "guid-other"
+            ops.append(stored)
+        if ops:
+            oplog.apply_remote(GATED_KEY, batch_of("s-1", *ops)).get(timeout=TIMEOUT)
+        selector = pb.OpSelector(repo_guid="guid-nas")
+        whole = oplog.diff(GATED_KEY, selector, list(theirs), list(theirs.values())).get(
+            timeout=TIMEOUT)
+        stepped, steps = diff_in_steps(oplog, theirs, selector)
+        assert stepped == list(whole)
+        # Each step covers up to STEP of the key's rows and STEP of the peer's ids.
+        assert steps <= (len(held) + len(theirs)) // STEP + 1
+    finally:
+        ref.stop(block=True, timeout=TIMEOUT)

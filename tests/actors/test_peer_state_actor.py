@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import RESTART_STATUS_MESSAGE, PeerStateActor
+from actors import RESTART_STATUS_MESSAGE, PeerStateActor, RefusalLog
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store import PeerStore, read_peer_states
@@ -476,3 +477,36 @@ def test_real_clock_is_the_default(tmp_path: Path) -> None:
         assert peers.get(WEB1).get(timeout=TIMEOUT).last_heartbeat_millis > 1_600_000_000_000
     finally:
         ref.stop(timeout=TIMEOUT)
+
+
+# -- refusals after a valid PROOF ------------------------------------------------------------
+
+
+def test_refusals_after_a_valid_proof_are_warnings_at_most_once_a_minute_per_key(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with harness.running() as peers:
+        for _ in range(50):
+            peers.refused(WEB1, "web1", "client web1 is not verified").get(timeout=TIMEOUT)
+        peers.refused(DB1, "db1", "client db1 is not authorized").get(timeout=TIMEOUT)
+        harness.clock.now += 61
+        peers.refused(WEB1, "web1", "client web1 is not verified").get(timeout=TIMEOUT)
+        assert peers.get(WEB1).get(timeout=TIMEOUT) is None  # no state for a refused key
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"refused web1 ({WEB1}) after a valid PROOF: client web1 is not verified",
+        f"refused db1 ({DB1}) after a valid PROOF: client db1 is not authorized",
+        f"refused web1 ({WEB1}) after a valid PROOF: client web1 is not verified "
+        "(49 more refusals of this key in the last 60s not logged)",
+    ]
+
+
+def test_the_refusal_log_forgets_old_keys_when_full() -> None:
+    refusals = RefusalLog(window=60, max_keys=4)
+    for index in range(4):
+        assert refusals.refused(f"k{index}", "x", "no", now=float(index))
+    assert not refusals.refused("k0", "x", "no", now=10.0)
+    # Full of keys seen within the window: a new key still gets its line.
+    assert refusals.refused("k9", "x", "no", now=11.0)
+    assert refusals.refused("k0", "x", "no", now=70.0)

@@ -19,6 +19,7 @@ import pytest
 
 from actors import (
     ConfigChanged,
+    DiffStepResult,
     Displace,
     FetchLog,
     HubIdentity,
@@ -33,7 +34,7 @@ from actors import (
     Tick,
 )
 from hub.config import Config
-from hub.errors import LogFetchError, ProtocolError, StoreError
+from hub.errors import AuthError, LogFetchError, ProtocolError, SessionDisplaced, StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     LOG_CHUNK_BYTES,
@@ -243,7 +244,10 @@ def test_authorization_failures_after_a_valid_proof(
     assert fragment in error.message
     assert "synchub authorize" in error.message or "re-authorize" in error.message
     assert rig.outbox.authenticated_as == []
-    assert rig.peers.method_calls == []
+    # No peer state changes: the refusal is only reported, for its rate-limited warning.
+    [(name, args, _)] = rig.peers.method_calls
+    assert (name, args[:2]) == ("refused.defer", (identity.keyid, instance))
+    rig.oplog.claim.assert_not_called()
     rig.config.unsubscribe.defer.assert_called_once_with(41)
 
 
@@ -315,18 +319,50 @@ def connected(rig: Rig) -> Rig:
 
 
 def test_diff_is_answered_with_the_oplog_request_list(connected: Rig) -> None:
-    connected.oplog.diff.return_value = answered([2, 5])
-    connected.frame(diff_frame(CLIENT.keyid, [1, 2, 3], [1, 1, 1]))
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((2, 5), None, 3))
+    connected.frame(diff_frame(CLIENT.keyid, [3, 1, 2, 1], [1, 9, 1, 1]))
     [reply] = connected.outbox.items
     assert list(reply.diff_operations.request_operations) == [2, 5]
-    keyid, selector, ids, modnos = connected.oplog.diff.call_args.args
+    keyid, step = connected.oplog.diff_step.call_args.args
     assert keyid == CLIENT.keyid
-    assert selector.repo_guid == "guid-nas"
-    assert (ids, modnos) == ((1, 2, 3), (1, 1, 1))
+    assert step.selector.repo_guid == "guid-nas"
+    # Ascending and unique, the last modno of a repeated id counting.
+    assert (step.ids, step.modnos) == ((1, 2, 3), (1, 1, 1))
+    assert (step.session_id, step.peer_instance_id, step.start, step.after) == (
+        "s-1", "web1", 0, None)
+
+
+def test_a_diff_is_asked_in_steps_until_the_oplog_reaches_its_end(connected: Rig) -> None:
+    connected.oplog.diff_step.side_effect = [
+        answered(DiffStepResult((1,), 10, 2)),
+        answered(DiffStepResult((), 20, 3)),
+        answered(DiffStepResult((25, 30), None, 4)),
+    ]
+    connected.frame(diff_frame(CLIENT.keyid, [1, 5, 15, 30], [1, 1, 1, 1]))
+    [reply] = connected.outbox.items
+    assert list(reply.diff_operations.request_operations) == [1, 25, 30]
+    steps = [call.args[1] for call in connected.oplog.diff_step.call_args_list]
+    assert [(step.start, step.after) for step in steps] == [(0, None), (2, 10), (3, 20)]
+
+
+def test_a_session_revoked_between_two_diff_steps_ends_without_a_reply(connected: Rig) -> None:
+    notice = connected.oplog.claim.call_args.args[3]
+
+    def revoke_then_answer(_keyid: str, _step: object) -> pykka.Future[DiffStepResult]:
+        notice.set(ERROR_AUTH, "client web1 is not authorized (any more)")
+        return answered(DiffStepResult((1,), 10, 1))
+
+    connected.oplog.diff_step.side_effect = revoke_then_answer
+    connected.frame(diff_frame(CLIENT.keyid, [1, 20], [1, 1]))
+    assert connected.oplog.diff_step.call_count == 1
+    assert connected.outbox.items == []
+    connected.frame(heartbeat_frame())  # the next frame ends it
+    error = connected.only_error()
+    assert (error.state, error.message) == (ERROR_AUTH, "client web1 is not authorized (any more)")
 
 
 def test_empty_diff_reply_when_in_sync(connected: Rig) -> None:
-    connected.oplog.diff.return_value = answered([])
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((), None, 1))
     connected.frame(diff_frame(CLIENT.keyid, [1], [1]))
     [reply] = connected.outbox.items
     assert reply.WhichOneof("action") == "diff_operations"
@@ -338,7 +374,7 @@ def test_diff_selector_of_another_keyid_is_protocol_error(connected: Rig) -> Non
     error = connected.only_error()
     assert error.state == ERROR_PROTOCOL
     assert "own keyid" in error.message
-    connected.oplog.diff.assert_not_called()
+    connected.oplog.diff_step.assert_not_called()
 
 
 def test_diff_ids_and_modnos_of_different_length_is_protocol_error(connected: Rig) -> None:
@@ -346,7 +382,7 @@ def test_diff_ids_and_modnos_of_different_length_is_protocol_error(connected: Ri
     error = connected.only_error()
     assert error.state == ERROR_PROTOCOL
     assert "2 ids but 1 modnos" in error.message
-    connected.oplog.diff.assert_not_called()
+    connected.oplog.diff_step.assert_not_called()
 
 
 @pytest.mark.parametrize("kind", ["created_operations", "updated_operations"])
@@ -367,7 +403,7 @@ def test_deleted_operations_become_a_delete_batch(connected: Rig) -> None:
     connected.oplog.apply_remote.return_value = answered(None)
     connected.frame(deleted_operations_frame([4, 9]))
     _, batch = connected.oplog.apply_remote.call_args.args
-    assert batch == RemoteBatch(deleted_ids=(4, 9), peer_instance_id="web1")
+    assert batch == RemoteBatch(deleted_ids=(4, 9), peer_instance_id="web1", session_id="s-1")
 
 
 def test_operation_with_id_zero_ends_the_session_and_nothing_is_stored(connected: Rig) -> None:
@@ -391,6 +427,60 @@ def test_store_failure_is_an_internal_error(connected: Rig) -> None:
     assert "disk full" in error.message
 
 
+def test_an_internal_error_says_what_failed_not_where(connected: Rig) -> None:
+    connected.oplog.apply_remote.return_value = failed(StoreError(
+        "cannot write /srv/synchub/data/oplog.sqlite: database or disk is full; "
+        "free space in /srv/synchub/data/"))
+    connected.frame(send_operations_frame([operation(1)]))
+    error = connected.only_error()
+    assert error.state == pb.CONNECTION_STATE_ERROR_INTERNAL
+    assert error.message == (
+        "hub error: cannot write oplog.sqlite: database or disk is full; free space in a folder")
+    assert "/srv" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("state", "message", "marks_peer"),
+    [
+        (ERROR_AUTH, "client web1 (k) is not authorized (any more): ask the hub's operator", True),
+        (pb.CONNECTION_STATE_DISCONNECTED, "displaced by a newer connection", False),
+    ],
+    ids=["revoked", "displaced"],
+)
+def test_a_raised_notice_ends_the_session_before_its_next_message(
+    connected: Rig, state: int, message: str, marks_peer: bool
+) -> None:
+    keyid, instance, session_id, notice = connected.oplog.claim.call_args.args
+    assert (keyid, instance, session_id) == (CLIENT.keyid, "web1", "s-1")
+    notice.set(state, message)
+    connected.session.on_receive(InboundFrame(send_operations_frame([operation(1)]), 1.0))
+    error = connected.only_error()
+    assert (error.state, error.message) == (state, message)
+    connected.oplog.apply_remote.assert_not_called()
+    connected.oplog.release.defer.assert_called_once_with(CLIENT.keyid, "s-1")
+    assert connected.peers.disconnected.defer.called is marks_peer
+
+
+@pytest.mark.parametrize(
+    ("refusal", "state", "marks_peer"),
+    [
+        (AuthError("client web1 is not authorized (any more)", reason="revoked"), ERROR_AUTH,
+         True),
+        (SessionDisplaced("displaced by a newer connection"), pb.CONNECTION_STATE_DISCONNECTED,
+         False),
+    ],
+    ids=["revoked", "displaced"],
+)
+def test_a_batch_the_write_gate_refuses_ends_the_session(
+    connected: Rig, refusal: Exception, state: int, marks_peer: bool
+) -> None:
+    connected.oplog.apply_remote.return_value = failed(refusal)
+    connected.frame(send_operations_frame([operation(1)]))
+    error = connected.only_error()
+    assert (error.state, error.message) == (state, str(refusal))
+    assert connected.peers.disconnected.defer.called is marks_peer
+
+
 def test_oplog_that_does_not_answer_ends_the_session(connected: Rig) -> None:
     connected.oplog.apply_remote.return_value = pykka.ThreadingFuture()  # never set
     connected.frame(send_operations_frame([operation(1)]))
@@ -408,8 +498,9 @@ def test_send_config_and_list_resources_update_the_peer_state(connected: Rig) ->
         connected.frame(frame)
     keyid, sent = connected.peers.set_remote_config.call_args.args
     assert (keyid, sent) == (CLIENT.keyid, config)
+    assert connected.peers.set_remote_config.call_args.kwargs == {"session_id": "s-1"}
     connected.peers.set_resources.assert_called_once_with(
-        CLIENT.keyid, ("laptop",), ("hourly",)
+        CLIENT.keyid, ("laptop",), ("hourly",), session_id="s-1"
     )
     assert connected.outbox.frames == []
 
@@ -430,7 +521,7 @@ def test_heartbeat_is_reported_to_peer_state(connected: Rig) -> None:
 def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Rig) -> None:
     """docs/protocol.md §7.1 (Heartbeats), "Last heard": a heartbeat is reported at
     once; other items keep the record within one heartbeat interval of the last one."""
-    connected.oplog.diff.return_value = answered([])
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((), None, 0))
     reported = [0.0]  # the handshake's end sets it
 
     def report_count() -> int:
@@ -453,7 +544,7 @@ def test_last_heard_is_never_an_interval_behind_a_streaming_client(connected: Ri
 
 
 def test_any_item_is_heard_from_within_a_second(connected: Rig) -> None:
-    connected.oplog.diff.return_value = answered([])
+    connected.oplog.diff_step.return_value = answered(DiffStepResult((), None, 0))
     reported = []
     now = 0.0
     while now < 3 * SETTINGS.heartbeat_interval:

@@ -95,6 +95,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         PeerStateActor.start(lambda: PeerStore(tmp_path)),
     ]
     rig = Hub(*(ref.proxy() for ref in refs), sessions=[])
+    rig.config.attach_gate(rig.oplog.admit).get(timeout=5)
     try:
         yield rig
     finally:
@@ -172,3 +173,48 @@ def test_messages_told_to_the_ref_as_the_front_tells_them(hub: Hub) -> None:
     outbox.wait_for("closed")
     wait_until(lambda: hub.peer_state().state == pb.CONNECTION_STATE_DISCONNECTED)
     assert "connection lost" in hub.peer_state().status_message
+
+
+# -- revocation and displacement while frames are queued (actors._gate) ------------------------
+
+
+QUEUED = 2000
+
+
+def test_a_revocation_applies_nothing_the_session_still_has_queued(hub: Hub) -> None:
+    ref, outbox = hub.start_session("s-q")
+    ref.tell(InboundFrame(client_hello(), 0.0))
+    ref.tell(InboundFrame(client_proof(outbox.next_item()), 0.0))
+    assert outbox.next_item().WhichOneof("action") == "send_config"
+    for op_id in range(1, QUEUED + 1):
+        ref.tell(InboundFrame(send_operations_frame([operation(op_id)]), 1.0))
+    wait_until(lambda: hub.oplog.count().get(timeout=5) > 0, 5.0, "the first batches")
+    hub.config.revoke(CLIENT.keyid).get(timeout=5)
+    applied = hub.oplog.count().get(timeout=5)
+    error = outbox.next_item().WhichOneof("action")
+    while error != "error":
+        error = outbox.next_item().WhichOneof("action")
+    outbox.wait_for("closed")
+    assert hub.oplog.count().get(timeout=5) == applied < QUEUED
+    stored = hub.oplog.query(pb.OpSelector(original_instance_keyid=CLIENT.keyid)).get(timeout=5)
+    assert [op.original_id for op in stored] == list(range(1, applied + 1))
+    wait_until(lambda: hub.peer_state().state == pb.CONNECTION_STATE_ERROR_AUTH)
+
+
+def test_nothing_of_a_displaced_session_overwrites_the_newer_ones_writes(hub: Hub) -> None:
+    old, old_outbox = hub.start_session("old")
+    old.tell(InboundFrame(client_hello(), 0.0))
+    old.tell(InboundFrame(client_proof(old_outbox.next_item()), 0.0))
+    assert old_outbox.next_item().WhichOneof("action") == "send_config"
+    for modno in range(1, QUEUED + 1):  # the old session keeps rewriting operation 1
+        old.tell(InboundFrame(send_operations_frame([operation(1, modno=modno)]), 1.0))
+    wait_until(lambda: hub.oplog.count().get(timeout=5) > 0, 5.0, "the first batches")
+    new, new_outbox = hub.connect("new")
+    new.handle_frame.defer(send_operations_frame([operation(1, modno=10**9)]), 2.0)
+    new.handle_frame.defer(diff_frame(CLIENT.keyid, [1], [10**9]), 2.0)
+    assert list(new_outbox.next_item().diff_operations.request_operations) == []
+    old_outbox.wait_for("closed")
+    [stored] = hub.oplog.query(pb.OpSelector(original_instance_keyid=CLIENT.keyid)).get(timeout=5)
+    assert stored.modno == 10**9
+    hub.peers.flush().get(timeout=5)
+    assert hub.peer_state().state == pb.CONNECTION_STATE_CONNECTED

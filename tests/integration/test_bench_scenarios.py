@@ -39,6 +39,11 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
             {"web.dashboard_ms", "web.api_errors_ms"}),
     "hostile": (["hostile", "--holders", "20", "--sources", "2", "--attempts", "3"],
                 {"hostile.hello_flood_connected", "hostile.hello_flood_slowest_ms"}),
+    "hostile-revoke": (["hostile-writes", "--attack", "revoke", "--batches", "200"],
+                       {"revoke.error_auth_seconds"}),
+    "hostile-displace": (["hostile-writes", "--attack", "displace", "--batches", "200"], set()),
+    "hostile-fairness": (["hostile-writes", "--attack", "fairness", "--diff-ids", "50000",
+                          "--depth", "2", "--syncs", "2"], {"fairness.sync_seconds"}),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -367,6 +369,18 @@ def test_bars_show_only_large_syncs_one_per_hub_and_leave_no_thread() -> None:
     assert "hub-1" in shown and "2000/2000" in shown
     assert "hub-2\\x1b[2J" in shown and "100/5000" in shown  # shown, never raw escapes
     assert "\x1b[2J" not in shown
+
+
+def test_rich_is_imported_only_to_draw_bars() -> None:
+    """Every synchub command imports the CLI; only a terminal's bars need rich."""
+    code = (
+        "import sys, io; import hub.cli.main; assert 'rich' not in sys.modules, 'early'; "
+        "from hub.cli.progress import BarProgress; BarProgress(io.StringIO()).close(); "
+        "assert 'rich' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_without_a_terminal_progress_is_logged_every_few_seconds(
