@@ -49,11 +49,13 @@ from actors._subscribers import Subscribers
 from hub.config import Config
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
+from hub.protocol import DigestCheck, hub_answer
 from hub.store import (
     OplogStore,
     OpMetadata,
     RemoteApplyResult,
     RetentionStore,
+    SyncCursor,
     requested_ids,
 )
 from hub.telemetry import NO_TELEMETRY, Telemetry
@@ -255,6 +257,25 @@ class OplogActor(pykka.ThreadingActor):
     ) -> tuple[int, ...]:
         return tuple(self._store.diff(keyid, selector, have_ids, have_modnos))
 
+    def sync_cursors(self, keyid: str) -> tuple[SyncCursor, ...]:
+        """The change cursors recorded for peer ``keyid`` (docs/protocol.md §6.8 (Resumed
+        sync))."""
+        return tuple(self._store.sync_cursors(keyid))
+
+    def check_digest(self, keyid: str, check: DigestCheck) -> pb.SyncStreamItem.CheckDigest:
+        """Answer a peer's check_digest; record its cursor when every range matched.
+
+        The answer is a fresh message the caller owns.
+        """
+        store = self._store
+
+        def pairs(first_id: int, last_id: int) -> tuple[list[int], list[int]]:
+            return store.peer_pairs(keyid, check.selector, first_id, last_id)
+
+        answer = hub_answer(check, store.peer_digest(keyid, check.selector), pairs)
+        if answer.in_sync and check.cursor is not None:
+            store.record_cursor(keyid, check.cursor)
+        return answer
     def diff_step(self, keyid: str, step: DiffStep) -> DiffStepResult:
         """One bounded step of a session's diff (see ``DiffStep``); the session asks for
         the next one, so other requests are served in between."""
@@ -334,6 +355,8 @@ class OplogProxy(ActorMemberMixin, pykka.ActorProxy[OplogActor]):
     delete = proxy_method(OplogActor.delete)
     apply_remote = proxy_method(OplogActor.apply_remote)
     diff = proxy_method(OplogActor.diff)
+    sync_cursors = proxy_method(OplogActor.sync_cursors)
+    check_digest = proxy_method(OplogActor.check_digest)
     diff_step = proxy_method(OplogActor.diff_step)
     admit = proxy_method(OplogActor.admit)
     claim = proxy_method(OplogActor.claim)

@@ -67,7 +67,9 @@ from hub.errors import AuthError, ProtocolError, SessionDisplaced, SynchubError
 from hub.identity import SigningIdentity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
+    RESYNC_VERSION,
     ConfigView,
+    DigestCheck,
     Hello,
     HubHandshake,
     JoinClaim,
@@ -158,6 +160,7 @@ class SessionActor(pykka.ThreadingActor):
         self._last_liveness_report = now
         self._handshake: HubHandshake | None = None
         self._hello: Hello | None = None
+        self._resync = False
         self._config_token: int | None = None
         self._sent_view: ConfigView | None = None
         self._logs = SessionLogs(session_id, send=self._send, clock=lambda: self._now)
@@ -286,7 +289,13 @@ class SessionActor(pykka.ThreadingActor):
         handshake = HubHandshake.answer(item.handshake, self._hub.signing, self._hub.instance_id)
         self._handshake, self._hello = handshake, handshake.hello
         self._phase, self._challenged_at = Phase.AWAIT_PROOF, self._now
-        self._send([protocol.encode_item(handshake.challenge)])
+        challenge = handshake.challenge
+        # Resumed sync (docs/protocol.md §6.8 (Resumed sync)), outside the transcript.
+        self._resync = item.handshake.resync >= RESYNC_VERSION
+        if self._resync:
+            challenge = pb.SyncStreamItem.FromString(challenge.SerializeToString())
+            challenge.handshake.resync = RESYNC_VERSION
+        self._send([protocol.encode_item(challenge)])
 
     def _on_proof(self, item: pb.SyncStreamItem, action: str) -> None:
         if action != "handshake":
@@ -319,6 +328,9 @@ class SessionActor(pykka.ThreadingActor):
         self._logs.connected(hello.instance_id)
         log.info("peer %s (%s) connected", hello.instance_id, hello.keyid)
         self._send_config_view(ConfigView.of(config, client), force=True)
+        if self._resync:
+            cursors = self._ask(self._oplog.sync_cursors(hello.keyid), "oplog")
+            self._send([protocol.sync_cursors_frame(cursors)])
 
     # -- connected (docs/protocol.md §6 (Synchronisation)) ---------------------------
 
@@ -333,9 +345,6 @@ class SessionActor(pykka.ThreadingActor):
         if handler is None:
             raise ProtocolError(f"unexpected {action} after the handshake completed")
         handler(self, item)
-
-    def _on_liveness(self, _item: pb.SyncStreamItem) -> None:
-        """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
 
     def _on_diff(self, item: pb.SyncStreamItem) -> None:
         requested = self._require_sync().diff(item.diff_operations)
@@ -432,6 +441,44 @@ def _refusal_of_a_live_peer(config: Config, hello: Hello, exc: AuthError) -> str
     return str(exc)
 
 
+# Handlers that need nothing but what the session shows its tables.
+
+
+
+
+
+
+
+
+def _on_liveness(session: SessionActor, _item: pb.SyncStreamItem) -> None:
+    """heartbeat, or a throttle (which the hub ignores): liveness only, reported above."""
+
+
+# Handlers that need nothing but what the session shows its tables.
+
+
+def _on_check_digest(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    hello = session._connected_hello()
+    if not session._resync:
+        raise ProtocolError("unexpected check_digest: this session did not agree resync")
+    check = DigestCheck.of(item.check_digest, hello.keyid)
+    answer = session._ask(session._oplog.check_digest(hello.keyid, check), "oplog")
+    session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
+
+
+def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
+    log.info(
+        "ignored set_config from %s: this hub does not take config from clients",
+        session._connected_hello().instance_id,
+    )
+
+
+def _on_list_resources(session: SessionActor, item: pb.SyncStreamItem) -> None:
+    listed, keyid = item.list_resources, session._connected_hello().keyid
+    ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
+    session._ask(session._peers.set_resources(keyid, *ids), "peer state")
+
+
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]
 ItemHandler = Callable[[SessionActor, pb.SyncStreamItem], None]
 
@@ -443,9 +490,10 @@ _BY_PHASE: Final[Mapping[Phase, PhaseHandler]] = {
 
 # A handshake after CONNECTED is not here: it is a protocol error, as any other action is.
 _CONNECTED_ITEMS: Final[Mapping[str, ItemHandler]] = {
-    "heartbeat": SessionActor._on_liveness,
-    "throttle": SessionActor._on_liveness,
+    "heartbeat": _on_liveness,
+    "throttle": _on_liveness,
     "diff_operations": SessionActor._on_diff,
+    "check_digest": _on_check_digest,
     "send_operations": lambda session, item: session._require_sync().send_operations(
         item.send_operations),
     "send_config": lambda session, item: session._require_sync().send_config(

@@ -107,6 +107,7 @@ class AgentSettings:
     batch_operations: int = _SESSION_DEFAULTS.batch_operations
     send_window: int = _SESSION_DEFAULTS.send_window
     ack_every: int = _SESSION_DEFAULTS.ack_every
+    resync: bool = _SESSION_DEFAULTS.resync
 
     def __post_init__(self) -> None:
         self.session_settings(once=False, timeout=self.connect_timeout)  # validates

@@ -24,6 +24,7 @@ from pathlib import Path
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import DiffSelection, LocalLog
 from hub.store import (
+    BucketDigest,
     LocalChanges,
     LocalLogs,
     LocalOplogStore,
@@ -108,6 +109,23 @@ class LocalOplog:
         }
         kept = [(i, m) for i, m in zip(ids, modnos, strict=True) if i not in left_out]
         return [i for i, _ in kept], [m for _, m in kept]
+
+    # -- resumed sync (a ResyncOplog) --------------------------------------------------
+
+    def epoch(self) -> bytes:
+        """The store's epoch (docs/protocol.md §6.8 (Resumed sync))."""
+        return self._store.store_epoch()
+
+    def digest(self, selection: DiffSelection) -> dict[int, BucketDigest]:
+        """The bucket digests of ``selection``, from the store's cache kept by the feed."""
+        return self._store.local_digest(selection.local_selector(), selection.excluded_plans)
+
+    def pairs(
+        self, selection: DiffSelection, first_id: int, last_id: int
+    ) -> tuple[list[int], list[int]]:
+        return self._store.local_pairs(
+            selection.local_selector(), selection.excluded_plans, first_id, last_id
+        )
 
     def load(self, ids: Sequence[int]) -> list[pb.Operation]:
         """The local operations among ``ids`` that still exist, ascending by id."""

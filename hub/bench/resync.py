@@ -7,24 +7,31 @@ once (``Agent.run_once``) through a counting TCP relay: the bytes the client put
 on the wire (CURVE and ZMTP framing included) and the seconds from connect to
 the hub's confirmation that it holds everything.
 
-Baseline: the size of the full (id, modno) list, one diff_operations item
-listing every operation: what a client sends at least once per reconnect today.
-The agent diffs twice (once to find the changes, once to confirm), so expect a
-ratio near 2 until diffs become incremental.
+Baselines, in the same run: the size of the full (id, modno) list (one
+diff_operations item listing every operation, what a version 1 client sends at
+least once per reconnect) for ``resync.bytes_sent``; and the reconnects of a client
+without resumed sync (``resync = False``: version 1's full diffs, which it does
+twice, to find the changes and to confirm) for the ``resumed_*`` and
+``unchanged_*`` figures. The default agent resumes from the hub's cursor and checks
+the digest (docs/protocol.md §6.8 (Resumed sync)); its first session finds no
+cursor and builds the digest caches (``resync.first_seconds``). Then ``repeat``
+reconnects with ``changed`` changes and ``repeat`` with none.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.agent import Agent, AgentSettings
 from hub.bench.relay import CountingRelay
-from hub.bench.report import Figure, Result, figure
+from hub.bench.report import Figure, Goal, Result, figure
 from hub.bench.rig import (
     REPO_GUID,
     SEED_CHUNK,
+    ClientNode,
     bench_dir,
     hub_process,
     make_client_node,
@@ -85,6 +92,38 @@ def full_list_bytes(path: Path, keyid: str) -> int:
     return len(diff_item(DiffSelection(REPO_GUID), keyid, ids, modnos).SerializeToString())
 
 
+@dataclass
+class _Runs:
+    """What the reconnects of one kind measured, run by run."""
+
+    sent: list[float] = field(default_factory=list)
+    received: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def both_ways(self) -> list[float]:
+        return [a + b for a, b in zip(self.sent, self.received, strict=True)]
+
+
+def _reconnect(
+    client: ClientNode, relay: CountingRelay, runs: _Runs, *, resync: bool, expect: int,
+    timeout: float,
+) -> None:
+    """One agent session until the hub confirmed, through the counting relay."""
+    agent = Agent(
+        load_config(client.config_path), identity=client.identity,
+        settings=AgentSettings(connect_timeout=timeout, resync=resync),
+    )
+    up, down = relay.upstream, relay.downstream
+    started = time.perf_counter()
+    [report] = agent.run_once(timeout)
+    runs.seconds.append(time.perf_counter() - started)
+    if report.sent != expect:
+        raise BenchError(f"the agent sent {report.sent} operations, expected {expect}")
+    runs.sent.append(relay.upstream - up)
+    runs.received.append(relay.downstream - down)
+
+
 def run(
     ops: int = 100_000,
     repeat: int = 3,
@@ -96,9 +135,7 @@ def run(
 ) -> Result:
     if ops < 1 or repeat < 1 or not 0 <= changed <= ops:
         raise BenchError("need --ops >= 1, --repeat >= 1 and 0 <= --changed <= --ops")
-    sent_bytes: list[float] = []
-    seconds: list[float] = []
-    received_bytes: list[float] = []
+    full, first, resumed, unchanged = _Runs(), _Runs(), _Runs(), _Runs()
     with bench_dir(keep) as root:
         client = make_client_node(root / "client")
         keyid = client.identity.signing.keyid
@@ -107,43 +144,74 @@ def run(
         hub_node = make_hub_node(root / "hub", [client.bench_client])
         hub_node.data_dir.mkdir(parents=True, exist_ok=True)
         seed_hub(hub_node.oplog_path, client.oplog_path, keyid)
+        round_number = 0
         with hub_process(hub_node) as (_hub, endpoint):
             port = int(endpoint.rsplit(":", 1)[1])
             with CountingRelay(port) as relay:
                 write_client_config(client, hub_node, relay.endpoint)
                 for n in range(repeat):
-                    change_operations(client.oplog_path, changed, n)
-                    baseline = full_list_bytes(client.oplog_path, keyid)
-                    agent = Agent(
-                        load_config(client.config_path), identity=client.identity,
-                        settings=AgentSettings(connect_timeout=timeout),
-                    )
-                    up, down = relay.upstream, relay.downstream
-                    started = time.perf_counter()
-                    [report] = agent.run_once(timeout)
-                    seconds.append(time.perf_counter() - started)
-                    if report.sent != changed:
-                        raise BenchError(
-                            f"the agent sent {report.sent} operations, expected {changed}"
-                        )
-                    sent_bytes.append(relay.upstream - up)
-                    received_bytes.append(relay.downstream - down)
-                    say(f"run {n + 1}/{repeat}: {sent_bytes[-1]:,.0f} bytes sent in "
-                        f"{seconds[-1]:.2f}s (full list {baseline:,} bytes)")
-    sent = figure("resync.bytes_sent", sent_bytes, "bytes", [baseline] * len(sent_bytes),
+                    change_operations(client.oplog_path, changed, round_number)
+                    round_number += 1
+                    _reconnect(client, relay, full, resync=False, expect=changed,
+                               timeout=timeout)
+                    say(f"full diff {n + 1}/{repeat}: {full.both_ways[-1]:,.0f} bytes both "
+                        f"ways in {full.seconds[-1]:.2f}s")
+                change_operations(client.oplog_path, changed, round_number)
+                round_number += 1
+                _reconnect(client, relay, first, resync=True, expect=changed, timeout=timeout)
+                say(f"first resumed-sync session (no cursor yet): {first.seconds[-1]:.2f}s")
+                baseline = full_list_bytes(client.oplog_path, keyid)
+                for n in range(repeat):
+                    change_operations(client.oplog_path, changed, round_number)
+                    round_number += 1
+                    _reconnect(client, relay, resumed, resync=True, expect=changed,
+                               timeout=timeout)
+                    say(f"run {n + 1}/{repeat}: {resumed.sent[-1]:,.0f} bytes sent in "
+                        f"{resumed.seconds[-1]:.2f}s (full list {baseline:,} bytes)")
+                for _ in range(repeat):
+                    _reconnect(client, relay, unchanged, resync=True, expect=0, timeout=timeout)
+    return _result(ops, repeat, changed, baseline, (full, first, resumed, unchanged))
+
+
+def _result(
+    ops: int, repeat: int, changed: int, baseline: int,
+    runs: tuple[_Runs, _Runs, _Runs, _Runs],
+) -> Result:
+    full, first, resumed, unchanged = runs
+    sent = figure("resync.bytes_sent", resumed.sent, "bytes", [baseline] * len(resumed.sent),
                   baseline_label="full (id, modno) list")
+    both = figure("resync.resumed_bytes_both_ways", resumed.both_ways, "bytes",
+                  full.both_ways, baseline_label="full diff, same run")
+    seconds = figure("resync.resumed_seconds", resumed.seconds, "s", full.seconds,
+                     baseline_label="full diff, same run")
+    idle = figure("resync.unchanged_bytes_both_ways", unchanged.both_ways, "bytes",
+                  full.both_ways, baseline_label="full diff, same run")
     return Result(
         scenario="resync",
         figures=(
             sent,
-            figure("resync.seconds", seconds, "s"),
-            figure("resync.bytes_received", received_bytes, "bytes"),
+            figure("resync.seconds", resumed.seconds, "s"),
+            figure("resync.bytes_received", resumed.received, "bytes"),
             Figure("resync.bytes_sent_per_change", sent.value / max(1, changed), "bytes"),
+            both,
+            seconds,
+            idle,
+            figure("resync.unchanged_seconds", unchanged.seconds, "s"),
+            figure("resync.first_seconds", first.seconds, "s"),
+        ),
+        goals=(
+            Goal(f"<= 64 KB both ways for {changed} changed", both.value <= 64 * 1024),
+            Goal(f"<= 0.3 s for {changed} changed", seconds.value <= 0.3),
+            Goal("<= 4 KB both ways with nothing changed", idle.value <= 4 * 1024),
         ),
         params={"ops": ops, "changed": changed, "repeat": repeat, "curve": True,
                 "client": "client agent (Agent.run_once)", "hub": "synchub start (process)"},
         notes=(
             "bytes are what crossed loopback TCP (CURVE and ZMTP framing included); "
-            "the agent diffs twice per reconnect (find, then confirm)",
+            "resync.* figures without a prefix are the default agent's (resumed sync); "
+            "the baseline of the resumed_* and unchanged_* figures is a client without "
+            "resumed sync (version 1's full diffs) in the same run; "
+            "resync.first_seconds is the first resumed-sync session, which finds no "
+            "cursor, does the full diff and builds both sides' digest caches",
         ),
     )

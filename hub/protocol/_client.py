@@ -58,14 +58,16 @@ from typing import Protocol
 from hub.errors import AuthError, HubRefused, HubUnavailable, ProtocolError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol._batching import MAX_BATCH_OPERATIONS
-from hub.protocol._codec import action_of, config_frames
+from hub.protocol._codec import action_of, config_frames, encode_item
+from hub.protocol._digest import RESYNC_VERSION
 from hub.protocol._flow import Sender, SendWindow
 from hub.protocol._handshake import ClientHandshake
 from hub.protocol._items import ack_diff_frame, closing_error_frame, decode_hub_item
 from hub.protocol._logs import LogServer
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
+from hub.protocol._resync import DigestAsk, Outgoing, ResyncOplog, ResyncRounds
 from hub.protocol._rounds import DiffRounds, RoundEnd
-from hub.protocol._scope import SyncScope
+from hub.protocol._scope import DiffSelection, SyncScope
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,9 @@ class ClientSessionSettings:
     ack_every: int = 8
     once: bool = False
     """Sync until the hub confirms it holds everything, then be done."""
+    resync: bool = False
+    """Offer resumed sync (§6.8 (Resumed sync)); without it every round is full diffs.
+    Off by default until it also sends the withdrawal diffs of a narrowed grant."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.ack_every <= self.send_window:
@@ -243,6 +248,7 @@ class ClientSession:
         keyid = handshake.identity.keyid
         self._handshake = handshake
         self._oplog = oplog
+        self._scope = scope
         self._shared = shared
         self._listener: SessionListener = listener or _Quiet()
         self._log = logger or log
@@ -260,6 +266,11 @@ class ClientSession:
             oplog, scope, keyid, once=settings.once, rediff_interval=settings.rediff_interval,
             max_frame_bytes=settings.max_frame_bytes, counts=counts, who=who,
         )
+        self._resync_oplog = (
+            oplog if settings.resync and isinstance(oplog, ResyncOplog) else None
+        )
+        self._resync: ResyncRounds | None = None
+        self._resends = True
         self._window = SendWindow(settings.send_window, settings.ack_every)
         self._sender = Sender(ack_diff_frame(keyid), settings.heartbeat_interval, self._window)
         self._outflow = self._sender.outflow
@@ -286,7 +297,12 @@ class ClientSession:
         """Begin the handshake: the HELLO is the first frame to send."""
         if self.phase is not ClientPhase.NEW:
             raise RuntimeError("a ClientSession is started once")
-        self._sender.handshake(self._handshake.hello_frame())
+        hello = self._handshake.hello_frame()
+        if self._resync_oplog is not None:
+            item = pb.SyncStreamItem.FromString(hello)
+            item.handshake.resync = RESYNC_VERSION
+            hello = encode_item(item)
+        self._sender.handshake(hello)
         self._await(ClientPhase.CHALLENGE, now, self.settings.answer_timeout, "the HELLO")
 
     def link_event(self, event: LinkEvent) -> None:
@@ -324,12 +340,13 @@ class ClientSession:
                 f"{self.who} was silent for {silent:.0f}s (3 heartbeat intervals): "
                 "connection lost"
             )
-        if self._rounds.complete() and self._outflow.empty():
+        rounds: DiffRounds | ResyncRounds = self._resync or self._rounds
+        if rounds.complete() and self._outflow.empty():
             self._finish_round(now)
             if self.done:
                 return
         if not self.settings.once:
-            if now >= self._rounds.next_rediff and not self._rounds.active:
+            if now >= rounds.next_rediff and not rounds.active:
                 self._start_round()
             if now >= self._next_poll:
                 self._next_poll = now + self.settings.poll_interval
@@ -389,18 +406,14 @@ class ClientSession:
         except ProtocolError as exc:
             raise HubUnavailable(f"{self.who} sent a malformed CHALLENGE: {exc}") from exc
         self._sender.handshake(proof)
+        if self._resync_oplog is not None and item.handshake.resync >= RESYNC_VERSION:
+            self._resync = ResyncRounds(
+                self._resync_oplog, self._scope, self._handshake.identity.keyid, self._frames,
+                once=self.settings.once, rediff_interval=self.settings.rediff_interval,
+                max_frame_bytes=self.settings.max_frame_bytes, counts=self._counts, who=self.who,
+            )
         seconds = min(self.settings.answer_timeout, self.settings.handshake_timeout)
         self._await(ClientPhase.CONFIG, now, seconds, "this client's PROOF")
-
-    def _not_a_challenge(self, item: pb.SyncStreamItem, now: float) -> None:
-        raise HubUnavailable(
-            f"{self.who} answered the HELLO with {action_of(item)}, not a CHALLENGE"
-        )
-
-    def _not_the_config(self, item: pb.SyncStreamItem, now: float) -> None:
-        raise HubUnavailable(
-            f"{self.who} answered the PROOF with {action_of(item)}, not its config"
-        )
 
     def _on_connected(self, item: pb.SyncStreamItem, now: float) -> None:
         self.connected = True
@@ -412,44 +425,22 @@ class ClientSession:
             "connected to %s (keyid %s) as %s",
             self.who, self._handshake.pin.keyid, self._handshake.identity.keyid,
         )
-        self._on_hub_config(item, now)
+        _on_hub_config(self, item, now)
         # Subscribe before snapshot: the change mark is read before any diff is built.
         self._mark = self._oplog.high_water()
         for frame in self._shared.frames():
             self._outflow.push(frame)
-        self._start_round()
+        if self._resync is None:
+            self._start_round()
+        # With resync, the round starts when the hub's sync_cursors arrive.
         self._next_poll = now + self.settings.poll_interval
 
     # -- items from the hub --------------------------------------------------------------
-
-    def _on_error(self, item: pb.SyncStreamItem, now: float) -> None:
-        state, message = item.error.state, item.error.message or "(no message)"
-        if state == pb.CONNECTION_STATE_ERROR_AUTH:
-            raise HubRefused(f"{self.who} refused this client: {message}")
-        name = pb.ConnectionState.Name(state) if state in pb.ConnectionState.values() else state
-        raise HubUnavailable(f"{self.who} ended the session ({name}): {message}")
-
-    def _on_heartbeat(self, item: pb.SyncStreamItem, now: float) -> None:
-        pass  # any frame counts as liveness, and receive() noted it
 
     def _on_throttle(self, item: pb.SyncStreamItem, now: float) -> None:
         delay = item.throttle.delay_ms
         self._log.debug("%s: throttled for %d ms", self.who, delay)
         self._outflow.throttle(delay, now)
-
-    def _on_hub_config(self, item: pb.SyncStreamItem, now: float) -> None:
-        config = item.send_config.config
-        self._listener.config_received(config)
-        self._log.info(
-            "%s shares %d repos and %d plans (config modno %d)",
-            self.who, len(config.repos), len(config.plans), config.modno,
-        )
-
-    def _on_hub_resources(self, item: pb.SyncStreamItem, now: float) -> None:
-        self._log.debug(
-            "%s lists repos %s, plans %s", self.who,
-            list(item.list_resources.repo_ids), list(item.list_resources.plan_ids),
-        )
 
     def _on_log_request(self, item: pb.SyncStreamItem, now: float) -> None:
         queued = self._outflow.replies_waiting()
@@ -457,8 +448,18 @@ class ClientSession:
         if reply is not None:
             self._outflow.push_reply(reply)
 
-    def _unused(self, item: pb.SyncStreamItem, now: float) -> None:
-        self._log.debug("%s sent %s; this client does not use it", self.who, action_of(item))
+    def _on_sync_cursors(self, item: pb.SyncStreamItem, now: float) -> None:
+        if self._resync is None or self._resync.active:
+            _unused(self, item, now)
+            return
+        self._resync.hub_cursors(item.sync_cursors.cursors)
+        self._start_round()
+
+    def _on_check_digest_reply(self, item: pb.SyncStreamItem, now: float) -> None:
+        ask = self._window.answered()
+        if self._resync is None or not isinstance(ask, DigestAsk):
+            raise HubUnavailable(f"{self.who} answered a check_digest this client did not send")
+        self._queue(self._resync.check_answered(ask, item.check_digest))
 
     def _on_diff_reply(self, item: pb.SyncStreamItem, now: float) -> None:
         requested = list(item.diff_operations.request_operations)
@@ -468,7 +469,10 @@ class ClientSession:
                                   self.who, len(requested))
             return
         selection = self._window.answered()
-        if selection is None or not self._rounds.answered(len(requested)):
+        if self._resync is not None and isinstance(selection, DiffSelection):
+            self._queue(self._resync.diff_answered(selection, requested))
+            return
+        if not isinstance(selection, DiffSelection) or not self._rounds.answered(len(requested)):
             raise HubUnavailable(f"{self.who} answered a diff this client did not send")
         if requested:
             self._log.debug("%s requests %d operations of %s", self.who, len(requested),
@@ -477,7 +481,21 @@ class ClientSession:
 
     # -- rounds of diffs and live changes ------------------------------------------------
 
+    def _queue(self, outgoing: list[Outgoing]) -> None:
+        for entry, awaits in outgoing:
+            if awaits is not None:
+                assert isinstance(entry, bytes)
+                self._window.expect_reply(entry, awaits)
+            self._outflow.push(entry)
+
     def _start_round(self) -> None:
+        if self._resync is not None:
+            if not self._resends:
+                self._stream_changes()  # a check covers what was queued before it
+            outgoing, self._mark = self._resync.begin(self._mark, resend=self._resends)
+            self._resends = False
+            self._queue(outgoing)
+            return
         diffs = self._rounds.begin()
         for frame, selection in diffs:
             self._window.expect_reply(frame, selection)
@@ -485,12 +503,13 @@ class ClientSession:
         self._log.debug("%s: sent %d diffs", self.who, len(diffs))
 
     def _finish_round(self, now: float) -> None:
-        self.in_sync, requested = self._rounds.finish(now)
+        rounds: DiffRounds | ResyncRounds = self._resync or self._rounds
+        self.in_sync, requested = rounds.finish(now)
         self._listener.round_finished(self.in_sync)
         if self.in_sync:
             self._log.info("%s is in sync: it holds every operation of %s it may read",
                            self.who, self._handshake.instance_id)
-        then = self._rounds.after(self.in_sync, requested)
+        then = rounds.after(self.in_sync, requested)
         if then is RoundEnd.DONE:
             self.phase = ClientPhase.DONE
         elif then is RoundEnd.AGAIN:
@@ -502,35 +521,84 @@ class ClientSession:
             self._outflow.push(frame)
 
 
+# Handlers that need nothing but what the session shows its tables.
+
+
+def _on_error(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    state, message = item.error.state, item.error.message or "(no message)"
+    if state == pb.CONNECTION_STATE_ERROR_AUTH:
+        raise HubRefused(f"{session.who} refused this client: {message}")
+    name = pb.ConnectionState.Name(state) if state in pb.ConnectionState.values() else state
+    raise HubUnavailable(f"{session.who} ended the session ({name}): {message}")
+
+
+def _not_a_challenge(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    raise HubUnavailable(
+        f"{session.who} answered the HELLO with {action_of(item)}, not a CHALLENGE"
+    )
+
+
+def _not_the_config(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    raise HubUnavailable(
+        f"{session.who} answered the PROOF with {action_of(item)}, not its config"
+    )
+
+
+def _on_hub_config(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    config = item.send_config.config
+    session._listener.config_received(config)
+    session._log.info(
+        "%s shares %d repos and %d plans (config modno %d)",
+        session.who, len(config.repos), len(config.plans), config.modno,
+    )
+
+
+def _on_hub_resources(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    session._log.debug(
+        "%s lists repos %s, plans %s", session.who,
+        list(item.list_resources.repo_ids), list(item.list_resources.plan_ids),
+    )
+
+
+def _on_heartbeat(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    pass  # any frame counts as liveness, and receive() noted it
+
+
+def _unused(session: ClientSession, item: pb.SyncStreamItem, now: float) -> None:
+    session._log.debug("%s sent %s; this client does not use it", session.who, action_of(item))
+
+
 _Handler = Callable[[ClientSession, pb.SyncStreamItem, float], None]
 
 _HANDLERS: Mapping[ClientPhase, Mapping[str, _Handler]] = {
-    ClientPhase.NEW: {"error": ClientSession._on_error},
+    ClientPhase.NEW: {"error": _on_error},
     ClientPhase.CHALLENGE: {
         "handshake": ClientSession._on_challenge,
-        "error": ClientSession._on_error,
+        "error": _on_error,
     },
     ClientPhase.CONFIG: {
         "send_config": ClientSession._on_connected,
-        "error": ClientSession._on_error,
+        "error": _on_error,
     },
     ClientPhase.SYNCING: {
-        "heartbeat": ClientSession._on_heartbeat,
+        "heartbeat": _on_heartbeat,
         "throttle": ClientSession._on_throttle,
         "diff_operations": ClientSession._on_diff_reply,
-        "send_config": ClientSession._on_hub_config,
-        "list_resources": ClientSession._on_hub_resources,
+        "check_digest": ClientSession._on_check_digest_reply,
+        "sync_cursors": ClientSession._on_sync_cursors,
+        "send_config": _on_hub_config,
+        "list_resources": _on_hub_resources,
         "request_log": ClientSession._on_log_request,
-        "error": ClientSession._on_error,
+        "error": _on_error,
     },
-    ClientPhase.DONE: {"error": ClientSession._on_error},
+    ClientPhase.DONE: {"error": _on_error},
 }
 """What each action does in each phase; an action not listed goes to _UNEXPECTED."""
 
 _UNEXPECTED: Mapping[ClientPhase, _Handler] = {
-    ClientPhase.NEW: ClientSession._unused,
-    ClientPhase.CHALLENGE: ClientSession._not_a_challenge,
-    ClientPhase.CONFIG: ClientSession._not_the_config,
-    ClientPhase.SYNCING: ClientSession._unused,
-    ClientPhase.DONE: ClientSession._unused,
+    ClientPhase.NEW: _unused,
+    ClientPhase.CHALLENGE: _not_a_challenge,
+    ClientPhase.CONFIG: _not_the_config,
+    ClientPhase.SYNCING: _unused,
+    ClientPhase.DONE: _unused,
 }

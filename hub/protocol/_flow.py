@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hub.protocol._codec import heartbeat_frame
 from hub.protocol._scope import DiffSelection
+
+if TYPE_CHECKING:
+    from hub.protocol._resync import DigestAsk
 
 _HEARTBEAT = heartbeat_frame()
 
@@ -115,8 +119,8 @@ class SendWindow:
             raise ValueError("need 1 <= ack_every <= send_window")
         self._window = window
         self._ack_every = ack_every
-        self._outstanding: deque[DiffSelection | _Ack] = deque()
-        self._queued_diffs: deque[tuple[bytes, DiffSelection]] = deque()
+        self._outstanding: deque[DiffSelection | DigestAsk | _Ack] = deque()
+        self._queued_diffs: deque[tuple[bytes, DiffSelection | DigestAsk]] = deque()
         self._frames_sent = 0
         self._frames_acked = 0
         self.ack_due = False
@@ -128,8 +132,9 @@ class SendWindow:
     def is_open(self) -> bool:
         return self._frames_sent - self._frames_acked < self._window
 
-    def expect_reply(self, frame: bytes, selection: DiffSelection) -> None:
-        """``frame``, queued to be sent, is the diff of ``selection``: a reply to it is due."""
+    def expect_reply(self, frame: bytes, selection: DiffSelection | DigestAsk) -> None:
+        """``frame``, queued to be sent, is the diff of ``selection`` (or a check_digest):
+        a reply to it is due."""
         self._queued_diffs.append((frame, selection))
 
     def data_sent(self, frame: bytes) -> None:
@@ -154,12 +159,13 @@ class SendWindow:
         self._frames_acked = max(self._frames_acked, ack.frames)
         return True
 
-    def answered(self) -> DiffSelection | None:
-        """Take a reply to a selection's diff: that selection, or None if no diff awaits one."""
-        if not self._outstanding:
+    def answered(self) -> DiffSelection | DigestAsk | None:
+        """Take a reply to a selection's diff (or check): what it answers, or None if no
+        diff awaits one."""
+        if not self._outstanding or isinstance(self._outstanding[0], _Ack):
             return None
         selection = self._outstanding.popleft()
-        assert isinstance(selection, DiffSelection)
+        assert not isinstance(selection, _Ack)
         return selection
 
 

@@ -104,12 +104,24 @@ class OperationFrames:
             counts.deleted += len(chunk)
             yield encode_item(deleted_item(chunk))
 
+    def unasked(self, ops: list[pb.Operation]) -> Iterator[bytes]:
+        """Changed operations the hub did not ask for (resumed sync), as updated batches.
+
+        They count as work to do, like requested ones, so progress shows them.
+        """
+        counts = self._counts
+        counts.requested += len(ops)
+        for batch in self.batches(ops):
+            counts.sent += len(batch)
+            self._progress(counts.sent, counts.requested)
+            yield encode_item(operations_item(batch, "updated_operations"))
+
     def changes(self, mark: int) -> tuple[list[bytes], int]:
         """The frames streaming the local changes past ``mark``, and the new mark."""
         changes = self._oplog.changes_since(mark)
         allowed = [op for op in changes.operations if self._scope.allows(op)]
         frames: list[bytes] = []
-        for batch in self._batches(allowed):
+        for batch in self.batches(allowed):
             frames.append(encode_item(operations_item(batch, "updated_operations")))
             self._counts.sent += len(batch)
         if changes.deleted_ids:
@@ -123,7 +135,8 @@ class OperationFrames:
             )
         return frames, changes.mark
 
-    def _batches(self, ops: list[pb.Operation]) -> Iterator[list[pb.Operation]]:
+    def batches(self, ops: list[pb.Operation]) -> Iterator[list[pb.Operation]]:
+        """``ops`` in batches of at most ``batch_operations`` and one frame each."""
         def oversized(op: pb.Operation) -> None:
             self._oversized(op.id, op.ByteSize())
 

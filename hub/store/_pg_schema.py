@@ -276,7 +276,7 @@ CREATE TABLE sync_dirty (
 CREATE FUNCTION synchub_dirty_new() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO sync_dirty (keyid, bucket)
-    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM new_rows
+    SELECT DISTINCT original_instance_keyid, original_id >> 6 FROM new_rows
     WHERE original_instance_keyid <> ''
     ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
     RETURN NULL;
@@ -284,7 +284,7 @@ END $$;
 CREATE FUNCTION synchub_dirty_old() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO sync_dirty (keyid, bucket)
-    SELECT DISTINCT original_instance_keyid, original_id >> 10 FROM old_rows
+    SELECT DISTINCT original_instance_keyid, original_id >> 6 FROM old_rows
     WHERE original_instance_keyid <> ''
     ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
     RETURN NULL;
@@ -292,9 +292,9 @@ END $$;
 CREATE FUNCTION synchub_dirty_both() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO sync_dirty (keyid, bucket)
-    SELECT original_instance_keyid, original_id >> 10 FROM old_rows
+    SELECT original_instance_keyid, original_id >> 6 FROM old_rows
     WHERE original_instance_keyid <> ''
-    UNION SELECT original_instance_keyid, original_id >> 10 FROM new_rows
+    UNION SELECT original_instance_keyid, original_id >> 6 FROM new_rows
     WHERE original_instance_keyid <> ''
     ON CONFLICT (keyid, bucket) DO UPDATE SET touched = sync_dirty.touched + 1;
     RETURN NULL;

@@ -24,8 +24,9 @@ from hub.store._sync import (
     unsigned,
 )
 
-# Past this share of a selection's buckets changed, one pass over it beats bucket reads.
-_REBUILD_SHARE = 0.25
+# Past this many changed buckets, and half of a selection's, one pass over it beats
+# reading bucket by bucket.
+_REBUILD_BUCKETS = 64
 
 
 def store_epoch(db: sqlite3.Connection) -> bytes:
@@ -64,9 +65,11 @@ def mark_dirty(db: sqlite3.Connection, keyid: str, original_ids: Iterable[int]) 
 
 
 def _peer_where(repo_guid: str, plan_id: str | None) -> tuple[str, tuple[object, ...]]:
+    # Unary + keeps SQLite from choosing the (repo_guid, plan_id) index: a range of ids
+    # is read through the id (or original id) index, whatever the repo holds.
     if plan_id is None:
-        return "repo_guid = ?", (repo_guid,)
-    return "repo_guid = ? AND plan_id = ?", (repo_guid, plan_id)
+        return "+repo_guid = ?", (repo_guid,)
+    return "+repo_guid = ? AND +plan_id = ?", (repo_guid, plan_id)
 
 
 def _peer_pairs(
@@ -188,7 +191,7 @@ def _local_pairs(
     )
     rows = db.execute(
         "SELECT id, modno, plan_id FROM operations WHERE id BETWEEN ? AND ? "  # noqa: S608
-        f"AND original_instance_keyid = '' AND {where} ORDER BY id",
+        f"AND +original_instance_keyid = '' AND {where} ORDER BY id",
         (first_id, last_id, *params),
     )
     return [(op_id, modno) for op_id, modno, plan in rows if plan not in excluded]
@@ -230,7 +233,7 @@ def local_buckets(
         return _cached(db, "", key)
     digests = _cached(db, "", key) if row is not None and row[0] < now else None
     changed = _changed_buckets(db, row[0]) if digests is not None else set()
-    if digests is None or len(changed) > max(8, _REBUILD_SHARE * len(digests)):
+    if digests is None or len(changed) > max(_REBUILD_BUCKETS, len(digests) // 2):
         digests = digest_pairs(_local_pairs(db, selector, excluded, 0, 2**63 - 1))
         _rebuild(db, "", key, digests)
     else:

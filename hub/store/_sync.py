@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from hub.errors import ProtocolError
 from hub.pb import synchub_pb2 as pb
 
-BUCKET_BITS = 10
+BUCKET_BITS = 6
 BUCKET_IDS = 1 << BUCKET_BITS
 LAST_BUCKET = (2**63 - 1) >> BUCKET_BITS
 """The bucket of the highest id an int64 holds."""
@@ -73,10 +73,14 @@ class BucketDigest:
 EMPTY = BucketDigest()
 
 
+_PAIR = struct.Struct(">QQ").pack
+_SHA256 = hashlib.sha256
+_FROM_BYTES = int.from_bytes
+
+
 def leaf_hash(op_id: int, modno: int) -> int:
     """The 64-bit hash of one (id, modno) pair."""
-    raw = hashlib.sha256(struct.pack(">QQ", op_id & _MASK, modno & _MASK)).digest()
-    return int.from_bytes(raw[:8], "big")
+    return _FROM_BYTES(_SHA256(_PAIR(op_id & _MASK, modno & _MASK)).digest()[:8], "big")
 
 
 def bucket_of(op_id: int) -> int:
@@ -92,10 +96,12 @@ def digest_pairs(pairs: Iterable[tuple[int, int]]) -> dict[int, BucketDigest]:
     """The bucket digests of (id, modno) pairs."""
     counts: dict[int, int] = {}
     sums: dict[int, int] = {}
+    sha, pack, from_bytes, mask = _SHA256, _PAIR, _FROM_BYTES, _MASK
     for op_id, modno in pairs:
         bucket = op_id >> BUCKET_BITS
         counts[bucket] = counts.get(bucket, 0) + 1
-        sums[bucket] = sums.get(bucket, 0) + leaf_hash(op_id, modno)
+        leaf = from_bytes(sha(pack(op_id & mask, modno & mask)).digest()[:8], "big")
+        sums[bucket] = sums.get(bucket, 0) + leaf
     return {b: BucketDigest(counts[b], sums[b] & _MASK) for b in counts}
 
 

@@ -194,7 +194,16 @@ def local_op(message: str, *, flow_id: int = 0, repo_guid: str = "guid-nas") -> 
 # --- in-process tier ------------------------------------------------------------------------
 
 
-def test_once_maps_ids_and_flows_as_the_protocol_example(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("resync", "rounds"),
+    [(True, (3,)), (False, (3, 0))],
+    ids=["resumed-sync", "version-1-client"],
+)
+def test_once_maps_ids_and_flows_as_the_protocol_example(
+    tmp_path: Path, resync: bool, rounds: tuple[int, ...]
+) -> None:
+    # A client without resync (version 1's full diffs) gets exactly what it always got.
+    settings = dataclasses.replace(FAST, resync=resync)
     with rig(tmp_path) as r:
         # The hub already holds ids 1-2, from another client.
         r.hub.oplog.apply_remote(
@@ -206,13 +215,14 @@ def test_once_maps_ids_and_flows_as_the_protocol_example(tmp_path: Path) -> None
             )
         assert [(op.id, op.flow_id) for op in stored] == [(1, 1), (2, 1), (3, 2)]
 
-        reports = Agent(r.client, settings=FAST).run_once(timeout=10)
+        reports = Agent(r.client, settings=settings).run_once(timeout=10)
 
         assert len(reports) == 1
         report = reports[0]
         assert report.host == "hub-1"
-        # Success only after a final round in which the hub requested nothing.
-        assert report.rounds == (3, 0)
+        # Success only after the hub confirmed: a round in which it requested nothing,
+        # or (resumed sync) a digest check answered in sync within the round.
+        assert report.rounds == rounds
         assert report.sent == 3 and report.deleted == 0
         mine = r.own_ops()
         assert [m.id for m in mine] == [3, 4, 5]
@@ -225,7 +235,7 @@ def test_once_maps_ids_and_flows_as_the_protocol_example(tmp_path: Path) -> None
         assert [repo.guid for repo in peer.remote_config.repos] == ["guid-nas"]
         assert list(peer.known_repos) == ["nas"] and list(peer.known_plans) == ["nightly"]
 
-        again = Agent(r.client, settings=FAST).run_once(timeout=10)
+        again = Agent(r.client, settings=settings).run_once(timeout=10)
         assert again[0].rounds == (0,) and again[0].sent == 0
 
 

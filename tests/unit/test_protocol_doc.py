@@ -535,3 +535,35 @@ def test_the_hub_settings_a_client_must_keep_to_are_published_as_documented(
     details = identity_details(config, create_identity(config.data_dir))
     assert (details["heartbeat_interval"], details["handshake_timeout"],
             details["max_frame_bytes"]) == (7.0, 4.0, 1048576)
+
+
+# --- resumed sync (section 6.8) ----------------------------------------------------------
+
+
+def test_resumed_sync_worked_example_is_what_the_code_computes(
+    hex_blocks: dict[str, bytes], values: dict[str, str]
+) -> None:
+    from hub.protocol import check_digest_frame, root_range, sync_cursors_frame  # noqa: PLC0415
+    from hub.store import SyncCursor, digest_pairs, leaf_hash  # noqa: PLC0415
+
+    assert hex_blocks["leaf input (1, 7)"] == struct.pack(">QQ", 1, 7)
+    assert hashlib.sha256(hex_blocks["leaf input (1, 7)"]).hexdigest() == values["SHA-256 of it"]
+    for (op_id, modno) in ((1, 7), (2, 9), (70, 3)):
+        assert int(values[f"leaf hash ({op_id}, {modno})"], 16) == leaf_hash(op_id, modno)
+    buckets = digest_pairs([(1, 7), (2, 9), (70, 3)])
+    assert (buckets[0].count, buckets[0].digest) == (2, 0xB56098BE5BA5E688)
+    root = root_range(buckets)
+    assert (root.count, root.digest, root.last_bucket) == (3, 0x99FBA957DC2E79CB, 2**57 - 1)
+
+    cursor = SyncCursor('["guid-nas",null,[]]', bytes(range(16)), 42)
+    assert hex_blocks["sync_cursors frame"] == sync_cursors_frame([cursor])
+    selector = pb.OpSelector(
+        original_instance_keyid="ed25519.JPbtasv-EAnAMNfKVnwzykgwkRSYI2tVYabIKr7F3ig",
+        repo_guid="guid-nas",
+    )
+    assert hex_blocks["check_digest frame"] == check_digest_frame(selector, [root], cursor)
+    answer = pb.SyncStreamItem.FromString(hex_blocks["in-sync answer frame"]).check_digest
+    assert answer.in_sync and not answer.hub_ids
+    listed = pb.SyncStreamItem.FromString(hex_blocks["listed answer frame"]).check_digest
+    assert list(zip(listed.hub_ids, listed.hub_modnos, strict=True)) == [(1, 7), (2, 8), (70, 3)]
+    assert pb.SyncStreamItem.Handshake(resync=1).SerializeToString() == bytes.fromhex("c03e01")
