@@ -243,7 +243,10 @@ class ConfigActor(pykka.ThreadingActor):
         try:
             fresh = self._files.load(self._config.path)
         except ConfigError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            log.error(
+                "reload refused, the hub keeps its running config: %s; fix the file and "
+                "reload again (SIGHUP or `synchub reload`)", exc,
+            )
             raise
         if self._clients is not None:
             fresh = self._with_stored_clients(fresh)

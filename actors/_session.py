@@ -99,6 +99,9 @@ RETRY_WAIT = pb.CONNECTION_STATE_RETRY_WAIT
 
 INTERNAL_ERROR_MESSAGE = "internal error in the hub; reconnect later"
 HANDSHAKE_TIMED_OUT = "handshake timed out"
+PEER_ERROR_LIMIT = 200
+"""Characters of a peer's error message quoted in its peer state's status, which
+shows it inert (control characters and line breaks as escapes such as ``\\n``)."""
 # Any item is a sign of life: reported to the PeerStateActor at once for a heartbeat,
 # at most this often for the rest (a streaming peer sends many items a second).
 LIVENESS_REPORT_SECONDS = 1.0
@@ -356,7 +359,7 @@ class SessionActor(pykka.ThreadingActor):
             self._send([protocol.diff_reply_frame(check_diff_answer(requested))])
 
     def _on_peer_error(self, item: pb.SyncStreamItem) -> None:
-        message = f"peer reported: {printable(item.error.message) or 'error'}"
+        message = f"peer reported: {printable(item.error.message, PEER_ERROR_LIMIT) or 'error'}"
         self._end(DISCONNECTED, message, send_error=False)
 
     # -- helpers ---------------------------------------------------------------

@@ -36,6 +36,11 @@ ACCEPTED_SCOPE_FORMS = "'*', 'repo:<id>', 'plan:<id>', '!repo:<id>' or '!plan:<i
 
 _PERMISSION_KEYS = ("type", "scopes")
 
+MAX_PERMISSIONS = 64
+"""Permission entries one client may have."""
+MAX_SCOPES = 256
+"""Scopes one client may have, over all its permission entries."""
+
 
 class PermissionType(enum.Enum):
     READ_OPERATIONS = "read_operations"
@@ -159,6 +164,25 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close!r}?" if close else ""
 
 
+def _check_counts(raw: list[object]) -> None:
+    """PermissionsError past MAX_PERMISSIONS entries or MAX_SCOPES scopes in all."""
+    if len(raw) > MAX_PERMISSIONS:
+        raise PermissionsError(
+            "", f"{len(raw)} permission entries; a client may have at most {MAX_PERMISSIONS} "
+            "(one per type is enough: put its scopes in one list)"
+        )
+    count = 0
+    for index, element in enumerate(raw):
+        scopes = element.get("scopes") if isinstance(element, Mapping) else None
+        count += len(scopes) if isinstance(scopes, list) else 0
+        if count > MAX_SCOPES:
+            raise PermissionsError(
+                f"[{index}].scopes",
+                f"more than {MAX_SCOPES} scopes for one client; use '*' with '!repo:<id>' or "
+                "'!plan:<id>' exclusions, or fewer, broader scopes",
+            )
+
+
 def parse_permissions(raw: object) -> Permissions:
     """Parse the config-file form (a list of ``{type, scopes}`` tables).
 
@@ -168,6 +192,7 @@ def parse_permissions(raw: object) -> Permissions:
         raise PermissionsError(
             "", f"expected an array of {{type = ..., scopes = [...]}} tables, got {raw!r}"
         )
+    _check_counts(raw)
     type_names = [t.value for t in PermissionType]
     entries = []
     for index, element in enumerate(raw):

@@ -8,6 +8,7 @@ is the client. The request and answer format is described in ``_service``.
 """
 
 from hub.admin._client import ask_hub, ask_running_hub
+from hub.admin._pages import ANSWER_MAX_BYTES, OpsPage, iter_pages, query_for, read_page
 from hub.admin._paths import (
     ADMIN_SOCKET_NAME,
     MAX_SOCKET_PATH_BYTES,
@@ -39,6 +40,7 @@ from hub.admin._service import (
 __all__ = [
     "ACTOR_TIMEOUT",
     "ADMIN_SOCKET_NAME",
+    "ANSWER_MAX_BYTES",
     "LOG_WAIT",
     "MAX_OPS_LIMIT",
     "MAX_REQUEST_BYTES",
@@ -46,6 +48,7 @@ __all__ = [
     "OPS",
     "AdminServer",
     "AdminService",
+    "OpsPage",
     "admin_endpoint",
     "admin_socket_path",
     "ask_hub",
@@ -58,9 +61,12 @@ __all__ = [
     "decode",
     "encode",
     "hub_answers",
+    "iter_pages",
     "keyid_fingerprint",
     "parse_permission_list",
     "permissions_from_flags",
+    "query_for",
+    "read_page",
     "short_keyid",
     "status_answer",
 ]

@@ -5,13 +5,19 @@ socket. Requests and answers are msgpack maps, one frame each:
 
     {"op": "status"}                                   hub identity, counts, uptime
     {"op": "peers"}                                    every PeerState
-    {"op": "ops", "selector": <OpSelector bytes>, "limit": 50, "newest_first": true}
+    {"op": "ops", "selector": <OpSelector bytes>, "limit": 50, "before_id": N | None}
+                                                       a page of operations, newest first
     {"op": "authorize", "keyid": ..., "instance_id": ..., "permissions": [...] | None}
     {"op": "revoke", "keyid": ...}
     {"op": "reload"}
     {"op": "logs", "op_id": N, "offset": 0, "max_bytes": 1048576}   part of a job's log
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
+``ops`` answers a page (``_pages``): at most ``limit`` operations below ``before_id``
+and about ``ANSWER_MAX_BYTES`` (4 MiB) of them, read through an OplogReader of the
+admin thread's own (no actor is asked), with ``next_before_id`` for the next page
+(None when the listing is complete); the selector may name peer_instance_id,
+instance_id, repo_guid and plan_id.
 ``logs`` names the operation by the hub's id: the hub's own job's log is read from
 its data_dir; a client's is asked of that client's live session (``actors._logs``),
 waiting at most ``LOG_WAIT`` seconds, and comes back as ``data`` (bytes from
@@ -42,6 +48,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors import ConfigProxy, FetchLog, LogReply, OplogProxy, PeerStateProxy
+from hub.admin._pages import query_for, read_page
 from hub.admin._requests import (
     check_instance_id,
     check_keyid,
@@ -54,7 +61,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.protocol import LOG_REQUEST_MAX_BYTES, LOG_REQUEST_TIMEOUT, LogAnswer, LogQuery
 from hub.scopes import Permissions
 from hub.status import HubStatus, StatusSource
-from hub.store import LocalLogs
+from hub.store import LocalLogs, OplogReader
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +112,7 @@ class AdminService:
         timeout: float = ACTOR_TIMEOUT,
         local_logs: LocalLogs | None = None,
         log_wait: float = LOG_WAIT,
+        reader_factory: Callable[[], OplogReader] | None = None,
     ) -> None:
         self._status = status
         self._config = config
@@ -113,6 +121,7 @@ class AdminService:
         self._timeout = timeout
         self._local_logs = local_logs
         self._log_wait = log_wait
+        self._reader_factory = reader_factory
         self._ops: Mapping[str, OpHandler] = {
             "status": self._op_status,
             "peers": self._op_peers,
@@ -169,11 +178,21 @@ class AdminService:
         limit = request.get("limit", 50)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_OPS_LIMIT:
             raise RequestError(f"ops: 'limit' must be a whole number 1-{MAX_OPS_LIMIT}")
-        newest_first = request.get("newest_first", True)
-        if not isinstance(newest_first, bool):
-            raise RequestError("ops: 'newest_first' must be true or false")
-        found = self._ask(self._oplog.query(selector, limit=limit, newest_first=newest_first))
-        return {"operations": [op.SerializeToString() for op in found]}
+        if request.get("newest_first", True) is not True:
+            raise RequestError(
+                "ops: 'newest_first' must be true: pages go newest first (by 'before_id')"
+            )
+        before = request.get("before_id")
+        if before is not None:
+            before = _whole_field(request, "before_id", None, 1, 2**63 - 1)
+        if self._reader_factory is None:
+            raise RequestError("ops: this hub has no oplog reader")
+        reader = self._reader_factory()
+        try:
+            page = read_page(reader, query_for(selector, limit, before))
+        finally:
+            reader.close()
+        return {"operations": list(page.operations), "next_before_id": page.next_before_id}
 
     def _op_authorize(self, request: Mapping[str, Any]) -> Answer:
         keyid = check_keyid(_text_field(request, "keyid"))

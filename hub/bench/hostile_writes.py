@@ -334,7 +334,7 @@ def _revoke_result(params: Params, repeat: int, say: Say, shown: dict[str, objec
         Goal("no operation of the revoked key applied after it returned",
              all(r[2] == 0 for r in runs)),
     )
-    return Result("hostile", figures, goals, {**shown, "batches": params.batches})
+    return Result("hostile-writes", figures, goals, {**shown, "batches": params.batches})
 
 
 def _displace_result(params: Params, repeat: int, say: Say, shown: dict[str, object]) -> Result:
@@ -345,7 +345,7 @@ def _displace_result(params: Params, repeat: int, say: Say, shown: dict[str, obj
     )
     goals = (Goal("nothing of the older session applied once the newer one is in",
                   all(r[0] == 0 for r in runs)),)
-    return Result("hostile", figures, goals,
+    return Result("hostile-writes", figures, goals,
                   {**shown, "batches": params.batches, "watch": params.watch})
 
 
@@ -363,6 +363,6 @@ def _fairness_result(params: Params, repeat: int, say: Say, shown: dict[str, obj
     )
     goals = (Goal(f"another client's {SYNC_OPS:,}-operation sync within {FAIR_WITHIN:g} s",
                   max(loaded) < FAIR_WITHIN),)
-    return Result("hostile", figures, goals,
+    return Result("hostile-writes", figures, goals,
                   {**shown, "diff_ids": params.diff_ids, "depth": params.depth,
                    "syncs": params.syncs})

@@ -44,7 +44,7 @@ from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions, ScopeKind
 from hub.store import AuthorizedClientStore, hub_stores, peer_store_path
-from hub.text import closest_match
+from hub.text import closest_match, inert
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,8 @@ def _change_shared_clients(
 
 
 def _describe_client(instance_id: str, keyid: str) -> None:
-    click.echo(f"  instance     {instance_id}")
-    click.echo(f"  keyid        {keyid}")
+    click.echo(f"  instance     {inert(instance_id)}")
+    click.echo(f"  keyid        {inert(keyid)}")
     click.echo(f"  fingerprint  {keyid_fingerprint(keyid)}")
 
 
@@ -409,13 +409,13 @@ def status(obj: CliContext, as_json: bool, utc: bool) -> None:
         print_json({"running": True, **answer})
         return
     click.echo(
-        f"hub {answer['instance']} running "
+        f"hub {inert(str(answer['instance']))} running "
         f"(pid {answer['pid']}, up {duration(answer['uptime_seconds'])})"
     )
-    click.echo(f"  endpoint  {answer['endpoint']}")
-    click.echo(f"  keyid     {answer['keyid']}")
-    click.echo(f"  config    {answer['config_path'] or 'embedded defaults'}")
-    click.echo(f"  data      {answer['data_dir']}")
+    click.echo(f"  endpoint  {inert(str(answer['endpoint']))}")
+    click.echo(f"  keyid     {inert(str(answer['keyid']))}")
+    click.echo(f"  config    {inert(str(answer['config_path'] or 'embedded defaults'))}")
+    click.echo(f"  data      {inert(str(answer['data_dir']))}")
     click.echo(
         f"  peers     {answer['peers_connected']} connected of {answer['peers_known']} known; "
         f"{answer['authorized_clients']} authorized"

@@ -23,7 +23,7 @@ from hub.cli.admin_cmds import ago
 from hub.cli.main import CliContext, cli, print_json
 from hub.errors import SynchubError
 from hub.store import now_ms, read_alert_state
-from hub.text import closest_match, printable
+from hub.text import cell, closest_match, printable
 
 
 @cli.group(invoke_without_command=True)
@@ -47,8 +47,8 @@ def alerts(ctx: click.Context, as_json: bool) -> None:
         now = now_ms()
         for alert in firing:
             click.echo(
-                f"{printable(alert.alert, 18):18}  {alert.when:16}  "
-                f"{printable(alert.key, 28):28}  {ago(alert.fired_ms, now):9}  "
+                f"{cell(alert.alert, 18)}  {cell(alert.when, 16)}  "
+                f"{cell(alert.key, 28)}  {ago(alert.fired_ms, now):9}  "
                 f"{printable(alert.message, 200)}"
             )
     if pending:
@@ -76,9 +76,9 @@ def test_alert(obj: CliContext, name: str, timeout: float) -> None:
         outcome = send(rule, target, event, timeout)
         where = describe_target(rule, target)
         if outcome.delivered:
-            click.echo(f"{where}: delivered ({outcome.detail})")
+            click.echo(f"{where}: delivered ({printable(outcome.detail)})")
         else:
             failed += 1
-            click.echo(f"{where}: failed: {outcome.detail}", err=True)
+            click.echo(f"{where}: failed: {printable(outcome.detail)}", err=True)
     if failed:
         raise SynchubError(f"{failed} of {len(targets_of(rule))} deliveries of {name} failed")

@@ -83,8 +83,8 @@ class _Reloads:
             click.echo("synchub: configuration reloaded", err=True)
         except pykka.Timeout:
             return
-        except ConfigError as exc:
-            click.echo(f"synchub: reload refused, old config kept: {exc}", err=True)
+        except ConfigError:
+            pass  # the config actor logged it: one line at ERROR, saying what to do
         except pykka.ActorDeadError:
             pass
         self.running = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import click
 
-from hub.text import one_line, printable
+from hub.text import printable
 
 ELLIPSIS = "…"
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -81,8 +81,9 @@ def duration_text(ms: int) -> str:
 
 
 def cell(text: str, width: int | None) -> str:
-    """``text`` as one printable line, cut to ``width`` with an ellipsis (None: uncut)."""
-    line = printable(one_line(text), limit=len(text) + 1)
+    """``text`` as one printable line, cut to ``width`` with an ellipsis (None: uncut):
+    peer text inert, its line breaks and control characters shown as ``\\n``, ``\\x1b``."""
+    line = printable(text, limit=len(text) + 1)
     if width is None or len(line) <= width:
         return line
     return line[: max(0, width - 1)] + ELLIPSIS

@@ -11,13 +11,20 @@ where no hub runs, are read from this node's data_dir.
 ends and its log is read to the end. Offsets are positions in the job's whole
 output, so following goes on where it was when the job's log is cut to its end
 as the job finishes; a part that was not kept is named on stderr.
+
+On a terminal the log is shown inert: a job's output is text from a client, so its
+control characters other than line breaks and tabs (colour and cursor sequences,
+OSC title or clipboard writes, a lone carriage return) appear as escapes such as
+``\\x1b``. ``--raw`` writes the bytes as they are; so does any output that is not a
+terminal (a pipe or a file gets the exact log).
 """
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -28,20 +35,61 @@ from hub.errors import AdminUnavailable, LogFetchError, LogUnavailable
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import LOG_REQUEST_MAX_BYTES
 from hub.store import LocalLogs, open_oplog, oplog_path
+from hub.text import inert_lines
 
 FOLLOW_INTERVAL = 1.0
 _RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
+
+
+class _InertWriter:
+    """Writes a job's log as inert text: UTF-8 decoded across part boundaries (bytes
+    that are not UTF-8 as ``\\xNN``), a CR LF split between parts still one break."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+        self._held = ""
+
+    def write(self, data: bytes, *, final: bool = False) -> None:
+        text = self._held + self._decoder.decode(data, final=final)
+        self._held = ""
+        if text.endswith("\r") and not final:
+            text, self._held = text[:-1], "\r"
+        self._out.write(inert_lines(text).encode("utf-8"))
+        self._out.flush()
+
+
+class _RawWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes, *, final: bool = False) -> None:
+        self._out.write(data)
+        self._out.flush()
 
 
 @cli.command()
 @click.argument("op_id", metavar="OPID", type=click.IntRange(min=1))
 @click.option("-f", "--follow", is_flag=True,
               help="Keep reading a running job's log until the job ends.")
+@click.option("--raw", is_flag=True,
+              help="Write the log's bytes as they are, control characters included, "
+              "even on a terminal.")
 @click.pass_obj
-def logs(obj: CliContext, op_id: int, follow: bool) -> None:
+def logs(obj: CliContext, op_id: int, follow: bool, raw: bool) -> None:
     """Print the log of operation OPID (on a hub: the hub's id, as `synchub ops` shows)."""
     config = obj.load()
-    out = sys.stdout.buffer
+    stdout = sys.stdout.buffer
+    out = _RawWriter(stdout) if raw or not sys.stdout.isatty() else _InertWriter(stdout)
+    try:
+        _print_log(config, op_id, follow, out)
+    finally:
+        out.write(b"", final=True)
+
+
+def _print_log(
+    config: Config, op_id: int, follow: bool, out: _InertWriter | _RawWriter
+) -> None:
     offset = 0
     while True:
         part = fetch_part(config, op_id, offset)
@@ -52,7 +100,6 @@ def logs(obj: CliContext, op_id: int, follow: bool) -> None:
                 "kept: a finished job's log keeps only its end]", err=True,
             )
         out.write(data)
-        out.flush()
         offset = int(part["offset"]) + len(data)
         if offset < int(part["log_size"]) and data:
             continue  # more is there already

@@ -30,6 +30,7 @@ from hub.config import (
     resolve_config_path,
 )
 from hub.errors import ConfigError, SynchubError
+from hub.text import inert, one_line
 
 log = logging.getLogger("synchub")
 
@@ -205,7 +206,7 @@ def _verbosity(ctx: click.Context) -> int:
 def _fail(message: str, *, verbose: int) -> NoReturn:
     if verbose >= 2:
         log.debug("failure", exc_info=True)
-    click.echo(f"synchub: error: {message}", err=True)
+    click.echo(f"synchub: error: {inert(message)}", err=True)
     sys.exit(EXIT_FAILURE)
 
 
@@ -234,18 +235,56 @@ def _stderr_is_journal() -> bool:
     return expected == f"{st.st_dev}:{st.st_ino}"
 
 
+class InertFormatter(logging.Formatter):
+    """One line per record, peer text inert.
+
+    A record's message is shown ``inert``: whatever text from a peer a log line
+    quotes, its control characters appear as escapes and cannot act on the terminal
+    or forge lines. Without ``tracebacks`` (below ``-vv``) a record that carries an
+    exception stays one line too, ending with the exception's type and message; with
+    it the traceback follows on its own lines.
+    """
+
+    def __init__(self, fmt: str, *, tracebacks: bool = False) -> None:
+        super().__init__(fmt)
+        self._tracebacks = tracebacks
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = inert(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._tracebacks or not (record.exc_info or record.stack_info):
+            return super().format(record)
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            line += f" [{type(exc).__name__}: {inert(one_line(str(exc)))}; -vv shows the traceback]"
+        return line
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    tracebacks = verbosity >= 2
     handler = logging.StreamHandler(sys.stderr)
     if _stderr_is_journal():
         # journald adds its own timestamp; "<N>" sets the line's priority.
-        handler.setFormatter(logging.Formatter("<%(syslog_priority)d>%(name)s: %(message)s"))
+        handler.setFormatter(InertFormatter(
+            "<%(syslog_priority)d>%(name)s: %(message)s", tracebacks=tracebacks
+        ))
         handler.addFilter(_SyslogPriority())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(InertFormatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", tracebacks=tracebacks
+        ))
     logging.basicConfig(level=level, handlers=[handler])
+    # pykka logs every exception an actor hands back to its caller at INFO, with its
+    # traceback; the caller reports the failure itself (one line), so below -vv only
+    # pykka's warnings and errors are shown.
+    logging.getLogger("pykka").setLevel(logging.DEBUG if tracebacks else logging.WARNING)
 
 
 def print_json(value: Any) -> None:

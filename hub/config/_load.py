@@ -69,7 +69,7 @@ _HUB_KEYS = (
     "advertise",
 )
 _RUN_KEYS = ("error_output_bytes",)
-_STORE_KEYS = ("url",)
+_STORE_KEYS = ("url", "check_pages")
 _RETENTION_KEYS = ("keep_days", "plans", "interval")
 _REPO_KEYS = ("id", "guid", "uri")
 _PLAN_KEYS = ("id", "repo", "paths", "excludes")
@@ -413,8 +413,9 @@ def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
         raise top.error(
             "store", "only a hub keeps a store: add a [hub] section, or remove [store]"
         )
+    check_pages = table.boolean("check_pages", True)
     if "url" not in table.data:
-        return StoreSettings()
+        return StoreSettings(check_pages=check_pages)
     url = table.string("url", expected=f"a postgresql:// URL such as {_STORE_URL_EXAMPLE!r}")
     problem = postgresql_url_problem(url)
     if problem:
@@ -422,7 +423,7 @@ def _parse_store(top: _Table, *, has_hub: bool) -> StoreSettings:
             "url", f"{problem} (expected a URL such as {_STORE_URL_EXAMPLE!r}; leave [store] "
             "out to keep the embedded SQLite store)",
         )
-    return StoreSettings(url=url)
+    return StoreSettings(url=url, check_pages=check_pages)
 
 
 # Ten years: a larger number is a typo more likely than a policy.

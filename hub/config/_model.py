@@ -180,6 +180,8 @@ class StoreSettings:
     """
 
     url: str | None = None
+    check_pages: bool = True
+    """At start, read every page of the SQLite stores (``PRAGMA quick_check``)."""
 
     @property
     def postgresql(self) -> bool:

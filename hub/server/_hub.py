@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import pykka
 import zmq
@@ -51,7 +51,7 @@ from hub.admin import (
     keyid_fingerprint,
 )
 from hub.alerting import Dispatcher
-from hub.config import Config, HubSettings
+from hub.config import Config, HubSettings, WebSettings
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._cluster import ClusterLink
@@ -64,7 +64,7 @@ from hub.status import HubInfo, HubStatus
 from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.text import redacted_url
-from hub.web import Actors, HubMetrics, ReaderPool, WebSources, build_web
+from hub.web import Actors, HubMetrics, ReaderPool, WebServer, WebSources, build_web
 
 log = logging.getLogger(__name__)
 
@@ -203,42 +203,37 @@ class Hub:
     def _start(self, stack: contextlib.ExitStack) -> str:
         data_dir = self._config.data_dir
         claim_data_dir(data_dir)
-        identity, created = load_or_create_identity(data_dir)
-        self._created_identity = created
-        if created:
-            log.info(
-                "created this hub's identity %s (fingerprint %s) in %s; add clients with "
-                "`synchub invite --instance NAME`", identity.signing.keyid,
-                keyid_fingerprint(identity.signing.keyid), data_dir,
-            )
+        stores = hub_stores(self._config)
+        check_cluster_config(self._config, stores)
+        # An unreachable database or a damaged file is one clear line, before anything
+        # (a new identity included) is made.
+        stores.check()
+        identity, self._created_identity = _load_identity(data_dir)
         self.identity = identity
         stack.callback(self._forget_front)
         # Terminated last: it waits for every socket, sessions' pipes included.
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         stack.callback(context.term)
         context.set(zmq.MAX_SOCKETS, 65536)
-        stores = hub_stores(self._config)
-        check_cluster_config(self._config, stores)
-        stores.check()  # an unreachable database is one clear line, before any actor
-        log.info("oplog and peer states: %s", stores.describe())
-        data_dir = self._config.data_dir
         config_ref = ConfigActor.start(
             self._config, write_path=self._config_write_path,
             invitations=lambda: InvitationStore(data_dir), clients_factory=stores.open_clients,
         )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
-        oplog_ref = OplogActor.start(stores.open_oplog, telemetry=self._telemetry)
-        self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog"))
+        log.info("oplog and peer states: %s", stores.describe())
+        oplog_open = _Opening(stores.open_oplog)
+        oplog_ref = OplogActor.start(oplog_open, telemetry=self._telemetry)
+        self._oplog = cast(OplogProxy, _start_actor(stack, oplog_ref, "oplog", oplog_open))
         # The write gate takes each config change first; [retention] follows reloads.
         self.config_actor.attach_gate(self._oplog.admit).get(timeout=READY_TIMEOUT)
         tell(self._oplog.configure, self._config)
         self.config_actor.subscribe(lambda config: tell(self.oplog.configure, config))
         node, lease = self.node, lease_seconds(self._settings)
+        peers_open = _Opening(stores.open_peer_states)
         peers_ref = PeerStateActor.start(
-            stores.open_peer_states, node=node,
-            leases_factory=lambda: stores.open_leases(node, lease),
+            peers_open, node=node, leases_factory=lambda: stores.open_leases(node, lease),
         )
-        self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state"))
+        self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state", peers_open))
         problem = start_cluster_link(stack, stores, self.config_actor, self.peers)
         if problem is not None:
             self._store_problem = problem
@@ -299,15 +294,8 @@ class Hub:
         server = build_web(
             web, sources, self._metrics, hub=self._config.instance, data_dir=data_dir
         )
-        try:
-            self.web_endpoint = server.start()
-        except WebError as exc:
-            if not exc.in_use or web.bind_from_file:
-                raise
-            log.warning(
-                "no web side: %s (another hub on this machine?); set [web] bind = "
-                '"127.0.0.1:PORT" for another port, or bind = "" to turn it off', exc,
-            )
+        self.web_endpoint = _serve_web(server, web)
+        if self.web_endpoint is None:
             return
         stack.callback(server.stop, STOP_TIMEOUT)
         log.info("web side on %s", self.web_endpoint)
@@ -356,19 +344,9 @@ class Hub:
 
     def _status_source(self, identity: NodeIdentity, endpoint: str) -> HubStatusSource:
         assert self._front is not None
-        data_dir = self._config.data_dir
-        info = HubInfo(
-            instance=self._config.instance,
-            endpoint=endpoint,
-            keyid=identity.signing.keyid,
-            curve_public_key=identity.curve.public_text if self._settings.curve else None,
-            config_path=str(self._config.path) if self._config.path else None,
-            data_dir=str(data_dir),
-            pid=os.getpid(),
-            started_ms=now_ms(),
-        )
         return HubStatusSource(
-            info=info, config=self.config_actor, oplog=self.oplog, peers=self.peers,
+            info=_hub_info(self._config, identity, endpoint), config=self.config_actor,
+            oplog=self.oplog, peers=self.peers,
             front=self._front.counters, timeout=ACTOR_TIMEOUT,
         )
 
@@ -386,7 +364,7 @@ class Hub:
             return
         service = AdminService(
             status=status.snapshot, config=self.config_actor, oplog=self.oplog, peers=self.peers,
-            local_logs=LocalLogs(data_dir),
+            local_logs=LocalLogs(data_dir), reader_factory=self._stores.open_reader,
         )
         admin = AdminServer(context, data_dir, service.handle)
         stack.callback(admin.stop, STOP_TIMEOUT)
@@ -416,6 +394,34 @@ class Hub:
             now=now,
             telemetry=self._telemetry,
         )
+
+
+def _serve_web(server: WebServer, web: WebSettings) -> str | None:
+    """Start the web side; None (said at WARNING) when only its default port is taken."""
+    try:
+        return server.start()
+    except WebError as exc:
+        if not exc.in_use or web.bind_from_file:
+            raise
+        log.warning(
+            "no web side: %s (another hub on this machine?); set [web] bind = "
+            '"127.0.0.1:PORT" for another port, or bind = "" to turn it off', exc,
+        )
+        return None
+
+
+def _hub_info(config: Config, identity: NodeIdentity, endpoint: str) -> HubInfo:
+    curve = config.hub is not None and config.hub.curve
+    return HubInfo(
+        instance=config.instance,
+        endpoint=endpoint,
+        keyid=identity.signing.keyid,
+        curve_public_key=identity.curve.public_text if curve else None,
+        config_path=str(config.path) if config.path else None,
+        data_dir=str(config.data_dir),
+        pid=os.getpid(),
+        started_ms=now_ms(),
+    )
 
 
 def start_cluster_link(
@@ -453,8 +459,40 @@ def check_cluster_config(config: Config, stores: HubStores) -> None:
     )
 
 
+S_co = TypeVar("S_co", covariant=True)
+
+
+class _Opening(Generic[S_co]):
+    """A store factory that remembers why it failed, so that an actor that could not
+    open its store makes start() fail with that reason, in one line."""
+
+    def __init__(self, factory: Callable[[], S_co]) -> None:
+        self._factory = factory
+        self.failure: Exception | None = None
+
+    def __call__(self) -> S_co:
+        try:
+            return self._factory()
+        except Exception as exc:
+            self.failure = exc
+            raise
+
+
+def _load_identity(data_dir: Path) -> tuple[NodeIdentity, bool]:
+    """The hub's identity, made on its first start (said at INFO with the next step)."""
+    identity, created = load_or_create_identity(data_dir)
+    if created:
+        log.info(
+            "created this hub's identity %s (fingerprint %s) in %s; add clients with "
+            "`synchub invite --instance NAME`", identity.signing.keyid,
+            keyid_fingerprint(identity.signing.keyid), data_dir,
+        )
+    return identity, created
+
+
 def _start_actor(
-    stack: contextlib.ExitStack, ref: pykka.ActorRef[A], what: str
+    stack: contextlib.ExitStack, ref: pykka.ActorRef[A], what: str,
+    opening: _Opening[object] | None = None,
 ) -> pykka.ActorProxy[A]:
     """Put a started actor on the stack, then check it answers."""
     stack.callback(_stop_actor, ref)
@@ -462,7 +500,17 @@ def _start_actor(
     try:
         proxy.ping().get(timeout=READY_TIMEOUT)
     except (pykka.Timeout, pykka.ActorDeadError) as exc:
-        raise ActorError(f"the {what} actor did not start; see the log above") from exc
+        failure = opening.failure if opening is not None else None
+        if failure is not None:
+            raise ActorError(f"the {what} actor did not start: {failure}") from failure
+        if isinstance(exc, pykka.Timeout):
+            raise ActorError(
+                f"the {what} actor did not start within {READY_TIMEOUT:g}s: the machine may "
+                "be overloaded; try again"
+            ) from exc
+        raise ActorError(
+            f"the {what} actor failed as it started (-vv shows why); please report it"
+        ) from exc
     return proxy
 
 

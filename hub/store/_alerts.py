@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from hub.errors import StoreError
 from hub.store._api import AlertStateStore, NewDelivery, StoredDelivery, StoredIncident
 from hub.store._files import ensure_private_database
+from hub.store._sqlite_check import check_file, check_pages, failed, opening_failure
 
 ALERT_STORE_FILENAME: Final = "alerts.sqlite"
 
@@ -44,23 +45,30 @@ def alert_store_path(data_dir: str | os.PathLike[str]) -> Path:
 class SqliteAlertStore:
     """Incidents and the outbox in SQLite (WAL); every change is one transaction."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, check: bool = False) -> None:
+        """``check``: refuse the file when ``PRAGMA quick_check`` finds damage."""
         self.path = alert_store_path(data_dir)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_file(self.path, "alert store")
             ensure_private_database(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{self.path}: cannot open the alert store: {exc}") from exc
+            raise opening_failure("alert store", self.path, exc) from exc
         try:
+            if check:
+                check_pages(conn, self.path, "alert store")
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             for statement in _SCHEMA:
                 conn.execute(statement)
+        except StoreError:
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreError(f"{self.path}: cannot prepare the alert store: {exc}") from exc
+            raise failed("alert store", self.path, "preparing it", exc) from exc
         self._conn: sqlite3.Connection | None = conn
 
     def _connection(self) -> sqlite3.Connection:

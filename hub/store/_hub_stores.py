@@ -36,6 +36,7 @@ class HubStores:
 
     data_dir: Path
     url: str | None = None
+    check_pages: bool = True
 
     @property
     def postgresql(self) -> bool:
@@ -48,15 +49,22 @@ class HubStores:
         return f"PostgreSQL {redacted_url(self.url)}"
 
     def check(self) -> None:
-        """Reach the database and bring its schema up to date, before anything starts.
+        """Check every store before anything starts: StoreUnavailable or StoreError, each
+        one line naming the store and what is wrong, when one cannot be used.
 
-        StoreUnavailable or StoreError, each one line, when that fails; nothing
-        to do for SQLite, whose files are opened by the actors.
+        PostgreSQL: reach the database and bring its schema up to date. SQLite: open
+        each file (created when absent) and read its header, schema version and every
+        page's structure (``PRAGMA quick_check``; not with ``check_pages`` false), so a
+        damaged file is refused here rather than failing later requests.
         """
         if self.url is not None:
             from hub.store._pg_db import migrate_postgres  # noqa: PLC0415 - see _LAZY
 
             migrate_postgres(self.url)
+        else:
+            SqliteOplogStore(oplog_path(self.data_dir), check=self.check_pages).close()
+            PeerStore(self.data_dir, check=self.check_pages).close()
+        SqliteAlertStore(self.data_dir, check=self.check_pages).close()
 
     def open_oplog(self) -> OplogStore:
         if self.url is None:
@@ -132,4 +140,4 @@ class HubStores:
 
 
 def hub_stores(config: Config) -> HubStores:
-    return HubStores(config.data_dir, config.store.url)
+    return HubStores(config.data_dir, config.store.url, config.store.check_pages)

@@ -20,6 +20,7 @@ from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import PeerStateStore
 from hub.store._files import ensure_private_database
+from hub.store._sqlite_check import check_file, check_pages, failed, opening_failure
 
 PEER_STORE_FILENAME = "peers.sqlite"
 
@@ -53,22 +54,29 @@ def _sorted(states: Iterable[pb.PeerState]) -> list[pb.PeerState]:
 class PeerStore:
     """PeerState records keyed by peer keyid, in SQLite (WAL); every write is one transaction."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, check: bool = False) -> None:
+        """``check``: refuse the file when ``PRAGMA quick_check`` finds damage."""
         self.path = peer_store_path(data_dir)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_file(self.path, "peer store")
             ensure_private_database(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{self.path}: cannot open the peer store: {e}") from e
+            raise opening_failure("peer store", self.path, e) from e
         try:
+            if check:
+                check_pages(conn, self.path, "peer store")
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
+        except StoreError:
+            conn.close()
+            raise
         except sqlite3.Error as e:
             conn.close()
-            raise StoreError(f"{self.path}: cannot prepare the peer store: {e}") from e
+            raise failed("peer store", self.path, "preparing it", e) from e
         self._conn: sqlite3.Connection | None = conn
 
     def _connection(self) -> sqlite3.Connection:

@@ -65,11 +65,12 @@ class SqliteOplogStore:
     read the id and modno counters inside the transaction.
     """
 
-    def __init__(self, path: Path | str, *, mmap_bytes: int = 0) -> None:
+    def __init__(self, path: Path | str, *, mmap_bytes: int = 0, check: bool = False) -> None:
         """``mmap_bytes``: read up to that much of the file through a memory map (SQLite's
         ``mmap_size``) instead of a read() call per page; for a store that reads
-        a lot, such as a client agent sending its whole oplog."""
-        self._db = OplogDatabase(path, mmap_bytes=mmap_bytes)
+        a lot, such as a client agent sending its whole oplog. ``check``: refuse the
+        file when ``PRAGMA quick_check`` finds a damaged page (StoreError)."""
+        self._db = OplogDatabase(path, mmap_bytes=mmap_bytes, check=check)
         with self._db.errors("open"):
             self._retired = any_retired(self._db.connection())
 

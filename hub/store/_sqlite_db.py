@@ -1,11 +1,12 @@
 """The SQLite oplog file: one connection, its pragmas, the schema, transactions, counters.
 
 An ``OplogDatabase`` owns one sqlite3 connection, used only by the thread that
-opened it. It creates the schema in a new file, refuses a file of another schema
-version or another application, and turns every sqlite3 error into a StoreError
-naming the file and what was being done. Writes are BEGIN IMMEDIATE transactions
-that read the id and modno counters inside the transaction, so other processes
-may write to the same file meanwhile.
+opened it. It creates the schema in a new file, refuses a damaged file (empty,
+a header that is not SQLite's; with ``check``, any page ``PRAGMA quick_check``
+finds damaged), a file of another schema version or another application, and
+turns every sqlite3 error into a StoreError naming the file and what was being done.
+Writes are BEGIN IMMEDIATE transactions that read the id and modno counters inside
+the transaction, so other processes may write to the same file meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Final
 
 from hub.errors import StoreError
 from hub.store._files import ensure_private_database
+from hub.store._sqlite_check import check_file, check_pages, failed, opening_failure
 from hub.store._sqlite_schema import (
     MIGRATIONS,
     READ_COUNTERS_SQL,
@@ -30,6 +32,7 @@ from hub.store._sqlite_schema import (
 )
 
 BUSY_TIMEOUT_SECONDS: Final = 10.0
+WHAT: Final = "oplog store"
 
 
 def read_counters(db: sqlite3.Connection) -> tuple[int, int]:
@@ -45,8 +48,11 @@ def save_counters(db: sqlite3.Connection, last_id: int, last_modno: int) -> None
 class OplogDatabase:
     """One open oplog file (or ``":memory:"``), with the schema checked or created."""
 
-    def __init__(self, path: Path | str, *, mmap_bytes: int = 0) -> None:
+    def __init__(self, path: Path | str, *, mmap_bytes: int = 0, check: bool = False) -> None:
+        """``check``: also read every page's structure (``PRAGMA quick_check``) before
+        anything else, as the hub does when it starts."""
         self.path = str(path)
+        check_file(self.path, WHAT)
         try:
             ensure_private_database(self.path)
             self._db: sqlite3.Connection | None = sqlite3.connect(
@@ -56,8 +62,10 @@ class OplogDatabase:
                 cached_statements=256,
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the oplog store {self.path}: {exc}") from exc
+            raise opening_failure(WHAT, self.path, exc) from exc
         try:
+            if check:
+                check_pages(self.connection(), self.path, WHAT)
             with self.errors("open"):
                 self._configure(mmap_bytes)
         except BaseException:
@@ -122,7 +130,7 @@ class OplogDatabase:
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(f"oplog store {self.path}: {action} failed: {exc}") from exc
+            raise failed(WHAT, self.path, action, exc) from exc
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[sqlite3.Connection]:

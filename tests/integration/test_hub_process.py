@@ -102,7 +102,7 @@ def test_sighup_reload_cuts_a_removed_client(hub: HubProcess) -> None:
         hub.signal(signal.SIGHUP)
         error = client.recv_action("error", timeout=3.0)
         assert error.error.state == pb.CONNECTION_STATE_ERROR_AUTH
-        assert "not authorized" in error.error.message
+        assert error.error.message == "revoked by the operator"
     finally:
         client.close()
 

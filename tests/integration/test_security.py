@@ -473,7 +473,7 @@ def test_text_a_peer_reports_is_clipped_to_one_line(hub: Any) -> None:
             3.0, "the peer's own error to end its session",
         )
         status = hub.peers.get(CLIENT.keyid).get(timeout=5).status_message
-        assert status.startswith("peer reported: disk full?2099")
+        assert status.startswith("peer reported: disk full\\n2099")
         assert "\n" not in status and "\r" not in status
         assert len(status) < 300
     finally:

@@ -171,7 +171,7 @@ def test_durations_and_cells() -> None:
         "850ms", "12s", "1m52s", "3h04m", "2d03h"]
     assert cell("abcdef", 4) == "abc…"
     assert cell("abc", 4) == "abc"
-    assert cell("a\nb", None) == "a b"
+    assert cell("a\nb", None) == "a\\nb"
 
 
 def test_relative_and_absolute_times() -> None:
