@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +31,9 @@ def _what_to_do(what: str) -> str:
         f"restore it from a backup, or move it aside (with its -wal and -shm files) to "
         f"start with an empty {what}"
     )
+
+
+FRESH_FILE_SECONDS = 10.0
 
 
 def check_file(path: Path | str, what: str) -> None:
@@ -50,7 +54,9 @@ def check_file(path: Path | str, what: str) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{what} {name} is not a regular file: move it out of the way")
     if st.st_size == 0:
-        if _size(name + "-wal") > 0:
+        # Another process that has just created the file writes its header at its first
+        # write: a zero-length file changed in the last seconds is being made, not damaged.
+        if _size(name + "-wal") > 0 or time.time() - st.st_mtime < FRESH_FILE_SECONDS:
             return
         raise StoreError(
             f"{what} {name} is damaged: it is empty (0 bytes), so it holds no database; "

@@ -85,6 +85,7 @@ def node(tmp_path: Path) -> Path:
 def test_a_zero_length_oplog_is_refused(node: Path) -> None:
     oplog = load_config(node).data_dir / "oplog.sqlite"
     oplog.write_bytes(b"")
+    os.utime(oplog, (0, 0))  # an old empty file, not one being made
     one_error_line(start_hub(node), str(oplog), "is damaged", "empty (0 bytes)", "backup")
     assert oplog.stat().st_size == 0  # nothing was created in its place
 
@@ -92,6 +93,7 @@ def test_a_zero_length_oplog_is_refused(node: Path) -> None:
 def test_a_zero_length_peer_store_is_refused(node: Path) -> None:
     peers = load_config(node).data_dir / "peers.sqlite"
     peers.write_bytes(b"")
+    os.utime(peers, (0, 0))  # an old empty file, not one being made
     one_error_line(start_hub(node), str(peers), "empty (0 bytes)")
 
 

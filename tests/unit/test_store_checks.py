@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,7 @@ def test_a_zero_length_file_is_refused_not_taken_for_a_new_store(
     for extra in tmp_path.glob(f"{name}-*"):
         extra.unlink()
     path.write_bytes(b"")
+    os.utime(path, (0, 0))  # an old empty file, not one being made
     with pytest.raises(StoreError) as caught:
         OPENERS[name](tmp_path)
     refused(str(caught.value), path, "is damaged", "empty (0 bytes)", "from a backup")
