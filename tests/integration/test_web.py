@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from web_support import basic, get, web_hub_config
+from web_support import WEB_ON_FREE_PORT, basic, get, web_hub_config
 
 from hub.alerting import rfc3339
 from hub.config import load_config
 from hub.errors import ConfigError, WebError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import encode_item
+from hub.store import import_clients
 from hub.web import CSP
 from synchub_testing import (
     CLIENT,
@@ -361,7 +362,12 @@ def test_the_web_side_reads_a_hub_on_postgresql(tmp_path: Path) -> None:
     from postgres_support import fresh_database  # noqa: PLC0415 - skips without PostgreSQL
 
     with fresh_database() as database:
-        config = web_hub_config(tmp_path, extra=f'\n[store]\nurl = "{database}"\n')
+        # As an operator moves a hub onto PostgreSQL: the clients go into the database,
+        # the file keeps none.
+        import_clients(database, web_hub_config(tmp_path).authorized_clients)
+        text = hub_text_with()
+        config = write_config(tmp_path, text[:text.index("[[authorized_clients]]")]
+                              + WEB_ON_FREE_PORT + f'\n[store]\nurl = "{database}"\n')
         with running_hub(config) as hub:
             client = connected_client(hub)
             try:

@@ -36,7 +36,6 @@ uri = "sftp:tape"
 """
 
 HOUR_MS = 3_600_000
-NOW_MS = time.time_ns() // 1_000_000
 
 
 def run(*args: str) -> Result:
@@ -49,6 +48,12 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("SYNCHUB_CONFIG", raising=False)
     (tmp_path / "synchub.toml").write_text(CONFIG)
     return tmp_path
+
+
+@pytest.fixture
+def now_ms() -> int:
+    """The wall clock at the test's start: the CLI reads the same clock for relative times."""
+    return time.time_ns() // 1_000_000
 
 
 @pytest.fixture
@@ -82,9 +87,9 @@ def messages(result: Result) -> list[str]:
     return [op["display_message"] for op in json.loads(result.output)]
 
 
-def test_newest_start_first_whatever_the_order_they_arrived(node: Path) -> None:
-    record(node, job("yesterday", NOW_MS - 24 * HOUR_MS), job("now", NOW_MS - 60_000))
-    record(node, job("late: two hours ago", NOW_MS - 2 * HOUR_MS))  # synced last
+def test_newest_start_first_whatever_the_order_they_arrived(node: Path, now_ms: int) -> None:
+    record(node, job("yesterday", now_ms - 24 * HOUR_MS), job("now", now_ms - 60_000))
+    record(node, job("late: two hours ago", now_ms - 2 * HOUR_MS))  # synced last
 
     assert messages(run("--json")) == ["now", "late: two hours ago", "yesterday"]
     assert messages(run("--json", "--sort", "id")) == [
@@ -105,18 +110,18 @@ def test_times_carry_their_zone_and_utc_on_request(node: Path, zone_plus_two: No
     assert "1h52m" in local.split()
 
 
-def test_filters_by_status_and_start_time(node: Path, zone_plus_two: None) -> None:
+def test_filters_by_status_and_start_time(node: Path, zone_plus_two: None, now_ms: int) -> None:
     record(
         node,
-        job("old failure", NOW_MS - 3 * 24 * HOUR_MS - 60_000, status=pb.STATUS_ERROR),
-        job("recent failure", NOW_MS - HOUR_MS, status=pb.STATUS_ERROR),
-        job("recent success", NOW_MS - 30 * 60_000),
+        job("old failure", now_ms - 3 * 24 * HOUR_MS - 60_000, status=pb.STATUS_ERROR),
+        job("recent failure", now_ms - HOUR_MS, status=pb.STATUS_ERROR),
+        job("recent success", now_ms - 30 * 60_000),
     )
     assert messages(run("--json", "--status", "error")) == ["recent failure", "old failure"]
     assert messages(run("--json", "--since", "2h")) == ["recent success", "recent failure"]
     assert messages(run("--json", "--until", "3d")) == ["old failure"]
     assert messages(run("--json", "--since", "3d", "--until", "45m")) == ["recent failure"]
-    today = dt.datetime.fromtimestamp((NOW_MS - 30 * 60_000) / 1000).date().isoformat()
+    today = dt.datetime.fromtimestamp((now_ms - 30 * 60_000) / 1000).date().isoformat()
     assert "recent success" in messages(run("--json", "--since", today))
     assert messages(run("--json", "--until", "2000-01-01")) == []
 
@@ -129,14 +134,14 @@ def test_a_time_that_is_not_one_is_a_usage_error(node: Path) -> None:
 
 
 @pytest.mark.parametrize("repo", ["tape", "guid-tape"])
-def test_repo_is_an_id_or_a_guid(node: Path, repo: str) -> None:
-    record(node, job("to nas", NOW_MS - 2000), job("to tape", NOW_MS - 1000, repo="tape"))
+def test_repo_is_an_id_or_a_guid(node: Path, repo: str, now_ms: int) -> None:
+    record(node, job("to nas", now_ms - 2000), job("to tape", now_ms - 1000, repo="tape"))
     assert messages(run("--json", "--repo", repo)) == ["to tape"]
 
 
-def test_cut_cells_end_in_an_ellipsis_and_wide_cuts_nothing(node: Path) -> None:
+def test_cut_cells_end_in_an_ellipsis_and_wide_cuts_nothing(node: Path, now_ms: int) -> None:
     long_message = "rsync " + "/very/long/path" * 10
-    record(node, job(long_message, NOW_MS, plan="a-plan-with-a-long-name"))
+    record(node, job(long_message, now_ms, plan="a-plan-with-a-long-name"))
 
     narrow = run().output.splitlines()[1]
     wide = run("--wide").output.splitlines()[1]
@@ -147,9 +152,9 @@ def test_cut_cells_end_in_an_ellipsis_and_wide_cuts_nothing(node: Path) -> None:
     assert "…" not in wide
 
 
-def test_no_field_breaks_a_row(node: Path) -> None:
-    record(node, job("line one\nline two\tand\ta tab\r\x1b[2J", NOW_MS, plan="p1"),
-           job("second", NOW_MS - 1000))
+def test_no_field_breaks_a_row(node: Path, now_ms: int) -> None:
+    record(node, job("line one\nline two\tand\ta tab\r\x1b[2J", now_ms, plan="p1"),
+           job("second", now_ms - 1000))
 
     for args in ((), ("--wide",)):
         lines = run(*args).output.splitlines()
