@@ -471,8 +471,10 @@ def _on_check_digest(session: SessionActor, item: pb.SyncStreamItem) -> None:
     if not session._resync:
         raise ProtocolError("unexpected check_digest: this session did not agree resync")
     check = DigestCheck.of(item.check_digest, hello.keyid)
-    answer = session._ask(session._oplog.check_digest(hello.keyid, check), "oplog")
-    session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
+    assert session._sync is not None
+    answer = session._sync.check_digest(check)
+    if answer is not None:
+        session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
 
 
 def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
