@@ -51,7 +51,7 @@ from hub.admin import (
     keyid_fingerprint,
 )
 from hub.alerting import Dispatcher
-from hub.config import Config, HubSettings, WebSettings
+from hub.config import Config, HubSettings, WebSettings, cluster_clients_refusal
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._cluster import ClusterLink
@@ -63,7 +63,6 @@ from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
 from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
-from hub.text import redacted_url
 from hub.web import Actors, HubMetrics, ReaderPool, WebServer, WebSources, build_web
 
 log = logging.getLogger(__name__)
@@ -448,15 +447,9 @@ def lease_seconds(settings: HubSettings) -> float:
 def check_cluster_config(config: Config, stores: HubStores) -> None:
     """Refuse ``[[authorized_clients]]`` in the file of a hub on a shared store: one
     line saying how to move them, so no hub's stale file can admit a revoked key."""
-    if not stores.shared or not config.authorized_clients:
-        return
-    url = stores.url or ""
-    raise ConfigError(
-        config.path or "<embedded defaults>", "authorized_clients",
-        f"{len(config.authorized_clients)} client(s) here, but a hub on a PostgreSQL store "
-        f"reads them from the database: run `synchub store migrate --clients-only --to "
-        f"{redacted_url(url)}` to move them there, then delete them from this file",
-    )
+    refusal = cluster_clients_refusal(config) if stores.shared else None
+    if refusal is not None:
+        raise refusal
 
 
 S_co = TypeVar("S_co", covariant=True)
