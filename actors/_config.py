@@ -15,7 +15,8 @@ this waits on no cycle.
 ``redeem`` lets a client in with an invitation (docs/protocol.md §5.7 (Joining with an
 invitation)): the claim checked against the stored invitation, one use taken, then
 the client authorized as a verified key, all in this one mailbox. The invitations
-are rows of an ``InvitationStore``, opened in this actor's thread on first use.
+are rows of an ``InvitationStore``, opened in this actor's thread on first use (on a
+shared store, the database's rows: a use is taken once across every hub).
 
 On a store several hubs share (docs/cluster.md) the authorized clients are rows in
 the database (``AuthorizedClientStore``, opened in this actor's thread), not the

@@ -61,7 +61,7 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
+from hub.store import HubStores, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
 from hub.web import Actors, HubMetrics, ReaderPool, WebServer, WebSources, build_web
 
@@ -216,7 +216,7 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(
             self._config, write_path=self._config_write_path,
-            invitations=lambda: InvitationStore(data_dir), clients_factory=stores.open_clients,
+            invitations=stores.open_invitations, clients_factory=stores.open_clients,
         )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         log.info("oplog and peer states: %s", stores.describe())
