@@ -15,14 +15,16 @@ this waits on no cycle.
 ``redeem`` lets a client in with an invitation (docs/protocol.md §5.7 (Joining with an
 invitation)): the claim checked against the stored invitation, one use taken, then
 the client authorized as a verified key, all in this one mailbox. The invitations
-are rows of an ``InvitationStore``, opened in this actor's thread on first use.
+are rows of an ``InvitationStore``, opened in this actor's thread on first use (on a
+shared store, the database's rows: a use is taken once across every hub).
 
 On a store several hubs share (docs/cluster.md) the authorized clients are rows in
 the database (``AuthorizedClientStore``, opened in this actor's thread), not the
 file's ``[[authorized_clients]]``: ``authorize``, ``revoke`` and ``set_verified``
 change the rows (every hub hears of it), and ``clients_changed`` (told when another
 hub changed them) reads them again; every snapshot carries the rows as its
-``authorized_clients``.
+``authorized_clients``. A reload whose file lists ``[[authorized_clients]]`` is
+refused as the start refuses it (``cluster_clients_refusal``).
 
 The file itself is reached through a ``ConfigFile`` (the comment-keeping
 write-back and the loader of ``hub.config``), given to the constructor so the
@@ -249,6 +251,10 @@ class ConfigActor(pykka.ThreadingActor):
             )
             raise
         if self._clients is not None:
+            refusal = config_file.cluster_clients_refusal(fresh)
+            if refusal is not None:
+                log.error("reload refused, the hub keeps its running config: %s", refusal)
+                raise refusal
             fresh = self._with_stored_clients(fresh)
         log.info("reloaded %s", self._config.path)
         return self._install(fresh)

@@ -2,7 +2,8 @@
 
 `invite` stores an invitation (its id, the public half of the key its secret
 derives, the instance and permissions it grants, expiry and uses) in the hub's
-``data_dir/invitations.sqlite`` and prints the token, alone, on stdout. `join`
+``data_dir/invitations.sqlite`` (or, on a PostgreSQL store, in the database every hub
+of the cluster shares) and prints the token, alone, on stdout. `join`
 proves the token's secret inside the handshake (docs/protocol.md §5.7 (Joining with
 an invitation)); the hub authorizes the key, and `join` then pins the hub in the
 client's ``[[known_hosts]]``.
@@ -31,7 +32,7 @@ from hub.errors import SynchubError
 from hub.identity import load_identity, load_or_create_identity
 from hub.protocol import InvitationToken, invitation_id, invitation_key, new_secret
 from hub.scopes import Permissions, parse_permissions
-from hub.store import Invitation, InvitationStore
+from hub.store import Invitation, hub_stores
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -112,7 +113,7 @@ def invite(  # noqa: PLR0917 - one parameter per click option
         verifier=invitation_key(secret).public_key_raw, created_ms=now,
         expires_ms=now + int(seconds * 1000), uses=uses, uses_left=uses,
     )
-    store = InvitationStore(config.data_dir)
+    store = hub_stores(config).open_invitations()
     try:
         store.add(invitation, now)
     finally:
@@ -140,7 +141,7 @@ def _permissions_text(permissions: Permissions) -> str:
 
 
 def _list_or_revoke(config: Config, revoke_id: str | None, *, as_json: bool) -> None:
-    store = InvitationStore(config.data_dir)
+    store = hub_stores(config).open_invitations()
     try:
         now = _now_ms()
         if revoke_id:

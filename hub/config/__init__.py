@@ -5,6 +5,7 @@ describes every key). Every problem is a ConfigError naming the file, the key
 path and what was expected.
 """
 
+from hub.config._cluster import cluster_clients_refusal
 from hub.config._edit import (
     add_or_update_authorized_client,
     add_or_update_known_host,
@@ -69,6 +70,7 @@ __all__ = [
     "WebSettings",
     "add_or_update_authorized_client",
     "add_or_update_known_host",
+    "cluster_clients_refusal",
     "default_config",
     "example_path",
     "is_loopback_host",

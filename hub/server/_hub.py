@@ -51,7 +51,7 @@ from hub.admin import (
     keyid_fingerprint,
 )
 from hub.alerting import Dispatcher
-from hub.config import Config, HubSettings, WebSettings
+from hub.config import Config, HubSettings, WebSettings, cluster_clients_refusal
 from hub.errors import ActorError, ConfigError, WebError
 from hub.identity import NodeIdentity, load_or_create_identity, remove_identity
 from hub.server._cluster import ClusterLink
@@ -61,9 +61,8 @@ from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
 from hub.server._ticker import Ticker
 from hub.status import HubInfo, HubStatus
-from hub.store import HubStores, InvitationStore, LocalLogs, hub_stores, now_ms
+from hub.store import HubStores, LocalLogs, hub_stores, now_ms
 from hub.telemetry import NO_TELEMETRY, Telemetry
-from hub.text import redacted_url
 from hub.web import Actors, HubMetrics, ReaderPool, WebServer, WebSources, build_web
 
 log = logging.getLogger(__name__)
@@ -225,7 +224,7 @@ class Hub:
         context.set(zmq.MAX_SOCKETS, 65536)
         config_ref = ConfigActor.start(
             self._config, write_path=self._config_write_path,
-            invitations=lambda: InvitationStore(data_dir), clients_factory=stores.open_clients,
+            invitations=stores.open_invitations, clients_factory=stores.open_clients,
         )
         self._config_actor = cast(ConfigProxy, _start_actor(stack, config_ref, "config"))
         log.info("oplog and peer states: %s", stores.describe())
@@ -452,15 +451,9 @@ def lease_seconds(settings: HubSettings) -> float:
 def check_cluster_config(config: Config, stores: HubStores) -> None:
     """Refuse ``[[authorized_clients]]`` in the file of a hub on a shared store: one
     line saying how to move them, so no hub's stale file can admit a revoked key."""
-    if not stores.shared or not config.authorized_clients:
-        return
-    url = stores.url or ""
-    raise ConfigError(
-        config.path or "<embedded defaults>", "authorized_clients",
-        f"{len(config.authorized_clients)} client(s) here, but a hub on a PostgreSQL store "
-        f"reads them from the database: run `synchub store migrate --clients-only --to "
-        f"{redacted_url(url)}` to move them there, then delete them from this file",
-    )
+    refusal = cluster_clients_refusal(config) if stores.shared else None
+    if refusal is not None:
+        raise refusal
 
 
 S_co = TypeVar("S_co", covariant=True)

@@ -20,7 +20,9 @@ operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
 and delivery outbox (``SqliteAlertStore``; ``read_alert_state`` for the CLI).
-``InvitationStore`` keeps the hub's invitations (``synchub invite``, joining).
+``InvitationStore`` keeps the hub's invitations (``synchub invite``, joining):
+``SqliteInvitationStore`` in data_dir, ``PostgresInvitationStore`` in the database
+several hubs share (``HubStores.open_invitations`` picks).
 """
 
 import importlib
@@ -66,6 +68,7 @@ from hub.store._invitations import (
     INVITATION_STORE_FILENAME,
     Invitation,
     InvitationStore,
+    SqliteInvitationStore,
     invitation_store_path,
 )
 from hub.store._local import OPLOG_FILENAME, new_operation, now_ms, open_oplog, oplog_path
@@ -97,6 +100,7 @@ if TYPE_CHECKING:
     from hub.store._migrate import StoreCopy, copy_to_postgres, import_clients
     from hub.store._pg_cluster import ClusterNotices, PostgresClientStore, PostgresSessionLeases
     from hub.store._pg_db import migrate_postgres
+    from hub.store._pg_invitations import PostgresInvitationStore
     from hub.store._pg_oplog import PostgresOplogStore
     from hub.store._pg_peers import PostgresPeerStateStore
     from hub.store._pg_reader import PostgresOplogReader
@@ -110,6 +114,7 @@ _ON_FIRST_USE = {
     "ClusterNotices": "hub.store._pg_cluster",
     "PostgresClientStore": "hub.store._pg_cluster",
     "PostgresSessionLeases": "hub.store._pg_cluster",
+    "PostgresInvitationStore": "hub.store._pg_invitations",
     "StoreCopy": "hub.store._migrate",
     "copy_to_postgres": "hub.store._migrate",
     "import_clients": "hub.store._migrate",
@@ -168,6 +173,7 @@ __all__ = [
     "PeerStateStore",
     "PeerStore",
     "PostgresClientStore",
+    "PostgresInvitationStore",
     "PostgresMigration",
     "PostgresOplogReader",
     "PostgresOplogStore",
@@ -180,6 +186,7 @@ __all__ = [
     "SessionClaimed",
     "SessionLeases",
     "SqliteAlertStore",
+    "SqliteInvitationStore",
     "SqliteOplogReader",
     "SqliteOplogStore",
     "StoreCopy",

@@ -20,6 +20,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.store._alerts import SqliteAlertStore
 from hub.store._api import AlertStateStore, OplogReader, OplogStore, PeerStateStore
 from hub.store._cluster_api import AuthorizedClientStore, SessionLeases
+from hub.store._invitations import InvitationStore, SqliteInvitationStore
 from hub.store._local import oplog_path
 from hub.store._peers import PeerStore, read_peer_states
 from hub.store._sqlite import SqliteOplogStore
@@ -83,6 +84,14 @@ class HubStores:
 
     def open_alert_state(self) -> AlertStateStore:
         return SqliteAlertStore(self.data_dir)
+
+    def open_invitations(self) -> InvitationStore:
+        """The invitations: SQLite in data_dir, or rows in the database every hub shares."""
+        if self.url is None:
+            return SqliteInvitationStore(self.data_dir)
+        from hub.store._pg_invitations import PostgresInvitationStore  # noqa: PLC0415 - see _LAZY
+
+        return PostgresInvitationStore(self.url)
 
     def open_peer_states(self) -> PeerStateStore:
         if self.url is None:

@@ -1,4 +1,7 @@
-"""Invitations in ``<data_dir>/invitations.sqlite``: who may join, and how often.
+"""Invitations: who may join, and how often. ``InvitationStore`` is the contract;
+``SqliteInvitationStore`` keeps them in ``<data_dir>/invitations.sqlite`` (a hub of
+its own), ``PostgresInvitationStore`` (``_pg_invitations``) in the database several
+hubs share, so a token made on one hub is redeemed on any.
 
 A row keeps an invitation's id, the instance and permissions the joining client
 gets, the public half of the invitation key (never the secret: docs/security.md),
@@ -19,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hub.errors import StoreError
 from hub.store._files import ensure_private_database
@@ -96,7 +99,34 @@ def _row(row: Any) -> Invitation:
     )
 
 
-class InvitationStore:
+class InvitationStore(Protocol):
+    """Where a hub's invitations are: every method raises StoreError when the store
+    cannot be read or written (StoreUnavailable when its database cannot be reached)."""
+
+    def add(self, invitation: Invitation, now_ms: int) -> None:
+        """Store a new invitation (its id new), dropping ones finished over a week ago."""
+        ...
+
+    def get(self, invitation_id: str) -> Invitation | None: ...
+
+    def all(self) -> list[Invitation]:
+        """Every invitation kept, oldest first."""
+        ...
+
+    def revoke(self, invitation_id: str, now_ms: int) -> bool:
+        """Close an invitation; False when there is no such open one."""
+        ...
+
+    def use(self, invitation_id: str, keyid: str, now_ms: int) -> Invitation | None:
+        """Take one use for ``keyid`` in one transaction: the invitation after it, or None
+        when it was not open (revoked, expired or used up) at ``now_ms``. Of writers
+        racing for the last use (any process, any hub), exactly one gets it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteInvitationStore:
     """The invitations of one hub, in SQLite (WAL); one connection, one thread."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
@@ -197,3 +227,9 @@ class InvitationStore:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+if TYPE_CHECKING:
+
+    def _implements(store: SqliteInvitationStore) -> InvitationStore:
+        return store

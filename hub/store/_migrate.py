@@ -128,7 +128,8 @@ def _claim_target(conn: Connection, shown: str, *, replace: bool) -> None:
             "--replace to replace what it holds"
         )
     conn.execute(
-        "TRUNCATE operations, local_deletions, peer_states, authorized_clients, sessions"
+        "TRUNCATE operations, local_deletions, peer_states, authorized_clients, sessions, "
+        "invitations"
     )
     conn.execute(SAVE_COUNTERS_SQL, (0, 0))
 

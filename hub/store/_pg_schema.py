@@ -332,19 +332,39 @@ CREATE INDEX sessions_by_node ON sessions (node);
 CREATE INDEX sessions_by_lease ON sessions (lease_until);
 """
 
+# 6: invitations in the database several hubs share, so a token made on one hub is
+# redeemed on any, and a use is taken once across them (docs/cluster.md). The columns
+# are the SQLite store's (``_invitations``); ``joined`` is a JSON array of key ids.
+_INVITATIONS_SQL: Final = """
+CREATE TABLE invitations (
+    id text PRIMARY KEY,
+    instance_id text NOT NULL,
+    permissions text NOT NULL,
+    verifier bytea NOT NULL,
+    created_ms bigint NOT NULL,
+    expires_ms bigint NOT NULL,
+    uses integer NOT NULL,
+    uses_left integer NOT NULL,
+    revoked boolean NOT NULL DEFAULT false,
+    joined jsonb NOT NULL DEFAULT '[]',
+    finished_ms bigint
+);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
     Migration(3, "indexes for the web side's readers", _READER_INDEXES_SQL),
     Migration(4, "resumed sync: cursors and selection digests", _SYNC_SQL),
     Migration(5, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
+    Migration(6, "invitations, shared by every hub", _INVITATIONS_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 TABLES: Final = (
     "operations", "local_deletions", "counters", "peer_states",
     "sync_cursors", "sync_digest_marks", "sync_digests", "sync_dirty",
-    "authorized_clients", "sessions",
+    "authorized_clients", "sessions", "invitations",
 )
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
@@ -469,3 +489,38 @@ LOCK_PEER_STATES_SQL: Final = (
     "SELECT keyid, data FROM peer_states WHERE keyid = ANY (%s::text[]) FOR UPDATE"
 )
 HOLDERS_SQL: Final = "SELECT keyid, node FROM sessions"
+
+# -- invitations (migration 6) ----------------------------------------------------------
+
+_INVITATION_COLUMNS: Final = (
+    "id, instance_id, permissions, verifier, created_ms, expires_ms, uses, uses_left, "
+    "revoked, joined"
+)
+DROP_FINISHED_INVITATIONS_SQL: Final = (
+    "DELETE FROM invitations WHERE finished_ms IS NOT NULL AND finished_ms < %s "
+    "OR expires_ms < %s"
+)
+INSERT_INVITATION_SQL: Final = (
+    f"INSERT INTO invitations ({_INVITATION_COLUMNS}) "  # noqa: S608
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+GET_INVITATION_SQL: Final = (
+    f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = %s"  # noqa: S608
+)
+ALL_INVITATIONS_SQL: Final = (
+    f"SELECT {_INVITATION_COLUMNS} FROM invitations ORDER BY created_ms, id"  # noqa: S608
+)
+REVOKE_INVITATION_SQL: Final = (
+    "UPDATE invitations SET revoked = true, finished_ms = %s "
+    "WHERE id = %s AND NOT revoked RETURNING id"
+)
+USE_INVITATION_SQL: Final = (
+    # One statement: the row lock makes concurrent users of the last use wait, and the
+    # one that follows re-checks the WHERE on the committed row (READ COMMITTED), so it
+    # finds no use left.
+    "UPDATE invitations SET uses_left = uses_left - 1, "  # noqa: S608
+    "joined = joined || jsonb_build_array(%s::text), "
+    "finished_ms = CASE WHEN uses_left = 1 THEN %s ELSE finished_ms END "
+    "WHERE id = %s AND NOT revoked AND uses_left > 0 AND expires_ms > %s "
+    f"RETURNING {_INVITATION_COLUMNS}"
+)

@@ -17,6 +17,7 @@ import pytest
 
 from actors import RESTART_STATUS_MESSAGE, ConfigActor, Displace, PeerStateActor
 from hub.config import AuthorizedClient, Config
+from hub.errors import ConfigError
 from hub.pb import synchub_pb2 as pb
 from hub.store import AuthorizedClientStore, LiveSession, PeerStore, SessionLeases
 from synchub_testing import hub_config_text, write_config
@@ -205,3 +206,35 @@ def test_clients_come_from_the_store_and_changes_go_there(config: Config) -> Non
     finally:
         ref.stop(timeout=TIMEOUT)
     clients.close.assert_called_once()
+
+
+def test_a_reload_whose_file_gained_clients_is_refused_and_the_old_config_kept(
+    tmp_path: Path,
+) -> None:
+    store = '\n[store]\nurl = "postgresql://synchub@db.example.org/synchub"\n'
+    text = hub_config_text().split("[[authorized_clients]]")[0] + store
+    config = write_config(tmp_path, text)
+    assert config.path is not None and not config.authorized_clients
+    clients = create_autospec(AuthorizedClientStore, instance=True)
+    clients.load_all.return_value = (AuthorizedClient("db1", DB1, True),)
+    ref = ConfigActor.start(config, clients_factory=lambda: clients)
+    try:
+        actor = ref.proxy()
+        running = actor.get().get(timeout=TIMEOUT)
+        config.path.write_text(hub_config_text() + store)  # [[authorized_clients]] again
+        with pytest.raises(ConfigError) as refused:
+            actor.reload().get(timeout=TIMEOUT)
+        assert str(refused.value) == (
+            f"{config.path}: authorized_clients: 3 client(s) here, but a hub on a "
+            "PostgreSQL store reads them from the database: run `synchub store migrate "
+            "--clients-only --to postgresql://synchub@db.example.org/synchub` to move "
+            "them there, then delete them from this file"
+        )
+        assert actor.get().get(timeout=TIMEOUT) is running
+
+        config.path.write_text(text.replace("heartbeat_interval = 10", "heartbeat_interval = 7"))
+        reloaded = actor.reload().get(timeout=TIMEOUT)
+        assert reloaded.hub.heartbeat_interval == 7
+        assert reloaded.authorized_clients == (AuthorizedClient("db1", DB1, True),)
+    finally:
+        ref.stop(timeout=TIMEOUT)

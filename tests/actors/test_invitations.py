@@ -35,7 +35,7 @@ from hub.protocol import (
     invitation_key,
     join_item,
 )
-from hub.store import Invitation, InvitationStore, PeerStore, SqliteOplogStore
+from hub.store import Invitation, PeerStore, SqliteInvitationStore, SqliteOplogStore
 from synchub_testing import HUB, HUB_INSTANCE, STRANGER, QueueOutbox, hub_config_text, write_config
 
 SETTINGS = SessionSettings(heartbeat_interval=10.0, handshake_timeout=5.0, ask_timeout=5.0)
@@ -62,7 +62,7 @@ class Rig:
 
     def invite(self, secret: bytes = SECRET, *, uses: int = 1, expires_in: float = 3600,
                instance: str = "new1") -> str:
-        store = InvitationStore(self.data_dir)
+        store = SqliteInvitationStore(self.data_dir)
         try:
             store.add(Invitation(
                 id=invitation_id(secret), instance_id=instance,
@@ -76,7 +76,7 @@ class Rig:
         return invitation_id(secret)
 
     def stored(self, ident: str) -> Invitation:
-        store = InvitationStore(self.data_dir)
+        store = SqliteInvitationStore(self.data_dir)
         try:
             found = store.get(ident)
         finally:
@@ -116,7 +116,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     config = write_config(tmp_path, hub_config_text())
     clock = Clock()
     refs = [
-        ConfigActor.start(config, invitations=lambda: InvitationStore(config.data_dir),
+        ConfigActor.start(config, invitations=lambda: SqliteInvitationStore(config.data_dir),
                           clock=clock),
         OplogActor.start(lambda: SqliteOplogStore(tmp_path / "oplog.sqlite")),
         PeerStateActor.start(lambda: PeerStore(tmp_path)),
@@ -210,7 +210,7 @@ def test_an_invitation_for_another_instance_is_refused(rig: Rig) -> None:
 
 def test_a_revoked_invitation_is_refused(rig: Rig) -> None:
     ident = rig.invite()
-    store = InvitationStore(rig.data_dir)
+    store = SqliteInvitationStore(rig.data_dir)
     try:
         assert store.revoke(ident, int(NOW * 1000))
         assert not store.revoke(ident, int(NOW * 1000))

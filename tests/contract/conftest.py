@@ -27,15 +27,18 @@ from postgres_support import fresh_database
 
 from hub.store import (
     AlertStateStore,
+    InvitationStore,
     LocalOplogStore,
     OplogReader,
     OplogStore,
     PeerStateStore,
     PeerStore,
+    PostgresInvitationStore,
     PostgresOplogReader,
     PostgresOplogStore,
     PostgresPeerStateStore,
     SqliteAlertStore,
+    SqliteInvitationStore,
     SqliteOplogReader,
     SqliteOplogStore,
 )
@@ -91,6 +94,17 @@ def sqlite_alert_state(tmp_path: Path) -> Iterator[Callable[[], SqliteAlertStore
     yield lambda: SqliteAlertStore(tmp_path)
 
 
+@contextmanager
+def sqlite_invitations(tmp_path: Path) -> Iterator[Callable[[], SqliteInvitationStore]]:
+    yield lambda: SqliteInvitationStore(tmp_path)
+
+
+@contextmanager
+def postgresql_invitations(_tmp_path: Path) -> Iterator[Callable[[], PostgresInvitationStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresInvitationStore(url)
+
+
 OPLOG_STORES: dict[str, Implementation[OplogStore]] = {
     "sqlite": sqlite_oplog,
     "postgresql": postgresql_oplog,
@@ -108,6 +122,11 @@ OPLOG_READERS: dict[str, Callable[[Path], AbstractContextManager[Callable[[], Re
 }
 ALERT_STATE_STORES: dict[str, Implementation[AlertStateStore]] = {
     "sqlite": sqlite_alert_state,
+}
+
+INVITATION_STORES: dict[str, Implementation[InvitationStore]] = {
+    "sqlite": sqlite_invitations,
+    "postgresql": postgresql_invitations,
 }
 
 
@@ -205,4 +224,13 @@ def alert_state_backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Backend[AlertStateStore]]:
     with _backend(ALERT_STATE_STORES[request.param], tmp_path) as backend:
+        yield backend
+
+
+@pytest.fixture(params=sorted(INVITATION_STORES))
+def invitation_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend[InvitationStore]]:
+    """Opens invitation stores on one empty backing store (each its own connection)."""
+    with _backend(INVITATION_STORES[request.param], tmp_path) as backend:
         yield backend

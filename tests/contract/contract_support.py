@@ -35,6 +35,10 @@ class Backend(Generic[S]):
         self._opened.append(store)
         return store
 
+    def open_unmanaged(self) -> S:
+        """A store the caller closes itself: one a thread opens, uses and closes."""
+        return self._opener()
+
     def close_all(self) -> None:
         for store in self._opened:
             store.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from hub.bench.rig import (
     write_client_config,
 )
 from hub.config import load_config
-from hub.identity import SigningIdentity
+from hub.identity import SigningIdentity, load_identity
 from hub.pb import synchub_pb2 as pb
 from synchub_testing import (
     LAUNCHER,
@@ -209,6 +210,53 @@ def test_authorize_and_revoke_on_any_hub_reach_every_hub_within_a_second(
         assert again.recv_action("error").error.state == ERROR_AUTH
         again.close()
         assert rows(url, "SELECT count(*) FROM authorized_clients") == [(0,)]
+
+
+def join(cwd: Path, token: str, endpoint: str) -> subprocess.Popen[str]:
+    """`synchub join TOKEN --endpoint ENDPOINT` in an empty folder, started, not awaited."""
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SYNCHUB_CONFIG"}
+    return subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "join", token, "--endpoint", endpoint], cwd=cwd,
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def joined(process: subprocess.Popen[str]) -> tuple[int, str]:
+    _out, err = process.communicate(timeout=60)
+    return process.returncode, err
+
+
+def test_invitations_are_shared_rows_and_each_use_is_taken_once_in_the_cluster(
+    tmp_path: Path, url: str
+) -> None:
+    with cluster(tmp_path, url, 2) as (hub_a, hub_b):
+        made = hub_a.synchub("invite", "--instance", "web1", "--perm", "read_config:*",
+                             "--uses", "2")
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        # Made on hub-a, redeemed through hub-b.
+        first = join(tmp_path / "first", token, hub_b.endpoint)
+        code, err = joined(first)
+        assert code == 0, err
+        # The last use, claimed at once through both hubs: the database lets one in.
+        racers = [join(tmp_path / f"racer-{hub.name}", token, hub.endpoint)
+                  for hub in (hub_a, hub_b)]
+        outcomes = [joined(racer) for racer in racers]
+        assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+        [loser] = [err for code, err in outcomes if code == 1]
+        assert "ERROR_AUTH" in loser and "used up" in loser
+        keys = {name: load_identity(tmp_path / name / "synchub-data").signing.keyid
+                for name in ("first", "racer-hub-a", "racer-hub-b")}
+        winner = "racer-hub-a" if outcomes[0][0] == 0 else "racer-hub-b"
+        listed = hub_b.synchub("invite", "--list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        [row] = json.loads(listed.stdout)
+        assert (row["state"], row["joined"]) == ("used up", [keys["first"], keys[winner]])
+        in_db = {str(k) for (k,) in rows(url, "SELECT keyid FROM authorized_clients")}
+        assert in_db == {keys["first"], keys[winner]}
+
 
 
 def test_one_session_per_key_in_the_whole_cluster(tmp_path: Path, url: str) -> None:

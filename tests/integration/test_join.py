@@ -22,7 +22,7 @@ from hub.config import load_config
 from hub.identity import SigningIdentity, load_identity
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import InvitationToken, Transcript, join_item
-from hub.store import InvitationStore, SqliteOplogStore, oplog_path
+from hub.store import SqliteInvitationStore, SqliteOplogStore, oplog_path
 from synchub_testing import (
     LAUNCHER,
     STRANGER,
@@ -124,7 +124,7 @@ def test_wrong_expired_and_revoked_tokens_are_refused(hub: HubProcess, tmp_path:
     wrong = InvitationToken(good.hub_instance_id, good.hub_keyid, good.curve_public_key,
                             good.endpoints, "web1", bytes(32))
     expired = InvitationToken.decode(invite(hub_root, "--instance", "web1"))
-    store = InvitationStore(load_config(hub.config_path).data_dir)
+    store = SqliteInvitationStore(load_config(hub.config_path).data_dir)
     try:  # its expiry moved back to its creation, as if its hour had gone by
         store._connection().execute(
             "UPDATE invitations SET expires_ms = created_ms WHERE id = ?",

@@ -186,15 +186,24 @@ def test_store_migrate_moves_a_sqlite_hub_and_its_clients_stay_in_sync(
     # What the operator does next: point the hub's config at the database...
     with hub.config_path.open("a") as config:
         config.write(f"\n[store]\nurl = {json.dumps(url)}\n")
+    refused_text = hub.config_path.read_text()
     refused = one_error_line(synchub(hub.config_path, "start"))
     assert "[[authorized_clients]]" not in refused  # the key path names the table
     assert "authorized_clients: 1 client(s) here, but a hub on a PostgreSQL store" in refused
     assert "synchub store migrate --clients-only --to" in refused
     # ...and delete the clients from the file: the database has them.
     remove_authorized_client(hub.config_path, client.identity.signing.keyid)
+    file_text = hub.config_path.read_text()
     with hub_process(hub, log_name="hub-on-postgresql.log") as (process, endpoint):
         assert "store:  PostgreSQL" in process.log_text()
         assert sync_once(client, hub, endpoint) == 0
+        # A reload whose file gained clients again is refused as the start was; the
+        # hub keeps its running config (the clients in the database still sync).
+        hub.config_path.write_text(refused_text)
+        reload = one_error_line(synchub(hub.config_path, "reload"))
+        assert "authorized_clients: 1 client(s) here, but a hub on a PostgreSQL store" in reload
+        assert "reload refused, the hub keeps its running config" in process.log_text()
+        hub.config_path.write_text(file_text)
         seed_local_operations(client.oplog_path, 1)
         assert sync_once(client, hub, endpoint) == 1
     assert rows(url, "SELECT max(id) FROM operations") == [(OPERATIONS + 1,)]
