@@ -84,7 +84,7 @@ class DigestBuilds:
         built: dict[int, BucketDigest] | None,
     ) -> pb.SyncStreamItem.CheckDigest:
         self._refreshes[keyid] += 1
-        digests = store.peer_digest(keyid, check.selector, built)
+        digests = store.peer_digests(keyid, check.selector, built)
 
         def pairs(first_id: int, last_id: int) -> tuple[list[int], list[int]]:
             return store.peer_pairs(keyid, check.selector, first_id, last_id)

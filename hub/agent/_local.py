@@ -24,7 +24,7 @@ from pathlib import Path
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import DiffSelection, LocalLog
 from hub.store import (
-    BucketDigest,
+    Digests,
     LocalChanges,
     LocalLogs,
     LocalOplogStore,
@@ -116,9 +116,10 @@ class LocalOplog:
         """The store's epoch (docs/protocol.md §6.8 (Resumed sync))."""
         return self._store.store_epoch()
 
-    def digest(self, selection: DiffSelection) -> dict[int, BucketDigest]:
-        """The bucket digests of ``selection``, from the store's cache kept by the feed."""
-        return self._store.local_digest(selection.local_selector(), selection.excluded_plans)
+    def digest(self, selection: DiffSelection) -> Digests:
+        """The bucket digests of ``selection``, from the store's cache kept by the feed
+        (read by range: a million operations' cache is not loaded whole)."""
+        return self._store.local_digests(selection.local_selector(), selection.excluded_plans)
 
     def pairs(
         self, selection: DiffSelection, first_id: int, last_id: int

@@ -18,11 +18,12 @@ from hub.protocol._codec import encode_item
 from hub.store import (
     LAST_BUCKET,
     BucketDigest,
+    Digests,
     SyncCursor,
+    as_digests,
     bucket_ids,
     check_cursor,
     check_digest_selector,
-    range_digest,
 )
 
 RESYNC_VERSION = 1
@@ -54,13 +55,17 @@ def check_digest_frame(
     return encode_item(pb.SyncStreamItem(check_digest=item))
 
 
-def root_range(buckets: Mapping[int, BucketDigest]) -> pb.DigestRange:
+Buckets = Mapping[int, BucketDigest] | Digests
+"""A selection's bucket digests: a dict of them, or a store's cache read by range."""
+
+
+def root_range(buckets: Buckets) -> pb.DigestRange:
     """The root range of a selection: every bucket an id can fall in."""
-    return _range(buckets, 0, LAST_BUCKET)
+    return _range(as_digests(buckets), 0, LAST_BUCKET)
 
 
-def _range(buckets: Mapping[int, BucketDigest], first: int, last: int) -> pb.DigestRange:
-    total = range_digest(buckets, first, last)
+def _range(buckets: Digests, first: int, last: int) -> pb.DigestRange:
+    total = buckets.range(first, last)
     return pb.DigestRange(first_bucket=first, last_bucket=last, count=total.count,
                           digest=total.digest)
 
@@ -104,7 +109,7 @@ class DigestCheck:
 
 
 def hub_answer(
-    check: DigestCheck, buckets: Mapping[int, BucketDigest], pairs: Pairs
+    check: DigestCheck, buckets: Buckets, pairs: Pairs
 ) -> pb.SyncStreamItem.CheckDigest:
     """The hub's answer to one check: in sync, or its pairs and part digests where not.
 
@@ -113,19 +118,22 @@ def hub_answer(
     the hub holds nothing).
     """
     answer = pb.SyncStreamItem.CheckDigest(in_sync=True)
-    highest = max(buckets, default=-1)
+    digests = as_digests(buckets)
+    highest: int | None = None
     for first, last, count, digest in check.ranges:
-        mine = range_digest(buckets, first, last)
+        mine = digests.range(first, last)
         if mine == BucketDigest(count, digest):
             continue
         answer.in_sync = False
+        if highest is None:
+            highest = digests.highest()
         if mine.count <= LIST_PAIRS or first == last or highest < first:
             ids, modnos = pairs(bucket_ids(first)[0], bucket_ids(last)[1])
             answer.hub_ids.extend(ids)
             answer.hub_modnos.extend(modnos)
         else:
             parts = _parts(first, min(last, highest))
-            answer.hub_ranges.extend(_range(buckets, a, b) for a, b in parts)
+            answer.hub_ranges.extend(_range(digests, a, b) for a, b in parts)
     return answer
 
 
@@ -141,7 +149,7 @@ class Followup:
 
 def client_followup(
     answer: pb.SyncStreamItem.CheckDigest,
-    buckets: Mapping[int, BucketDigest],
+    buckets: Buckets,
     pairs: Pairs,
     asked: Sequence[tuple[int, int]],
 ) -> Followup:
@@ -155,6 +163,7 @@ def client_followup(
     if len(answer.hub_ids) != len(answer.hub_modnos):
         raise ProtocolError("check_digest answer lists ids and modnos of different lengths")
     hub = dict(zip(answer.hub_ids, answer.hub_modnos, strict=True))
+    digests = as_digests(buckets)
     requested: set[int] = set()
     narrower: list[pb.DigestRange] = []
     for first, last in asked:
@@ -162,7 +171,7 @@ def client_followup(
                  if first <= r.first_bucket <= r.last_bucket <= last]
         if parts:
             for r in parts:
-                mine = _range(buckets, r.first_bucket, r.last_bucket)
+                mine = _range(digests, r.first_bucket, r.last_bucket)
                 if (mine.count, mine.digest) != (r.count, r.digest):
                     narrower.append(mine)
             listed = (max(r.last_bucket for r in parts) + 1, last)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -45,7 +45,7 @@ from hub.protocol._items import deleted_item, diff_item
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
 from hub.protocol._rounds import MAX_ONCE_ROUNDS, RoundEnd
 from hub.protocol._scope import DiffSelection, SyncScope
-from hub.store import BucketDigest, SyncCursor
+from hub.store import BucketDigest, Digests, SyncCursor
 
 MAX_CHECKS = 10
 """check_digest items one selection may take in one round before it is given up."""
@@ -59,7 +59,7 @@ class ResyncOplog(ClientOplog, Protocol):
         """The local store's epoch."""
         ...
 
-    def digest(self, selection: DiffSelection) -> dict[int, BucketDigest]:
+    def digest(self, selection: DiffSelection) -> Mapping[int, BucketDigest] | Digests:
         """The bucket digests of the local operations in ``selection``."""
         ...
 

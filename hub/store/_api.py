@@ -57,7 +57,7 @@ from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from hub.config import RetentionSettings
 from hub.pb import synchub_pb2 as pb
-from hub.store._sync import BucketDigest, SyncCursor
+from hub.store._sync import BucketDigest, Digests, SyncCursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +265,13 @@ class OplogStore(LocalWrites, Protocol):
         become the cache, and the buckets written to meanwhile are read again."""
         ...
 
+    def peer_digests(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> Digests:
+        """As ``peer_digest``, read by range from the cache instead of loaded whole."""
+        ...
+
     def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
         """Bring ``keyid``'s cached digests up to date with its writes; whether this
         selection is cached (so ``peer_digest`` of it reads only what changed)."""
@@ -350,6 +357,12 @@ class LocalOplogStore(LocalWrites, Protocol):
     ) -> dict[int, BucketDigest]:
         """The bucket digests of the local operations in ``selector`` (repo_guid and at
         most plan_id) whose plan is not in ``excluded_plans``; empty buckets absent."""
+        ...
+
+    def local_digests(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str] = ()
+    ) -> Digests:
+        """As ``local_digest``, read by range from the cache instead of loaded whole."""
         ...
 
     def local_pairs(

@@ -21,6 +21,7 @@ one database: writers take turns on the counters row.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.pb import synchub_pb2 as pb
@@ -38,7 +39,24 @@ from hub.store._rules import (
     requested_ids,
     window_bound,
 )
-from hub.store._sync import BucketDigest, SyncCursor
+from hub.store._sync import BucketDigest, Digests, SyncCursor
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedDigests:
+    """``Digests`` read from a selection's cache, one query a range."""
+
+    db: PostgresDatabase
+    owner: str
+    key: str
+
+    def range(self, first: int, last: int) -> BucketDigest:
+        with self.db.connection("reading a digest range") as conn:
+            return sync.range_sum(conn, self.owner, self.key, first, last)
+
+    def highest(self) -> int:
+        with self.db.connection("reading a digest range") as conn:
+            return sync.highest_bucket(conn, self.owner, self.key)
 
 
 class PostgresOplogStore:
@@ -231,6 +249,14 @@ class PostgresOplogStore:
     ) -> dict[int, BucketDigest]:
         with self._db.transaction(f"digesting a selection of {keyid}") as conn:
             return sync.peer_buckets(conn, keyid, selector, built)
+
+    def peer_digests(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> Digests:
+        with self._db.transaction(f"digesting a selection of {keyid}") as conn:
+            key = sync.peer_ready(conn, keyid, selector, built)
+        return _CachedDigests(self._db, keyid, key)
 
     def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
         with self._db.transaction(f"refreshing the digests of {keyid}") as conn:

@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from hub.pb import synchub_pb2 as pb
 from hub.store._pg_db import Connection
 from hub.store._sync import (
+    RANGE_SUMS_SQL,
     BucketDigest,
     SyncCursor,
     bucket_ids,
     digest_pairs,
     peer_selection_key,
     signed,
+    split_sums,
     unsigned,
 )
 
@@ -163,11 +165,11 @@ def _install(
     )
 
 
-def peer_buckets(
+def peer_ready(
     conn: Connection, keyid: str, selector: pb.OpSelector,
     built: Mapping[int, BucketDigest] | None = None,
-) -> dict[int, BucketDigest]:
-    """The bucket digests of a peer's selection, its cache brought up to date first.
+) -> str:
+    """Bring the cache of a peer's selection up to date (made when it has none); its key.
 
     Runs in one transaction. ``built``: the digests of a selection not cached yet,
     read in steps since the last refresh: they become its cache, and the buckets
@@ -183,9 +185,36 @@ def peer_buckets(
         repo_guid, plan_id = json.loads(key)
         digests = digest_pairs(_pairs(conn, keyid, (repo_guid, plan_id), 0, 2**63 - 1))
         _install(conn, keyid, key, digests)
-        return digests
+    return key
+
+
+def peer_buckets(
+    conn: Connection, keyid: str, selector: pb.OpSelector,
+    built: Mapping[int, BucketDigest] | None = None,
+) -> dict[int, BucketDigest]:
+    """The bucket digests of a peer's selection, its cache brought up to date first."""
+    key = peer_ready(conn, keyid, selector, built)
     rows = conn.execute(
         "SELECT bucket, count, digest FROM sync_digests WHERE owner = %s AND selection = %s",
         (keyid, key),
     ).fetchall()
     return {int(b): BucketDigest(int(c), unsigned(int(d))) for b, c, d in rows}
+
+
+def range_sum(conn: Connection, owner: str, key: str, first: int, last: int) -> BucketDigest:
+    """The digest of buckets ``first`` to ``last`` of a cached selection, summed in SQL."""
+    row = conn.execute(
+        f"SELECT {RANGE_SUMS_SQL} FROM sync_digests "  # noqa: S608
+        "WHERE owner = %s AND selection = %s AND bucket BETWEEN %s AND %s",
+        (owner, key, first, last),
+    ).fetchone()
+    assert row is not None
+    return split_sums(*row)
+
+
+def highest_bucket(conn: Connection, owner: str, key: str) -> int:
+    row = conn.execute(
+        "SELECT max(bucket) FROM sync_digests WHERE owner = %s AND selection = %s",
+        (owner, key),
+    ).fetchone()
+    return -1 if row is None or row[0] is None else int(row[0])

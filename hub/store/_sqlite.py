@@ -16,6 +16,7 @@ work is in the private modules beside it:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,24 @@ from hub.store._sqlite_retention import (
     retire_batch,
 )
 from hub.store._sqlite_select import selection
-from hub.store._sync import BucketDigest, SyncCursor
+from hub.store._sync import BucketDigest, Digests, SyncCursor
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedDigests:
+    """``Digests`` read from a selection's cache, one query a range (the store's thread)."""
+
+    db: OplogDatabase
+    owner: str
+    key: str
+
+    def range(self, first: int, last: int) -> BucketDigest:
+        with self.db.snapshot("reading a digest range") as conn:
+            return sync.range_sum(conn, self.owner, self.key, first, last)
+
+    def highest(self) -> int:
+        with self.db.snapshot("reading a digest range") as conn:
+            return sync.highest_bucket(conn, self.owner, self.key)
 
 
 class SqliteOplogStore:
@@ -314,6 +332,14 @@ class SqliteOplogStore:
         with self._db.transaction(f"digesting a selection of {keyid}") as db:
             return sync.peer_buckets(db, keyid, selector, built)
 
+    def peer_digests(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> Digests:
+        with self._db.transaction(f"digesting a selection of {keyid}") as db:
+            key = sync.peer_ready(db, keyid, selector, built)
+        return _CachedDigests(self._db, keyid, key)
+
     def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
         with self._db.transaction(f"refreshing the digests of {keyid}") as db:
             return sync.peer_refresh(db, keyid, selector)
@@ -336,6 +362,13 @@ class SqliteOplogStore:
     ) -> dict[int, BucketDigest]:
         with self._db.transaction("digesting a local selection") as db:
             return sync.local_buckets(db, selector, excluded_plans)
+
+    def local_digests(
+        self, selector: pb.OpSelector, excluded_plans: Collection[str] = ()
+    ) -> Digests:
+        with self._db.transaction("digesting a local selection") as db:
+            key = sync.local_refresh(db, selector, excluded_plans)
+        return _CachedDigests(self._db, "", key)
 
     def local_pairs(
         self, selector: pb.OpSelector, excluded_plans: Collection[str],

@@ -15,12 +15,14 @@ from hub.pb import synchub_pb2 as pb
 from hub.store._sqlite_db import read_counters
 from hub.store._sync import (
     BUCKET_BITS,
+    RANGE_SUMS_SQL,
     BucketDigest,
     SyncCursor,
     bucket_ids,
     digest_pairs,
     peer_selection_key,
     signed,
+    split_sums,
     unsigned,
 )
 
@@ -185,11 +187,11 @@ def _rebuild(
     _save_buckets(db, owner, selection, digests, digests)
 
 
-def peer_buckets(
+def peer_ready(
     db: sqlite3.Connection, keyid: str, selector: pb.OpSelector,
     built: Mapping[int, BucketDigest] | None = None,
-) -> dict[int, BucketDigest]:
-    """The bucket digests of a peer's selection, its cache brought up to date first.
+) -> str:
+    """Bring the cache of a peer's selection up to date (made when it has none); its key.
 
     ``built``: the digests of a selection not cached yet, read in steps since the
     last refresh (``peer_refresh``): they become its cache, and the buckets written
@@ -204,12 +206,20 @@ def peer_buckets(
         _set_mark(db, keyid, key, 0)
         installed = True
     if peer_refresh(db, keyid, selector) or installed:
-        return _cached(db, keyid, key)
+        return key
     repo_guid, plan_id = json.loads(key)
     digests = digest_pairs(_peer_pairs(db, keyid, (repo_guid, plan_id), 0, 2**63 - 1))
     _rebuild(db, keyid, key, digests)
     _set_mark(db, keyid, key, 0)
-    return digests
+    return key
+
+
+def peer_buckets(
+    db: sqlite3.Connection, keyid: str, selector: pb.OpSelector,
+    built: Mapping[int, BucketDigest] | None = None,
+) -> dict[int, BucketDigest]:
+    """The bucket digests of a peer's selection, its cache brought up to date first."""
+    return _cached(db, keyid, peer_ready(db, keyid, selector, built))
 
 
 # -- this node's own selections (the client's side) ----------------------------------
@@ -255,10 +265,10 @@ def _changed_buckets(db: sqlite3.Connection, mark: int) -> set[int]:
     return {row[0] >> BUCKET_BITS for row in changed}
 
 
-def local_buckets(
+def local_refresh(
     db: sqlite3.Connection, selector: pb.OpSelector, excluded: Collection[str]
-) -> dict[int, BucketDigest]:
-    """The bucket digests of a local selection, its cache brought up to date from the feed.
+) -> str:
+    """Bring the cache of a local selection up to date from the feed; its cache key.
 
     The cache's mark is the modno counter it reflects: the buckets of every id the
     feed shows past it are read again. A mark above the counter is no state of this
@@ -270,18 +280,50 @@ def local_buckets(
         "SELECT mark FROM sync_digest_marks WHERE owner = '' AND selection = ?", (key,)
     ).fetchone()
     if row is not None and row[0] == now:
-        return _cached(db, "", key)
-    digests = _cached(db, "", key) if row is not None and row[0] < now else None
-    changed = _changed_buckets(db, row[0]) if digests is not None else set()
-    if digests is None or len(changed) > max(_REBUILD_BUCKETS, len(digests) // 2):
-        digests = digest_pairs(_local_pairs(db, selector, excluded, 0, 2**63 - 1))
-        _rebuild(db, "", key, digests)
+        return key
+    cached = row is not None and row[0] < now
+    changed = _changed_buckets(db, row[0]) if cached else set()
+    if not cached or len(changed) > max(_REBUILD_BUCKETS, _bucket_rows(db, "", key) // 2):
+        _rebuild(db, "", key, digest_pairs(_local_pairs(db, selector, excluded, 0, 2**63 - 1)))
     else:
         for bucket in changed:
             first, last = bucket_ids(bucket)
             fresh = digest_pairs(_local_pairs(db, selector, excluded, first, last))
-            digests.pop(bucket, None)
-            digests.update(fresh)
             _save_buckets(db, "", key, (bucket,), fresh)
     _set_mark(db, "", key, now)
-    return digests
+    return key
+
+
+def local_buckets(
+    db: sqlite3.Connection, selector: pb.OpSelector, excluded: Collection[str]
+) -> dict[int, BucketDigest]:
+    """The bucket digests of a local selection, its cache brought up to date first."""
+    return _cached(db, "", local_refresh(db, selector, excluded))
+
+
+# -- reading a cache by range --------------------------------------------------------
+
+
+def _bucket_rows(db: sqlite3.Connection, owner: str, key: str) -> int:
+    return int(db.execute(
+        "SELECT count(*) FROM sync_digests WHERE owner = ? AND selection = ?", (owner, key)
+    ).fetchone()[0])
+
+
+def range_sum(
+    db: sqlite3.Connection, owner: str, key: str, first: int, last: int
+) -> BucketDigest:
+    """The digest of buckets ``first`` to ``last`` of a cached selection, summed in SQL."""
+    row = db.execute(
+        f"SELECT {RANGE_SUMS_SQL} FROM sync_digests "  # noqa: S608
+        "WHERE owner = ? AND selection = ? AND bucket BETWEEN ? AND ?",
+        (owner, key, first, last),
+    ).fetchone()
+    return split_sums(*row)
+
+
+def highest_bucket(db: sqlite3.Connection, owner: str, key: str) -> int:
+    row = db.execute(
+        "SELECT max(bucket) FROM sync_digests WHERE owner = ? AND selection = ?", (owner, key)
+    ).fetchone()
+    return -1 if row[0] is None else int(row[0])

@@ -26,6 +26,7 @@ import json
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from hub.errors import ProtocolError
 from hub.pb import synchub_pb2 as pb
@@ -109,17 +110,54 @@ def range_digest(
     buckets: Mapping[int, BucketDigest], first: int, last: int
 ) -> BucketDigest:
     """The digest of the buckets ``first`` to ``last`` (inclusive)."""
-    total = EMPTY
     if last - first + 1 <= len(buckets):
-        for bucket in range(first, last + 1):
-            found = buckets.get(bucket)
-            if found is not None:
-                total += found
-        return total
-    for bucket, found in buckets.items():
-        if first <= bucket <= last:
-            total += found
-    return total
+        found = [b for b in map(buckets.get, range(first, last + 1)) if b is not None]
+    else:
+        found = [d for b, d in buckets.items() if first <= b <= last]
+    return BucketDigest(sum(d.count for d in found), sum(d.digest for d in found) & _MASK)
+
+
+@runtime_checkable
+class Digests(Protocol):
+    """A selection's bucket digests, asked for by range: a store reads its cache with
+    one query a range instead of loading every bucket (``BucketMap`` wraps a dict)."""
+
+    def range(self, first: int, last: int) -> BucketDigest:
+        """The digest of the buckets ``first`` to ``last`` (inclusive)."""
+        ...
+
+    def highest(self) -> int:
+        """The highest non-empty bucket; -1 when there is none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketMap:
+    """``Digests`` over a dict of bucket digests."""
+
+    buckets: Mapping[int, BucketDigest]
+
+    def range(self, first: int, last: int) -> BucketDigest:
+        return range_digest(self.buckets, first, last)
+
+    def highest(self) -> int:
+        return max(self.buckets, default=-1)
+
+
+def as_digests(buckets: Mapping[int, BucketDigest] | Digests) -> Digests:
+    return buckets if isinstance(buckets, Digests) else BucketMap(buckets)
+
+
+def split_sums(count: int | None, high: int | None, low: int | None) -> BucketDigest:
+    """A range's digest from SQL sums of its rows' counts and of the high (arithmetic
+    shift) and low 32 bits of their stored (signed) digests: no sum leaves int64."""
+    return BucketDigest(int(count or 0), ((int(high or 0) << 32) + int(low or 0)) & _MASK)
+
+
+RANGE_SUMS_SQL = (
+    "sum(count), sum(digest >> 32), sum(digest & 4294967295)"
+)
+"""The columns ``split_sums`` takes, over rows of ``sync_digests``."""
 
 
 def signed(value: int) -> int:

@@ -13,11 +13,13 @@ from contract_support import KEY_A, KEY_B, Backend, local_op, remote_op
 
 from hub.pb import synchub_pb2 as pb
 from hub.store import (
+    LAST_BUCKET,
     BucketDigest,
     LocalOplogStore,
     OplogStore,
     SyncCursor,
     digest_pairs,
+    range_digest,
 )
 
 REPO = pb.OpSelector(original_instance_keyid=KEY_A, repo_guid="guid-nas")
@@ -113,6 +115,25 @@ def test_a_digest_read_in_pages_becomes_the_cache_and_meets_later_writes(
     assert reopened.peer_digest(KEY_A, NIGHTLY) == expected_peer(reopened, KEY_A, NIGHTLY)
 
 
+def test_cached_digests_read_by_range_agree_with_the_whole_cache(
+    oplog_backend: Backend[OplogStore],
+) -> None:
+    store = oplog_backend.open()
+    # Modnos spread over the whole uint64 range, so stored (signed) digests are negative
+    # as often as not and the sums in SQL would leave int64 without the split.
+    store.apply_remote(
+        KEY_A, [remote_op(i, modno=(i * 0x9E3779B97F4A7C15) % 2**62 + 1)
+                for i in range(1, 2001)], [])
+    store.apply_remote(KEY_A, [remote_op(9000, modno=3)], [])
+    whole = store.peer_digest(KEY_A, REPO)
+    view = store.peer_digests(KEY_A, REPO)
+    assert view.highest() == max(whole) == 9000 >> 6
+    for first, last in [(0, LAST_BUCKET), (0, 0), (3, 17), (31, 140), (141, LAST_BUCKET)]:
+        assert view.range(first, last) == range_digest(whole, first, last)
+    assert store.peer_digests(KEY_B, REPO).highest() == -1
+    assert store.peer_digests(KEY_B, REPO).range(0, LAST_BUCKET) == BucketDigest()
+
+
 def test_peer_pairs_lists_one_range_of_the_selection(oplog_store: OplogStore) -> None:
     store = oplog_store
     store.apply_remote(KEY_A, [remote_op(i, modno=i * 2) for i in range(1, 30)], [])
@@ -157,3 +178,10 @@ def test_local_digest_follows_the_change_feed(local_backend: Backend[LocalOplogS
     ids, modnos = reopened.local_pairs(selector, {"weekly"}, added[99].id, added[101].id)
     assert ids == [added[99].id, added[101].id]
     assert modnos == [added[99].modno, added[101].modno]
+    # Read by range, after further changes, as the agent reads it.
+    store.update_local([added[7]])
+    view = reopened.local_digests(selector, {"weekly"})
+    whole = expected(frozenset({"weekly"}))
+    assert view.range(0, LAST_BUCKET) == range_digest(whole, 0, LAST_BUCKET)
+    assert view.range(2, 9) == range_digest(whole, 2, 9)
+    assert view.highest() == max(whole)
