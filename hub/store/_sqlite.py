@@ -56,6 +56,9 @@ from hub.store._sqlite_retention import (
 from hub.store._sqlite_select import selection
 from hub.store._sync import BucketDigest, Digests, SyncCursor
 
+_Built = Mapping[int, BucketDigest] | None
+"""A selection's digests as read in steps (``peer_digest``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _CachedDigests:
@@ -326,19 +329,14 @@ class SqliteOplogStore:
             sync.record_cursor(db, keyid, cursor)
 
     def peer_digest(
-        self, keyid: str, selector: pb.OpSelector,
-        built: Mapping[int, BucketDigest] | None = None,
+        self, keyid: str, selector: pb.OpSelector, built: _Built = None
     ) -> dict[int, BucketDigest]:
         with self._db.transaction(f"digesting a selection of {keyid}") as db:
             return sync.peer_buckets(db, keyid, selector, built)
 
-    def peer_digests(
-        self, keyid: str, selector: pb.OpSelector,
-        built: Mapping[int, BucketDigest] | None = None,
-    ) -> Digests:
+    def peer_digests(self, keyid: str, selector: pb.OpSelector, built: _Built = None) -> Digests:
         with self._db.transaction(f"digesting a selection of {keyid}") as db:
-            key = sync.peer_ready(db, keyid, selector, built)
-        return _CachedDigests(self._db, keyid, key)
+            return _CachedDigests(self._db, keyid, sync.peer_ready(db, keyid, selector, built))
 
     def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
         with self._db.transaction(f"refreshing the digests of {keyid}") as db:
@@ -348,8 +346,7 @@ class SqliteOplogStore:
         self, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
     ) -> tuple[list[int], list[int]]:
         with self._db.snapshot(f"listing a selection of {keyid}") as db:
-            pairs = sync.peer_pairs_page(db, keyid, selector, after_id, limit)
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+            return sync.peer_pairs_page(db, keyid, selector, after_id, limit)
 
     def peer_pairs(
         self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int
@@ -367,8 +364,7 @@ class SqliteOplogStore:
         self, selector: pb.OpSelector, excluded_plans: Collection[str] = ()
     ) -> Digests:
         with self._db.transaction("digesting a local selection") as db:
-            key = sync.local_refresh(db, selector, excluded_plans)
-        return _CachedDigests(self._db, "", key)
+            return _CachedDigests(self._db, "", sync.local_refresh(db, selector, excluded_plans))
 
     def local_pairs(
         self, selector: pb.OpSelector, excluded_plans: Collection[str],

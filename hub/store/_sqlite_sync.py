@@ -101,7 +101,7 @@ def peer_pairs(
 
 def peer_pairs_page(
     db: sqlite3.Connection, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
-) -> list[tuple[int, int]]:
+) -> tuple[list[int], list[int]]:
     """The first ``limit`` (original id, modno) pairs of a peer's selection past
     ``after_id``, by id (the retired ones among them, as ``_peer_pairs``)."""
     where, params = _peer_where(*json.loads(peer_selection_key(selector)))
@@ -116,9 +116,8 @@ def peer_pairs_page(
         f"AND original_id > ? AND {where} ORDER BY original_id LIMIT ?",
         (keyid, after_id, *params, limit),
     ).fetchall()
-    if not retired:
-        return held
-    return sorted(held + retired)[:limit]
+    pairs = sorted(held + retired)[:limit] if retired else held
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def peer_refresh(db: sqlite3.Connection, keyid: str, selector: pb.OpSelector) -> bool:
