@@ -266,7 +266,7 @@ class Hub:
         alerts_ref = AlertActor.start(
             hub_instance=self._config.instance, config=self.config_actor, fleet=self.fleet,
             peers=self.peers, store_factory=stores.open_alert_state,
-            deliver=dispatcher.submit,
+            deliver=dispatcher.submit, leadership_factory=stores.open_alert_leadership,
         )
         self._alerts = cast(AlertProxy, _start_actor(stack, alerts_ref, "alert"))
 

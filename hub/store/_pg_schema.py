@@ -351,6 +351,25 @@ CREATE TABLE invitations (
 );
 """
 
+# 7: the alerts' firing incidents and delivery outbox, shared by every hub: one hub
+# (the holder of TRY_LEAD_SQL's advisory lock) judges and delivers them, and a hub that takes over
+# finds what the last one recorded (docs/cluster.md). As ``_alerts``'s SQLite tables.
+_ALERTS_SQL: Final = """
+CREATE TABLE alert_incidents (
+    alert text NOT NULL,
+    key text NOT NULL,
+    fired_ms bigint NOT NULL,
+    event text NOT NULL,
+    PRIMARY KEY (alert, key)
+);
+CREATE TABLE alert_outbox (
+    id bigserial PRIMARY KEY,
+    alert text NOT NULL,
+    target text NOT NULL,
+    event text NOT NULL
+);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
@@ -358,13 +377,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "resumed sync: cursors and selection digests", _SYNC_SQL),
     Migration(5, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
     Migration(6, "invitations, shared by every hub", _INVITATIONS_SQL),
+    Migration(7, "alert incidents and their delivery outbox, shared by every hub", _ALERTS_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 TABLES: Final = (
     "operations", "local_deletions", "counters", "peer_states",
     "sync_cursors", "sync_digest_marks", "sync_digests", "sync_dirty",
-    "authorized_clients", "sessions", "invitations",
+    "authorized_clients", "sessions", "invitations", "alert_incidents", "alert_outbox",
 )
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
@@ -524,3 +544,25 @@ USE_INVITATION_SQL: Final = (
     "WHERE id = %s AND NOT revoked AND uses_left > 0 AND expires_ms > %s "
     f"RETURNING {_INVITATION_COLUMNS}"
 )
+
+# -- the alerts (migration 7) -----------------------------------------------------------
+
+TRY_LEAD_SQL: Final = (
+    "SELECT pg_try_advisory_lock(hashtextextended('synchub-alerts/' || current_schema(), 0))"
+)
+"""The advisory lock the hub that judges and delivers the alerts holds (session level),
+one per schema, so clusters in two schemas of one database do not share it."""
+ACTIVE_INCIDENTS_SQL: Final = (
+    "SELECT alert, key, fired_ms, event FROM alert_incidents ORDER BY alert, key"
+)
+PENDING_DELIVERIES_SQL: Final = "SELECT id, alert, target, event FROM alert_outbox ORDER BY id"
+RESOLVE_INCIDENT_SQL: Final = "DELETE FROM alert_incidents WHERE alert = %s AND key = %s"
+FIRE_INCIDENT_SQL: Final = (
+    "INSERT INTO alert_incidents (alert, key, fired_ms, event) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (alert, key) DO UPDATE SET fired_ms = EXCLUDED.fired_ms, "
+    "event = EXCLUDED.event"
+)
+QUEUE_DELIVERY_SQL: Final = (
+    "INSERT INTO alert_outbox (alert, target, event) VALUES (%s, %s, %s) RETURNING id"
+)
+DELIVERED_SQL: Final = "DELETE FROM alert_outbox WHERE id = ANY (%s::bigint[])"

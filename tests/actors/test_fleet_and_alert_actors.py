@@ -5,11 +5,13 @@ run changes it publishes, and incidents recorded before their events go out."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
+from unittest.mock import MagicMock, create_autospec
 
 import pykka
 import pytest
@@ -31,7 +33,13 @@ from actors import (
 from hub.alerting import DeliveryJob
 from hub.config import Config, load_config
 from hub.pb import synchub_pb2 as pb
-from hub.store import PeerStore, SqliteAlertStore, SqliteOplogReader, SqliteOplogStore
+from hub.store import (
+    AlertLeadership,
+    PeerStore,
+    SqliteAlertStore,
+    SqliteOplogReader,
+    SqliteOplogStore,
+)
 from synchub_testing import wait_until
 
 TIMEOUT = 5.0
@@ -183,3 +191,59 @@ def test_alerts_are_recorded_before_they_go_out_and_survive_a_restart(rig: Rig) 
     rig.oplog.add([local("fixed", pb.STATUS_SUCCESS)]).get(timeout=TIMEOUT)
     resolved = rig.deliveries.get(timeout=TIMEOUT)
     assert '"event":"resolved"' in resolved.event
+
+
+def test_one_hub_of_a_cluster_delivers_and_another_takes_over_what_it_left(
+    rig: Rig,
+) -> None:
+    """Two hubs' AlertActors on one alert store; which leads is an autospec'd
+    AlertLeadership each."""
+
+    def start(name: str, leadership: MagicMock) -> AlertProxy:
+        ref = AlertActor.start(
+            hub_instance="hub-1", config=rig.config, fleet=rig.fleet, peers=rig.peers,
+            store_factory=lambda: SqliteAlertStore(rig.path),
+            deliver=lambda job: rig.deliveries.put(dataclasses.replace(
+                job, target=f"{name}:{job.target}")),
+            clock=lambda: NOW, startup_grace=0, leadership_factory=lambda: leadership,
+            retry_lead=5.0,
+        )
+        proxy = cast(AlertProxy, ref.proxy())
+        assert proxy.ping().get(timeout=TIMEOUT)
+        return proxy
+
+    lead_a, lead_b = (create_autospec(AlertLeadership, instance=True) for _ in "ab")
+    lead_a.try_lead.return_value, lead_b.try_lead.return_value = True, False
+    lead_a.still_leading.return_value = True
+    hub_a, hub_b = start("a", lead_a), start("b", lead_b)
+    assert hub_a.leading().get(timeout=TIMEOUT) and not hub_b.leading().get(timeout=TIMEOUT)
+
+    rig.oplog.add([local("broke", pb.STATUS_ERROR)]).get(timeout=TIMEOUT)
+    jobs = sorted((rig.deliveries.get(timeout=TIMEOUT), rig.deliveries.get(timeout=TIMEOUT)),
+                  key=lambda j: j.target)
+    assert [j.target for j in jobs] == ["a:command", "a:webhook"]  # hub b judged nothing
+    [shown] = hub_b.active().get(timeout=TIMEOUT)  # what hub a recorded
+    assert (shown.alert, shown.key, shown.when) == ("backup-failed", "hub-1/nightly",
+                                                    "operation_failed")
+    tell(hub_a.delivered, jobs[0].delivery_id, True)
+    hub_a.active().get(timeout=TIMEOUT)  # the mailbox is in order: delivered is done
+    hub_a.actor_ref.stop(block=True, timeout=TIMEOUT)  # the webhook's still in the outbox
+    lead_a.close.assert_called_once()
+
+    lead_b.try_lead.return_value = True
+    lead_b.still_leading.return_value = True
+    tell(hub_b.tick, NOW + 1)
+    [again] = [rig.deliveries.get(timeout=TIMEOUT)]
+    assert (again.delivery_id, again.target) == (jobs[1].delivery_id, "b:webhook")
+    assert hub_b.leading().get(timeout=TIMEOUT)
+    rig.oplog.add([local("broke again", pb.STATUS_ERROR)]).get(timeout=TIMEOUT)
+    [firing] = hub_b.active().get(timeout=TIMEOUT)
+    assert firing.key == "hub-1/nightly" and rig.deliveries.empty()  # not fired twice
+
+    lead_b.still_leading.return_value = False  # e.g. the database restarted
+    tell(hub_b.tick, NOW + 2)
+    assert not hub_b.leading().get(timeout=TIMEOUT)
+    rig.oplog.add([local("fixed", pb.STATUS_SUCCESS)]).get(timeout=TIMEOUT)
+    hub_b.active().get(timeout=TIMEOUT)
+    assert rig.deliveries.empty()  # standing by, it delivers nothing
+    assert lead_b.try_lead.call_count == 2  # at start, then at its first standby tick

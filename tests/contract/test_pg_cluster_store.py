@@ -1,5 +1,5 @@
 """The stores several hubs share on PostgreSQL: authorized clients as rows, the session
-leases, and the notices every hub hears (docs/cluster.md).
+leases, the notices every hub hears, and which hub leads the alerts (docs/cluster.md).
 
 Two nodes' views of one database stand for two hubs. Each test has a database of
 its own; without a server they skip with the reason.
@@ -21,6 +21,7 @@ from hub.store import (
     ClientsChanged,
     ClusterNotices,
     LiveSession,
+    PostgresAlertLeadership,
     PostgresClientStore,
     PostgresPeerStateStore,
     PostgresSessionLeases,
@@ -172,3 +173,20 @@ def test_a_lost_listening_connection_is_store_unavailable(
     finally:
         store.close()
     assert heard(notices, 1) == [ClientsChanged(KEY_A)]
+
+
+def test_one_hub_at_a_time_leads_the_alerts_and_a_lost_lead_is_taken_over(url: str) -> None:
+    first, second = PostgresAlertLeadership(url), PostgresAlertLeadership(url)
+    try:
+        assert not first.still_leading()
+        assert first.try_lead() and first.try_lead() and first.still_leading()
+        assert not second.try_lead() and not second.still_leading()
+        first.close()  # a hub that stops (or dies: its connection goes) lets it go
+        assert second.try_lead() and second.still_leading()
+        assert not first.try_lead()
+        terminate_connections(database_name(url))  # the database restarted, say
+        assert not second.still_leading()
+        assert first.try_lead() and not second.try_lead()
+    finally:
+        first.close()
+        second.close()
