@@ -148,7 +148,8 @@ class AlertActor(pykka.ThreadingActor):
             return
         self._next_try = now + self._retry_lead
         if leadership.try_lead():
-            log.info("alerts: this hub took the lead; it judges and delivers them now")
+            log.warning("alerts: this hub took the lead (the hub that had it stopped or "
+                        "lost the database); it judges and delivers them now")
             self._lead(store)
 
     def _subscribe(

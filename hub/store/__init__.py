@@ -62,6 +62,7 @@ from hub.store._cluster_api import (
     ClientsChanged,
     ClusterNotice,
     LiveSession,
+    OplogCommitted,
     SessionClaimed,
     SessionLeases,
 )
@@ -175,6 +176,7 @@ __all__ = [
     "NewDelivery",
     "OpMetadata",
     "OperationQuery",
+    "OplogCommitted",
     "OplogReader",
     "OplogStore",
     "PeerStateStore",

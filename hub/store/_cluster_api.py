@@ -44,7 +44,16 @@ class LiveSession:
     instance_id: str
 
 
-ClusterNotice = ClientsChanged | SessionClaimed
+@dataclass(frozen=True, slots=True)
+class OplogCommitted:
+    """A hub (``writer``: its store's ``origin``) stored the operations with the ids in
+    ``runs`` (first, last; inclusive, ascending) and committed them."""
+
+    writer: str
+    runs: tuple[tuple[int, int], ...]
+
+
+ClusterNotice = ClientsChanged | SessionClaimed | OplogCommitted
 
 
 class AuthorizedClientStore(Protocol):

@@ -13,7 +13,8 @@ store, which hub delivers the alerts (``open_alert_leadership``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.config import Config
@@ -46,6 +47,8 @@ class HubStores:
     data_dir: Path
     url: str | None = None
     check_pages: bool = True
+    origin: str = field(default_factory=lambda: f"synchub {secrets.token_hex(6)}")
+    """This hub's name in the notices of what its oplog stores (PostgreSQL)."""
 
     @property
     def postgresql(self) -> bool:
@@ -80,7 +83,7 @@ class HubStores:
             return SqliteOplogStore(oplog_path(self.data_dir))
         from hub.store._pg_oplog import PostgresOplogStore  # noqa: PLC0415 - see _LAZY
 
-        return PostgresOplogStore(self.url)
+        return PostgresOplogStore(self.url, origin=self.origin)
 
     def open_reader(self) -> OplogReader:
         """A read-only view of the oplog ``open_oplog`` opens (the store must exist)."""

@@ -370,6 +370,41 @@ CREATE TABLE alert_outbox (
 );
 """
 
+# 8: every hub follows the others' writes (docs/cluster.md): each statement that
+# stores operations announces the ids it wrote on OPLOG_CHANNEL, delivered at commit,
+# as runs of consecutive ids ("FIRST-LAST,FIRST-LAST,... WRITER"; WRITER is the
+# writing connection's application_name, so a hub knows its own), split over several
+# notices when long; readers fetch them by the primary key.
+_OPLOG_NOTICES_SQL: Final = """
+CREATE FUNCTION synchub_oplog_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    writer text := current_setting('application_name');
+    ranges text := '';
+    run record;
+BEGIN
+    FOR run IN
+        SELECT min(id) AS first_id, max(id) AS last_id
+        FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS island FROM new_rows) AS r
+        GROUP BY island ORDER BY 1
+    LOOP
+        IF length(ranges) > 7000 THEN
+            PERFORM pg_notify('synchub_oplog', ranges || ' ' || writer);
+            ranges := '';
+        END IF;
+        ranges := ranges || CASE WHEN ranges = '' THEN '' ELSE ',' END
+            || run.first_id || '-' || run.last_id;
+    END LOOP;
+    IF ranges <> '' THEN
+        PERFORM pg_notify('synchub_oplog', ranges || ' ' || writer);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_notice_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_oplog_notice();
+CREATE TRIGGER operations_notice_update AFTER UPDATE ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_oplog_notice();
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
@@ -378,6 +413,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(5, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
     Migration(6, "invitations, shared by every hub", _INVITATIONS_SQL),
     Migration(7, "alert incidents and their delivery outbox, shared by every hub", _ALERTS_SQL),
+    Migration(8, "notices of the ids each statement stored, for every hub's fleet",
+              _OPLOG_NOTICES_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -460,6 +497,9 @@ CLIENTS_CHANNEL: Final = "synchub_clients"
 """NOTIFY channel: an authorized client was added, changed or removed (payload: keyid)."""
 SESSIONS_CHANNEL: Final = "synchub_sessions"
 """NOTIFY channel: a hub took a key's session (payload: JSON keyid, node, session)."""
+OPLOG_CHANNEL: Final = "synchub_oplog"
+"""NOTIFY channel (migration 8): a statement stored operations with these ids
+(payload: ``FIRST-LAST,FIRST-LAST,... WRITER``)."""
 
 LOAD_CLIENTS_SQL: Final = (
     "SELECT keyid, instance_id, keyid_verified, permissions FROM authorized_clients "

@@ -150,6 +150,52 @@ def test_operations_other_processes_wrote_arrive_on_a_tick(rig: Rig) -> None:
     assert [r.op_id for r in plan.runs] == [written.id]
 
 
+def test_what_other_hubs_stored_is_read_by_id_on_the_next_tick(rig: Rig) -> None:
+    """Another hub's writes: a second writer on the same store, and the ids its notices
+    would carry, told as the ClusterLink tells them."""
+    changes: queue.Queue[RunChanges] = queue.Queue()
+    rig.fleet.subscribe(changes.put).get(timeout=TIMEOUT)
+
+    def peer_op(op_id: int, status: int, modno: int = 1) -> pb.Operation:
+        return pb.Operation(id=op_id, flow_id=op_id, modno=modno, instance_id="web1",
+                            plan_id="nightly", repo_guid="g", status=status,
+                            unix_time_start_ms=int(NOW * 1000), display_message=f"op {op_id}")
+
+    other = SqliteOplogStore(rig.path / "oplog.sqlite")
+    try:
+        first = other.apply_remote("ed25519.web1", [peer_op(1, pb.STATUS_INPROGRESS),
+                                                   peer_op(2, pb.STATUS_SUCCESS)], [],
+                                   peer_instance_id="web1").created
+        tell(rig.fleet.tick, NOW)  # the local feed has none of a peer's operations
+        assert rig.fleet.snapshot().get(timeout=TIMEOUT).plans == ()
+        tell(rig.fleet.stored_elsewhere, ((first[0].id, first[1].id),))
+        tell(rig.fleet.tick, NOW)
+        [plan] = rig.fleet.snapshot().get(timeout=TIMEOUT).plans
+        assert (plan.instance, sorted(r.op_id for r in plan.runs)) == (
+            "web1", sorted(op.id for op in first))
+        assert len(changes.get(timeout=TIMEOUT)) == 2
+
+        # A change of status, announced by id: the alerts hear it as a run change.
+        other.apply_remote("ed25519.web1", [peer_op(1, pb.STATUS_ERROR, modno=2)], [],
+                           peer_instance_id="web1")
+        tell(rig.fleet.stored_elsewhere, ((first[0].id, first[0].id),))
+        tell(rig.fleet.tick, NOW)
+        [change] = changes.get(timeout=TIMEOUT)
+        assert (change.op_id, change.status, change.previous) == (
+            first[0].id, pb.STATUS_ERROR, pb.STATUS_INPROGRESS)
+
+        # Notices missed (the link was deaf): a catch-up reads every id above the highest.
+        later = other.apply_remote("ed25519.web1", [peer_op(3, pb.STATUS_ERROR)], [],
+                                   peer_instance_id="web1").created
+        tell(rig.fleet.catch_up)
+        tell(rig.fleet.tick, NOW)
+        [change] = changes.get(timeout=TIMEOUT)
+        assert (change.op_id, change.status) == (later[0].id, pb.STATUS_ERROR)
+        assert changes.empty()
+    finally:
+        other.close()
+
+
 def test_the_fleet_is_built_from_the_store_at_start(rig: Rig, tmp_path: Path) -> None:
     rig.oplog.add([local(f"run {n}") for n in range(3)]).get(timeout=TIMEOUT)
     second = FleetActor.start(
