@@ -12,7 +12,12 @@ around it. A connection thread, in a loop:
    round, a re-diff, a poll of the local oplog for changes;
 3. waits on the socket and its monitor until a frame arrives, the link can take
    more, or the session's next deadline (at most a tenth of a second, to notice
-   a stop), and hands what arrived to the session (``receive``, ``link_event``).
+   a stop), and hands what arrived to the session (``receive``, ``link_event``);
+4. hands the monitor's events, and its own lookup of the hub's name
+   (``HostLookup``), to a ``hub.protocol.ReachWatch``: when the hub is not reached
+   after a few seconds, the watch's reason (connection refused, name not resolved,
+   no answer, ...) is logged at WARNING and recorded in the status, while libzmq
+   keeps retrying (docs/operations.md, "When the agent cannot reach a hub").
 
 The socket: a DEALER with this process's fresh CURVE key pair, pinned to the
 hub's CURVE public key from the known_hosts entry, linger 0 (docs/protocol.md
@@ -35,7 +40,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -43,6 +48,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from hub.agent._local import LocalOplog
+from hub.agent._lookup import HostLookup
 from hub.agent._status import write_status
 from hub.config import Config, KnownHost
 from hub.errors import ClientError, HubRefused, HubUnavailable, SynchubError
@@ -56,6 +62,7 @@ from hub.protocol import (
     HubPin,
     LinkEvent,
     LogServer,
+    ReachWatch,
     SharedConfig,
     SyncScope,
     backoff_delay,
@@ -69,6 +76,9 @@ log = logging.getLogger(__name__)
 _STOP_CHECK_SECONDS = 0.1
 _FRAMES_PER_TURN = 64
 _LINK_EVENTS: dict[int, LinkEvent] = {
+    zmq.EVENT_CONNECT_DELAYED: LinkEvent.CONNECT_PENDING,
+    zmq.EVENT_CLOSED: LinkEvent.CONNECT_FAILED,
+    zmq.EVENT_CONNECT_RETRIED: LinkEvent.RETRY_SCHEDULED,
     zmq.EVENT_CONNECTED: LinkEvent.CONNECTED,
     zmq.EVENT_DISCONNECTED: LinkEvent.DISCONNECTED,
     zmq.EVENT_HANDSHAKE_SUCCEEDED: LinkEvent.SECURED,
@@ -77,6 +87,15 @@ _LINK_EVENTS: dict[int, LinkEvent] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: LinkEvent.SECURING_FAILED,
 }
 _MONITORED_EVENTS = functools.reduce(lambda a, b: a | b, _LINK_EVENTS)
+_LOOKUP_JOIN_SECONDS = 0.05
+
+
+def _link_event(message: Mapping[str, Any]) -> LinkEvent | None:
+    """The monitor's event as the session and the ReachWatch know it."""
+    if (message["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            and message["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH):
+        return LinkEvent.PLAINTEXT
+    return _LINK_EVENTS.get(message["event"])
 _CURVE_OVERHEAD_BYTES = 64
 
 
@@ -169,13 +188,16 @@ class HostStatus:
     ``state`` is starting, connecting, connected, retry-wait, refused, stopped (or
     done / failed after ``run_once``); ``sessions`` counts sessions that reached
     CONNECTED; ``in_sync`` says the latest round of diffs came back empty; ``message``
-    says why it is not connected.
+    says why it is not connected, and ``reason`` names why the hub is not reached
+    when the transport told (a ``hub.protocol.Reach`` value: connection-refused,
+    name-not-resolved, no-answer...; empty otherwise).
     """
 
     state: str = "starting"
     sessions: int = 0
     in_sync: bool = False
     message: str = ""
+    reason: str = ""
     last_sync_ms: int = 0
     """When the hub last confirmed it holds everything (wall clock, ms); 0: not yet."""
     acknowledged_mark: int = -1
@@ -353,6 +375,7 @@ class _HostLink:
         self.addresses = host.addresses
         self._address = int(agent._rand() * len(self.addresses)) % len(self.addresses)
         self.outcome: SyncReport | BaseException | None = None
+        self.last_reason = ""  # why the last connection did not reach the hub, if known
         self.local: LocalOplog | None = None  # the connection's, while one runs
         self._round_mark = -1
         self.scope = SyncScope.for_host(agent.config, host.permissions)
@@ -384,7 +407,8 @@ class _HostLink:
         status = self.status
         return {
             "endpoint": self.endpoint, "keyid": self.host.keyid,
-            "state": status.state, "message": status.message, "sessions": status.sessions,
+            "state": status.state, "message": status.message, "reason": status.reason,
+            "sessions": status.sessions,
             "in_sync": status.in_sync, "last_sync_ms": status.last_sync_ms,
             "acknowledged_mark": status.acknowledged_mark,
             "hub_config": json.loads(status.hub_config) if status.hub_config else None,
@@ -399,7 +423,8 @@ class _HostLink:
         # A round of diffs starts right after: the hub will hold what is here now.
         self._round_mark = self._local_mark()
         sessions = self.status.sessions + 1
-        self._report(state="connected", sessions=sessions, in_sync=False, message="")
+        self._report(state="connected", sessions=sessions, in_sync=False, message="",
+                     reason="")
 
     def round_finished(self, in_sync: bool) -> None:
         changes: dict[str, Any] = {"in_sync": in_sync}
@@ -425,7 +450,7 @@ class _HostLink:
             self._report(state="done", in_sync=True, message="in sync")
             self.outcome = report
         except (SynchubError, _Stopped) as exc:
-            self._report(state="failed", message=str(exc))
+            self._report(state="failed", message=str(exc), reason=self.last_reason)
             self.outcome = exc
         except Exception as exc:
             log.exception("hub %s: the sync failed", self.host.instance_id)
@@ -460,12 +485,16 @@ class _HostLink:
                 break
             except HubRefused as exc:
                 log.error("%s; retrying in %.0fs", exc, settings.refused_retry)
-                self._report(state="refused", in_sync=False, message=str(exc))
+                self._report(state="refused", in_sync=False, message=str(exc),
+                             reason=self.last_reason)
                 agent._stop.wait(settings.refused_retry)
                 continue
             except SynchubError as exc:
-                self._report(state="retry-wait", in_sync=False, message=str(exc))
-                level = logging.INFO if connection.connected else logging.WARNING
+                self._report(state="retry-wait", in_sync=False, message=str(exc),
+                             reason=self.last_reason)
+                # Said at WARNING already when the reason was noticed.
+                warned = connection.connected or connection.noticed
+                level = logging.INFO if warned else logging.WARNING
                 log.log(level, "%s", exc)
             except Exception as exc:
                 log.exception("hub %s: connection failed", self.host.instance_id)
@@ -508,6 +537,10 @@ class _Connection:
         self._session: ClientSession | None = None
         self._socket: zmq.Socket[Any] | None = None
         self._monitor: zmq.Socket[Any] | None = None
+        self._reach = ReachWatch(self.who, self.endpoint, self.clock())
+        self._lookup: HostLookup | None = None
+        self.noticed = False
+        """The reason the hub is not reached was logged and recorded."""
 
     @property
     def connected(self) -> bool:
@@ -529,16 +562,36 @@ class _Connection:
                 now = self.clock()
                 self._pump(sock, session, now)
                 session.advance(now)
+                self._notice(now)
                 if not session.done:
                     self._wait(sock, monitor, session, now)
             totals = session.totals
             return SyncReport(self.host.instance_id, totals.rounds, totals.sent, totals.deleted)
         finally:
+            verdict = self._reach.check(self.clock())
+            self.link.last_reason = verdict.reason.value if verdict is not None else ""
             try:
                 self._close()
             finally:
                 self.link.local = None
                 local.close()
+
+    def _notice(self, now: float) -> None:
+        """Tell, once, why the hub is not reached yet; a one-shot sync gives up on a
+        reason waiting will not fix. libzmq keeps retrying meanwhile."""
+        if self._lookup is not None:
+            finished, error = self._lookup.result()
+            if finished:
+                self._reach.looked_up(error)
+        verdict = self._reach.check(now)
+        if verdict is None or self.noticed or not self._reach.noticeable(now):
+            return
+        self.noticed = True
+        if self.settings.once and verdict.reason.definitive:
+            raise HubUnavailable(verdict.message)
+        log.warning("%s; still trying", verdict.message)
+        self.link._report(state="connecting", message=verdict.message,
+                          reason=verdict.reason.value)
 
     def _new_session(self, local: LocalOplog) -> ClientSession:
         agent, host = self.agent, self.host
@@ -552,8 +605,8 @@ class _Connection:
         )
         logs = LogServer(local, self.link.log_scope, who=self.who, log=log)
         return ClientSession(
-            handshake, local, self.link.scope, shared,
-            settings=self.settings, who=self.who, listener=self.link, logger=log, logs=logs,
+            handshake, local, self.link.scope, shared, settings=self.settings, who=self.who,
+            listener=self.link, logger=log, logs=logs, reach=self._reach,
         )
 
     def _open(self) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
@@ -571,6 +624,9 @@ class _Connection:
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
         sock.setsockopt(zmq.CURVE_SERVERKEY, self.host.curve_public_key.encode("ascii"))
         self._monitor = monitor = sock.get_monitor_socket(_MONITORED_EVENTS)
+        where = self._reach.endpoint
+        if where is not None and where.name:
+            self._lookup = HostLookup(where.host, where.port)
         sock.connect(self.endpoint)
         return sock, monitor
 
@@ -589,6 +645,8 @@ class _Connection:
             monitor.close(linger=0)
         if sock is not None:
             sock.close(linger=0)
+        if self._lookup is not None:
+            self._lookup.join(_LOOKUP_JOIN_SECONDS)
 
     def _pump(self, sock: zmq.Socket[Any], session: ClientSession, now: float) -> None:
         for _ in range(_FRAMES_PER_TURN):
@@ -615,8 +673,9 @@ class _Connection:
         events = dict(poller.poll(_poll_ms(min(max(due - now, 0.0), _STOP_CHECK_SECONDS))))
         if monitor in events:
             while monitor.poll(0):
-                event = _LINK_EVENTS.get(recv_monitor_message(monitor)["event"])
+                event = _link_event(recv_monitor_message(monitor))
                 if event is not None:
+                    self._reach.event(event, self.clock())
                     session.link_event(event)
         if events.get(sock, 0) & zmq.POLLIN:
             for _ in range(_FRAMES_PER_TURN):

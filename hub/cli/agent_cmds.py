@@ -90,6 +90,8 @@ def client_status(config: Config, now_ms: int) -> dict[str, Any]:
                 "connected": connected,
                 "state": state,
                 "why_not_connected": why,
+                # Why the hub is not reached, when the transport told (docs/operations.md).
+                "reason": str(entry.get("reason", "")) if running and not connected else "",
                 "in_sync": bool(entry.get("in_sync", False)) and connected,
                 "last_sync_ms": int(entry.get("last_sync_ms", 0)),
                 "unacknowledged": _unacknowledged(reader, mark),

@@ -13,7 +13,8 @@ drive it over real sockets.
   the diff plan (``_scope``), flow control (``_flow``), the frames of operations
   (``_outgoing``), rounds of diffs (``_rounds``), the reconnect backoff
   (``_backoff``), and ``ClientSession``, which ties them into one session
-  (``_client``);
+  (``_client``); why a hub is not reached yet, from transport events
+  (``ReachWatch``, ``_reach``);
 - logs on demand, both sides (``_logs``): the hub's open requests
   (``LogRequests``) and the client's answers (``LogServer``).
 """
@@ -32,7 +33,6 @@ from hub.protocol._client import (
     ClientPhase,
     ClientSession,
     ClientSessionSettings,
-    LinkEvent,
     SessionListener,
     SharedConfig,
     SyncTotals,
@@ -137,6 +137,15 @@ from hub.protocol._logs import (
     request_log_item,
 )
 from hub.protocol._outgoing import DELETED_IDS_PER_FRAME, ClientOplog
+from hub.protocol._reach import (
+    NOTICE_AFTER_SECONDS,
+    Endpoint,
+    LinkEvent,
+    Reach,
+    ReachWatch,
+    Unreached,
+    parse_endpoint,
+)
 from hub.protocol._rounds import CONFIRM_ROUNDS, MAX_ONCE_ROUNDS
 from hub.protocol._scope import DiffSelection, SyncScope
 
@@ -162,6 +171,7 @@ __all__ = [
     "MAX_ONCE_ROUNDS",
     "MAX_RANGES",
     "NONCE_BYTES",
+    "NOTICE_AFTER_SECONDS",
     "PER_OPERATION_OVERHEAD_BYTES",
     "PROTOCOL_VERSION",
     "RESYNC_VERSION",
@@ -175,6 +185,7 @@ __all__ = [
     "ConfigView",
     "DiffSelection",
     "DigestCheck",
+    "Endpoint",
     "Followup",
     "Hello",
     "HubHandshake",
@@ -190,6 +201,8 @@ __all__ = [
     "LogSource",
     "OperationKind",
     "Outflow",
+    "Reach",
+    "ReachWatch",
     "SendWindow",
     "SentOperations",
     "SessionListener",
@@ -197,6 +210,7 @@ __all__ = [
     "SyncScope",
     "SyncTotals",
     "Transcript",
+    "Unreached",
     "ack_diff_frame",
     "ack_diff_item",
     "action_of",
@@ -232,6 +246,7 @@ __all__ = [
     "new_secret",
     "operation_frame_bytes",
     "operations_item",
+    "parse_endpoint",
     "proof_item",
     "request_log_item",
     "root_range",

@@ -65,24 +65,12 @@ from hub.protocol._handshake import ClientHandshake
 from hub.protocol._items import ack_diff_frame, closing_error_frame, decode_hub_item
 from hub.protocol._logs import LogServer
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
+from hub.protocol._reach import LinkEvent, ReachWatch
 from hub.protocol._resync import DigestAsk, Outgoing, ResyncOplog, ResyncRounds
 from hub.protocol._rounds import DiffRounds, RoundEnd
 from hub.protocol._scope import DiffSelection, SyncScope
 
 log = logging.getLogger(__name__)
-
-class LinkEvent(enum.Enum):
-    """What the transport under a session reports (the agent reads a socket monitor)."""
-
-    CONNECTED = "connected"
-    """The TCP connection is up."""
-    SECURED = "secured"
-    """The CURVE handshake succeeded."""
-    SECURING_FAILED = "securing-failed"
-    """A CURVE handshake failed (the transport retries by itself)."""
-    DISCONNECTED = "disconnected"
-    """The connection dropped."""
-
 
 class SessionListener(Protocol):
     """Told as a session makes progress; called from the thread driving it."""
@@ -179,17 +167,24 @@ class ClientPhase(enum.Enum):
 class LinkWatch:
     """What the transport under one session reported, and what it means for the session."""
 
-    def __init__(self, who: str) -> None:
+    def __init__(self, who: str, reach: ReachWatch | None = None) -> None:
         self._who = who
+        self._reach = reach
         self.tcp_connected = False
         self._secured = False
         self._securing_failures = 0
 
     def event(self, event: LinkEvent) -> None:
-        _LINK_HANDLERS[event](self)
+        handler = _LINK_HANDLERS.get(event)
+        if handler is not None:
+            handler(self)
 
     def no_answer(self, answering: str, seconds: float) -> HubUnavailable:
-        """The error for a hub that did not answer within ``seconds``."""
+        """The error for a hub that did not answer within ``seconds``: the ReachWatch's
+        verdict when it has one."""
+        verdict = self._reach.current if self._reach is not None else None
+        if verdict is not None:
+            return HubUnavailable(f"{verdict.message} (not answered within {seconds:g}s)")
         if not self.tcp_connected:
             return HubUnavailable(
                 f"{self._who} is unreachable: no connection within {seconds:g}s "
@@ -242,6 +237,7 @@ class ClientSession:
         listener: SessionListener | None = None,
         logger: logging.Logger | None = None,
         logs: LogServer | None = None,
+        reach: ReachWatch | None = None,
     ) -> None:
         self.settings = settings = settings or ClientSessionSettings()
         self.who = who = who or f"hub {handshake.pin.instance_id}"
@@ -274,7 +270,7 @@ class ClientSession:
         self._window = SendWindow(settings.send_window, settings.ack_every)
         self._sender = Sender(ack_diff_frame(keyid), settings.heartbeat_interval, self._window)
         self._outflow = self._sender.outflow
-        self._link = LinkWatch(who)
+        self._link = LinkWatch(who, reach)
         self._deadline = math.inf
         self._awaiting = ("", 0.0)
         self._mark = 0
