@@ -43,13 +43,14 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._calls import survives
+from actors._digests import DigestBuilds
 from actors._gate import EndNotice, WriteGate
 from actors._retention import RetentionPass
 from actors._subscribers import Subscribers
 from hub.config import Config
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import DigestCheck, hub_answer
+from hub.protocol import DigestCheck
 from hub.store import (
     OplogStore,
     OpMetadata,
@@ -154,6 +155,7 @@ class OplogActor(pykka.ThreadingActor):
         self._subscribers: Subscribers[OplogEvent] = Subscribers("oplog")
         self._gate = WriteGate()
         self._diff_step_ids = max(1, diff_step_ids)
+        self._digests = DigestBuilds(diff_step_ids)
         self._retention = RetentionPass()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -219,8 +221,10 @@ class OplogActor(pykka.ThreadingActor):
         return True
 
     def release(self, keyid: str, session_id: str) -> None:
-        """A session ended: its claim on ``keyid``, if it still holds it, goes."""
+        """A session ended: its claim on ``keyid``, if it still holds it, goes, and so
+        do the key's digest builds."""
         self._gate.release(keyid, session_id)
+        self._digests.forget(keyid)
 
     def apply_remote(self, keyid: str, batch: RemoteBatch) -> RemoteApplyResult:
         """Apply one batch from peer ``keyid`` atomically; see SqliteOplogStore.apply_remote.
@@ -262,19 +266,18 @@ class OplogActor(pykka.ThreadingActor):
         sync))."""
         return tuple(self._store.sync_cursors(keyid))
 
-    def check_digest(self, keyid: str, check: DigestCheck) -> pb.SyncStreamItem.CheckDigest:
+    def check_digest(
+        self, keyid: str, check: DigestCheck
+    ) -> pb.SyncStreamItem.CheckDigest | None:
         """Answer a peer's check_digest; record its cursor when every range matched.
 
-        The answer is a fresh message the caller owns.
+        None: the selection's first digest is being read in steps (``actors._digests``,
+        at most ``diff_step_ids`` pairs a call); ask again. The answer is a fresh
+        message the caller owns.
         """
-        store = self._store
-
-        def pairs(first_id: int, last_id: int) -> tuple[list[int], list[int]]:
-            return store.peer_pairs(keyid, check.selector, first_id, last_id)
-
-        answer = hub_answer(check, store.peer_digest(keyid, check.selector), pairs)
-        if answer.in_sync and check.cursor is not None:
-            store.record_cursor(keyid, check.cursor)
+        answer = self._digests.answer(self._store, keyid, check)
+        if answer is not None and answer.in_sync and check.cursor is not None:
+            self._store.record_cursor(keyid, check.cursor)
         return answer
     def diff_step(self, keyid: str, step: DiffStep) -> DiffStepResult:
         """One bounded step of a session's diff (see ``DiffStep``); the session asks for

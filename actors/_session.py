@@ -120,6 +120,8 @@ class SessionSettings:
     ask_timeout: float = 30.0
     proof_timeout: float | None = None
     """From the CHALLENGE to the PROOF (None: only ``handshake_timeout`` applies)."""
+    resync: bool = True
+    """Answer a HELLO's offer of resumed sync (``[hub] resync``)."""
 
     @property
     def silence_limit(self) -> float:
@@ -298,7 +300,7 @@ class SessionActor(pykka.ThreadingActor):
         self._phase, self._challenged_at = Phase.AWAIT_PROOF, self._now
         challenge = handshake.challenge
         # Resumed sync (docs/protocol.md §6.8 (Resumed sync)), outside the transcript.
-        self._resync = item.handshake.resync >= RESYNC_VERSION
+        self._resync = self._settings.resync and item.handshake.resync >= RESYNC_VERSION
         if self._resync:
             challenge = pb.SyncStreamItem.FromString(challenge.SerializeToString())
             challenge.handshake.resync = RESYNC_VERSION
@@ -469,8 +471,10 @@ def _on_check_digest(session: SessionActor, item: pb.SyncStreamItem) -> None:
     if not session._resync:
         raise ProtocolError("unexpected check_digest: this session did not agree resync")
     check = DigestCheck.of(item.check_digest, hello.keyid)
-    answer = session._ask(session._oplog.check_digest(hello.keyid, check), "oplog")
-    session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
+    assert session._sync is not None
+    answer = session._sync.check_digest(check)
+    if answer is not None:
+        session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
 
 
 def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:

@@ -8,7 +8,9 @@ peer-state reports carry it too, so a displaced session's late reports are ignor
 A diff is answered in bounded steps (``actors._oplog.DiffStep``): the peer's pairs are
 put in ascending order here, in the session's thread, and each step is one ask, so the
 OplogActor serves other sessions between two steps of a large diff (docs/protocol.md
-§6.3 (The hub's answer to `diff_operations`)).
+§6.3 (The hub's answer to `diff_operations`)). So is the first check_digest of a
+selection the hub has no cached digest of (``actors._digests``): asked again until the
+OplogActor has read the whole selection.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from actors._gate import EndNotice
 from actors._oplog import DiffStep, OplogProxy, RemoteBatch
 from actors._peer_state import PeerStateProxy
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import Hello, check_diff, sent_operations
+from hub.protocol import DigestCheck, Hello, check_diff, sent_operations
 
 M = TypeVar("M", bound=Message)
 
@@ -66,6 +68,16 @@ class PeerSync:
             if result.reached is None:
                 return requested
             step = replace(step, start=result.next_start, after=result.reached)
+        return None
+
+    def check_digest(self, check: DigestCheck) -> pb.SyncStreamItem.CheckDigest | None:
+        """The oplog's answer, asked again while it reads a first digest in steps; None
+        when the session was revoked or displaced meanwhile (it ends at its next message)."""
+        while self._notice.reason() is None:
+            found = answer(self._oplog.check_digest(self._hello.keyid, check), self._timeout,
+                           "oplog")
+            if found is not None:
+                return found
         return None
 
     def send_operations(self, sent_item: pb.SyncStreamItem.SendOperations) -> None:

@@ -153,7 +153,8 @@ _SHARED_WITH_SESSION = tuple(
 def within_hub_limits(settings: ClientSessionSettings, host: KnownHost) -> ClientSessionSettings:
     """``settings`` for one hub, given the hub's own settings from its known_hosts entry:
     heartbeat at least as often as the hub, wait for the PROOF's answer no longer than
-    the hub's handshake timeout, and send no frame above the hub's limit."""
+    the hub's handshake timeout, and send no frame above the hub's limit; resumed sync
+    only when both the agent's settings and the entry (``resync``) allow it."""
     heartbeat, handshake, frame = (
         settings.heartbeat_interval, settings.handshake_timeout, settings.max_frame_bytes
     )
@@ -164,7 +165,7 @@ def within_hub_limits(settings: ClientSessionSettings, host: KnownHost) -> Clien
     if host.max_frame_bytes is not None:
         frame = min(frame, host.max_frame_bytes)
     return replace(settings, heartbeat_interval=heartbeat, handshake_timeout=handshake,
-                   max_frame_bytes=frame)
+                   max_frame_bytes=frame, resync=settings.resync and host.resync)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ _HUB_KEYS = (
     "max_pending_per_source",
     "proof_timeout",
     "advertise",
+    "resync",
 )
 _RUN_KEYS = ("error_output_bytes",)
 _STORE_KEYS = ("url", "check_pages")
@@ -76,7 +77,7 @@ _PLAN_KEYS = ("id", "repo", "paths", "excludes")
 _CLIENT_KEYS = ("instance_id", "keyid", "keyid_verified", "permissions")
 _HOST_KEYS = (
     "instance_id", "endpoint", "endpoints", "keyid", "curve_public_key", "permissions",
-    "heartbeat_interval", "handshake_timeout", "max_frame_bytes",
+    "heartbeat_interval", "handshake_timeout", "max_frame_bytes", "resync",
 )
 
 CONFIG_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -380,6 +381,7 @@ def _parse_hub(table: _Table) -> HubSettings:
             "max_pending_per_source", defaults.max_pending_per_source
         ),
         proof_timeout=table.seconds("proof_timeout", defaults.proof_timeout),
+        resync=table.boolean("resync", defaults.resync),
     )
 
 
@@ -588,6 +590,7 @@ def _parse_known_hosts(top: _Table) -> tuple[KnownHost, ...]:
                 handshake_timeout=_optional_seconds(table, "handshake_timeout"),
                 max_frame_bytes=(table.count("max_frame_bytes", 0)
                                  if "max_frame_bytes" in table.data else None),
+                resync=table.boolean("resync", True),
             )
         )
     return tuple(hosts)

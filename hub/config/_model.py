@@ -52,6 +52,9 @@ class HubSettings:
     proof_timeout: float = 10.0
     advertise: str | None = None
     """The endpoint clients dial (``id``, invitations); None: derived from ``bind``."""
+    resync: bool = True
+    """Answer a client's offer of resumed sync (docs/protocol.md §6.8 (Resumed sync));
+    False: every session does version 1's full diffs."""
 
     def client_endpoint(self) -> tuple[str, bool]:
         """The endpoint a client dials, and whether it is a guess.
@@ -253,6 +256,9 @@ class KnownHost:
     endpoints: tuple[str, ...] = ()
     """Every address of the hub (the hubs of one cluster); ``endpoint`` is the first.
     Empty means ``(endpoint,)``: read ``addresses``."""
+    resync: bool = True
+    """Offer that hub resumed sync (docs/protocol.md §6.8 (Resumed sync)); False: full
+    diffs on every connection."""
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -146,6 +146,7 @@ from hub.protocol._reach import (
     Unreached,
     parse_endpoint,
 )
+from hub.protocol._resync import MAX_CHECKS
 from hub.protocol._rounds import CONFIRM_ROUNDS, MAX_ONCE_ROUNDS
 from hub.protocol._scope import DiffSelection, SyncScope
 
@@ -166,6 +167,7 @@ __all__ = [
     "LOG_REQUEST_MAX_BYTES",
     "LOG_REQUEST_TIMEOUT",
     "MAX_BATCH_OPERATIONS",
+    "MAX_CHECKS",
     "MAX_DIFF_IDS",
     "MAX_INSTANCE_ID_BYTES",
     "MAX_ONCE_ROUNDS",

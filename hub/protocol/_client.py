@@ -118,9 +118,8 @@ class ClientSessionSettings:
     ack_every: int = 8
     once: bool = False
     """Sync until the hub confirms it holds everything, then be done."""
-    resync: bool = False
-    """Offer resumed sync (§6.8 (Resumed sync)); without it every round is full diffs.
-    Off by default until it also sends the withdrawal diffs of a narrowed grant."""
+    resync: bool = True
+    """Offer resumed sync (§6.8 (Resumed sync)); without it every round is full diffs."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.ack_every <= self.send_window:

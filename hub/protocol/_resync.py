@@ -17,6 +17,16 @@ selection is in sync when that check is answered in sync (the hub recorded the
 cursor); after ``MAX_CHECKS`` checks it is given up for this round, and the next
 round does a full diff of it. Later rounds of a running session (every
 ``rediff_interval``) only check: the changes were streamed meanwhile.
+
+The *withdrawals* of a narrowed grant (``SyncScope.withdrawn``, §6.2 (The client's
+order of work)) have no cursor and no digest: the first round of a session sends
+each as the full diff it is in version 1, after the selections, and answers its
+reply as there (the ids the hub holds beyond the list, answered as deleted). A
+withdrawal whose reply requested ids is diffed again once the answer is queued, so
+the round ends only when the hub confirms it holds nothing more there (or after
+``MAX_CHECKS`` diffs: given up, and the next round sends the withdrawals again). The
+scope of a session does not change and what it streams is filtered by it, so once
+confirmed, later rounds of the same session leave the withdrawals out.
 """
 
 from __future__ import annotations
@@ -125,6 +135,7 @@ class ResyncRounds:
         self._round: _Round | None = None
         self._full_next: set[DiffSelection] = set()
         self._replaced: set[DiffSelection] = set()
+        self._withdraw = bool(scope.withdrawn)
         self._rounds_done = 0
         self.next_rediff = math.inf
 
@@ -169,22 +180,35 @@ class ResyncRounds:
         cursor_of = {
             s: SyncCursor(selection_name(s), epoch, mark) for s in self._scope.selections
         }
-        self._round = _Round(cursor_of, {s: _Selection() for s in self._scope.selections})
+        withdrawals = self._scope.withdrawn if self._withdraw else ()
+        self._round = _Round(cursor_of, {
+            s: _Selection() for s in (*self._scope.selections, *withdrawals)
+        })
         self.next_rediff = math.inf
         for selection in self._scope.selections:
             if selection in resumed:
                 out.append(self._root_check(selection))
             else:
-                ids, modnos = self._oplog.have(selection)
-                frame = encode_item(diff_item(selection, self._keyid, ids, modnos))
-                if len(frame) > self._max_frame_bytes:
-                    raise ClientError(
-                        f"the diff of {selection.describe()} lists {len(ids)} operations, "
-                        f"{len(frame)} bytes: more than one frame may carry "
-                        f"({self._max_frame_bytes} bytes)"
-                    )
-                out.append((frame, selection))
+                out.append(self._full_diff(selection))
+        out.extend(self._full_diff(w) for w in withdrawals)
         return out, mark
+
+    def _full_diff(self, selection: DiffSelection) -> Outgoing:
+        """The version 1 diff of ``selection`` (a selection or a withdrawal)."""
+        assert self._round is not None
+        state = self._round.states[selection]
+        state.in_flight += 1
+        if selection.only_plans is not None:
+            state.checks += 1  # a selection's checks count its check_digest items only
+        ids, modnos = self._oplog.have(selection)
+        frame = encode_item(diff_item(selection, self._keyid, ids, modnos))
+        if len(frame) > self._max_frame_bytes:
+            raise ClientError(
+                f"the diff of {selection.describe()} lists {len(ids)} operations, "
+                f"{len(frame)} bytes: more than one frame may carry "
+                f"({self._max_frame_bytes} bytes)"
+            )
+        return frame, selection
 
     def _changes_past(
         self, low: int, resumed: dict[DiffSelection, int]
@@ -222,14 +246,25 @@ class ResyncRounds:
         return check_digest_frame(selection.selector(self._keyid), [root], cursor), ask
 
     def diff_answered(self, selection: DiffSelection, requested: Sequence[int]) -> list[Outgoing]:
-        """A full diff's reply: its answer, then the selection's check."""
+        """A full diff's reply: its answer, then the selection's check (a withdrawal:
+        its diff again, until it is answered with nothing)."""
+        assert self._round is not None
+        state = self._round.states[selection]
+        state.in_flight -= 1
         if selection in self._replaced:
             requested = sorted({*requested, *self._oplog.have(selection)[0]})
         self._note_requested(len(requested))
         out: list[Outgoing] = []
         if requested:
             out.append((self._frames.answer(requested), None))
-        out.append(self._root_check(selection))
+        if selection.only_plans is None:
+            out.append(self._root_check(selection))
+        elif not requested:
+            state.done = True
+        elif state.checks >= MAX_CHECKS:
+            state.done = state.given_up = True
+        else:
+            out.append(self._full_diff(selection))
         return out
 
     def check_answered(
@@ -283,6 +318,9 @@ class ResyncRounds:
         assert done_round is not None and done_round.pending == 0
         self._round = None
         in_sync = not any(s.given_up for s in done_round.states.values())
+        self._withdraw = self._withdraw and any(
+            s.given_up for w, s in done_round.states.items() if w.only_plans is not None
+        )
         self._counts.rounds.append(done_round.requested)
         self._rounds_done += 1
         if not self._once:

@@ -76,6 +76,14 @@ the database, go only to the log and /healthz)."""
 STOP_TIMEOUT = 10.0
 
 
+def session_settings(hub: HubSettings) -> SessionSettings:
+    """What each session runs with, from ``[hub]``."""
+    return SessionSettings(
+        heartbeat_interval=hub.heartbeat_interval, handshake_timeout=hub.handshake_timeout,
+        proof_timeout=hub.proof_timeout, resync=hub.resync,
+    )
+
+
 def front_settings(hub: HubSettings) -> FrontSettings:
     return FrontSettings(
         bind=hub.bind,
@@ -381,11 +389,7 @@ class Hub:
         return SessionActor.start(
             session_id=routing_id.hex(),
             hub=HubIdentity(self._config.instance, self.identity.signing),
-            settings=SessionSettings(
-                heartbeat_interval=self._settings.heartbeat_interval,
-                handshake_timeout=self._settings.handshake_timeout,
-                proof_timeout=self._settings.proof_timeout,
-            ),
+            settings=session_settings(self._settings),
             config=self.config_actor,
             oplog=self.oplog,
             peers=self.peers,

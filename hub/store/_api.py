@@ -51,7 +51,7 @@ Results are always fresh objects that the store keeps no reference to.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -252,9 +252,29 @@ class OplogStore(LocalWrites, Protocol):
         """Record (replace) the cursor of one of ``keyid``'s selections, durably."""
         ...
 
-    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+    def peer_digest(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> dict[int, BucketDigest]:
         """The bucket digests of ``keyid``'s operations in ``selector`` (repo_guid and at
-        most plan_id), by their original ids; empty buckets are absent."""
+        most plan_id), by their original ids; empty buckets are absent.
+
+        The first call for a selection reads all of it, unless ``built`` gives its
+        digests as read in steps (``peer_pairs_page``) after a ``peer_digest_refresh``
+        of ``keyid`` and with no other ``peer_digest`` of ``keyid`` in between: those
+        become the cache, and the buckets written to meanwhile are read again."""
+        ...
+
+    def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
+        """Bring ``keyid``'s cached digests up to date with its writes; whether this
+        selection is cached (so ``peer_digest`` of it reads only what changed)."""
+        ...
+
+    def peer_pairs_page(
+        self, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
+    ) -> tuple[list[int], list[int]]:
+        """The first ``limit`` (original id, modno) pairs of ``keyid``'s operations in
+        ``selector`` with original id > ``after_id``, by id, as two lists."""
         ...
 
     def peer_pairs(

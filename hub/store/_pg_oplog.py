@@ -20,7 +20,7 @@ one database: writers take turns on the counters row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from hub.pb import synchub_pb2 as pb
@@ -232,9 +232,22 @@ class PostgresOplogStore:
         with self._db.transaction(f"recording the sync cursor of {keyid}") as conn:
             sync.record_cursor(conn, keyid, cursor)
 
-    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+    def peer_digest(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> dict[int, BucketDigest]:
         with self._db.transaction(f"digesting a selection of {keyid}") as conn:
-            return sync.peer_buckets(conn, keyid, selector)
+            return sync.peer_buckets(conn, keyid, selector, built)
+
+    def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
+        with self._db.transaction(f"refreshing the digests of {keyid}") as conn:
+            return sync.peer_refresh(conn, keyid, selector)
+
+    def peer_pairs_page(
+        self, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
+    ) -> tuple[list[int], list[int]]:
+        with self._db.connection(f"listing a selection of {keyid}") as conn:
+            return sync.peer_pairs_page(conn, keyid, selector, after_id, limit)
 
     def peer_pairs(
         self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int

@@ -11,6 +11,7 @@ so a mark made meanwhile by another hub's write stays for the next refresh.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._pg_db import Connection
@@ -107,35 +108,81 @@ def _refresh_dirty(conn: Connection, keyid: str) -> None:
         )
 
 
+def _lock(conn: Connection, keyid: str) -> None:
+    # The peer's cache rows are locked by the first statement of a transaction, so
+    # two hubs refreshing the same peer's caches take turns.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"synchub-digest:{keyid}",))
+
+
+def _is_cached(conn: Connection, keyid: str, key: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM sync_digest_marks WHERE owner = %s AND selection = %s", (keyid, key)
+    ).fetchone() is not None
+
+
+def peer_refresh(conn: Connection, keyid: str, selector: pb.OpSelector) -> bool:
+    """Bring the cached digests of a peer's selections up to date; whether ``selector``'s
+    selection is one of them. Runs in one transaction."""
+    _lock(conn, keyid)
+    _refresh_dirty(conn, keyid)
+    return _is_cached(conn, keyid, peer_selection_key(selector))
+
+
+def peer_pairs_page(
+    conn: Connection, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
+) -> tuple[list[int], list[int]]:
+    """The first ``limit`` (original id, modno) pairs of a peer's selection past
+    ``after_id``, by id."""
+    repo_guid, plan_id = json.loads(peer_selection_key(selector))
+    plan_sql = "" if plan_id is None else " AND plan_id = %s"
+    params: tuple[object, ...] = (keyid, after_id, repo_guid)
+    if plan_id is not None:
+        params = (*params, plan_id)
+    rows = conn.execute(
+        "SELECT original_id, modno FROM operations WHERE original_instance_keyid = %s "  # noqa: S608
+        f"AND original_id > %s AND repo_guid = %s{plan_sql} ORDER BY original_id LIMIT %s",
+        (*params, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+
+
+def _install(
+    conn: Connection, keyid: str, key: str, digests: Mapping[int, BucketDigest]
+) -> None:
+    conn.execute(
+        "DELETE FROM sync_digests WHERE owner = %s AND selection = %s", (keyid, key)
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sync_digests (owner, selection, bucket, count, digest) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(keyid, key, b, d.count, signed(d.digest)) for b, d in digests.items()],
+        )
+    conn.execute(
+        "INSERT INTO sync_digest_marks (owner, selection) VALUES (%s, %s)", (keyid, key)
+    )
+
+
 def peer_buckets(
-    conn: Connection, keyid: str, selector: pb.OpSelector
+    conn: Connection, keyid: str, selector: pb.OpSelector,
+    built: Mapping[int, BucketDigest] | None = None,
 ) -> dict[int, BucketDigest]:
     """The bucket digests of a peer's selection, its cache brought up to date first.
 
-    Runs in one transaction; the peer's cache rows are locked by the first
-    statement, so two hubs refreshing the same peer's caches take turns.
+    Runs in one transaction. ``built``: the digests of a selection not cached yet,
+    read in steps since the last refresh: they become its cache, and the buckets
+    written to since are read again with the other cached selections'.
     """
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"synchub-digest:{keyid}",))
-    _refresh_dirty(conn, keyid)
+    _lock(conn, keyid)
     key = peer_selection_key(selector)
-    known = conn.execute(
-        "SELECT 1 FROM sync_digest_marks WHERE owner = %s AND selection = %s", (keyid, key)
-    ).fetchone()
-    if known is None:
+    installed = built is not None and not _is_cached(conn, keyid, key)
+    if built is not None and installed:
+        _install(conn, keyid, key, built)
+    _refresh_dirty(conn, keyid)
+    if not installed and not _is_cached(conn, keyid, key):
         repo_guid, plan_id = json.loads(key)
         digests = digest_pairs(_pairs(conn, keyid, (repo_guid, plan_id), 0, 2**63 - 1))
-        conn.execute(
-            "DELETE FROM sync_digests WHERE owner = %s AND selection = %s", (keyid, key)
-        )
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO sync_digests (owner, selection, bucket, count, digest) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(keyid, key, b, d.count, signed(d.digest)) for b, d in digests.items()],
-            )
-        conn.execute(
-            "INSERT INTO sync_digest_marks (owner, selection) VALUES (%s, %s)", (keyid, key)
-        )
+        _install(conn, keyid, key, digests)
         return digests
     rows = conn.execute(
         "SELECT bucket, count, digest FROM sync_digests WHERE owner = %s AND selection = %s",

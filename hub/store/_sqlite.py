@@ -15,7 +15,7 @@ work is in the private modules beside it:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -307,9 +307,23 @@ class SqliteOplogStore:
         with self._db.transaction(f"recording the sync cursor of {keyid}") as db:
             sync.record_cursor(db, keyid, cursor)
 
-    def peer_digest(self, keyid: str, selector: pb.OpSelector) -> dict[int, BucketDigest]:
+    def peer_digest(
+        self, keyid: str, selector: pb.OpSelector,
+        built: Mapping[int, BucketDigest] | None = None,
+    ) -> dict[int, BucketDigest]:
         with self._db.transaction(f"digesting a selection of {keyid}") as db:
-            return sync.peer_buckets(db, keyid, selector)
+            return sync.peer_buckets(db, keyid, selector, built)
+
+    def peer_digest_refresh(self, keyid: str, selector: pb.OpSelector) -> bool:
+        with self._db.transaction(f"refreshing the digests of {keyid}") as db:
+            return sync.peer_refresh(db, keyid, selector)
+
+    def peer_pairs_page(
+        self, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
+    ) -> tuple[list[int], list[int]]:
+        with self._db.snapshot(f"listing a selection of {keyid}") as db:
+            pairs = sync.peer_pairs_page(db, keyid, selector, after_id, limit)
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def peer_pairs(
         self, keyid: str, selector: pb.OpSelector, first_id: int, last_id: int

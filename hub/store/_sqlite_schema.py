@@ -104,7 +104,7 @@ UPDATE_SQL: Final = (
 # reader indexes these are not a format change: a store creates what a file lacks
 # when it opens it, and an older synchub leaves them alone. A hub's caches of its
 # peers' selections are kept current by this version's writes only (docs/operations.md,
-# "Resumed sync": after running an older hub on a store, clear them).
+# "Resumed sync: cursors and digest caches": after an older hub wrote, clear them).
 SYNC_TABLES_SQL: Final = (
     "CREATE TABLE IF NOT EXISTS sync_epoch (singleton INTEGER PRIMARY KEY "
     "CHECK (singleton = 1), epoch BLOB NOT NULL)",

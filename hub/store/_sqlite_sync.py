@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._sqlite_db import read_counters
@@ -97,6 +97,51 @@ def peer_pairs(
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def peer_pairs_page(
+    db: sqlite3.Connection, keyid: str, selector: pb.OpSelector, after_id: int, limit: int
+) -> list[tuple[int, int]]:
+    """The first ``limit`` (original id, modno) pairs of a peer's selection past
+    ``after_id``, by id (the retired ones among them, as ``_peer_pairs``)."""
+    where, params = _peer_where(*json.loads(peer_selection_key(selector)))
+    # Each table read through its (keyid, original id) index up to the limit, then merged.
+    held = db.execute(
+        "SELECT original_id, modno FROM operations WHERE original_instance_keyid = ? "  # noqa: S608
+        f"AND original_id > ? AND {where} ORDER BY original_id LIMIT ?",
+        (keyid, after_id, *params, limit),
+    ).fetchall()
+    retired = db.execute(
+        "SELECT original_id, modno FROM retired WHERE keyid = ? "  # noqa: S608
+        f"AND original_id > ? AND {where} ORDER BY original_id LIMIT ?",
+        (keyid, after_id, *params, limit),
+    ).fetchall()
+    if not retired:
+        return held
+    return sorted(held + retired)[:limit]
+
+
+def peer_refresh(db: sqlite3.Connection, keyid: str, selector: pb.OpSelector) -> bool:
+    """Bring the cached digests of a peer's selections up to date (the buckets its
+    writes marked); whether ``selector``'s selection is one of them."""
+    dirty = [row[0] for row in db.execute(
+        "SELECT bucket FROM sync_dirty WHERE keyid = ?", (keyid,)
+    )]
+    if dirty:
+        cached = [row[0] for row in db.execute(
+            "SELECT selection FROM sync_digest_marks WHERE owner = ?", (keyid,)
+        )]
+        for key in cached:
+            repo_guid, plan_id = json.loads(key)
+            for bucket in dirty:
+                first, last = bucket_ids(bucket)
+                pairs = _peer_pairs(db, keyid, (repo_guid, plan_id), first, last)
+                _save_buckets(db, keyid, key, (bucket,), digest_pairs(pairs))
+        db.execute("DELETE FROM sync_dirty WHERE keyid = ?", (keyid,))
+    return db.execute(
+        "SELECT 1 FROM sync_digest_marks WHERE owner = ? AND selection = ?",
+        (keyid, peer_selection_key(selector)),
+    ).fetchone() is not None
+
+
 def _save_buckets(
     db: sqlite3.Connection, owner: str, selection: str, buckets: Iterable[int],
     digests: dict[int, BucketDigest],
@@ -141,35 +186,30 @@ def _rebuild(
 
 
 def peer_buckets(
-    db: sqlite3.Connection, keyid: str, selector: pb.OpSelector
+    db: sqlite3.Connection, keyid: str, selector: pb.OpSelector,
+    built: Mapping[int, BucketDigest] | None = None,
 ) -> dict[int, BucketDigest]:
-    """The bucket digests of a peer's selection, its cache brought up to date first."""
-    dirty = [row[0] for row in db.execute(
-        "SELECT bucket FROM sync_dirty WHERE keyid = ?", (keyid,)
-    )]
-    if dirty:
-        cached = [row[0] for row in db.execute(
-            "SELECT selection FROM sync_digest_marks WHERE owner = ?", (keyid,)
-        )]
-        for key in cached:
-            repo_guid, plan_id = json.loads(key)
-            for bucket in dirty:
-                first, last = bucket_ids(bucket)
-                pairs = _peer_pairs(db, keyid, (repo_guid, plan_id), first, last)
-                _save_buckets(db, keyid, key, (bucket,), digest_pairs(pairs))
-        db.execute("DELETE FROM sync_dirty WHERE keyid = ?", (keyid,))
+    """The bucket digests of a peer's selection, its cache brought up to date first.
+
+    ``built``: the digests of a selection not cached yet, read in steps since the
+    last refresh (``peer_refresh``): they become its cache, and the buckets written
+    to since are read again with the other cached selections'.
+    """
     key = peer_selection_key(selector)
-    known = db.execute(
+    installed = False
+    if built is not None and db.execute(
         "SELECT 1 FROM sync_digest_marks WHERE owner = ? AND selection = ?", (keyid, key)
-    ).fetchone()
-    if known is None:
-        repo_guid, plan_id = json.loads(key)
-        pairs = _peer_pairs(db, keyid, (repo_guid, plan_id), 0, 2**63 - 1)
-        digests = digest_pairs(pairs)
-        _rebuild(db, keyid, key, digests)
+    ).fetchone() is None:
+        _rebuild(db, keyid, key, dict(built))
         _set_mark(db, keyid, key, 0)
-        return digests
-    return _cached(db, keyid, key)
+        installed = True
+    if peer_refresh(db, keyid, selector) or installed:
+        return _cached(db, keyid, key)
+    repo_guid, plan_id = json.loads(key)
+    digests = digest_pairs(_peer_pairs(db, keyid, (repo_guid, plan_id), 0, 2**63 - 1))
+    _rebuild(db, keyid, key, digests)
+    _set_mark(db, keyid, key, 0)
+    return digests
 
 
 # -- this node's own selections (the client's side) ----------------------------------

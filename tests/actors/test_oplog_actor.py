@@ -26,7 +26,8 @@ from actors import (
 from hub.config import Config, load_config
 from hub.errors import AuthError, ProtocolError, SessionDisplaced, StoreError
 from hub.pb import synchub_pb2 as pb
-from hub.store import SqliteOplogStore
+from hub.protocol import DigestCheck, root_range
+from hub.store import SqliteOplogStore, digest_pairs
 
 KEY_A = "ed25519.peer-a"
 TIMEOUT = 5.0
@@ -415,3 +416,84 @@ def test_a_diff_answered_in_steps_is_the_whole_diff(
         assert steps <= (len(held) + len(theirs)) // STEP + 1
     finally:
         ref.stop(block=True, timeout=TIMEOUT)
+
+
+# -- a first digest in bounded steps (actors._digests) ----------------------------------------
+
+DIGEST_STEP = 200
+
+
+def root_check(pairs: dict[int, int], selector: pb.OpSelector, sequence: int) -> DigestCheck:
+    """The check_digest a client holding exactly ``pairs`` sends, with a cursor."""
+    cursor = pb.SyncCursor(selection="sel", epoch=bytes(16), sequence=sequence)
+    item = pb.SyncStreamItem.CheckDigest(
+        selector=selector, ranges=[root_range(digest_pairs(sorted(pairs.items())))],
+        cursor=cursor,
+    )
+    return DigestCheck.of(item, KEY_A)
+
+
+def ask_until_answered(
+    oplog: pykka.ActorProxy[OplogActor], check: DigestCheck
+) -> tuple[pb.SyncStreamItem.CheckDigest, int]:
+    calls = 0
+    while True:
+        calls += 1
+        answer = oplog.check_digest(KEY_A, check).get(timeout=TIMEOUT)
+        if answer is not None:
+            return answer, calls
+        assert calls < 100, "the digest never finished"
+
+
+def test_a_first_digest_is_read_in_steps_and_meets_the_writes_made_between_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "oplog.sqlite"
+    ref = OplogActor.start(lambda: SqliteOplogStore(path), diff_step_ids=DIGEST_STEP)
+    try:
+        oplog = ref.proxy()
+        held = {i: 1 for i in range(1, 1001)}
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=tuple(op(i) for i in held))).get(
+            timeout=TIMEOUT)
+        repo = pb.OpSelector(original_instance_keyid=KEY_A, repo_guid="guid-nas")
+        # Two steps of the repo's digest, then writes behind and ahead of where it is.
+        first = root_check(held, repo, 1)
+        assert oplog.check_digest(KEY_A, first).get(timeout=TIMEOUT) is None
+        assert oplog.check_digest(KEY_A, first).get(timeout=TIMEOUT) is None
+        oplog.apply_remote(KEY_A, RemoteBatch(
+            operations=(op(5, modno=2), op(5000)), deleted_ids=(999,))).get(timeout=TIMEOUT)
+        held.update({5: 2, 5000: 1})
+        del held[999]
+        check = root_check(held, repo, 2)
+        answer, calls = ask_until_answered(oplog, check)
+        # Pages of 200 pairs, of which the whole buckets count (192 ids here): ids 1-959
+        # in five steps, the sixth reaches the end and answers.
+        assert answer.in_sync and 2 + calls == 6
+        assert oplog.sync_cursors(KEY_A).get(timeout=TIMEOUT)[0].sequence == 2
+
+        # Another selection's digest between two steps refreshes the written buckets the
+        # first build would need: that build starts over, and is still right.
+        plan = pb.OpSelector(original_instance_keyid=KEY_A, repo_guid="guid-other")
+        other = {i: 1 for i in range(2001, 2601)}
+        batch = tuple(replace_repo(op(i), "guid-other") for i in other)
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=batch)).get(timeout=TIMEOUT)
+        assert oplog.check_digest(KEY_A, root_check(other, plan, 3)).get(
+            timeout=TIMEOUT) is None
+        oplog.apply_remote(KEY_A, RemoteBatch(operations=(op(7, modno=5),))).get(
+            timeout=TIMEOUT)
+        held[7] = 5
+        answer, _ = ask_until_answered(oplog, root_check(held, repo, 4))
+        assert answer.in_sync  # cached: answered at once, with op 7's new modno
+        answer, calls = ask_until_answered(oplog, root_check(other, plan, 5))
+        assert answer.in_sync and calls >= 3
+        # Cached from now on: one call, and a difference is still found.
+        held[8] = 9
+        answer, calls = ask_until_answered(oplog, root_check(held, repo, 6))
+        assert calls == 1 and not answer.in_sync
+    finally:
+        ref.stop(block=True, timeout=TIMEOUT)
+
+
+def replace_repo(operation: pb.Operation, repo_guid: str) -> pb.Operation:
+    operation.repo_guid = repo_guid
+    return operation

@@ -8,6 +8,7 @@ outbox and the messages it sent its collaborators.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from hub.protocol import (
     LOG_CHUNK_BYTES,
     LOG_REQUEST_TIMEOUT,
     LOG_REQUESTS_PER_SESSION,
+    RESYNC_VERSION,
     LogAnswer,
     LogQuery,
     config_frames,
@@ -52,6 +54,7 @@ from hub.protocol import (
     sign_proof,
     validate_challenge,
 )
+from hub.store import SyncCursor
 from synchub_testing import (
     CLIENT,
     HUB,
@@ -114,7 +117,7 @@ def rig(hub_config: Config) -> Rig:
     return make_rig(hub_config)
 
 
-def make_rig(config: Config, now: float = 0.0) -> Rig:
+def make_rig(config: Config, now: float = 0.0, settings: SessionSettings = SETTINGS) -> Rig:
     outbox = FakeOutbox()
     config_actor = Mock(name="config")
     config_actor.get.return_value = answered(config)
@@ -124,7 +127,7 @@ def make_rig(config: Config, now: float = 0.0) -> Rig:
     session = SessionActor(
         session_id="s-1",
         hub=HubIdentity(HUB_INSTANCE, HUB),
-        settings=SETTINGS,
+        settings=settings,
         config=config_actor,
         oplog=oplog,
         peers=peers,
@@ -161,6 +164,35 @@ def test_successful_handshake_connects_and_sends_the_filtered_config(rig: Rig) -
     assert list(list_resources.list_resources.plan_ids) == ["nightly"]
     assert rig.outbox.done == 2
     assert not rig.outbox.closed
+
+
+@pytest.mark.parametrize("hub_resync", [True, False], ids=["resync-on", "resync-off"])
+def test_resumed_sync_is_answered_unless_the_hub_turns_it_off(
+    hub_config: Config, hub_resync: bool
+) -> None:
+    """docs/protocol.md §6.8 (Resumed sync): a HELLO offering it gets it in the CHALLENGE
+    and a sync_cursors after the config; with ``[hub] resync = false`` the session is a
+    version 1 one, and a check_digest in it is a protocol error."""
+    rig = make_rig(hub_config, settings=dataclasses.replace(SETTINGS, resync=hub_resync))
+    cursor = SyncCursor('["guid-nas",null,[]]', bytes(16), 42)
+    rig.oplog.sync_cursors.return_value = answered((cursor,))
+    hello = pb.SyncStreamItem.FromString(client_hello())
+    hello.handshake.resync = RESYNC_VERSION
+    rig.frame(hello.SerializeToString())
+    [challenge] = rig.outbox.take()
+    assert challenge.handshake.resync == (RESYNC_VERSION if hub_resync else 0)
+    rig.frame(client_proof(challenge))
+    actions = [item.WhichOneof("action") for item in rig.outbox.take()]
+    if not hub_resync:
+        assert actions == ["send_config", "list_resources"]
+        rig.oplog.sync_cursors.assert_not_called()
+        check = pb.SyncStreamItem(check_digest=pb.SyncStreamItem.CheckDigest(
+            selector=pb.OpSelector(original_instance_keyid=CLIENT.keyid, repo_guid="guid-nas")))
+        rig.frame(check.SerializeToString())
+        assert rig.only_error().state == ERROR_PROTOCOL
+        return
+    assert actions == ["send_config", "list_resources", "sync_cursors"]
+    rig.oplog.sync_cursors.assert_called_once_with(CLIENT.keyid)
 
 
 @pytest.mark.parametrize(

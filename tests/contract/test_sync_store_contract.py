@@ -83,6 +83,36 @@ def test_peer_digest_follows_every_write_to_the_peers_operations(
         reopened, KEY_B, pb.OpSelector(repo_guid="guid-nas"))
 
 
+def test_a_digest_read_in_pages_becomes_the_cache_and_meets_later_writes(
+    oplog_backend: Backend[OplogStore],
+) -> None:
+    store = oplog_backend.open()
+    store.apply_remote(KEY_A, [remote_op(i, modno=i) for i in range(1, 401)], [])
+    store.apply_remote(KEY_A, [remote_op(i, plan_id="weekly") for i in range(401, 451)], [])
+    store.apply_remote(KEY_B, [remote_op(i) for i in range(1, 50)], [])
+    assert not store.peer_digest_refresh(KEY_A, NIGHTLY)  # not cached yet
+    # Pages past an id, by id, the selection's only (the plan's; not KEY_B's).
+    pages: list[tuple[list[int], list[int]]] = []
+    after = 0
+    while True:
+        ids, modnos = store.peer_pairs_page(KEY_A, NIGHTLY, after, 150)
+        if not ids:
+            break
+        assert ids == sorted(ids) and ids[0] > after and len(ids) <= 150
+        pages.append((ids, modnos))
+        after = ids[-1]
+    assert [len(ids) for ids, _ in pages] == [150, 150, 100]
+    read = digest_pairs(
+        (i, m) for ids, modnos in pages for i, m in zip(ids, modnos, strict=True))
+    # Written after the pages were read: the cache takes the pages and then these.
+    store.apply_remote(KEY_A, [remote_op(3, modno=99), remote_op(700, modno=1)], [10])
+    digest = store.peer_digest(KEY_A, NIGHTLY, read)
+    assert digest == expected_peer(store, KEY_A, NIGHTLY) != read
+    assert store.peer_digest_refresh(KEY_A, NIGHTLY)
+    reopened = oplog_backend.open()
+    assert reopened.peer_digest(KEY_A, NIGHTLY) == expected_peer(reopened, KEY_A, NIGHTLY)
+
+
 def test_peer_pairs_lists_one_range_of_the_selection(oplog_store: OplogStore) -> None:
     store = oplog_store
     store.apply_remote(KEY_A, [remote_op(i, modno=i * 2) for i in range(1, 30)], [])

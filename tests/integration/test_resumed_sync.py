@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,64 @@ def test_a_divergence_behind_a_valid_cursor_is_found_by_the_digest(tmp_path: Pat
         # Found and repaired by comparing digests, not by listing 5000 pairs.
         assert rounds == (3,) and sent == 2 and deleted == 1
         assert_same(r)
+
+
+def _shared_client_ops(r: Rig, keep: Callable[[pb.Operation], bool]) -> list[tuple[int, int, str]]:
+    store = SqliteOplogStore(r.client_node.oplog)
+    try:
+        ops = store.query(pb.OpSelector(original_instance_keyid=""))
+    finally:
+        store.close()
+    return [(op.id, op.modno, op.display_message) for op in ops if keep(op)]
+
+
+def _in_nightly(op: pb.Operation) -> bool:
+    return op.repo_guid == "guid-nas" and op.plan_id == "nightly"
+
+
+def test_a_grant_narrowed_while_resumed_takes_back_what_it_no_longer_shares(
+    tmp_path: Path,
+) -> None:
+    """docs/protocol.md §6.2 (withdrawals) with resumed sync on: narrowed from `*` to one
+    plan, the hub gives back the repo's other plans and the operations without a repo,
+    exactly as with version 1's diffs, and the plan that is still shared resumes."""
+    with rig(tmp_path) as r:
+        with local_store(r.client_node) as store:
+            made = [local_op(f"nightly {i}") for i in range(40)]
+            made += [local_op(f"weekly {i}") for i in range(30)]
+            for op in made[:40]:
+                op.plan_id = "nightly"
+            for op in made[40:]:
+                op.plan_id = "weekly"
+            made += [local_op(f"loose {i}", repo_guid="") for i in range(20)]
+            ops = store.add_local(made)
+        assert sync(r) == ((90,), 90, 0)
+        # A resumed round, so the narrowing meets a hub that holds cursors.
+        change(r, ops[:2], " (changed)")
+        assert sync(r) == ((0,), 2, 0)
+        assert_same(r)
+
+        assert r.client.path is not None
+        text = r.client.path.read_text()
+        wide = '{ type = "read_operations", scopes = ["*"] }'
+        assert wide in text
+        r.client.path.write_text(
+            text.replace(wide, '{ type = "read_operations", scopes = ["plan:nightly"] }'))
+        narrowed = load_config(r.client.path)
+
+        def run() -> tuple[tuple[int, ...], int, int]:
+            [report] = Agent(narrowed, settings=ONCE).run_once(timeout=20)
+            return report.rounds, report.sent, report.deleted
+
+        # The plan is a new selection (a full diff, nothing missing); the withdrawals
+        # of the repo and of the operations without a repo have the hub ask for the
+        # 30 + 20 it holds beyond them, answered as deleted, then confirm.
+        assert run() == ((50,), 0, 50)
+        nightly = _shared_client_ops(r, _in_nightly)
+        assert len(nightly) == 40
+        assert hub_ops(r) == nightly
+        # The plan now resumes from its cursor: one change, unasked; nothing withdrawn.
+        change(r, ops[5:6], " (after narrowing)")
+        change(r, ops[50:51], " (no longer shared)")
+        assert run() == ((0,), 1, 0)
+        assert hub_ops(r) == _shared_client_ops(r, _in_nightly)

@@ -15,7 +15,9 @@ from hub.errors import ClientError, HubRefused, HubUnavailable
 from hub.pb import synchub_pb2 as pb
 from hub.protocol import (
     CONFIRM_ROUNDS,
+    MAX_CHECKS,
     MAX_ONCE_ROUNDS,
+    RESYNC_VERSION,
     ClientHandshake,
     ClientOplog,
     ClientSession,
@@ -33,11 +35,12 @@ from hub.protocol import (
     heartbeat_frame,
     hub_transcript,
     sign_challenge,
+    sync_cursors_frame,
     throttle_frame,
     validate_hello,
     validate_proof,
 )
-from hub.store import LocalChanges, SerializedOperation
+from hub.store import BucketDigest, LocalChanges, SerializedOperation, digest_pairs
 from synchub_testing import CLIENT, HUB, HUB_INSTANCE, STRANGER
 
 T0 = 1000.0
@@ -626,3 +629,84 @@ def test_hub_items_a_client_does_not_use_are_ignored() -> None:
     ))], T0)
     assert session.connected
     assert [kind(i) for i in drain(session, T0)] == []
+
+
+# --- resumed sync: the withdrawals of a narrowed grant --------------------------------------
+
+
+class ResyncMemoryOplog(MemoryOplog):
+    """A MemoryOplog that also answers what resumed sync reads (``ResyncOplog``)."""
+
+    def epoch(self) -> bytes:
+        return b"\x01" * 16
+
+    def digest(self, selection: DiffSelection) -> dict[int, BucketDigest]:
+        ids, modnos = self.have(selection)
+        return digest_pairs(zip(ids, modnos, strict=True))
+
+    def pairs(self, selection: DiffSelection, first_id: int, last_id: int
+              ) -> tuple[list[int], list[int]]:
+        ids, modnos = self.have(selection)
+        kept = [(i, m) for i, m in zip(ids, modnos, strict=True) if first_id <= i <= last_id]
+        return [i for i, _ in kept], [m for _, m in kept]
+
+
+NO_REPO_WITHDRAWN = DiffSelection("", only_plans=frozenset())
+
+
+def serve(session: ClientSession, withdrawal_asks: list[list[int]], now: float
+          ) -> list[str]:
+    """Play a hub in sync for NAS that asks, at each withdrawal diff, for the next ids of
+    ``withdrawal_asks`` (nothing once they run out); what the client sent, in order."""
+    seen: list[str] = []
+    session.receive([heartbeat_frame()], now)  # the hub is alive at ``now``
+    session.advance(now)
+    while sent := drain(session, now):
+        for item in sent:
+            name = kind(item)
+            seen.append(name)
+            if name == "ack" or (name == "diff" and item.diff_operations
+                                 .have_operations_selector.repo_guid == "guid-nas"):
+                reply(session, [], now)
+            elif name == "diff":
+                seen[-1] = "withdrawal"
+                reply(session, withdrawal_asks.pop(0) if withdrawal_asks else [], now)
+            elif name == "check_digest":
+                session.receive([encode_item(pb.SyncStreamItem(
+                    check_digest=pb.SyncStreamItem.CheckDigest(in_sync=True)))], now)
+        session.advance(now)
+    return seen
+
+
+def test_resumed_sync_sends_the_withdrawals_until_the_hub_holds_nothing_more_there() -> None:
+    oplog = ResyncMemoryOplog()
+    oplog.add(op(1), op(2), op(3, repo_guid=""))  # op 3 is no longer shared
+    listener = Recorder()
+    session = make_session(oplog, RUNNING, scope=SyncScope((NAS,), (NO_REPO_WITHDRAWN,)),
+                           listener=listener)
+    session.start(T0)
+    [hello] = drain(session, T0)
+    assert hello.handshake.resync == RESYNC_VERSION  # offered by default
+    challenge = pb.SyncStreamItem.FromString(challenge_frame(hello))
+    challenge.handshake.resync = RESYNC_VERSION
+    session.receive([encode_item(challenge)], T0)
+    drain(session, T0)
+    for frame in hub_config():
+        session.receive([frame], T0)
+    session.receive([sync_cursors_frame([])], T0)
+
+    # The hub asks for what it holds there: answered as deleted (op 3, and 9 it alone
+    # has), then the withdrawal again; MAX_CHECKS times, all answered with ids, and the
+    # round gives it up. The next round comes at once, sends it again, and it is
+    # answered with nothing: confirmed.
+    seen = serve(session, [[3, 9]] * MAX_CHECKS, T0)
+    assert seen[:5] == ["send_config", "list_resources", "diff", "withdrawal", "check_digest"]
+    first_round, second_round = seen[:-2], seen[-2:]
+    assert first_round.count("withdrawal") == MAX_CHECKS
+    assert first_round.count("deleted_operations") == MAX_CHECKS
+    assert second_round == ["check_digest", "withdrawal"]
+    assert listener.rounds == [False, True]
+    assert session.totals.deleted == 2 * MAX_CHECKS
+    # Confirmed: later rounds of this session only check the selections.
+    assert serve(session, [], T0 + 1 + RUNNING.rediff_interval) == ["check_digest"]
+    assert listener.rounds == [False, True, True]

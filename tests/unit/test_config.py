@@ -592,6 +592,27 @@ def test_run_settings_default_and_off(tmp_path: Path) -> None:
     assert default_config(tmp_path).run.error_output_bytes == 8192
 
 
+def test_resumed_sync_is_on_unless_the_hub_or_a_known_host_turns_it_off(
+    tmp_path: Path,
+) -> None:
+    from hub.agent import AgentSettings, within_hub_limits  # noqa: PLC0415
+
+    host = (f'[[known_hosts]]\ninstance_id = "h"\nendpoint = "tcp://h:1"\n'
+            f'keyid = "{KEYID_A}"\ncurve_public_key = "{CURVE_KEY}"\n')
+    on = load_config(write(tmp_path, f'instance = "n"\n[hub]\n{host}'))
+    assert on.hub is not None and on.hub.resync and on.known_hosts[0].resync
+    off = load_config(write(
+        tmp_path, f'instance = "n"\n[hub]\nresync = false\n{host}resync = false\n', "off.toml"))
+    assert off.hub is not None and not off.hub.resync and not off.known_hosts[0].resync
+    session = AgentSettings().session_settings(once=True, timeout=5.0)
+    assert session.resync
+    assert within_hub_limits(session, on.known_hosts[0]).resync
+    assert not within_hub_limits(session, off.known_hosts[0]).resync
+    bad = write(tmp_path, f'instance = "n"\n{host}resync = "no"\n', "bad.toml")
+    with pytest.raises(ConfigError, match=r"known_hosts\[0\]\.resync.*expected true or false"):
+        load_config(bad)
+
+
 def test_read_logs_takes_the_same_scope_grammar(tmp_path: Path) -> None:
     text = 'instance = "n"\n' + known_host(
         permissions='[ { type = "read_logs", scopes = ["repo:nas", "!plan:payroll"] } ]'
