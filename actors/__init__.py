@@ -53,12 +53,20 @@ from actors._peer_state import (
     PeerStateListener,
     PeerStateProxy,
 )
-from actors._refusals import RefusalLog
+from actors._refusals import (
+    MAX_PENDING_KEYS,
+    PENDING_MAX_AGE,
+    PendingKey,
+    PendingKeys,
+    RefusalLog,
+)
 from actors._retention import RetentionPass
 from actors._session import HubIdentity, Phase, SessionActor, SessionSettings
 
 __all__ = [
     "DIFF_STEP_IDS",
+    "MAX_PENDING_KEYS",
+    "PENDING_MAX_AGE",
     "RESTART_STATUS_MESSAGE",
     "AlertActor",
     "AlertProxy",
@@ -88,6 +96,8 @@ __all__ = [
     "PeerStateListener",
     "PeerStateProxy",
     "PeerVanished",
+    "PendingKey",
+    "PendingKeys",
     "Phase",
     "ProtocolViolation",
     "RefusalLog",

@@ -35,7 +35,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors._front_messages import Displace
 from actors._leases import RESTART_STATUS_MESSAGE, ClusterSessions
-from actors._refusals import RefusalLog
+from actors._refusals import PendingKey, RefusalLog
 from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
@@ -201,6 +201,7 @@ class PeerStateActor(pykka.ThreadingActor):
         state.status_message = message
         state.last_heartbeat_millis = self._now_millis()
         self._sessions[keyid] = session_id
+        self._refusals.pending.forget(keyid)
         if session is not None:
             self._live[keyid] = session
         else:
@@ -301,18 +302,23 @@ class PeerStateActor(pykka.ThreadingActor):
         self._write()
 
     @_survives
-    def refused(self, keyid: str, instance_id: str, message: str) -> None:
-        """A real key (its PROOF was valid) was refused: a warning, once a minute per key."""
-        self._refusals.refused(keyid, instance_id, message, self._clock())
+    def refused(
+        self, keyid: str, instance_id: str, message: str, source: str | None = None
+    ) -> None:
+        """A real key (its PROOF was valid) was refused: a warning, once a minute per key;
+        with ``source`` (its address) its authorization was refused: it waits in ``pending``."""
+        self._refusals.refused(keyid, instance_id, message, self._clock(), source)
+
+    def pending(self) -> tuple[PendingKey, ...]:
+        """The keys refused their authorization lately, most recent first (this hub's)."""
+        return self._refusals.pending.entries(self._clock())
 
     def _stale(self, keyid: str, session_id: str) -> bool:
         """A report from a session that is no longer the key's live one (displaced)."""
         return bool(session_id) and self._sessions.get(keyid, session_id) != session_id
 
     @_survives
-    def set_remote_config(
-        self, keyid: str, config: pb.RemoteConfig, session_id: str = ""
-    ) -> None:
+    def set_remote_config(self, keyid: str, config: pb.RemoteConfig, session_id: str = "") -> None:
         state = self._states.get(keyid)
         if self._stale(keyid, session_id):
             return
@@ -325,22 +331,16 @@ class PeerStateActor(pykka.ThreadingActor):
         self._changed(keyid)
 
     @_survives
-    def set_resources(
-        self,
-        keyid: str,
-        repo_ids: tuple[str, ...],
-        plan_ids: tuple[str, ...],
-        session_id: str = "",
-    ) -> None:
+    def set_resources(self, keyid: str, repo_ids: tuple[str, ...], plan_ids: tuple[str, ...],
+                      session_id: str = "") -> None:
         state = self._states.get(keyid)
         if self._stale(keyid, session_id):
             return
         if state is None:
             logger.warning("peer state: resources from unknown peer %s ignored", keyid)
             return
-        if tuple(state.known_repos) == tuple(repo_ids) and tuple(state.known_plans) == tuple(
-            plan_ids
-        ):
+        if (tuple(state.known_repos), tuple(state.known_plans)) == (
+                tuple(repo_ids), tuple(plan_ids)):
             return
         state.known_repos[:] = repo_ids
         state.known_plans[:] = plan_ids
@@ -439,6 +439,7 @@ class PeerStateProxy(ActorMemberMixin, pykka.ActorProxy[PeerStateActor]):
     flush = proxy_method(PeerStateActor.flush)
     set_remote_config = proxy_method(PeerStateActor.set_remote_config)
     refused = proxy_method(PeerStateActor.refused)
+    pending = proxy_method(PeerStateActor.pending)
     set_resources = proxy_method(PeerStateActor.set_resources)
     get = proxy_method(PeerStateActor.get)
     live_session = proxy_method(PeerStateActor.live_session)

@@ -150,10 +150,11 @@ class SessionActor(pykka.ThreadingActor):
         outbox_factory: Callable[[], Outbox],
         now: float,
         telemetry: Telemetry = NO_TELEMETRY,
+        source: str = "",
     ) -> None:
         super().__init__()
         self._telemetry, self._refusal = telemetry, "disconnected"
-        self._session_id = session_id
+        self._session_id, self._source = session_id, source
         self._hub = hub
         self._settings = settings
         self._config = config
@@ -420,7 +421,8 @@ class SessionActor(pykka.ThreadingActor):
         if not connected and hello is not None and self._proof_verified:
             # A real key the hub does not admit: a warning, at most once a minute per key
             # (the PeerStateActor counts and logs them), instead of a line per attempt.
-            tell(self._peers.refused, hello.keyid, printable(hello.instance_id), message)
+            tell(self._peers.refused, hello.keyid, printable(hello.instance_id), message,
+                 source=self._source if state == ERROR_AUTH else None)
         elif not connected:
             _log_refusal(self._session_id, hello, message)
         if connected and self._sync is not None:

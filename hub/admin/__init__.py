@@ -18,6 +18,7 @@ from hub.admin._paths import (
     claim_data_dir,
     hub_answers,
 )
+from hub.admin._pending import authorize_command, pending_row, pending_rows, waiting
 from hub.admin._requests import (
     check_instance_id,
     check_keyid,
@@ -53,6 +54,7 @@ __all__ = [
     "admin_socket_path",
     "ask_hub",
     "ask_running_hub",
+    "authorize_command",
     "check_instance_id",
     "check_keyid",
     "check_no_hub_serving",
@@ -64,9 +66,12 @@ __all__ = [
     "iter_pages",
     "keyid_fingerprint",
     "parse_permission_list",
+    "pending_row",
+    "pending_rows",
     "permissions_from_flags",
     "query_for",
     "read_page",
     "short_keyid",
     "status_answer",
+    "waiting",
 ]

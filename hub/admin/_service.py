@@ -11,6 +11,7 @@ socket. Requests and answers are msgpack maps, one frame each:
     {"op": "revoke", "keyid": ...}
     {"op": "reload"}
     {"op": "logs", "op_id": N, "offset": 0, "max_bytes": 1048576}   part of a job's log
+    {"op": "pending"}                                  keys refused after a valid PROOF
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
 ``ops`` answers a page (``_pages``): at most ``limit`` operations below ``before_id``
@@ -23,6 +24,8 @@ its data_dir; a client's is asked of that client's live session (``actors._logs`
 waiting at most ``LOG_WAIT`` seconds, and comes back as ``data`` (bytes from
 ``offset``), ``log_size``, ``log_start`` (the first offset still kept) and
 ``complete``, offsets being positions in the job's whole output.
+``pending`` answers ``pending`` (rows of ``_pending.pending_row``, most recent first),
+``max_keys`` and ``max_age_seconds`` (the bounds of the table the PeerStateActor keeps).
 ``status`` answers from the hub's status snapshot (``hub.status.HubStatus``, built
 by the source the hub passes in); the other ops ask the actors themselves.
 Protobuf messages travel as their serialized bytes (``peers``: list of PeerState,
@@ -47,8 +50,17 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors import ConfigProxy, FetchLog, LogReply, OplogProxy, PeerStateProxy
+from actors import (
+    MAX_PENDING_KEYS,
+    PENDING_MAX_AGE,
+    ConfigProxy,
+    FetchLog,
+    LogReply,
+    OplogProxy,
+    PeerStateProxy,
+)
 from hub.admin._pages import query_for, read_page
+from hub.admin._pending import pending_rows
 from hub.admin._requests import (
     check_instance_id,
     check_keyid,
@@ -73,7 +85,7 @@ LOG_WAIT = LOG_REQUEST_TIMEOUT + 2.0
 """How long a ``logs`` request waits for the client's answer (the session's own
 deadline, and a margin for its ticks)."""
 
-OPS = ("status", "peers", "ops", "authorize", "revoke", "reload", "logs")
+OPS = ("status", "peers", "ops", "authorize", "revoke", "reload", "logs", "pending")
 _RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
 
 Answer = dict[str, Any]
@@ -130,6 +142,7 @@ class AdminService:
             "revoke": self._op_revoke,
             "reload": self._op_reload,
             "logs": self._op_logs,
+            "pending": self._op_pending,
         }
         assert tuple(self._ops) == OPS
 
@@ -233,6 +246,13 @@ class AdminService:
         config = self._ask(self._config.reload())
         return {"config_path": str(config.path) if config.path else None}
 
+    def _op_pending(self, _request: Mapping[str, Any]) -> Answer:
+        keys_answer, config_answer = self._peers.pending(), self._config.get()
+        keys, config = self._ask(keys_answer), self._ask(config_answer)
+        return {
+            "pending": pending_rows(config, keys),
+            "max_keys": MAX_PENDING_KEYS, "max_age_seconds": PENDING_MAX_AGE,
+        }
 
     def _op_logs(self, request: Mapping[str, Any]) -> Answer:
         op_id = _whole_field(request, "op_id", None, 1, 2**63 - 1)

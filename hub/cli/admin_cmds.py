@@ -1,4 +1,4 @@
-"""`synchub peers`, `authorize`, `revoke`, `status` and `reload`.
+"""`synchub peers`, `pending`, `authorize`, `revoke`, `status` and `reload`.
 
 Each asks the hub running on this node's data_dir over its admin socket. With no
 hub answering, ``peers`` reads the peer-state file and ``authorize`` / ``revoke``
@@ -178,6 +178,46 @@ def peers(obj: CliContext, as_json: bool, wide: bool, utc: bool) -> None:
     shared = hub_stores(config).shared
     for line in peers_table(states, _now_ms(), wide=wide, holders=holders if shared else None):
         click.echo(line)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array, one object per key, most recent first.")
+@click.pass_obj
+def pending(obj: CliContext, as_json: bool) -> None:
+    """List the keys waiting to be authorized: refused after a valid PROOF, with the
+    `synchub authorize` line that lets each in (asks the running hub)."""
+    config = obj.load_for_running_hub()
+    try:
+        answer = ask_hub(config.data_dir, "pending", timeout=READ_TIMEOUT)
+    except AdminUnavailable as exc:
+        raise SynchubError(
+            f"{exc}: the keys waiting to be authorized are kept by the running hub"
+        ) from exc
+    rows: list[dict[str, Any]] = list(answer.get("pending") or [])
+    if as_json:
+        print_json(rows)
+        return
+    bounds = (f"at most {answer.get('max_keys')} keys, each kept "
+              f"{duration(int(answer.get('max_age_seconds') or 0))} after its last attempt")
+    if not rows:
+        click.echo(f"no key is waiting to be authorized ({bounds})")
+        return
+    now = _now_ms()
+    click.echo(f"{len(rows)} {'key' if len(rows) == 1 else 'keys'} waiting to be authorized, "
+               f"refused after a valid PROOF ({bounds}); compare each fingerprint with "
+               "`synchub id` on the client before letting it in:")
+    for row in rows:
+        attempts = int(row["attempts"])
+        click.echo("")
+        click.echo(f"{inert(str(row['instance_id'])) or '-'}  {row['keyid']}")
+        click.echo(f"  fingerprint  {row['fingerprint']}")
+        click.echo(f"  from         {inert(str(row['source_address'])) or 'unknown address'}, "
+                   f"{attempts} {'attempt' if attempts == 1 else 'attempts'}, first "
+                   f"{ago(int(row['first_seen_ms']), now)}, last "
+                   f"{ago(int(row['last_seen_ms']), now)}")
+        click.echo(f"  refused      {inert(str(row['reason']))}")
+        click.echo(f"  let it in    {inert(str(row['authorize_command']))}")
 
 
 def _authorized_client(config: Config, keyid: str) -> AuthorizedClient | None:

@@ -71,8 +71,8 @@ Entry = SessionEntry[SessionRef]
 CURVE_MESSAGE_OVERHEAD = 8 + 8 + 1 + 16
 STOP_RELAY_SECONDS = 5.0
 
-SessionFactory = Callable[[bytes, float, Callable[[], Outbox]], SessionRef]
-"""(routing_id, now, outbox_factory) -> a started SessionActor's ActorRef."""
+SessionFactory = Callable[[bytes, float, Callable[[], Outbox], str], SessionRef]
+"""(routing id, now, outbox factory, the peer's address) -> a started SessionActor's ActorRef."""
 
 
 class Front(ThreadService):
@@ -296,7 +296,7 @@ class Front(ThreadService):
             self._tell(older, ExpireHandshake(), now)
         serial = self._table.reserve_serial()
         try:
-            ref = self._session_factory(rid, now, self._outbox_factory(serial))
+            ref = self._session_factory(rid, now, self._outbox_factory(serial), source)
         except Exception:
             log.exception("could not start a session for %s", rid.hex())
             self._send(router, rid, [protocol.error_frame(

@@ -383,7 +383,7 @@ class Hub:
         self.web_endpoint = None
 
     def _start_session(
-        self, routing_id: bytes, now: float, outbox_factory: Callable[[], Outbox]
+        self, routing_id: bytes, now: float, outbox_factory: Callable[[], Outbox], source: str
     ) -> pykka.ActorRef[SessionActor]:
         assert self.identity is not None
         return SessionActor.start(
@@ -394,7 +394,7 @@ class Hub:
             oplog=self.oplog,
             peers=self.peers,
             outbox_factory=outbox_factory,
-            now=now,
+            now=now, source=source,
             telemetry=self._telemetry,
         )
 

@@ -4,7 +4,8 @@ Each handler reads through ``WebSources`` (asks with timeouts, the status snapsh
 lent reader) and never through the ``Hub``. JSON uses the CLI's ``--json`` shapes and
 field names: ``/api/operations`` is what ``synchub ops --json`` prints (with a
 ``Link: <...>; rel="next"`` header for the next page), ``/api/peers`` what ``synchub
-peers --json`` prints, ``/api/status`` what ``synchub status --json`` prints.
+peers --json`` prints, ``/api/status`` what ``synchub status --json`` prints,
+``/api/pending`` what ``synchub pending --json`` prints.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from hub.admin import status_answer
+from hub.admin import pending_rows, status_answer
 from hub.alerting import ActiveAlert, active_alert_dict
 from hub.config import Config
 from hub.fleet import STATUS_NAMES, FleetSnapshot
@@ -58,9 +59,17 @@ class WebContext:
 
     def version(self) -> str:
         actors = self.sources.actors
-        fleet = self.sources.answer(actors.fleet.version(), "fleet")
+        fleet_answer, pending_answer = actors.fleet.version(), actors.peers.pending()
+        fleet = self.sources.answer(fleet_answer, "fleet")
         firing = sorted((a.alert, a.key) for a in self.alerts())
-        return f"{fleet}.{hash(tuple(firing)) & 0xFFFFFF:x}"
+        # A key starting or ending its wait changes the page; another attempt does not.
+        waiting = sorted(k.keyid for k in self.sources.answer(pending_answer, "peer state"))
+        return f"{fleet}.{hash((tuple(firing), tuple(waiting))) & 0xFFFFFF:x}"
+
+    def pending(self, config: Config) -> list[dict[str, Any]]:
+        """The keys waiting to be authorized, as ``synchub pending --json`` shows them."""
+        keys = self.sources.answer(self.sources.actors.peers.pending(), "peer state")
+        return pending_rows(config, keys)
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -71,13 +80,14 @@ def dashboard(ctx: WebContext, request: Request, _arg: str) -> Response:
     fleet_answer, peers_answer = actors.fleet.snapshot(), actors.peers.list()
     fleet: FleetSnapshot = ctx.sources.answer(fleet_answer, "fleet")
     states = ctx.sources.answer(peers_answer, "peer state")
+    config = ctx.config()
     board = build_dashboard(
-        hub=ctx.hub, fleet=fleet, states=states, alerts=ctx.alerts(), config=ctx.config(),
+        hub=ctx.hub, fleet=fleet, states=states, alerts=ctx.alerts(), config=config,
         now_ms=ctx.now_ms(), rows=PlanRows.for_this_thread(),
     )
     return Response.html(ctx.pages.render(
         "dashboard.html", now_ms=board.now_ms, refresh=REFRESH_SECONDS, version=ctx.version(),
-        d=board,
+        d=board, waiting=ctx.pending(config),
     ))
 
 
@@ -200,6 +210,10 @@ def api_operations(ctx: WebContext, request: Request, _arg: str) -> Response:
 
 def api_operation(ctx: WebContext, request: Request, arg: str) -> Response:
     return Response.json(message_to_dict(_operation(ctx, arg)))
+
+
+def api_pending(ctx: WebContext, request: Request, _arg: str) -> Response:
+    return Response.json(ctx.pending(ctx.config()))
 
 
 def api_alerts(ctx: WebContext, request: Request, _arg: str) -> Response:

@@ -12,7 +12,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import RESTART_STATUS_MESSAGE, PeerStateActor, RefusalLog
+from actors import RESTART_STATUS_MESSAGE, PeerStateActor, PendingKey, PendingKeys, RefusalLog
 from hub.errors import StoreError
 from hub.pb import synchub_pb2 as pb
 from hub.store import PeerStore, read_peer_states
@@ -510,3 +510,43 @@ def test_the_refusal_log_forgets_old_keys_when_full() -> None:
     # Full of keys seen within the window: a new key still gets its line.
     assert refusals.refused("k9", "x", "no", now=11.0)
     assert refusals.refused("k0", "x", "no", now=70.0)
+
+
+# -- keys waiting to be authorized (`synchub pending`) -----------------------------------------
+
+
+def test_pending_keys_are_bounded_evict_the_least_recent_and_expire() -> None:
+    keys = PendingKeys(max_keys=3, max_age=100.0)
+    for index in range(3):
+        keys.knock(f"k{index}", f"web{index}", f"10.0.0.{index}", "not authorized", float(index))
+    keys.knock("k0", "web0", "", "not verified", 5.0)  # heard again: the most recent now
+    assert [k.keyid for k in keys.entries(6.0)] == ["k0", "k2", "k1"]
+    again = keys.entries(6.0)[0]
+    assert (again.attempts, again.first_seen, again.last_seen) == (2, 0.0, 5.0)
+    assert again.source == "10.0.0.0"  # an unknown address keeps the one known
+    assert again.reason == "not verified"
+    keys.knock("k3", "web3", "10.0.0.3", "not authorized", 7.0)  # full: k1 goes
+    assert [k.keyid for k in keys.entries(7.0)] == ["k3", "k0", "k2"]
+    assert [k.keyid for k in keys.entries(102.5)] == ["k3", "k0"]  # k2 last heard at 2
+    keys.forget("k0")
+    keys.forget("nobody")
+    assert [k.keyid for k in keys.entries(102.5)] == ["k3"]
+    assert keys.entries(500.0) == ()
+
+
+def test_refusals_of_an_authorization_wait_until_the_key_connects(
+    harness: Harness, clock: FakeClock
+) -> None:
+    with harness.running() as proxy:
+        proxy.refused(WEB1, "web1", "client web1 (ed25519.web1) is not authorized",
+                      source="10.0.0.5")
+        proxy.refused(DB1, "db1", "the hub cannot reach its database")  # not an authorization
+        sync(proxy)
+        clock.now += 30
+        proxy.refused(WEB1, "web1", "client web1 (ed25519.web1) is not verified", source="")
+        [waiting] = proxy.pending().get(timeout=TIMEOUT)
+        assert waiting == PendingKey(WEB1, "web1", "10.0.0.5", 2, 1000.0, 1030.0,
+                                     "client web1 (ed25519.web1) is not verified")
+        proxy.connected(WEB1, "web1", session_id="s1")
+        assert proxy.pending().get(timeout=TIMEOUT) == ()
+        assert harness.stored().keys() == {WEB1}  # the waiting list is not persisted

@@ -3,7 +3,8 @@
 A closed port, a name that cannot resolve (``nonexistent.invalid``), a ROUTER
 without CURVE (a mechanism mismatch, or the same failure as a wrong key, whichever
 libzmq sees first), a plain TCP listener that never speaks ZMTP and a ROUTER with
-another CURVE key, all on loopback; the CLI as a process. docs/operations.md,
+another CURVE key, all on loopback; the CLI as a process; and, in a private network
+of namespaces, packets that go nowhere. docs/operations.md,
 "When the agent cannot reach a hub".
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from netns_support import SUBNET, PrivateNetwork, netns_unavailable_reason
 
 from hub.agent import Agent, AgentSettings
 from hub.cli.agent_cmds import client_status
@@ -174,3 +176,40 @@ def test_cli_once_says_connection_refused_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"synchub: error: hub hub-1 at {closed}: connection refused: ")
     assert elapsed < 15, elapsed
+
+
+@pytest.mark.netns
+def test_dropped_packets_are_no_answer_within_seconds(tmp_path: Path) -> None:
+    """A host whose packets go nowhere (a private network where the hub's address has a
+    fixed link-layer address no host owns, so every SYN is lost): `agent --once` warns
+    `no-answer` after 3 s and its error line says so at the timeout (4 s)."""
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    network = PrivateNetwork()
+    try:
+        network.create(["client"])
+        lost = f"{SUBNET}.200"
+        subprocess.run(network.command("client", [
+            "ip", "neigh", "replace", lost, "lladdr", "02:00:00:00:00:c8", "dev", "eth0",
+            "nud", "permanent"]), check=True, capture_output=True, timeout=20)
+        endpoint = f"tcp://{lost}:7470"
+        config = client(tmp_path / "client",
+                        {"hub-1": (endpoint, CurveKeyPair.generate().public_text)})
+        assert config.path is not None
+        env = {k: v for k, v in os.environ.items() if k != "SYNCHUB_CONFIG"}
+        done = subprocess.run(
+            network.command("client", [sys.executable, str(LAUNCHER), "--config",
+                                       str(config.path), "agent", "--once", "--timeout", "4"]),
+            capture_output=True, text=True, timeout=60, env=env, check=False,
+        )
+    finally:
+        network.destroy()
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    warned = [line for line in lines if "still trying" in line]
+    assert len(warned) == 1, done.stderr
+    assert f"hub hub-1 at {endpoint} does not answer: a TCP connection has been pending" in (
+        warned[0])
+    assert lines[-1].startswith(f"synchub: error: hub hub-1 at {endpoint} does not answer: ")
+    assert lines[-1].endswith("(not answered within 4s)")
