@@ -32,7 +32,7 @@ from hub.errors import ClientError
 from hub.identity import CurveKeyPair, create_identity
 from synchub_testing import HUB, LAUNCHER, free_tcp_port, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 FAST = AgentSettings(heartbeat_interval=1.0, handshake_timeout=5.0, connect_timeout=3.5,
                      reconnect_min=0.05, reconnect_max=0.2, refused_retry=0.2)

@@ -18,7 +18,7 @@ from hub.config import load_config
 from hub.pb import synchub_pb2 as pb
 from hub.server import Hub
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 
 @pytest.mark.parametrize(("window", "every", "count"), [(32, 8, 20_000), (2, 1, 700)])

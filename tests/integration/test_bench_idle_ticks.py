@@ -26,7 +26,7 @@ from synchub_testing import (
     write_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 INTERVAL = 0.4
 

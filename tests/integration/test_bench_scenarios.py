@@ -17,7 +17,7 @@ from postgres_support import fresh_database
 
 from synchub_testing import LAUNCHER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 FIGURE = re.compile(
     r"^(?P<name>[a-z_]+\.[a-z0-9_]+): (?P<value>[0-9.,]+) (?P<unit>\S.*?)"

@@ -52,7 +52,7 @@ from synchub_testing import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
 DISCONNECTED = pb.CONNECTION_STATE_DISCONNECTED

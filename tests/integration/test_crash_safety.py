@@ -29,7 +29,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.store import SqliteOplogStore
 from synchub_testing import LAUNCHER, free_tcp_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 OPERATIONS = 20_000
 KILL_AT = (2_000, 7_000, 13_000)

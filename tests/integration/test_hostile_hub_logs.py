@@ -33,7 +33,7 @@ from hub.protocol import (
 from hub.store import SqliteOplogStore, oplog_path
 from synchub_testing import free_tcp_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 FLOOD = 3000
 

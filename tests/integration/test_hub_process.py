@@ -94,6 +94,7 @@ def test_sigterm_stops_cleanly_and_keeps_acknowledged_operations(hub: HubProcess
         again.kill()
 
 
+@pytest.mark.alone
 def test_sighup_reload_cuts_a_removed_client(hub: HubProcess) -> None:
     client = connect(hub)
     try:

@@ -22,7 +22,7 @@ from synchub_testing import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 STOP_WITHIN = 5.0
 

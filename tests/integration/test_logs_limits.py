@@ -41,7 +41,7 @@ from synchub_testing import (
     write_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 ERROR_PROTOCOL = pb.CONNECTION_STATE_ERROR_PROTOCOL
 

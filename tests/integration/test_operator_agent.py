@@ -117,6 +117,7 @@ def hub_ops(site: Site) -> list[pb.Operation]:
     return [pb.Operation.FromString(raw) for raw in answer["operations"]]
 
 
+@pytest.mark.alone
 def test_a_failing_job_reaches_the_hub_as_an_error_within_two_seconds(
     site: Site, hub: HubProcess
 ) -> None:

@@ -126,6 +126,7 @@ def test_authorize_lets_a_new_client_in_at_once(hub: HubProcess) -> None:
     client.close()
 
 
+@pytest.mark.alone
 def test_revoke_ends_a_live_session_within_a_second(hub: HubProcess) -> None:
     client = connect(hub)
     try:

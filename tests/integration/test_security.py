@@ -252,6 +252,7 @@ def remove_from_file_and_reload(hub: Any, path: Path) -> None:
     hub.reload()
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [

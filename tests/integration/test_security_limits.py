@@ -34,7 +34,7 @@ from synchub_testing import (
     write_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 SMALL_FRAMES = 64 * 1024
 

@@ -26,7 +26,7 @@ from synchub_testing import (
     send_operations_frame,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 MIB = 1024 * 1024
 RSS_BOUND = 512 * MIB

@@ -23,7 +23,7 @@ from synchub_testing import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 VICTIM = BenchClient("web1", CLIENT)
 

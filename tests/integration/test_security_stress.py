@@ -31,7 +31,7 @@ from synchub_testing import (
     send_operations_frame,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 MAX_FRAME = 64 * 1024
 BAD_FRAMES = 10_000

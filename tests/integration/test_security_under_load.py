@@ -40,7 +40,7 @@ from synchub_testing import (
     write_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 ERROR_AUTH = pb.CONNECTION_STATE_ERROR_AUTH
 QUEUED_BATCHES = 3000

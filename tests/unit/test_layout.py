@@ -223,3 +223,12 @@ def test_protocol_references_name_real_sections(path: Path) -> None:
         if not _SECTION_REFERENCE.match(text, match.start())
     ]
     assert not loose, f"write section references as: docs/protocol.md §N (Title): {loose}"
+
+
+def test_test_modules_have_names_unique_across_the_tiers() -> None:
+    """pytest imports test modules by their base name: two tiers' ``test_x.py`` cannot be
+    collected in one run."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").glob("*/test_*.py")):
+        seen.setdefault(path.name, []).append(path.parent.name)
+    assert {name: tiers for name, tiers in seen.items() if len(tiers) > 1} == {}
