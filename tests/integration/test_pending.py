@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 from click.testing import CliRunner
 from web_support import get, web_hub_config
@@ -30,6 +31,9 @@ from synchub_testing import (
     running_hub,
     wait_until,
 )
+
+# A promise under load (the hub answers while the flood lasts): nothing beside it.
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 HOSTILE = '<script>alert("x")</script>'
 FLOOD_KEYS = MAX_PENDING_KEYS + 40
