@@ -10,7 +10,11 @@ changed only by what arrives, never rebuilt by scanning the oplog:
 
 - the OplogActor's events (every remote batch, every local write made in this process);
 - on each ``tick``, the local change feed of the oplog file, for operations that other
-  processes on this node wrote (``synchub run`` on the hub's machine).
+  processes on this node wrote (``synchub run`` on the hub's machine);
+- on a store several hubs share, what the others stored: ``stored_elsewhere`` (told by
+  the ClusterLink, which hears each commit's ids) queues their ids, and the next
+  ``tick`` reads them by id; ``catch_up`` (told when the link has been deaf a while)
+  reads every id above the highest this actor has seen.
 
 Each operation that is new or changed status is published to subscribers as a
 ``RunChange`` (the AlertActor listens). Readers (the web side) ask for an immutable
@@ -36,7 +40,7 @@ from actors._subscribers import Subscribers
 from hub.errors import StoreError
 from hub.fleet import FleetSnapshot, FleetState, PeerEvent, PeerTimeline, PlanSummary, RunChange
 from hub.pb import synchub_pb2 as pb
-from hub.store import OplogReader
+from hub.store import OperationQuery, OplogReader
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ RunListener = Callable[[RunChanges], object]
 
 ASK_TIMEOUT = 10.0
 _LOCAL_PAGE = 2_000
+_QUEUED_RUNS = 10_000
+"""Other hubs' id runs kept for the next tick; beyond, the oldest give way to a catch-up."""
 
 
 class FleetActor(pykka.ThreadingActor):
@@ -71,6 +77,9 @@ class FleetActor(pykka.ThreadingActor):
         self._local_mark = 0
         self._data_version = -1
         self._peer_changes = 0
+        self._elsewhere: list[tuple[int, int]] = []
+        self._highest_id = 0
+        self._behind = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -86,6 +95,8 @@ class FleetActor(pykka.ThreadingActor):
         started = time.perf_counter()
         self._local_mark = reader.local_modno()
         self._data_version = reader.data_version()
+        newest = reader.find(OperationQuery(limit=1))
+        self._highest_id = newest[0].id if newest else 0
         self._state.load(reader, now_ms)
         for state in states:
             self._timeline.record(state, state.last_heartbeat_millis or now_ms)
@@ -136,10 +147,25 @@ class FleetActor(pykka.ThreadingActor):
             self._peer_changes += 1
 
     @survives("fleet")
+    def stored_elsewhere(self, runs: tuple[tuple[int, int], ...]) -> None:
+        """Another hub stored (created or changed) the operations with these ids."""
+        self._elsewhere.extend(runs)
+        if len(self._elsewhere) > _QUEUED_RUNS:
+            self._elsewhere.clear()
+            self._behind = True
+
+    @survives("fleet")
+    def catch_up(self) -> None:
+        """Notices may have been missed: read every id above the highest seen, next tick."""
+        self._behind = True
+
+    @survives("fleet")
     def tick(self, now: float) -> None:
-        """Take in what other processes wrote to the oplog file since the last tick."""
+        """Take in what other processes wrote to the oplog file since the last tick, and
+        what other hubs stored."""
         if self._reader is None:
             return
+        self._read_elsewhere(int(now * 1000))
         version = self._reader.data_version()
         if version == self._data_version:
             return
@@ -153,7 +179,24 @@ class FleetActor(pykka.ThreadingActor):
             if len(changes.operations) + len(changes.deleted_ids) < _LOCAL_PAGE:
                 return
 
+    def _read_elsewhere(self, now_ms: int) -> None:
+        assert self._reader is not None
+        runs, self._elsewhere = sorted(self._elsewhere), []
+        if self._behind:
+            self._behind = False
+            runs = [(self._highest_id + 1, 2**63 - 1)]
+        for first, last in runs:
+            start = first
+            while start <= last:
+                page = self._reader.stored_between(start, last, limit=_LOCAL_PAGE)
+                self._take(tuple(page), now_ms)
+                if len(page) < _LOCAL_PAGE:
+                    break
+                start = page[-1].id + 1
+
     def _take(self, operations: tuple[pb.Operation, ...], now_ms: int) -> None:
+        if operations:
+            self._highest_id = max(self._highest_id, *(op.id for op in operations))
         changes = self._state.apply_all(operations, now_ms)
         if changes:
             published = tuple(changes)
@@ -190,6 +233,8 @@ class FleetProxy(ActorMemberMixin, pykka.ActorProxy[FleetActor]):
     on_oplog = proxy_method(FleetActor.on_oplog)
     on_peer = proxy_method(FleetActor.on_peer)
     tick = proxy_method(FleetActor.tick)
+    stored_elsewhere = proxy_method(FleetActor.stored_elsewhere)
+    catch_up = proxy_method(FleetActor.catch_up)
     snapshot = proxy_method(FleetActor.snapshot)
     version = proxy_method(FleetActor.version)
     plan = proxy_method(FleetActor.plan)

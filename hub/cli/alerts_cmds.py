@@ -22,7 +22,7 @@ from hub.alerting import (
 from hub.cli.admin_cmds import ago
 from hub.cli.main import CliContext, cli, print_json
 from hub.errors import SynchubError
-from hub.store import now_ms, read_alert_state
+from hub.store import hub_stores, now_ms
 from hub.text import cell, closest_match, printable
 
 
@@ -35,7 +35,7 @@ def alerts(ctx: click.Context, as_json: bool) -> None:
         return
     obj: CliContext = ctx.obj
     config = obj.load()
-    incidents, pending = read_alert_state(config.data_dir)
+    incidents, pending = hub_stores(config).read_alert_state()
     firing = [stored_alert(incident, config.alerts) for incident in incidents]
     if as_json:
         print_json([active_alert_dict(alert) for alert in firing])

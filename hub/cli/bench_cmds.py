@@ -3,7 +3,7 @@
 Every scenario builds what it needs on loopback in a temporary directory, prints
 one line a figure (``name: value unit (baseline: value unit, ratio: x.xx)``),
 then one line a goal from docs/targets.md; ``--json`` prints one JSON object
-instead. Progress goes to stderr with ``-v``.
+instead, ``--json-file PATH`` writes it beside the lines. Progress goes to stderr with ``-v``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,30 @@ from hub.bench.rig import raise_open_file_limit
 from hub.cli.hub_cmds import SESSION_THREAD_STACK_BYTES
 from hub.cli.main import CliContext, cli
 from hub.config import postgresql_url_problem
+from hub.errors import BenchError
 
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+_JSON_FILE = "synchub.bench.json_file"
+
+
+def _remember_json_file(ctx: click.Context, _param: click.Parameter,
+                        value: Path | None) -> Path | None:
+    if value is not None:
+        if not value.parent.is_dir():
+            raise click.BadParameter(f"{value.parent} is not a directory", ctx, _param)
+        ctx.meta[_JSON_FILE] = value
+    return value
+
+
+def _json_option(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option(
+        "--json-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        expose_value=False, callback=_remember_json_file,
+        help="Also write the JSON object to this file, beside the printed figures.",
+    )(command)
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON object.")(command)
+
+
 _keep_option = click.option(
     "--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Work in this directory and leave it (logs, databases) instead of a temporary one.",
@@ -75,11 +97,19 @@ def _say(obj: CliContext) -> Callable[[str], None]:
 
 
 def _emit(result: Result, as_json: bool) -> None:
+    document = json.dumps(result.as_json(), indent=2)
     if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2))
-        return
-    for line in result.lines():
-        click.echo(line)
+        click.echo(document)
+    else:
+        for line in result.lines():
+            click.echo(line)
+    json_file: Path | None = click.get_current_context().meta.get(_JSON_FILE)
+    if json_file is not None:
+        try:
+            json_file.write_text(document + "\n")
+        except OSError as exc:
+            raise BenchError(f"cannot write {json_file}: {exc.strerror} (the figures are "
+                             "printed above)") from exc
 
 
 @cli.group()

@@ -241,11 +241,11 @@ class Hub:
             peers_open, node=node, leases_factory=lambda: stores.open_leases(node, lease),
         )
         self._peers = cast(PeerStateProxy, _start_actor(stack, peers_ref, "peer state", peers_open))
-        problem = start_cluster_link(stack, stores, self.config_actor, self.peers)
+        self._start_fleet_and_alerts(stack, stores)
+        problem = start_cluster_link(stack, stores, self.config_actor, self.peers, self.fleet)
         if problem is not None:
             self._store_problem = problem
             log.info("hub node %s: one of the hubs on %s", self.node, stores.describe())
-        self._start_fleet_and_alerts(stack, stores)
         endpoint = self._start_front(stack, context, identity)
         self._status = self._status_source(identity, endpoint)
         self._start_admin(stack, context, self._status)
@@ -274,7 +274,7 @@ class Hub:
         alerts_ref = AlertActor.start(
             hub_instance=self._config.instance, config=self.config_actor, fleet=self.fleet,
             peers=self.peers, store_factory=stores.open_alert_state,
-            deliver=dispatcher.submit,
+            deliver=dispatcher.submit, leadership_factory=stores.open_alert_leadership,
         )
         self._alerts = cast(AlertProxy, _start_actor(stack, alerts_ref, "alert"))
 
@@ -428,14 +428,18 @@ def _hub_info(config: Config, identity: NodeIdentity, endpoint: str) -> HubInfo:
 
 
 def start_cluster_link(
-    stack: contextlib.ExitStack, stores: HubStores, config: ConfigProxy, peers: PeerStateProxy
+    stack: contextlib.ExitStack, stores: HubStores, config: ConfigProxy, peers: PeerStateProxy,
+    fleet: FleetProxy,
 ) -> Callable[[], str | None] | None:
     """On PostgreSQL, the thread that hears other hubs' changes; its ``problem``."""
     if stores.url is None:
         return None
     from hub.store import ClusterNotices  # noqa: PLC0415 - loads the PostgreSQL driver
 
-    link = ClusterLink(ClusterNotices(stores.url), config=config, peers=peers)
+    link = ClusterLink(
+        ClusterNotices(stores.url), config=config, peers=peers, fleet=fleet,
+        origin=stores.origin,
+    )
     stack.callback(link.stop, STOP_TIMEOUT)
     link.start()
     return link.problem

@@ -19,7 +19,9 @@ operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
 
 For the web side: ``OplogReader`` is a read-only view of the hub's oplog from other
 threads (``SqliteOplogReader``), ``AlertStateStore`` the alerts' firing incidents
-and delivery outbox (``SqliteAlertStore``; ``read_alert_state`` for the CLI).
+and delivery outbox (``SqliteAlertStore``, ``PostgresAlertStore`` on a shared store,
+where ``AlertLeadership`` says which hub delivers; ``HubStores.read_alert_state`` for
+the CLI).
 ``InvitationStore`` keeps the hub's invitations (``synchub invite``, joining):
 ``SqliteInvitationStore`` in data_dir, ``PostgresInvitationStore`` in the database
 several hubs share (``HubStores.open_invitations`` picks).
@@ -55,10 +57,12 @@ from hub.store._backup import MANIFEST_FILENAME as BACKUP_MANIFEST_FILENAME
 from hub.store._backup import BackupResult, CopiedDatabase, back_up, backed_up_databases
 from hub.store._checks import Finding, Level, check_data_dir
 from hub.store._cluster_api import (
+    AlertLeadership,
     AuthorizedClientStore,
     ClientsChanged,
     ClusterNotice,
     LiveSession,
+    OplogCommitted,
     SessionClaimed,
     SessionLeases,
 )
@@ -98,6 +102,7 @@ from hub.store._sync import (
 
 if TYPE_CHECKING:
     from hub.store._migrate import StoreCopy, copy_to_postgres, import_clients
+    from hub.store._pg_alerts import PostgresAlertLeadership, PostgresAlertStore
     from hub.store._pg_cluster import ClusterNotices, PostgresClientStore, PostgresSessionLeases
     from hub.store._pg_db import migrate_postgres
     from hub.store._pg_invitations import PostgresInvitationStore
@@ -115,6 +120,8 @@ _ON_FIRST_USE = {
     "PostgresClientStore": "hub.store._pg_cluster",
     "PostgresSessionLeases": "hub.store._pg_cluster",
     "PostgresInvitationStore": "hub.store._pg_invitations",
+    "PostgresAlertStore": "hub.store._pg_alerts",
+    "PostgresAlertLeadership": "hub.store._pg_alerts",
     "StoreCopy": "hub.store._migrate",
     "copy_to_postgres": "hub.store._migrate",
     "import_clients": "hub.store._migrate",
@@ -147,6 +154,7 @@ __all__ = [
     "POSTGRES_SCHEMA_VERSION",
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
+    "AlertLeadership",
     "AlertStateStore",
     "AuthorizedClientStore",
     "BackupResult",
@@ -168,10 +176,13 @@ __all__ = [
     "NewDelivery",
     "OpMetadata",
     "OperationQuery",
+    "OplogCommitted",
     "OplogReader",
     "OplogStore",
     "PeerStateStore",
     "PeerStore",
+    "PostgresAlertLeadership",
+    "PostgresAlertStore",
     "PostgresClientStore",
     "PostgresInvitationStore",
     "PostgresMigration",

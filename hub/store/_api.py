@@ -452,6 +452,13 @@ class OplogReader(Protocol):
         """The operations of one (instance, plan), highest id first, at most ``limit``."""
         ...
 
+    def stored_between(
+        self, first_id: int, last_id: int, *, limit: int
+    ) -> list[pb.Operation]:
+        """The operations with ids from ``first_id`` to ``last_id`` (inclusive), by id, at
+        most ``limit``: what another hub's notice announced (``OplogCommitted``)."""
+        ...
+
     def latest_with_status(
         self, instance: str, plan_id: str, status: int
     ) -> pb.Operation | None:

@@ -1,5 +1,5 @@
 """The contracts of a store several hubs share (docs/cluster.md): who may connect, and
-which hub holds each key's one live session.
+which hub holds each key's one live session, which hub delivers the alerts.
 
 ``AuthorizedClientStore`` keeps the authorized clients as rows (the ConfigActor's,
 in place of ``[[authorized_clients]]`` in the file); ``SessionLeases`` records which
@@ -44,7 +44,16 @@ class LiveSession:
     instance_id: str
 
 
-ClusterNotice = ClientsChanged | SessionClaimed
+@dataclass(frozen=True, slots=True)
+class OplogCommitted:
+    """A hub (``writer``: its store's ``origin``) stored the operations with the ids in
+    ``runs`` (first, last; inclusive, ascending) and committed them."""
+
+    writer: str
+    runs: tuple[tuple[int, int], ...]
+
+
+ClusterNotice = ClientsChanged | SessionClaimed | OplogCommitted
 
 
 class AuthorizedClientStore(Protocol):
@@ -104,5 +113,21 @@ class SessionLeases(Protocol):
     def holders(self) -> dict[str, str]:
         """keyid -> the node holding its session, for every live lease."""
         ...
+
+    def close(self) -> None: ...
+
+
+class AlertLeadership(Protocol):
+    """Which hub of a cluster judges and delivers the alerts: at most one at a time.
+
+    ``try_lead`` takes the lead when no other hub holds it (True when this hub holds
+    it now); ``still_leading`` says whether it still does (False once the hold is lost:
+    the database restarted, say). What a hub holds is given up when it closes, dies or
+    loses the database, and another hub's next ``try_lead`` takes it.
+    """
+
+    def try_lead(self) -> bool: ...
+
+    def still_leading(self) -> bool: ...
 
     def close(self) -> None: ...

@@ -6,20 +6,29 @@ commands that read a stopped hub's stores (``synchub ops`` / ``peers``), and
 for ``synchub store migrate``. Without ``[store] url`` both stores are SQLite
 files in data_dir (``oplog.sqlite``, ``peers.sqlite``); with one, both are
 tables in that PostgreSQL database. The web side's readers of the oplog
-(``open_reader``) follow the oplog; the alerts' state is SQLite in data_dir either
-way (``open_alert_state``).
+(``open_reader``) follow the oplog, and so do the alerts' state
+(``open_alert_state``), the invitations (``open_invitations``) and, on a shared
+store, which hub delivers the alerts (``open_alert_leadership``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.config import Config
 from hub.pb import synchub_pb2 as pb
-from hub.store._alerts import SqliteAlertStore
-from hub.store._api import AlertStateStore, OplogReader, OplogStore, PeerStateStore
-from hub.store._cluster_api import AuthorizedClientStore, SessionLeases
+from hub.store._alerts import SqliteAlertStore, read_alert_state
+from hub.store._api import (
+    AlertStateStore,
+    OplogReader,
+    OplogStore,
+    PeerStateStore,
+    StoredDelivery,
+    StoredIncident,
+)
+from hub.store._cluster_api import AlertLeadership, AuthorizedClientStore, SessionLeases
 from hub.store._invitations import InvitationStore, SqliteInvitationStore
 from hub.store._local import oplog_path
 from hub.store._peers import PeerStore, read_peer_states
@@ -38,6 +47,8 @@ class HubStores:
     data_dir: Path
     url: str | None = None
     check_pages: bool = True
+    origin: str = field(default_factory=lambda: f"synchub {secrets.token_hex(6)}")
+    """This hub's name in the notices of what its oplog stores (PostgreSQL)."""
 
     @property
     def postgresql(self) -> bool:
@@ -72,7 +83,7 @@ class HubStores:
             return SqliteOplogStore(oplog_path(self.data_dir))
         from hub.store._pg_oplog import PostgresOplogStore  # noqa: PLC0415 - see _LAZY
 
-        return PostgresOplogStore(self.url)
+        return PostgresOplogStore(self.url, origin=self.origin)
 
     def open_reader(self) -> OplogReader:
         """A read-only view of the oplog ``open_oplog`` opens (the store must exist)."""
@@ -83,7 +94,30 @@ class HubStores:
         return PostgresOplogReader(self.url)
 
     def open_alert_state(self) -> AlertStateStore:
-        return SqliteAlertStore(self.data_dir)
+        if self.url is None:
+            return SqliteAlertStore(self.data_dir)
+        from hub.store._pg_alerts import PostgresAlertStore  # noqa: PLC0415 - see _LAZY
+
+        return PostgresAlertStore(self.url)
+
+    def open_alert_leadership(self) -> AlertLeadership | None:
+        """Which hub judges and delivers the alerts, or None for SQLite (this one)."""
+        if self.url is None:
+            return None
+        from hub.store._pg_alerts import PostgresAlertLeadership  # noqa: PLC0415 - see _LAZY
+
+        return PostgresAlertLeadership(self.url)
+
+    def read_alert_state(self) -> tuple[list[StoredIncident], list[StoredDelivery]]:
+        """The firing incidents and the undelivered events, for the CLI; creates nothing
+        for SQLite."""
+        if self.url is None:
+            return read_alert_state(self.data_dir)
+        store = self.open_alert_state()
+        try:
+            return store.active(), store.pending()
+        finally:
+            store.close()
 
     def open_invitations(self) -> InvitationStore:
         """The invitations: SQLite in data_dir, or rows in the database every hub shares."""

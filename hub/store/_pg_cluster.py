@@ -32,6 +32,7 @@ from hub.store._cluster_api import (
     ClientsChanged,
     ClusterNotice,
     LiveSession,
+    OplogCommitted,
     SessionClaimed,
     SessionLeases,
 )
@@ -45,6 +46,7 @@ from hub.store._pg_schema import (
     LOAD_CLIENTS_SQL,
     LOCK_PEER_STATES_SQL,
     NOTIFY_SQL,
+    OPLOG_CHANNEL,
     PUT_CLIENT_SQL,
     RELEASE_SESSION_SQL,
     RENEW_SESSIONS_SQL,
@@ -222,6 +224,7 @@ class ClusterNotices:
         try:
             conn.execute(f"LISTEN {CLIENTS_CHANNEL}")
             conn.execute(f"LISTEN {SESSIONS_CHANNEL}")
+            conn.execute(f"LISTEN {OPLOG_CHANNEL}")
         except psycopg.Error as exc:
             conn.close()
             raise StoreUnavailable(
@@ -252,6 +255,17 @@ class ClusterNotices:
 def _notice(notify: psycopg.Notify) -> ClusterNotice | None:
     if notify.channel == CLIENTS_CHANNEL:
         return ClientsChanged(notify.payload)
+    if notify.channel == OPLOG_CHANNEL:
+        ranges, _, writer = notify.payload.partition(" ")
+        try:
+            runs = tuple(
+                (int(first), int(last))
+                for first, _, last in (run.partition("-") for run in ranges.split(","))
+            )
+        except ValueError:
+            log.warning("ignored a malformed oplog notice: %r", notify.payload[:200])
+            return None
+        return OplogCommitted(writer, runs)
     try:
         raw = json.loads(notify.payload)
         return SessionClaimed(str(raw["keyid"]), str(raw["node"]), str(raw["session"]))

@@ -52,14 +52,14 @@ _UNAVAILABLE_CLASSES: Final = ("08",)
 _UNAVAILABLE_CODES: Final = frozenset({"57P01", "57P02", "57P03"})
 
 
-def connection_options(url: str) -> dict[str, Any]:
+def connection_options(url: str, application_name: str = APPLICATION_NAME) -> dict[str, Any]:
     """psycopg's keyword arguments for ``url``: synchub's defaults where the URL sets none."""
     given = conninfo_to_dict(url)
     options: dict[str, Any] = {"autocommit": True}
     if "connect_timeout" not in given:
         options["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     if "application_name" not in given:
-        options["application_name"] = APPLICATION_NAME
+        options["application_name"] = application_name
     return options
 
 
@@ -193,7 +193,7 @@ class PostgresDatabase:
 
     def __init__(
         self, url: str, *, name: str, max_connections: int = 1,
-        wait_seconds: float = CONNECT_TIMEOUT_SECONDS,
+        wait_seconds: float = CONNECT_TIMEOUT_SECONDS, application_name: str = APPLICATION_NAME,
     ) -> None:
         """``wait_seconds``: how long a call waits for a connection (the database being
         unreachable) before it fails with StoreUnavailable."""
@@ -203,7 +203,7 @@ class PostgresDatabase:
         migrate_postgres(url)
         self._pool: ConnectionPool[Connection] | None = ConnectionPool(
             url,
-            kwargs=connection_options(url),
+            kwargs=connection_options(url, application_name),
             min_size=1,
             max_size=max_connections,
             check=_check_before_use,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from hub.pb import synchub_pb2 as pb
 from hub.store import _pg_sync as sync
 from hub.store._api import OplogStore, OpMetadata, RemoteApplyResult
-from hub.store._pg_db import CONNECT_TIMEOUT_SECONDS, PostgresDatabase
+from hub.store._pg_db import APPLICATION_NAME, CONNECT_TIMEOUT_SECONDS, PostgresDatabase
 from hub.store._pg_local import delete_by_id, insert_local, replace_local
 from hub.store._pg_remote import apply_remote_batch
 from hub.store._pg_rows import decoded
@@ -49,10 +49,17 @@ class PostgresOplogStore:
     from any thread.
     """
 
-    def __init__(self, url: str, *, wait_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, url: str, *, wait_seconds: float = CONNECT_TIMEOUT_SECONDS, origin: str = "",
+    ) -> None:
         """``wait_seconds``: how long a call waits for the database before it fails
-        with StoreUnavailable."""
-        self._db = PostgresDatabase(url, name="oplog", wait_seconds=wait_seconds)
+        with StoreUnavailable. ``origin`` names this hub in the notices of what it
+        stores (``OplogCommitted.writer``: its connections' application_name), so its
+        own are known; the URL's ``application_name``, when it sets one, wins."""
+        self._db = PostgresDatabase(
+            url, name="oplog", wait_seconds=wait_seconds,
+            application_name=origin or APPLICATION_NAME,
+        )
 
     @property
     def url(self) -> str:

@@ -63,6 +63,15 @@ class PostgresOplogReader:
         )
         return found[0] if found else None
 
+    def stored_between(
+        self, first_id: int, last_id: int, *, limit: int
+    ) -> list[pb.Operation]:
+        return self._operations(
+            f"SELECT {_COLUMNS} FROM operations WHERE id >= %s AND id <= %s "  # noqa: S608
+            "ORDER BY id LIMIT %s",
+            (first_id, last_id, max(0, limit)), "reading stored operations",
+        )
+
     def plan_keys(self) -> list[tuple[str, str]]:
         with self._db.connection("listing plans") as conn:
             rows = conn.execute(

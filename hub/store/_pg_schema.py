@@ -351,6 +351,60 @@ CREATE TABLE invitations (
 );
 """
 
+# 7: the alerts' firing incidents and delivery outbox, shared by every hub: one hub
+# (the holder of TRY_LEAD_SQL's advisory lock) judges and delivers them, and a hub that takes over
+# finds what the last one recorded (docs/cluster.md). As ``_alerts``'s SQLite tables.
+_ALERTS_SQL: Final = """
+CREATE TABLE alert_incidents (
+    alert text NOT NULL,
+    key text NOT NULL,
+    fired_ms bigint NOT NULL,
+    event text NOT NULL,
+    PRIMARY KEY (alert, key)
+);
+CREATE TABLE alert_outbox (
+    id bigserial PRIMARY KEY,
+    alert text NOT NULL,
+    target text NOT NULL,
+    event text NOT NULL
+);
+"""
+
+# 8: every hub follows the others' writes (docs/cluster.md): each statement that
+# stores operations announces the ids it wrote on OPLOG_CHANNEL, delivered at commit,
+# as runs of consecutive ids ("FIRST-LAST,FIRST-LAST,... WRITER"; WRITER is the
+# writing connection's application_name, so a hub knows its own), split over several
+# notices when long; readers fetch them by the primary key.
+_OPLOG_NOTICES_SQL: Final = """
+CREATE FUNCTION synchub_oplog_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    writer text := current_setting('application_name');
+    ranges text := '';
+    run record;
+BEGIN
+    FOR run IN
+        SELECT min(id) AS first_id, max(id) AS last_id
+        FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS island FROM new_rows) AS r
+        GROUP BY island ORDER BY 1
+    LOOP
+        IF length(ranges) > 7000 THEN
+            PERFORM pg_notify('synchub_oplog', ranges || ' ' || writer);
+            ranges := '';
+        END IF;
+        ranges := ranges || CASE WHEN ranges = '' THEN '' ELSE ',' END
+            || run.first_id || '-' || run.last_id;
+    END LOOP;
+    IF ranges <> '' THEN
+        PERFORM pg_notify('synchub_oplog', ranges || ' ' || writer);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_notice_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_oplog_notice();
+CREATE TRIGGER operations_notice_update AFTER UPDATE ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION synchub_oplog_notice();
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "oplog, peer states, counters", _OPERATIONS_SQL + _APPLY_REMOTE_SQL),
     Migration(2, "the peer an operation came from, beside its instance_id", _PEER_INSTANCE_SQL),
@@ -358,13 +412,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "resumed sync: cursors and selection digests", _SYNC_SQL),
     Migration(5, "authorized clients and session leases, for several hubs", _CLUSTER_SQL),
     Migration(6, "invitations, shared by every hub", _INVITATIONS_SQL),
+    Migration(7, "alert incidents and their delivery outbox, shared by every hub", _ALERTS_SQL),
+    Migration(8, "notices of the ids each statement stored, for every hub's fleet",
+              _OPLOG_NOTICES_SQL),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 TABLES: Final = (
     "operations", "local_deletions", "counters", "peer_states",
     "sync_cursors", "sync_digest_marks", "sync_digests", "sync_dirty",
-    "authorized_clients", "sessions", "invitations",
+    "authorized_clients", "sessions", "invitations", "alert_incidents", "alert_outbox",
 )
 """The tables the migrations create; ``synchub store migrate --replace`` empties them."""
 
@@ -440,6 +497,9 @@ CLIENTS_CHANNEL: Final = "synchub_clients"
 """NOTIFY channel: an authorized client was added, changed or removed (payload: keyid)."""
 SESSIONS_CHANNEL: Final = "synchub_sessions"
 """NOTIFY channel: a hub took a key's session (payload: JSON keyid, node, session)."""
+OPLOG_CHANNEL: Final = "synchub_oplog"
+"""NOTIFY channel (migration 8): a statement stored operations with these ids
+(payload: ``FIRST-LAST,FIRST-LAST,... WRITER``)."""
 
 LOAD_CLIENTS_SQL: Final = (
     "SELECT keyid, instance_id, keyid_verified, permissions FROM authorized_clients "
@@ -524,3 +584,25 @@ USE_INVITATION_SQL: Final = (
     "WHERE id = %s AND NOT revoked AND uses_left > 0 AND expires_ms > %s "
     f"RETURNING {_INVITATION_COLUMNS}"
 )
+
+# -- the alerts (migration 7) -----------------------------------------------------------
+
+TRY_LEAD_SQL: Final = (
+    "SELECT pg_try_advisory_lock(hashtextextended('synchub-alerts/' || current_schema(), 0))"
+)
+"""The advisory lock the hub that judges and delivers the alerts holds (session level),
+one per schema, so clusters in two schemas of one database do not share it."""
+ACTIVE_INCIDENTS_SQL: Final = (
+    "SELECT alert, key, fired_ms, event FROM alert_incidents ORDER BY alert, key"
+)
+PENDING_DELIVERIES_SQL: Final = "SELECT id, alert, target, event FROM alert_outbox ORDER BY id"
+RESOLVE_INCIDENT_SQL: Final = "DELETE FROM alert_incidents WHERE alert = %s AND key = %s"
+FIRE_INCIDENT_SQL: Final = (
+    "INSERT INTO alert_incidents (alert, key, fired_ms, event) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (alert, key) DO UPDATE SET fired_ms = EXCLUDED.fired_ms, "
+    "event = EXCLUDED.event"
+)
+QUEUE_DELIVERY_SQL: Final = (
+    "INSERT INTO alert_outbox (alert, target, event) VALUES (%s, %s, %s) RETURNING id"
+)
+DELIVERED_SQL: Final = "DELETE FROM alert_outbox WHERE id = ANY (%s::bigint[])"

@@ -119,6 +119,15 @@ class SqliteOplogReader:
         )
         return found[0] if found else None
 
+    def stored_between(
+        self, first_id: int, last_id: int, *, limit: int
+    ) -> list[pb.Operation]:
+        return self._operations(
+            f"SELECT {_COLUMNS} FROM operations WHERE id >= ? AND id <= ? "  # noqa: S608
+            "ORDER BY id LIMIT ?",
+            (first_id, last_id, max(0, limit)),
+        )
+
     def plan_keys(self) -> list[tuple[str, str]]:
         with self._errors("listing plans"):
             rows = self._conn().execute(

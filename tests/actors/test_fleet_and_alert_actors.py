@@ -5,11 +5,13 @@ run changes it publishes, and incidents recorded before their events go out."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
+from unittest.mock import MagicMock, create_autospec
 
 import pykka
 import pytest
@@ -31,7 +33,13 @@ from actors import (
 from hub.alerting import DeliveryJob
 from hub.config import Config, load_config
 from hub.pb import synchub_pb2 as pb
-from hub.store import PeerStore, SqliteAlertStore, SqliteOplogReader, SqliteOplogStore
+from hub.store import (
+    AlertLeadership,
+    PeerStore,
+    SqliteAlertStore,
+    SqliteOplogReader,
+    SqliteOplogStore,
+)
 from synchub_testing import wait_until
 
 TIMEOUT = 5.0
@@ -142,6 +150,52 @@ def test_operations_other_processes_wrote_arrive_on_a_tick(rig: Rig) -> None:
     assert [r.op_id for r in plan.runs] == [written.id]
 
 
+def test_what_other_hubs_stored_is_read_by_id_on_the_next_tick(rig: Rig) -> None:
+    """Another hub's writes: a second writer on the same store, and the ids its notices
+    would carry, told as the ClusterLink tells them."""
+    changes: queue.Queue[RunChanges] = queue.Queue()
+    rig.fleet.subscribe(changes.put).get(timeout=TIMEOUT)
+
+    def peer_op(op_id: int, status: int, modno: int = 1) -> pb.Operation:
+        return pb.Operation(id=op_id, flow_id=op_id, modno=modno, instance_id="web1",
+                            plan_id="nightly", repo_guid="g", status=status,
+                            unix_time_start_ms=int(NOW * 1000), display_message=f"op {op_id}")
+
+    other = SqliteOplogStore(rig.path / "oplog.sqlite")
+    try:
+        first = other.apply_remote("ed25519.web1", [peer_op(1, pb.STATUS_INPROGRESS),
+                                                   peer_op(2, pb.STATUS_SUCCESS)], [],
+                                   peer_instance_id="web1").created
+        tell(rig.fleet.tick, NOW)  # the local feed has none of a peer's operations
+        assert rig.fleet.snapshot().get(timeout=TIMEOUT).plans == ()
+        tell(rig.fleet.stored_elsewhere, ((first[0].id, first[1].id),))
+        tell(rig.fleet.tick, NOW)
+        [plan] = rig.fleet.snapshot().get(timeout=TIMEOUT).plans
+        assert (plan.instance, sorted(r.op_id for r in plan.runs)) == (
+            "web1", sorted(op.id for op in first))
+        assert len(changes.get(timeout=TIMEOUT)) == 2
+
+        # A change of status, announced by id: the alerts hear it as a run change.
+        other.apply_remote("ed25519.web1", [peer_op(1, pb.STATUS_ERROR, modno=2)], [],
+                           peer_instance_id="web1")
+        tell(rig.fleet.stored_elsewhere, ((first[0].id, first[0].id),))
+        tell(rig.fleet.tick, NOW)
+        [change] = changes.get(timeout=TIMEOUT)
+        assert (change.op_id, change.status, change.previous) == (
+            first[0].id, pb.STATUS_ERROR, pb.STATUS_INPROGRESS)
+
+        # Notices missed (the link was deaf): a catch-up reads every id above the highest.
+        later = other.apply_remote("ed25519.web1", [peer_op(3, pb.STATUS_ERROR)], [],
+                                   peer_instance_id="web1").created
+        tell(rig.fleet.catch_up)
+        tell(rig.fleet.tick, NOW)
+        [change] = changes.get(timeout=TIMEOUT)
+        assert (change.op_id, change.status) == (later[0].id, pb.STATUS_ERROR)
+        assert changes.empty()
+    finally:
+        other.close()
+
+
 def test_the_fleet_is_built_from_the_store_at_start(rig: Rig, tmp_path: Path) -> None:
     rig.oplog.add([local(f"run {n}") for n in range(3)]).get(timeout=TIMEOUT)
     second = FleetActor.start(
@@ -183,3 +237,59 @@ def test_alerts_are_recorded_before_they_go_out_and_survive_a_restart(rig: Rig) 
     rig.oplog.add([local("fixed", pb.STATUS_SUCCESS)]).get(timeout=TIMEOUT)
     resolved = rig.deliveries.get(timeout=TIMEOUT)
     assert '"event":"resolved"' in resolved.event
+
+
+def test_one_hub_of_a_cluster_delivers_and_another_takes_over_what_it_left(
+    rig: Rig,
+) -> None:
+    """Two hubs' AlertActors on one alert store; which leads is an autospec'd
+    AlertLeadership each."""
+
+    def start(name: str, leadership: MagicMock) -> AlertProxy:
+        ref = AlertActor.start(
+            hub_instance="hub-1", config=rig.config, fleet=rig.fleet, peers=rig.peers,
+            store_factory=lambda: SqliteAlertStore(rig.path),
+            deliver=lambda job: rig.deliveries.put(dataclasses.replace(
+                job, target=f"{name}:{job.target}")),
+            clock=lambda: NOW, startup_grace=0, leadership_factory=lambda: leadership,
+            retry_lead=5.0,
+        )
+        proxy = cast(AlertProxy, ref.proxy())
+        assert proxy.ping().get(timeout=TIMEOUT)
+        return proxy
+
+    lead_a, lead_b = (create_autospec(AlertLeadership, instance=True) for _ in "ab")
+    lead_a.try_lead.return_value, lead_b.try_lead.return_value = True, False
+    lead_a.still_leading.return_value = True
+    hub_a, hub_b = start("a", lead_a), start("b", lead_b)
+    assert hub_a.leading().get(timeout=TIMEOUT) and not hub_b.leading().get(timeout=TIMEOUT)
+
+    rig.oplog.add([local("broke", pb.STATUS_ERROR)]).get(timeout=TIMEOUT)
+    jobs = sorted((rig.deliveries.get(timeout=TIMEOUT), rig.deliveries.get(timeout=TIMEOUT)),
+                  key=lambda j: j.target)
+    assert [j.target for j in jobs] == ["a:command", "a:webhook"]  # hub b judged nothing
+    [shown] = hub_b.active().get(timeout=TIMEOUT)  # what hub a recorded
+    assert (shown.alert, shown.key, shown.when) == ("backup-failed", "hub-1/nightly",
+                                                    "operation_failed")
+    tell(hub_a.delivered, jobs[0].delivery_id, True)
+    hub_a.active().get(timeout=TIMEOUT)  # the mailbox is in order: delivered is done
+    hub_a.actor_ref.stop(block=True, timeout=TIMEOUT)  # the webhook's still in the outbox
+    lead_a.close.assert_called_once()
+
+    lead_b.try_lead.return_value = True
+    lead_b.still_leading.return_value = True
+    tell(hub_b.tick, NOW + 1)
+    [again] = [rig.deliveries.get(timeout=TIMEOUT)]
+    assert (again.delivery_id, again.target) == (jobs[1].delivery_id, "b:webhook")
+    assert hub_b.leading().get(timeout=TIMEOUT)
+    rig.oplog.add([local("broke again", pb.STATUS_ERROR)]).get(timeout=TIMEOUT)
+    [firing] = hub_b.active().get(timeout=TIMEOUT)
+    assert firing.key == "hub-1/nightly" and rig.deliveries.empty()  # not fired twice
+
+    lead_b.still_leading.return_value = False  # e.g. the database restarted
+    tell(hub_b.tick, NOW + 2)
+    assert not hub_b.leading().get(timeout=TIMEOUT)
+    rig.oplog.add([local("fixed", pb.STATUS_SUCCESS)]).get(timeout=TIMEOUT)
+    hub_b.active().get(timeout=TIMEOUT)
+    assert rig.deliveries.empty()  # standing by, it delivers nothing
+    assert lead_b.try_lead.call_count == 2  # at start, then at its first standby tick

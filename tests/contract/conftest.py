@@ -33,6 +33,7 @@ from hub.store import (
     OplogStore,
     PeerStateStore,
     PeerStore,
+    PostgresAlertStore,
     PostgresInvitationStore,
     PostgresOplogReader,
     PostgresOplogStore,
@@ -95,6 +96,12 @@ def sqlite_alert_state(tmp_path: Path) -> Iterator[Callable[[], SqliteAlertStore
 
 
 @contextmanager
+def postgresql_alert_state(_tmp_path: Path) -> Iterator[Callable[[], PostgresAlertStore]]:
+    with fresh_database() as url:
+        yield lambda: PostgresAlertStore(url)
+
+
+@contextmanager
 def sqlite_invitations(tmp_path: Path) -> Iterator[Callable[[], SqliteInvitationStore]]:
     yield lambda: SqliteInvitationStore(tmp_path)
 
@@ -122,6 +129,7 @@ OPLOG_READERS: dict[str, Callable[[Path], AbstractContextManager[Callable[[], Re
 }
 ALERT_STATE_STORES: dict[str, Implementation[AlertStateStore]] = {
     "sqlite": sqlite_alert_state,
+    "postgresql": postgresql_alert_state,
 }
 
 INVITATION_STORES: dict[str, Implementation[InvitationStore]] = {

@@ -117,6 +117,23 @@ def test_follows_the_local_feed(reader_rig: ReaderRig) -> None:
     assert reader.local_modno() == later.mark
 
 
+def test_reads_what_was_stored_between_two_ids(reader_rig: ReaderRig) -> None:
+    stored = _seed(reader_rig)
+    reader = reader_rig.open_reader()
+    ids = sorted(op.id for op in stored)
+    between = reader.stored_between(ids[2], ids[4], limit=10)
+    assert [op.id for op in between] == ids[2:5]
+    assert all(op == reader.get(op.id) for op in between)  # as every other read hands out
+    assert [op.id for op in reader.stored_between(0, ids[-1], limit=2)] == ids[:2]
+    assert reader.stored_between(ids[-1] + 1, ids[-1] + 100, limit=10) == []
+    changed = pb.Operation()
+    changed.CopyFrom(stored[-1])
+    changed.display_message = "changed"
+    reader_rig.writer.update_local([changed])
+    [again] = reader.stored_between(stored[-1].id, stored[-1].id, limit=10)
+    assert again.display_message == "changed"
+
+
 def test_size_is_reported_and_close_is_final(reader_rig: ReaderRig) -> None:
     _seed(reader_rig)
     reader = reader_rig.open_reader()

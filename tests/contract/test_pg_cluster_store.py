@@ -1,5 +1,5 @@
 """The stores several hubs share on PostgreSQL: authorized clients as rows, the session
-leases, and the notices every hub hears (docs/cluster.md).
+leases, the notices every hub hears, and which hub leads the alerts (docs/cluster.md).
 
 Two nodes' views of one database stand for two hubs. Each test has a database of
 its own; without a server they skip with the reason.
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from contract_support import local_op
 from postgres_support import database_name, fresh_database, terminate_connections
 
 from hub.config import AuthorizedClient
@@ -21,7 +22,10 @@ from hub.store import (
     ClientsChanged,
     ClusterNotices,
     LiveSession,
+    OplogCommitted,
+    PostgresAlertLeadership,
     PostgresClientStore,
+    PostgresOplogStore,
     PostgresPeerStateStore,
     PostgresSessionLeases,
     SessionClaimed,
@@ -172,3 +176,57 @@ def test_a_lost_listening_connection_is_store_unavailable(
     finally:
         store.close()
     assert heard(notices, 1) == [ClientsChanged(KEY_A)]
+
+
+def test_one_hub_at_a_time_leads_the_alerts_and_a_lost_lead_is_taken_over(url: str) -> None:
+    first, second = PostgresAlertLeadership(url), PostgresAlertLeadership(url)
+    try:
+        assert not first.still_leading()
+        assert first.try_lead() and first.try_lead() and first.still_leading()
+        assert not second.try_lead() and not second.still_leading()
+        first.close()  # a hub that stops (or dies: its connection goes) lets it go
+        assert second.try_lead() and second.still_leading()
+        assert not first.try_lead()
+        terminate_connections(database_name(url))  # the database restarted, say
+        assert not second.still_leading()
+        assert first.try_lead() and not second.try_lead()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_what_a_hub_stores_is_announced_as_runs_of_ids_with_its_name(
+    url: str, notices: ClusterNotices
+) -> None:
+    store = PostgresOplogStore(url, origin="synchub hub-a")
+    try:
+        created = store.add_local([local_op(f"op {n}") for n in range(5)])
+        ids = [op.id for op in created]
+        assert heard(notices, 1) == [OplogCommitted("synchub hub-a", ((ids[0], ids[-1]),))]
+        changed = []
+        for op in (created[0], created[2], created[3]):
+            copy = pb.Operation()
+            copy.CopyFrom(op)
+            copy.display_message = "changed"
+            changed.append(copy)
+        store.update_local(changed)
+        assert heard(notices, 1) == [
+            OplogCommitted("synchub hub-a", ((ids[0], ids[0]), (ids[2], ids[3])))
+        ]
+        # Many runs (every other id): split over notices of at most ~7 kB each.
+        many = store.add_local([local_op(f"more {n}") for n in range(3000)])
+        assert len(heard(notices, 1)) == 1
+        sparse = []
+        for op in many[::2]:
+            copy = pb.Operation()
+            copy.CopyFrom(op)
+            copy.display_message = "sparse"
+            sparse.append(copy)
+        store.update_local(sparse)
+        parts: list[OplogCommitted] = []
+        while sum(len(p.runs) for p in parts) < len(sparse):
+            parts.extend(n for n in heard(notices, 1) if isinstance(n, OplogCommitted))
+        assert len(parts) > 1 and all(p.writer == "synchub hub-a" for p in parts)
+        assert [first for p in parts for first, _ in p.runs] == [op.id for op in sparse]
+    finally:
+        store.close()

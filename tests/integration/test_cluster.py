@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from postgres_support import fresh_database, private_server
+from web_support import receiver
 
 from hub.agent import Agent
 from hub.bench.rig import (
@@ -98,19 +99,19 @@ class RunningHub:
 
 @contextlib.contextmanager
 def cluster(
-    root: Path, url: str, count: int, *, heartbeat_interval: float = 15.0, web: bool = False
+    root: Path, url: str, count: int, *, heartbeat_interval: float = 15.0, web: bool = False,
+    extra: str = "",
 ) -> Iterator[list[RunningHub]]:
     """``count`` hubs on ``url``, one identity, node names hub-a, hub-b...; stopped after.
-    ``web``: each serves HTTP on a free loopback port."""
+    ``web``: each serves HTTP on a free loopback port; ``extra``: more of each one's file."""
     nodes: list[HubNode] = []
     for name in NODES[:count]:
         nodes.append(make_hub_node(
             root / name, [], store_url=url, heartbeat_interval=heartbeat_interval,
             node_name=name, identity_from=nodes[0].data_dir if nodes else None,
         ))
-        if web:
-            with nodes[-1].config_path.open("a") as config:
-                config.write('\n[web]\nbind = "127.0.0.1:0"\n')
+        with nodes[-1].config_path.open("a") as config:
+            config.write(('\n[web]\nbind = "127.0.0.1:0"\n' if web else "") + extra)
     with contextlib.ExitStack() as stack:
         hubs = []
         for name, node in zip(NODES, nodes, strict=False):
@@ -257,6 +258,59 @@ def test_invitations_are_shared_rows_and_each_use_is_taken_once_in_the_cluster(
         in_db = {str(k) for (k,) in rows(url, "SELECT keyid FROM authorized_clients")}
         assert in_db == {keys["first"], keys[winner]}
 
+
+
+def web_page(hub: RunningHub, path: str) -> str:
+    found = re.search(r"web:\s+(http://\S+)", hub.process.log_text())
+    assert found, "no web side in the log"
+    with urllib.request.urlopen(f"{found.group(1)}{path}", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def failed_op(op_id: int, plan: str, message: str) -> pb.Operation:
+    op = operation(op_id, message=message)
+    op.status, op.plan_id = pb.STATUS_ERROR, plan
+    op.unix_time_start_ms = int(time.time() * 1000)
+    return op
+
+
+def test_one_hub_delivers_each_alert_and_every_hub_follows_the_others_writes(
+    tmp_path: Path, url: str
+) -> None:
+    key = SigningIdentity.generate()
+    # hub-a is up before hub-b starts: it leads the alerts, hub-b stands by.
+    with receiver() as hook, cluster(tmp_path, url, 2, web=True, extra=f"""
+[[alerts]]
+name = "backup-failed"
+when = "operation_failed"
+webhook = "{hook.url}"
+""") as (hub_a, hub_b):
+        authorize(hub_a, key)
+        client, _took = connects_within(hub_b, key, 2.0)
+        try:
+            sent = time.monotonic()
+            client.send(send_operations_frame([failed_op(1, "nightly", "disk full")]))
+            event = hook.next_event(timeout=5)  # hub-a judged it from hub-b's write
+            assert (event["alert"], event["event"], event["plan"]) == (
+                "backup-failed", "firing", "nightly")
+            assert "disk full" in event["message"]
+            wait_until(lambda: "disk full" in web_page(hub_a, "/"), timeout=2.0,
+                       what="hub-a's dashboard showing what hub-b stored")
+            assert time.monotonic() - sent < 5
+            active = json.loads(web_page(hub_b, "/api/alerts"))  # what hub-a recorded
+            assert [a["alert"] for a in active] == ["backup-failed"]
+            hook.no_event(within=1.5)  # delivered once: hub-b stood by
+
+            hub_a.process.kill()  # the deliverer dies; hub-b takes over
+            wait_until(lambda: "this hub took the lead" in hub_b.process.log_text(),
+                       timeout=10.0, what="hub-b taking the lead")
+            client.send(send_operations_frame([failed_op(2, "nightly", "again"),
+                                               failed_op(3, "weekly", "tape gone")]))
+            taken = hook.next_event(timeout=5)  # nightly's incident was recorded: not again
+            assert (taken["plan"], taken["event"]) == ("weekly", "firing")
+            hook.no_event(within=1.5)
+        finally:
+            client.close()
 
 
 def test_one_session_per_key_in_the_whole_cluster(tmp_path: Path, url: str) -> None:
