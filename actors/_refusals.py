@@ -114,9 +114,10 @@ class RefusalLog:
             f" ({seen.suppressed} more refusals of this key in the last "
             f"{self._window:.0f}s not logged)"
         )
+        listed = "" if source is None else "; `synchub pending` lists it"
         log.warning(
-            "refused %s (%s) after a valid PROOF: %s%s",
-            printable(instance_id), keyid, printable(message, 500), more,
+            "refused %s (%s) after a valid PROOF: %s%s%s",
+            printable(instance_id), keyid, printable(message, 500), more, listed,
         )
         if seen is None and len(self._seen) >= self._max_keys:
             self._forget_old(now)

@@ -535,8 +535,9 @@ def test_pending_keys_are_bounded_evict_the_least_recent_and_expire() -> None:
 
 
 def test_refusals_of_an_authorization_wait_until_the_key_connects(
-    harness: Harness, clock: FakeClock
+    harness: Harness, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     with harness.running() as proxy:
         proxy.refused(WEB1, "web1", "client web1 (ed25519.web1) is not authorized",
                       source="10.0.0.5")
@@ -550,3 +551,9 @@ def test_refusals_of_an_authorization_wait_until_the_key_connects(
         proxy.connected(WEB1, "web1", session_id="s1")
         assert proxy.pending().get(timeout=TIMEOUT) == ()
         assert harness.stored().keys() == {WEB1}  # the waiting list is not persisted
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"refused web1 ({WEB1}) after a valid PROOF: client web1 (ed25519.web1) is not "
+        "authorized; `synchub pending` lists it",
+        f"refused db1 ({DB1}) after a valid PROOF: the hub cannot reach its database",
+    ]
