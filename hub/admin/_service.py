@@ -300,6 +300,13 @@ class AdminService:
                 raise pykka.ActorDeadError(keyid)
             session.tell(FetchLog(query, reply))
         except pykka.ActorDeadError as exc:
+            holder = self._ask(self._peers.holders()).get(keyid)
+            if holder:  # a hub of the same cluster holds it (this one's just ended)
+                raise LogFetchError(
+                    f"client {instance} is connected to hub {holder}, not this one: run "
+                    f"`synchub logs {op.id}` on that hub (`synchub peers` names each "
+                    "client's hub)"
+                ) from exc
             raise LogFetchError(_offline(instance, state)) from exc
         answer = reply.wait(self._log_wait)
         if not answer.ok:

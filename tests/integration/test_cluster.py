@@ -300,6 +300,12 @@ webhook = "{hook.url}"
             active = json.loads(web_page(hub_b, "/api/alerts"))  # what hub-a recorded
             assert [a["alert"] for a in active] == ["backup-failed"]
             hook.no_event(within=1.5)  # delivered once: hub-b stood by
+            # A job's log is fetched through the client's session: hub-a says where it is.
+            [stored] = json.loads(hub_a.synchub("ops", "--json").stdout)
+            fetched = hub_a.synchub("logs", str(stored["id"]))
+            assert fetched.returncode == 1 and "Traceback" not in fetched.stderr
+            assert (f"client web1 is connected to hub hub-b, not this one: run `synchub "
+                    f"logs {stored['id']}` on that hub") in fetched.stderr
 
             hub_a.process.kill()  # the deliverer dies; hub-b takes over
             wait_until(lambda: "this hub took the lead" in hub_b.process.log_text(),
