@@ -39,7 +39,7 @@ from hub.config import (
     add_or_update_authorized_client,
     remove_authorized_client,
 )
-from hub.errors import AdminUnavailable, NotConfirmed, SynchubError
+from hub.errors import AdminError, AdminUnavailable, NotConfirmed, SynchubError
 from hub.jsonview import message_to_dict
 from hub.pb import synchub_pb2 as pb
 from hub.scopes import Permissions, ScopeKind
@@ -461,6 +461,19 @@ def status(obj: CliContext, as_json: bool, utc: bool) -> None:
         f"{answer['authorized_clients']} authorized"
     )
     click.echo(f"  oplog     {answer['operations']} operations")
+    waiting = _waiting_count(config)
+    if waiting:
+        click.echo(f"  waiting   {waiting} {'key' if waiting == 1 else 'keys'} refused after a "
+                   "valid PROOF: `synchub pending` lists them with the authorize line")
+
+
+def _waiting_count(config: Config) -> int:
+    """How many keys wait to be authorized (0 when the hub cannot say)."""
+    try:
+        answer = ask_hub(config.data_dir, "pending", timeout=READ_TIMEOUT)
+    except (AdminError, AdminUnavailable):
+        return 0
+    return len(answer.get("pending") or [])
 
 
 @cli.command()

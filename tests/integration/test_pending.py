@@ -143,6 +143,12 @@ def test_a_flood_of_knocking_keys_is_bounded_listed_and_authorized_away(tmp_path
             f"synchub authorize {some['keyid']} --instance {some['instance_id']}")
         assert some["fingerprint"].replace(" ", "") == some["keyid"].removeprefix("ed25519.")
 
+        shown = CliRunner().invoke(main_cli, ["--config", str(config.path), "status"],
+                                   catch_exceptions=False)
+        assert shown.exit_code == 0, shown.output
+        assert (f"  waiting   {MAX_PENDING_KEYS} keys refused after a valid PROOF: "
+                "`synchub pending` lists them with the authorize line") in shown.output
+
         text = cli(config.path, "pending")
         assert text.returncode == 0, text.stderr
         assert f"{MAX_PENDING_KEYS} keys waiting to be authorized" in text.stdout
