@@ -26,6 +26,7 @@ from hub.store._pg_schema import (
     ACTIVE_INCIDENTS_SQL,
     DELIVERED_SQL,
     FIRE_INCIDENT_SQL,
+    GIVE_UP_LEAD_SQL,
     PENDING_DELIVERIES_SQL,
     QUEUE_DELIVERY_SQL,
     RESOLVE_INCIDENT_SQL,
@@ -142,12 +143,19 @@ class PostgresAlertLeadership:
         self.close()
 
     def close(self) -> None:
-        conn, self._conn, self._leading = self._conn, None, False
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                log.debug("closing the alerts' lock connection failed", exc_info=True)
+        conn, leading = self._conn, self._leading
+        self._conn, self._leading = None, False
+        if conn is None:
+            return
+        try:
+            if leading and not conn.closed:
+                conn.execute(GIVE_UP_LEAD_SQL)  # the next hub need not wait for the server
+        except psycopg.Error:
+            log.debug("giving up the alerts' lock failed; closing lets it go", exc_info=True)
+        try:
+            conn.close()
+        except psycopg.Error:
+            log.debug("closing the alerts' lock connection failed", exc_info=True)
 
 
 if TYPE_CHECKING:

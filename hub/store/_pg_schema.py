@@ -592,6 +592,11 @@ TRY_LEAD_SQL: Final = (
 )
 """The advisory lock the hub that judges and delivers the alerts holds (session level),
 one per schema, so clusters in two schemas of one database do not share it."""
+GIVE_UP_LEAD_SQL: Final = (
+    "SELECT pg_advisory_unlock(hashtextextended('synchub-alerts/' || current_schema(), 0))"
+)
+"""Let TRY_LEAD_SQL's lock go at once on a clean stop, rather than when the server has
+ended the closed connection's backend."""
 ACTIVE_INCIDENTS_SQL: Final = (
     "SELECT alert, key, fired_ms, event FROM alert_incidents ORDER BY alert, key"
 )
