@@ -41,9 +41,9 @@ from hub.errors import ClientError, HubUnavailable, ProtocolError
 from hub.pb import synchub_pb2 as pb
 from hub.protocol._codec import encode_item
 from hub.protocol._digest import check_digest_frame, client_followup, root_range
-from hub.protocol._items import deleted_item, diff_item
+from hub.protocol._items import deleted_item
 from hub.protocol._outgoing import ClientOplog, OperationFrames, SyncCounts
-from hub.protocol._rounds import MAX_ONCE_ROUNDS, RoundEnd
+from hub.protocol._rounds import MAX_ONCE_ROUNDS, RoundEnd, full_diff_frame
 from hub.protocol._scope import DiffSelection, SyncScope
 from hub.store import BucketDigest, Digests, SyncCursor
 
@@ -200,14 +200,7 @@ class ResyncRounds:
         state.in_flight += 1
         if selection.only_plans is not None:
             state.checks += 1  # a selection's checks count its check_digest items only
-        ids, modnos = self._oplog.have(selection)
-        frame = encode_item(diff_item(selection, self._keyid, ids, modnos))
-        if len(frame) > self._max_frame_bytes:
-            raise ClientError(
-                f"the diff of {selection.describe()} lists {len(ids)} operations, "
-                f"{len(frame)} bytes: more than one frame may carry "
-                f"({self._max_frame_bytes} bytes)"
-            )
+        frame = full_diff_frame(self._oplog, selection, self._keyid, self._max_frame_bytes)
         return frame, selection
 
     def _changes_past(

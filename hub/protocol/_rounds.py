@@ -33,6 +33,19 @@ CONFIRM_ROUNDS = 3
 """Rounds a running session repeats at once while the hub keeps requesting operations."""
 
 
+def full_diff_frame(oplog: ClientOplog, selection: DiffSelection, keyid: str,
+                    max_frame_bytes: int) -> bytes:
+    """The diff of every (id, modno) the client has in ``selection``, as one frame."""
+    ids, modnos = oplog.have(selection)
+    frame = encode_item(diff_item(selection, keyid, ids, modnos))
+    if len(frame) > max_frame_bytes:
+        raise ClientError(
+            f"the diff of {selection.describe()} lists {len(ids)} operations, "
+            f"{len(frame)} bytes: more than one frame may carry ({max_frame_bytes} bytes)"
+        )
+    return frame
+
+
 class RoundEnd(enum.Enum):
     """What follows a finished round."""
 
@@ -97,14 +110,8 @@ class DiffRounds:
         self.next_rediff = math.inf
         diffs: list[tuple[bytes, DiffSelection]] = []
         for selection in selections:
-            ids, modnos = self._oplog.have(selection)
-            frame = encode_item(diff_item(selection, self._keyid, ids, modnos))
-            if len(frame) > self._max_frame_bytes:
-                raise ClientError(
-                    f"the diff of {selection.describe()} lists {len(ids)} operations, "
-                    f"{len(frame)} bytes: more than one frame may carry "
-                    f"({self._max_frame_bytes} bytes)"
-                )
+            frame = full_diff_frame(self._oplog, selection, self._keyid,
+                                    self._max_frame_bytes)
             diffs.append((frame, selection))
         return diffs
 
