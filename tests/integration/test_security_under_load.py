@@ -132,8 +132,10 @@ def test_revocation_bites_at_once_whatever_the_client_has_queued(
         for index in range(QUEUED_BATCHES):
             client.send(batch(1 + index * OPS_PER_BATCH))
         wait_until(lambda: len(stored(hub, CLIENT.keyid)) > 0, 10.0, "the first batches")
-        # The premise: thousands of this client's frames are waiting in the hub.
-        assert hub.status().front.backlog_frames >= 1000
+        # The premise: hundreds of this client's frames are waiting in the hub (how many at
+        # one instant depends on how fast it applies them; thousands more are on the way).
+        wait_until(lambda: hub.status().front.backlog_frames >= 300, 10.0,
+                   "hundreds of frames waiting in the hub")
 
         change(hub, path)
         returned = time.monotonic()
