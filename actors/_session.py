@@ -26,6 +26,11 @@ whatever it still has queued: the OplogActor's write gate raises the session's
 ``EndNotice`` (``actors._gate``), which the session reads before each message, and
 refuses its requests meanwhile.
 
+A session's thread is a daemon thread: Python walks the lock of every non-daemon thread
+at each thread start, which with thousands of peers cost more than the session itself.
+The front stops every session before the hub exits (``Front._stop_sessions``), so none
+is cut off by the interpreter.
+
 Every protocol or authentication failure becomes exactly one ``error`` item and the
 end of the session (§9 (Errors)). Time arrives in messages (``InboundFrame.now``,
 ``Tick``), so tests drive timeouts without sleeping.
@@ -137,6 +142,8 @@ class Phase(enum.Enum):
 
 class SessionActor(pykka.ThreadingActor):
     """Serve one peer. The front tells it messages; its public methods are their handlers."""
+
+    use_daemon_thread = True  # cheap to start among thousands (the module docstring)
 
     def __init__(
         self,

@@ -1,13 +1,13 @@
 """The front: the one thread that owns the hub's ROUTER socket.
 
-Who owns what: this thread owns the ROUTER, the sessions' pipe (an inproc PULL socket)
+Who owns what: this thread owns the ROUTER, the reading end of the sessions' pipe
 and, with CURVE on, the context's ZAP socket; nothing else touches them (ZeroMQ
 sockets are not thread-safe). What it knows about its sessions lives in its
 ``SessionTable``, which decides; the front does the socket I/O and the telling.
 
 Frames arrive on the ROUTER and are told, as ``InboundFrame`` messages, to the
-SessionActor of their routing id. Sessions answer through their own ``PipeOutbox``
-(created in the session's thread) into the pipe this thread polls.
+SessionActor of their routing id. Sessions answer through their ``PipeOutbox`` into
+the one ``SessionPipe`` (a queue and an eventfd) this thread polls beside the ROUTER.
 
 Connections are pinned: the ZAP policy (``_zap``) names each CURVE connection by its
 client key, so libzmq stamps every inbound frame with it (the ``User-Id`` property).
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 import pykka
@@ -52,7 +52,7 @@ from hub.pb import synchub_pb2 as pb
 from hub.server._admission import AdmittedKeys
 from hub.server._budget import Outbound, OutboundBudget
 from hub.server._connections import SilentConnections
-from hub.server._pipe import AUTH, CLOSED, DONE, SEND, PipeOutbox, parse_pipe_message
+from hub.server._pipe import AUTH, CLOSED, DONE, SEND, PipeOutbox, SessionPipe
 from hub.server._settings import FrontSettings
 from hub.server._table import SessionEntry, SessionTable
 from hub.server._zap import ZAP_DOMAIN, ZAP_ENDPOINT, zap_reply
@@ -105,19 +105,18 @@ class Front(ThreadService):
         self._curve = curve
         self._clock = clock
         self._refusal = refusal
-        self._pipe_endpoint = f"inproc://synchub-front-{uuid.uuid4().hex}"
         self._table: SessionTable[SessionRef] = SessionTable(settings)
         self._admitted = AdmittedKeys(admitted_keys)
         self._unread = OutboundBudget(settings)
         self._router: Socket | None = None
-        self._pipe: Socket | None = None
+        self._pipe: SessionPipe | None = None
         self._zap: Socket | None = None
         self._monitor: Socket | None = None
         self._silent = SilentConnections(
             timeout=settings.silent_connection_timeout or float("inf"),
             per_source=settings.max_pending_per_source,
         )
-        self._from_sessions: Mapping[bytes, Callable[[Entry, list[bytes]], None]] = {
+        self._from_sessions: Mapping[bytes, Callable[[Entry, Sequence[bytes]], None]] = {
             SEND: self._relay,
             DONE: lambda entry, _payload: self._table.frame_done(entry),
             AUTH: lambda entry, payload: self._on_authenticated(entry, payload[0].decode()),
@@ -144,9 +143,7 @@ class Front(ThreadService):
         )
 
     def _open(self) -> str:
-        self._pipe = self._context.socket(zmq.PULL)
-        self._pipe.setsockopt(zmq.LINGER, 0)
-        self._pipe.bind(self._pipe_endpoint)
+        self._pipe = SessionPipe()
         if self._curve is not None:
             self._zap = self._context.socket(zmq.REP)
             self._zap.setsockopt(zmq.LINGER, 0)
@@ -168,15 +165,17 @@ class Front(ThreadService):
             if self._monitor is not None and self._router is not None:
                 with contextlib.suppress(zmq.ZMQError):
                     self._router.disable_monitor()
-            for sock in (self._monitor, self._router, self._pipe, self._zap):
+            for sock in (self._monitor, self._router, self._zap):
                 if sock is not None:
                     sock.close(linger=0)
+            if self._pipe is not None:
+                self._pipe.close()
 
     def _serve(self) -> None:
         router, pipe, zap = self._router, self._pipe, self._zap
         assert router is not None and pipe is not None
         poller = zmq.Poller()
-        poller.register(pipe, zmq.POLLIN)
+        poller.register(pipe.fileno(), zmq.POLLIN)
         if zap is not None:
             poller.register(zap, zmq.POLLIN)
         monitor = self._monitor
@@ -198,7 +197,7 @@ class Front(ThreadService):
                 _answer_zap(zap)
             if monitor is not None and monitor in events:
                 self._silent.take_events(monitor, self._clock())
-            if pipe in events:
+            if pipe.fileno() in events:
                 self._drain_pipe(pipe, router)
             if router in events:
                 self._drain_router(router)
@@ -228,13 +227,8 @@ class Front(ThreadService):
                 return
             self._on_inbound(router, frames[0].bytes, frames[1:])
 
-    def _drain_pipe(self, pipe: Socket, router: Socket, budget: int = 1024) -> None:
-        for _ in range(budget):
-            try:
-                message = pipe.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            serial, kind, payload = parse_pipe_message(message)
+    def _drain_pipe(self, pipe: SessionPipe, router: Socket, budget: int = 1024) -> None:
+        for serial, kind, payload in pipe.take(budget):
             entry = self._table.get(serial)
             handler = self._from_sessions.get(kind)
             if entry is not None and handler is not None:
@@ -308,9 +302,9 @@ class Front(ThreadService):
         )
 
     def _outbox_factory(self, serial: int) -> Callable[[], Outbox]:
-        endpoint = self._pipe_endpoint
-        context = self._context
-        return lambda: PipeOutbox(context, endpoint, serial)
+        pipe = self._pipe
+        assert pipe is not None
+        return lambda: PipeOutbox(pipe, serial)
 
     def _tell(self, entry: Entry, message: FrontMessage, now: float) -> bool:
         """Queue a message for a session; False (and closing) if it has already stopped."""
@@ -323,7 +317,7 @@ class Front(ThreadService):
 
     # -- what sessions send through the pipe ---------------------------------------------
 
-    def _relay(self, entry: Entry, frames: list[bytes]) -> None:
+    def _relay(self, entry: Entry, frames: Sequence[bytes]) -> None:
         router = self._router
         assert router is not None
         now = self._clock()
@@ -356,7 +350,7 @@ class Front(ThreadService):
             return False
         return True
 
-    def _stop_sessions(self, pipe: Socket, router: Socket) -> None:
+    def _stop_sessions(self, pipe: SessionPipe, router: Socket) -> None:
         now = self._clock()
         for entry in self._table.close_all(now):
             with contextlib.suppress(pykka.ActorDeadError):
@@ -366,7 +360,7 @@ class Front(ThreadService):
         deadline = now + STOP_RELAY_SECONDS
         stopped_at: dict[int, float] = {}
         while len(self._table) and self._clock() < deadline:
-            if pipe.poll(50):
+            if select.select([pipe], [], [], 0.05)[0]:
                 self._drain_pipe(pipe, router)
             moment = self._clock()
             for entry in self._table.entries():
