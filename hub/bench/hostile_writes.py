@@ -1,6 +1,9 @@
 """hostile writes: revocation, displacement and fairness while one authorized key floods.
 
-    synchub bench hostile-writes --attack revoke|displace|fairness
+    synchub bench hostile --attack revoke|displace|fairness
+
+(``synchub bench hostile-writes --attack ...`` is the older spelling: the same run,
+flags and figures, its scenario named ``hostile-writes``.)
 
 The attacker is a bare DEALER holding an authorized key that pipelines frames without
 waiting for anything (it ignores ``throttle``; its send queue is unbounded), against
@@ -26,6 +29,7 @@ on the idle hub, same run; goal 2 s).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -79,12 +83,15 @@ class Params:
 class WireClient:
     """One connection of an authorized key, speaking the protocol with no flow control."""
 
-    def __init__(self, node: HubNode, endpoint: str, client: BenchClient) -> None:
+    def __init__(
+        self, node: HubNode, endpoint: str, client: BenchClient, *, sndhwm: int = 0,
+    ) -> None:
+        """``sndhwm`` 0 (the default): its send queue is unbounded, it never blocks."""
         self.client = client
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.socket = self._context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, 0)  # never blocks: it queues whatever it sends
+        self.socket.setsockopt(zmq.SNDHWM, sndhwm)
         public, secret = zmq.curve_keypair()
         self.socket.curve_serverkey = node.identity.curve.public
         self.socket.curve_publickey = public
@@ -150,7 +157,7 @@ def _batch(first_id: int, count: int = BATCH, modno: int = 1) -> bytes:
     return protocol.encode_item(protocol.operations_item(ops, "created_operations"))
 
 
-def _diff(keyid: str, ids: range | list[int], modno: int = 1) -> bytes:
+def diff_frame(keyid: str, ids: range | list[int], modno: int = 1) -> bytes:
     ids = list(ids)
     return protocol.encode_item(
         protocol.diff_item(DiffSelection(REPO_GUID), keyid, ids, [modno] * len(ids)))
@@ -242,7 +249,7 @@ def displace_once(params: Params, say: Say) -> tuple[float, float]:
             _wait_applied(node, client.keyid)
             with _connected(node, endpoint, client) as second:
                 second.send(_batch(1, modno=final))
-                second.send(_diff(client.keyid, range(1, BATCH + 1), final))
+                second.send(diff_frame(client.keyid, range(1, BATCH + 1), final))
                 reply = second.wait_for("diff_operations", time.monotonic() + ANSWER_TIMEOUT)
                 acked = time.monotonic()
                 if reply.diff_operations.request_operations:
@@ -263,7 +270,7 @@ def _victim_sync(node: HubNode, endpoint: str, client: BenchClient, modno: int) 
     with _connected(node, endpoint, client) as wire:
         for first_id in range(1, SYNC_OPS + 1, 250):
             wire.send(_batch(first_id, 250, modno=modno))
-        wire.send(_diff(client.keyid, range(1, SYNC_OPS + 1), modno))
+        wire.send(diff_frame(client.keyid, range(1, SYNC_OPS + 1), modno))
         reply = wire.wait_for("diff_operations", started + ANSWER_TIMEOUT)
         if reply.diff_operations.request_operations:
             raise BenchError("the victim's sync was not complete")
@@ -272,7 +279,7 @@ def _victim_sync(node: HubNode, endpoint: str, client: BenchClient, modno: int) 
 
 def _flood_diffs(wire: WireClient, params: Params, stop: threading.Event) -> None:
     """Keep ``depth`` huge diffs in flight (a new one for each reply); in its own thread."""
-    huge = _diff(wire.client.keyid, range(1, params.diff_ids + 1))
+    huge = diff_frame(wire.client.keyid, range(1, params.diff_ids + 1))
     in_flight = 0
     while not stop.is_set():
         while in_flight < params.depth:
@@ -308,16 +315,21 @@ def fairness_once(params: Params, say: Say) -> tuple[list[float], list[float]]:
 
 
 def run(
-    attack: str, params: Params, repeat: int = 1, *, say: Say = _quiet
+    attack: str, params: Params, repeat: int = 1, *, say: Say = _quiet,
+    scenario: str = "hostile-writes",
 ) -> Result:
+    """One attack's figures; ``scenario`` names the command that ran it (``hostile``, or
+    ``hostile-writes``, its older spelling, which scripts read)."""
     if attack not in ATTACKS:
         raise BenchError(f"unknown attack {attack!r}: expected one of {', '.join(ATTACKS)}")
     shown: dict[str, object] = {"attack": attack, "repeat": repeat}
     if attack == "revoke":
-        return _revoke_result(params, repeat, say, shown)
-    if attack == "displace":
-        return _displace_result(params, repeat, say, shown)
-    return _fairness_result(params, repeat, say, shown)
+        result = _revoke_result(params, repeat, say, shown)
+    elif attack == "displace":
+        result = _displace_result(params, repeat, say, shown)
+    else:
+        result = _fairness_result(params, repeat, say, shown)
+    return dataclasses.replace(result, scenario=scenario)
 
 
 def _revoke_result(params: Params, repeat: int, say: Say, shown: dict[str, object]) -> Result:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import click
 
+from hub.bench import agent_latency as agent_latency_bench
 from hub.bench import cluster as cluster_bench
 from hub.bench import handshakes as handshakes_bench
 from hub.bench import hostile as hostile_bench
+from hub.bench import hostile_memory as hostile_memory_bench
 from hub.bench import hostile_writes as hostile_writes_bench
 from hub.bench import ingest as ingest_bench
 from hub.bench import latency as latency_bench
@@ -88,6 +90,11 @@ def _cluster_store(store: str | None) -> str:
     return store
 
 
+def _flags(names: list[str]) -> str:
+    shown = {"no_polling": "--no-polling-baseline"}
+    return ", ".join(shown.get(name, "--" + name.replace("_", "-")) for name in names)
+
+
 def _say(obj: CliContext) -> Callable[[str], None]:
     def say(text: str) -> None:
         if obj.verbosity >= 1:
@@ -116,8 +123,9 @@ def _emit(result: Result, as_json: bool) -> None:
 def bench() -> None:
     """Measure the hub on this machine, each figure beside a baseline from the same run.
 
-    Scenarios: ingest, peers, latency, handshakes, resync, web, hostile
-    (docs/benchmarks.md; hostile: docs/security.md).
+    Scenarios: ingest, peers, latency, handshakes, resync, web, hostile (and
+    hostile-writes, its older spelling for three of its attacks); docs/benchmarks.md,
+    hostile: docs/security.md.
     Defaults finish in under a minute on two cores.
     """
 
@@ -197,14 +205,42 @@ def peers(  # noqa: PLR0917 - one parameter per click option
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=200.0,
               show_default=True, help="Operations a second, all clients together.")
 @_workers_option
+@click.option("--through-agent", is_flag=True,
+              help="Time jobs recorded as `synchub run` records them, through a real "
+              "`synchub agent` process, beside the same agent polling for them.")
+@click.option("--jobs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="With --through-agent: jobs timed (after one warm-up job).")
+@click.option("--no-polling-baseline", "no_polling", is_flag=True,
+              help="With --through-agent: skip the polling baseline (its jobs wait for "
+              "the agent's 0.5 s poll).")
 @_keep_option
 @_json_option
-@click.pass_obj
+@click.pass_context
 def latency(  # noqa: PLR0917 - one parameter per click option
-    obj: CliContext, peers: int, samples: int, rate: float, workers: int | None,
-    keep: Path | None, as_json: bool,
+    ctx: click.Context, peers: int, samples: int, rate: float, workers: int | None,
+    through_agent: bool, jobs: int, no_polling: bool, keep: Path | None, as_json: bool,
 ) -> None:
-    """An operation sent by a client until committed in the hub's oplog: p50 and p99."""
+    """An operation sent by a client until committed in the hub's oplog: p50 and p99.
+
+    With --through-agent: a job recorded by `synchub run` until committed on the hub,
+    through the real agent.
+    """
+    obj: CliContext = ctx.obj
+    given = {name for name in ("peers", "samples", "rate", "workers", "jobs", "no_polling")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    if through_agent:
+        wrong = sorted(given & {"peers", "samples", "rate", "workers"})
+        if wrong:
+            raise click.UsageError(
+                f"--through-agent times one agent's jobs: drop {_flags(wrong)} (use --jobs)"
+            )
+        _emit(agent_latency_bench.run(jobs, baseline=not no_polling, keep=keep,
+                                      say=_say(obj)), as_json)
+        return
+    if given & {"jobs", "no_polling"}:
+        raise click.UsageError(
+            f"{_flags(sorted(given & {'jobs', 'no_polling'}))} only apply with --through-agent"
+        )
     threading.stack_size(SESSION_THREAD_STACK_BYTES)
     raise_open_file_limit(4 * peers + 1024)
     result = latency_bench.run(
@@ -277,29 +313,87 @@ def web(  # noqa: PLR0917 - one parameter per click option
     _emit(web_bench.run(peers, ops, repeat, keep=keep, say=_say(obj)), as_json)
 
 
+# Which attacks each `bench hostile` option applies to; given for another, a usage error.
+_HOSTILE_OPTION_ATTACKS: dict[str, tuple[str, ...]] = {
+    "holders": ("hello-flood", "memory"),
+    "sources": ("hello-flood", "memory"),
+    "attempts": ("hello-flood",),
+    "batches": ("revoke", "displace"),
+    "diff_ids": ("fairness",),
+    "depth": ("fairness",),
+    "syncs": ("fairness",),
+    "settle": ("memory",),
+    "scale": ("memory",),
+    "keep": ("hello-flood", "memory"),
+}
+_HOSTILE_ATTACKS = (*hostile_bench.ATTACKS, *hostile_writes_bench.ATTACKS,
+                    *hostile_memory_bench.ATTACKS)
+
+
+def _check_hostile_options(ctx: click.Context, attack: str) -> None:
+    for name, attacks in _HOSTILE_OPTION_ATTACKS.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source is not click.core.ParameterSource.DEFAULT \
+                and attack not in attacks:
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(
+                f"{flag} applies to --attack {' or '.join(attacks)}, not {attack}")
+
+
 @bench.command()
-@click.option("--attack", type=click.Choice(hostile_bench.ATTACKS), default="hello-flood",
-              show_default=True, help="What the hostile clients do.")
+@click.option("--attack", type=click.Choice(_HOSTILE_ATTACKS), default="hello-flood",
+              show_default=True, help="What the hostile clients do (docs/security.md).")
 @click.option("--holders", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="hello-flood: connections that each hold a HELLO.")
+              help="hello-flood, memory: unauthenticated connections that each hold a HELLO.")
 @click.option("--sources", type=click.IntRange(min=1, max=200), default=4, show_default=True,
-              help="hello-flood: loopback addresses the holders come from.")
+              help="hello-flood, memory: loopback addresses the holders come from.")
 @click.option("--attempts", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Connects of the authorized client, one after another.")
+              help="hello-flood: connects of the authorized client, one after another.")
+@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="revoke, displace: batches of 256 operations the attacker pipelines.")
+@click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="fairness: ids in each of the attacker's diffs.")
+@click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
+              help="fairness: the attacker's diffs kept in flight.")
+@click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
+              help="fairness: the other client's 1,000-operation syncs timed.")
+@click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="SECONDS", help="memory: how long the hub's RSS is watched after "
+              "the attack ended.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0,
+              show_default=True, help="memory: the share of the full attack's volume sent "
+              "(0.05 for a quick run).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Repetitions; figures are their medians.")
+              help="Repetitions (each on a fresh hub); figures are their medians.")
 @_keep_option
 @_json_option
-@click.pass_obj
+@click.pass_context
 def hostile(  # noqa: PLR0917 - one parameter per click option
-    obj: CliContext, attack: str, holders: int, sources: int, attempts: int, repeat: int,
-    keep: Path | None, as_json: bool,
+    ctx: click.Context, attack: str, holders: int, sources: int, attempts: int,
+    batches: int, diff_ids: int, depth: int, syncs: int, settle: float, scale: float,
+    repeat: int, keep: Path | None, as_json: bool,
 ) -> None:
-    """An authorized client's connects while hostile wire clients attack, vs an idle hub."""
-    result = hostile_bench.run(
-        attack, holders=holders, sources=sources, attempts=attempts, repeat=repeat,
-        keep=keep, say=_say(obj),
-    )
+    """What the hub still promises while hostile clients attack it, vs an idle hub:
+    connects under a HELLO flood (hello-flood), revocation, displacement and fairness
+    while one authorized key floods (revoke, displace, fairness), the hub's memory
+    (memory)."""
+    _check_hostile_options(ctx, attack)
+    say = _say(ctx.obj)
+    if attack in hostile_writes_bench.ATTACKS:
+        params = hostile_writes_bench.Params(
+            batches=batches, diff_ids=diff_ids, depth=depth, syncs=syncs)
+        result = hostile_writes_bench.run(attack, params, repeat, say=say, scenario="hostile")
+    elif attack in hostile_memory_bench.ATTACKS:
+        result = hostile_memory_bench.run(
+            hostile_memory_bench.Params(
+                holders=holders, sources=sources, settle=settle, scale=scale),
+            repeat, keep=keep, say=say,
+        )
+    else:
+        result = hostile_bench.run(
+            attack, holders=holders, sources=sources,
+            attempts=attempts, repeat=repeat, keep=keep, say=say,
+        )
     _emit(result, as_json)
 
 
@@ -322,7 +416,8 @@ def hostile_writes(  # noqa: PLR0917 - one parameter per click option
     obj: CliContext, attack: str, batches: int, diff_ids: int, depth: int, syncs: int,
     repeat: int, as_json: bool,
 ) -> None:
-    """Revocation, displacement or fairness while one authorized key floods the hub."""
+    """The same as `bench hostile --attack revoke|displace|fairness` (kept for scripts:
+    same flags, figures and JSON, scenario "hostile-writes")."""
     params = hostile_writes_bench.Params(
         batches=batches, diff_ids=diff_ids, depth=depth, syncs=syncs)
     _emit(hostile_writes_bench.run(attack, params, repeat, say=_say(obj)), as_json)

@@ -36,6 +36,9 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
              {"peers.idle_connected_at_end"}),
     "latency": (["latency", "--peers", "3", "--samples", "20", "--rate", "100"],
                 {"latency.p50_ms", "latency.p99_ms"}),
+    "latency-agent": (["latency", "--through-agent", "--jobs", "10"],
+                      {"latency.agent_p50_ms", "latency.agent_p99_ms",
+                       "latency.agent_p99_vs_raw_ms"}),
     "handshakes": (["handshakes", "--count", "20", "--repeat", "1"], {"handshakes.per_second"}),
     "resync": (["resync", "--ops", "500", "--repeat", "1"],
                {"resync.bytes_sent", "resync.resumed_bytes_both_ways", "resync.resumed_seconds",
@@ -46,9 +49,12 @@ SCENARIOS: dict[str, tuple[list[str], set[str]]] = {
                 {"hostile.hello_flood_connected", "hostile.hello_flood_slowest_ms"}),
     "hostile-revoke": (["hostile-writes", "--attack", "revoke", "--batches", "200"],
                        {"revoke.error_auth_seconds"}),
-    "hostile-displace": (["hostile-writes", "--attack", "displace", "--batches", "200"], set()),
-    "hostile-fairness": (["hostile-writes", "--attack", "fairness", "--diff-ids", "50000",
+    # revoke through the older spelling (scripts read it), the others through the new one
+    "hostile-displace": (["hostile", "--attack", "displace", "--batches", "200"], set()),
+    "hostile-fairness": (["hostile", "--attack", "fairness", "--diff-ids", "50000",
                           "--depth", "2", "--syncs", "2"], {"fairness.sync_seconds"}),
+    "hostile-memory": (["hostile", "--attack", "memory", "--scale", "0.02", "--holders", "20",
+                        "--sources", "2", "--settle", "1"], {"memory.settled_rss_mb"}),
 }
 # Scenarios whose figures are one count at the end, with no samples behind them.
 COUNTED_ONCE = {"idle"}
@@ -246,3 +252,47 @@ def test_hubs_without_a_store_is_a_usage_error() -> None:
     )
     assert done.returncode == 2
     assert "--hubs above 1 needs --store" in done.stderr
+
+
+def test_hostile_memory_reports_the_hub_memory_before_during_and_after(
+    runs: Callable[[str], Run],
+) -> None:
+    result = runs("hostile-memory").result
+    by_name = {f["name"]: f for f in result["figures"]}
+    assert list(by_name) == ["memory.baseline_rss_mb", "memory.peak_rss_mb",
+                             "memory.settled_rss_mb", "memory.fall_back_seconds",
+                             "memory.attack_seconds"]
+    baseline = by_name["memory.baseline_rss_mb"]["value"]
+    # A real hub process: tens of MiB at rest, and the attack never shrank it below that.
+    assert 10 < baseline < by_name["memory.peak_rss_mb"]["value"]
+    assert by_name["memory.peak_rss_mb"]["baseline"]["value"] == 512
+    assert by_name["memory.settled_rss_mb"]["baseline"]["value"] == baseline
+    assert 0 <= by_name["memory.fall_back_seconds"]["value"] <= result["params"]["settle"]
+    assert by_name["memory.attack_seconds"]["value"] > 0
+    phases = [note for note in result["notes"] if note.startswith("last run, ")]
+    assert [p.split(":")[0].removeprefix("last run, ") for p in phases] == [
+        "big-batches", "send-config", "list-resources", "unread", "displaced"]
+    # Every phase reached its end: the hub answered the diff behind it or cut the session.
+    assert all("caught up" in p or "cut (" in p for p in phases), phases
+    goals = {g["text"]: g["met"] for g in result["goals"]}
+    assert goals["an authorized client connects after the attack"] is True
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--attack", "revoke", "--holders", "5"],
+     "--holders applies to --attack hello-flood or memory, not revoke"),
+    (["--attack", "memory", "--batches", "5"],
+     "--batches applies to --attack revoke or displace, not memory"),
+    (["--attack", "hello-flood", "--settle", "1"],
+     "--settle applies to --attack memory, not hello-flood"),
+])
+def test_a_hostile_flag_for_another_attack_is_a_usage_error(
+    args: list[str], message: str,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "bench", "hostile", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

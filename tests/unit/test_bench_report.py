@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hub.bench.fleet import split
+from hub.bench.ingest import ratio_goals
 from hub.bench.report import Figure, Goal, Result, figure, goal_figure, number, percentile
 
 
@@ -70,3 +71,10 @@ def test_clients_are_split_evenly_over_workers() -> None:
     assert split(10, 3) == [(0, 4), (4, 3), (7, 3)]
     assert split(2, 4) == [(0, 1), (1, 1)]
     assert sum(size for _, size in split(1001, 4)) == 1001
+
+
+def test_ingest_needs_its_median_ratio_and_every_run_near_its_own_baseline() -> None:
+    median, worst = ratio_goals(0.8, [80.0, 90.0, 50.0], [100.0, 100.0, 100.0])
+    assert median.met and median.text == "ratio >= 0.75 (got 0.80)"
+    assert not worst.met and worst.text == "no run below 0.6 (worst 0.50)"
+    assert all(goal.met for goal in ratio_goals(0.76, [76.0, 61.0], [100.0, 100.0]))
