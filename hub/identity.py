@@ -168,13 +168,17 @@ class SigningIdentity:
     seed: bytes
     _private: Ed25519PrivateKey = field(init=False, compare=False)
     _public_raw: bytes = field(init=False, compare=False)
+    _keyid: str = field(init=False, compare=False)
+    """Derived once: a hub signs every handshake's challenge with it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, bytes) or len(self.seed) != ED25519_KEY_BYTES:
             raise IdentityError(f"an ed25519 seed is {ED25519_KEY_BYTES} bytes")
         private = Ed25519PrivateKey.from_private_bytes(self.seed)
+        public_raw = private.public_key().public_bytes_raw()
         object.__setattr__(self, "_private", private)
-        object.__setattr__(self, "_public_raw", private.public_key().public_bytes_raw())
+        object.__setattr__(self, "_public_raw", public_raw)
+        object.__setattr__(self, "_keyid", derive_keyid(public_raw))
 
     def __repr__(self) -> str:
         return f"SigningIdentity(keyid={self.keyid!r})"
@@ -193,7 +197,7 @@ class SigningIdentity:
 
     @property
     def keyid(self) -> str:
-        return derive_keyid(self._public_raw)
+        return self._keyid
 
     @property
     def ed25519pub(self) -> str:

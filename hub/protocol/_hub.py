@@ -40,6 +40,7 @@ from hub.protocol._handshake import (
     validate_proof,
 )
 from hub.protocol._invitation import JoinClaim
+from hub.scopes import Permissions
 
 MAX_INVITATION_ID_CHARS = 64
 
@@ -142,8 +143,22 @@ class ConfigView:
 
     @classmethod
     def of(cls, config: Config, client: AuthorizedClient) -> ConfigView:
-        remote = config.remote_config_for(client.permissions)
-        repo_ids, plan_ids = config.resource_ids_for(client.permissions)
+        """The view of ``client``'s permissions, made once per config and permissions:
+        every session of a fleet asks at its handshake, most with the same grants."""
+        held = _VIEWS.get(id(config))
+        if held is None or held[0] is not config:
+            if len(_VIEWS) >= _VIEW_CONFIGS:
+                _VIEWS.clear()
+            held = _VIEWS[id(config)] = (config, {})
+        view = held[1].get(client.permissions)
+        if view is None:
+            view = held[1][client.permissions] = cls._made(config, client.permissions)
+        return view
+
+    @classmethod
+    def _made(cls, config: Config, permissions: Permissions) -> ConfigView:
+        remote = config.remote_config_for(permissions)
+        repo_ids, plan_ids = config.resource_ids_for(permissions)
         return cls(
             remote=remote,
             encoded=remote.SerializeToString(deterministic=True),
@@ -152,8 +167,15 @@ class ConfigView:
         )
 
     def frames(self) -> list[bytes]:
-        """``send_config`` then ``list_resources``."""
+        """``send_config`` then ``list_resources`` (read-only: views are shared)."""
         return config_frames(self.remote, list(self.repo_ids), list(self.plan_ids))
+
+
+# The views of the last few configs (a config is immutable, and held here so its id is
+# not reused while cached): one per distinct set of permissions. A session reads it in
+# its own thread; two sessions making the same view at once both make an equal one.
+_VIEW_CONFIGS = 4
+_VIEWS: dict[int, tuple[Config, dict[Permissions, ConfigView]]] = {}
 
 
 MAX_DIFF_IDS = 1_000_000
