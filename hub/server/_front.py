@@ -70,6 +70,8 @@ Entry = SessionEntry[SessionRef]
 # box of one flags byte, the payload and a 16-byte MAC.
 CURVE_MESSAGE_OVERHEAD = 8 + 8 + 1 + 16
 STOP_RELAY_SECONDS = 5.0
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 
 SessionFactory = Callable[[bytes, float, Callable[[], Outbox], str], SessionRef]
 """(routing id, now, outbox factory, the peer's address) -> a started SessionActor's ActorRef."""
@@ -222,7 +224,7 @@ class Front(ThreadService):
             if self._table.over_backlog():
                 return
             try:
-                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = router.recv_multipart(_NOBLOCK, copy=False)
             except zmq.Again:
                 return
             self._on_inbound(router, frames[0].bytes, frames[1:])
@@ -342,7 +344,9 @@ class Front(ThreadService):
     def _send(self, router: Socket, rid: bytes, frames: Sequence[bytes]) -> bool:
         try:
             for frame in frames:
-                router.send_multipart([rid, frame], zmq.NOBLOCK)
+                # send_multipart's own flag arithmetic builds enum members at every call.
+                router.send(rid, _MORE_NOBLOCK)
+                router.send(frame, _NOBLOCK)
         except zmq.ZMQError as exc:
             # EHOSTUNREACH: the peer is gone (ROUTER_MANDATORY); EAGAIN: it stopped
             # reading and its queue is full. Either way this session is over.

@@ -96,6 +96,7 @@ def front_settings(hub: HubSettings) -> FrontSettings:
             1.0, hub.heartbeat_interval / 4, hub.handshake_timeout / 4, hub.proof_timeout / 2
         ),
         heartbeat_interval=hub.heartbeat_interval,
+        handshake_deadline=min(hub.handshake_timeout, hub.proof_timeout),
     )
 
 

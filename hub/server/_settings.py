@@ -53,3 +53,8 @@ class FrontSettings:
     # the traffic the front relayed, instead of every tick_interval: thousands of
     # idle sessions need not all wake every second.
     heartbeat_interval: float | None = None
+    # The soonest a handshake can time out after its first frame (the smaller of the
+    # sessions' handshake and proof timeouts). When set, a pending session is ticked
+    # only from then on: hundreds of handshakes in progress need not all wake at every
+    # tick to find they have time left.
+    handshake_deadline: float | None = None

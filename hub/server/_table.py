@@ -55,6 +55,7 @@ class SessionEntry(Generic[H]):
     closing_since: float | None = None
     last_in: float = 0.0
     last_out: float = 0.0
+    opened_at: float = 0.0
 
     @property
     def closing(self) -> bool:
@@ -223,7 +224,7 @@ class SessionTable(Generic[H]):
         """A session started for ``rid``: it is pending until it authenticates."""
         entry = SessionEntry(
             rid=rid, serial=serial, handle=handle, connection=connection, last_in=now,
-            last_out=now, source=source, claimed_key=claimed_key,
+            last_out=now, source=source, claimed_key=claimed_key, opened_at=now,
         )
         self._sessions[serial] = entry
         self._current[rid] = serial
@@ -379,10 +380,14 @@ class SessionTable(Generic[H]):
     # -- inside ----------------------------------------------------------------------------
 
     def _tick_due(self, entry: SessionEntry[H], now: float) -> bool:
-        """Pending sessions every tick (their handshake timeout); authenticated ones once
-        their heartbeat or silence limit is due by the traffic relayed."""
+        """Pending sessions every tick once their handshake could have timed out;
+        authenticated ones once their heartbeat or silence limit is due by the traffic
+        relayed."""
+        if entry.keyid is None:
+            deadline = self._settings.handshake_deadline
+            return deadline is None or now - entry.opened_at >= deadline
         interval = self._settings.heartbeat_interval
-        if interval is None or entry.keyid is None:
+        if interval is None:
             return True
         return now - entry.last_out >= interval or now - entry.last_in >= 3 * interval
 

@@ -4,15 +4,13 @@ Policy only (as pyzmq's ``zmq.auth.base.Authenticator`` is to its thread): the f
 owns the ZAP socket and hands each request to ``zap_reply``. Every CURVE client is
 admitted; client authentication is the handshake's job (docs/protocol.md §2.2
 (Encryption: CurveZMQ)). The reply names the connection by the client's CURVE public
-key, which libzmq then stamps on every frame from it as ``User-Id``: that pins a
-session to the connection that started it.
+key (in hex: the front only compares it), which libzmq then stamps on every frame
+from it as ``User-Id``: that pins a session to the connection that started it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from zmq.utils import z85
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = "synchub"
@@ -28,5 +26,5 @@ def zap_reply(request: Sequence[bytes]) -> list[bytes]:
     mechanism, credentials = request[5], request[6:]
     user_id = b""
     if mechanism == b"CURVE" and credentials and len(credentials[0]) == _CURVE_KEY_BYTES:
-        user_id = z85.encode(credentials[0])
+        user_id = credentials[0].hex().encode()
     return [ZAP_VERSION, request_id, b"200", b"OK", user_id, b""]

@@ -5,6 +5,8 @@ Handles are plain strings here; in the hub they are the sessions' ActorRefs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hub.server import FrontSettings, SessionEntry, SessionTable
@@ -281,6 +283,16 @@ def test_pending_sessions_are_ticked_every_time(table: SessionTable[str]) -> Non
     entry = open_session(table, now=0.0)
     assert table.sweep(0.5).due == [entry]
     assert table.sweep(1.0).due == [entry]
+
+
+def test_pending_sessions_are_ticked_once_their_handshake_could_have_timed_out() -> None:
+    settings = dataclasses.replace(SETTINGS, handshake_deadline=5.0)
+    table: SessionTable[str] = SessionTable(settings)
+    entry = open_session(table, now=10.0)
+    table.delivered(entry, 100, now=12.0)  # its HELLO arriving does not move the deadline
+    assert table.sweep(14.9).due == []
+    assert table.sweep(15.0).due == [entry]
+    assert table.sweep(15.5).due == [entry]
 
 
 def test_authenticated_sessions_are_ticked_when_a_heartbeat_or_the_silence_limit_is_due(
