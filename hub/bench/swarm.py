@@ -8,7 +8,9 @@ of these jobs. It uses the protocol package's pieces (``ClientHandshake``, the
 item builders, ``decode_hub_item``) rather than a ``ClientSession`` per client,
 since its jobs are simpler than an agent's and one poller serves them all:
 
-``handshake``  done once the hub's send_config arrives (the session is CONNECTED);
+``handshake``  done once the hub's send_config arrives (the session is CONNECTED),
+               and no longer polled (only those in progress are: a lean client, so
+               the bench measures the hub);
 ``sync``       diff ``ops`` operations, send what the hub requests in one batch,
                diff again; done when that second diff comes back empty;
 ``idle``       done once CONNECTED, then heartbeat until told to stop;
@@ -121,6 +123,7 @@ class Swarm:
         self._waiting = list(range(spec.count))
         self._waiting.reverse()
         self._in_handshake = 0
+        self._unsettled = spec.count
         self._sends: list[tuple[float, int]] = []
         self._next_heartbeat_scan = 0.0
         self._errors: Counter[str] = Counter()
@@ -151,7 +154,7 @@ class Swarm:
     @property
     def settled(self) -> bool:
         """Every client reached its goal (or failed)."""
-        return all(c.state in ("done", "failed") for c in self.clients) and not self._sends
+        return self._unsettled == 0 and not self._sends
 
     def start(self) -> None:
         self._admit()
@@ -269,9 +272,18 @@ class Swarm:
         client.state = "confirm"
 
     def _finish(self, client: _Client) -> None:
+        self._settle(client)
         client.state = "done"
         client.done_ns = time.monotonic_ns()
         self.report.done_ns.append(client.done_ns)
+        if self.spec.mode == "handshake":
+            # Done for good: polling its socket again would only make every later
+            # turn of the swarm slower (the hub's heartbeats wait in its queue).
+            self.poller.unregister(client.socket)
+
+    def _settle(self, client: _Client) -> None:
+        if client.state not in ("done", "failed"):
+            self._unsettled -= 1
 
     def _fail(self, client: _Client, message: str) -> None:
         if client.state in ("challenge", "config"):
@@ -280,6 +292,7 @@ class Swarm:
         if client.state != "failed":
             self.report.failed += 1
             self._errors[message] += 1
+        self._settle(client)
         client.state = "failed"
         client.error = message
 
