@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub.bench.fleet import split
+from hub.bench.ingest import ratio_goals
 from hub.bench.report import Figure, Goal, Result, figure, goal_figure, number, percentile
 from hub.cli.main import cli
 
@@ -91,3 +92,10 @@ def test_latency_flags_of_the_other_mode_are_refused_before_anything_runs(
     done = CliRunner().invoke(cli, ["bench", "latency", *args])
     assert done.exit_code == 2
     assert message in done.output
+
+
+def test_ingest_needs_its_median_ratio_and_every_run_near_its_own_baseline() -> None:
+    median, worst = ratio_goals(0.8, [80.0, 90.0, 50.0], [100.0, 100.0, 100.0])
+    assert median.met and median.text == "ratio >= 0.75 (got 0.80)"
+    assert not worst.met and worst.text == "no run below 0.6 (worst 0.50)"
+    assert all(goal.met for goal in ratio_goals(0.76, [76.0, 61.0], [100.0, 100.0]))
