@@ -380,15 +380,11 @@ class SessionTable(Generic[H]):
     # -- inside ----------------------------------------------------------------------------
 
     def _tick_due(self, entry: SessionEntry[H], now: float) -> bool:
-        """Pending sessions every tick once their handshake could have timed out;
-        authenticated ones once their heartbeat or silence limit is due by the traffic
-        relayed."""
-        if entry.keyid is None:
-            deadline = self._settings.handshake_deadline
-            return deadline is None or now - entry.opened_at >= deadline
+        """Pending sessions once their handshake may have timed out; authenticated ones
+        once their heartbeat or silence limit is due by the traffic relayed."""
         interval = self._settings.heartbeat_interval
-        if interval is None:
-            return True
+        if entry.keyid is None or interval is None:
+            return entry.keyid is not None or _pending_due(self._settings, entry, now)
         return now - entry.last_out >= interval or now - entry.last_in >= 3 * interval
 
     def _violation(self, entry: SessionEntry[H], now: float, message: str) -> Verdict:
@@ -403,3 +399,10 @@ class SessionTable(Generic[H]):
             entry.in_flight_bytes -= size
             self._in_flight -= 1
             self._in_flight_bytes -= size
+
+
+def _pending_due(settings: FrontSettings, entry: SessionEntry[H], now: float) -> bool:
+    """Whether a pending session's handshake may have timed out: every tick, or from
+    ``handshake_deadline`` after its first frame on when that is set."""
+    deadline = settings.handshake_deadline
+    return deadline is None or now - entry.opened_at >= deadline
