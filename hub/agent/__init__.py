@@ -5,7 +5,9 @@
 view of this node's own operations those sessions read. The protocol pieces a
 client needs (item builders, batching, the diff plan, backoff) are in
 ``hub.protocol``. A running agent records its view of each hub in
-``data_dir/agent-status.json`` (``read_status``), for ``synchub agent --status``.
+``data_dir/agent-status.json`` (``read_status``), for ``synchub agent --status``,
+and binds ``data_dir/agent.wake`` (``WakeListener``), where the oplog's writers
+wake it as soon as they commit.
 ``join_hub`` joins a hub with an invitation (`synchub join`).
 """
 
@@ -20,6 +22,7 @@ from hub.agent._agent import (
 from hub.agent._join import Joined, join_hub
 from hub.agent._local import LocalOplog
 from hub.agent._status import AgentStatusRecord, read_status, status_path
+from hub.agent._wake import WakeListener, WakeSignal
 
 __all__ = [
     "Agent",
@@ -30,6 +33,8 @@ __all__ = [
     "LocalOplog",
     "Progress",
     "SyncReport",
+    "WakeListener",
+    "WakeSignal",
     "join_hub",
     "read_status",
     "status_path",

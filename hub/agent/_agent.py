@@ -2,7 +2,10 @@
 
 Who owns what: one thread per known host owns that host's ZeroMQ DEALER socket,
 the socket's monitor and its own handle on the local oplog (``LocalOplog``);
-nothing else touches them. The protocol itself is not here: each connection is a
+nothing else touches them. A running agent's ``WakeListener`` (``_wake``) owns
+the wake-up socket the oplog's writers send to; each thread reads it through its
+own ``WakeSignal``.
+The protocol itself is not here: each connection is a
 ``hub.protocol.ClientSession`` (handshake, rounds of diffs, acknowledgements and
 send window, throttle, heartbeats, silence), and this module is the socket code
 around it. A connection thread, in a loop:
@@ -10,9 +13,11 @@ around it. A connection thread, in a loop:
 1. sends what the session offers (``next_frame``), without blocking;
 2. lets the session do what is due (``advance``): a silent hub, a finished
    round, a re-diff, a poll of the local oplog for changes;
-3. waits on the socket and its monitor until a frame arrives, the link can take
-   more, or the session's next deadline (at most a tenth of a second, to notice
-   a stop), and hands what arrived to the session (``receive``, ``link_event``);
+3. waits on the socket, its monitor and its wake signal until a frame arrives,
+   the link can take more, a writer of the local oplog woke the agent, or the
+   session's next deadline (at most a tenth of a second, to notice a stop), and
+   hands what arrived to the session (``receive``, ``link_event``,
+   ``local_change``);
 4. hands the monitor's events, and its own lookup of the hub's name
    (``HostLookup``), to a ``hub.protocol.ReachWatch``: when the hub is not reached
    after a few seconds, the watch's reason (connection refused, name not resolved,
@@ -50,6 +55,7 @@ from zmq.utils.monitor import recv_monitor_message
 from hub.agent._local import LocalOplog
 from hub.agent._lookup import HostLookup
 from hub.agent._status import write_status
+from hub.agent._wake import WakeListener, WakeSignal
 from hub.config import Config, KnownHost
 from hub.errors import ClientError, HubRefused, HubUnavailable, SynchubError
 from hub.identity import CurveKeyPair, NodeIdentity, load_or_create_identity
@@ -129,6 +135,9 @@ class AgentSettings:
     send_window: int = _SESSION_DEFAULTS.send_window
     ack_every: int = _SESSION_DEFAULTS.ack_every
     resync: bool = _SESSION_DEFAULTS.resync
+    wake: bool = True
+    """Bind ``data_dir/agent.wake`` so writers of the oplog wake the agent at once
+    (``hub.agent._wake``); off: new jobs are found by polling alone."""
 
     def __post_init__(self) -> None:
         self.session_settings(once=False, timeout=self.connect_timeout)  # validates
@@ -247,6 +256,7 @@ class Agent:
         self._stop = threading.Event()
         self._context: zmq.Context[Any] | None = None
         self._threads: list[threading.Thread] = []
+        self._wake: WakeListener | None = None
         self._links = [_HostLink(self, host) for host in config.known_hosts]
         self._status_lock = threading.Lock()
         self._started_ms = _wall_ms()
@@ -320,18 +330,47 @@ class Agent:
     # -- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start one connection thread per known hub; ``stop()`` in a finally."""
+        """Start one connection thread per known hub; ``stop()`` in a finally.
+
+        With ``settings.wake``, first bind the wake-up socket its oplog's writers
+        send to (``hub.agent._wake``); without it, or when it cannot be bound, new
+        jobs are found by polling alone.
+        """
         if self._threads:
             raise ClientError("this agent is already running")
         self._stop.clear()
+        if self.settings.wake:
+            self._listen_for_writers()
         self._context = zmq.Context()
         for link in self._links:
             self._spawn(link, link.forever)
 
+    def _listen_for_writers(self) -> None:
+        listener = WakeListener(self.config.data_dir)
+        signals = [listener.signal() for _ in self._links]
+        if not listener.start():
+            listener.stop()
+            return
+        self._wake = listener
+        for link, signal in zip(self._links, signals, strict=True):
+            link.wake = signal
+
+    @property
+    def wake_listener(self) -> WakeListener | None:
+        """The wake-up socket's listener while it runs (None: polling only)."""
+        return self._wake
+
     def stop(self, timeout: float = 10.0) -> None:
         """End every connection, close the sockets and wait for the threads."""
         self._stop.set()
-        self._shutdown(timeout)
+        try:
+            self._shutdown(timeout)
+        finally:
+            listener, self._wake = self._wake, None
+            if listener is not None:
+                for link in self._links:
+                    link.wake = None
+                listener.stop()
         self.write_status(stopped=True)
 
     def _spawn(self, link: _HostLink, target: Callable[[], None]) -> None:
@@ -378,6 +417,7 @@ class _HostLink:
         self.outcome: SyncReport | BaseException | None = None
         self.last_reason = ""  # why the last connection did not reach the hub, if known
         self.local: LocalOplog | None = None  # the connection's, while one runs
+        self.wake: WakeSignal | None = None  # set while the agent's wake-up socket runs
         self._round_mark = -1
         self.scope = SyncScope.for_host(agent.config, host.permissions)
         self.log_scope = SyncScope.for_host(
@@ -670,8 +710,14 @@ class _Connection:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN | (zmq.POLLOUT if session.wants_to_send(now) else 0))
         poller.register(monitor, zmq.POLLIN)
+        wake = self.link.wake
+        wake_fds = wake.fds() if wake is not None else ()
+        for fd in wake_fds:
+            poller.register(fd, zmq.POLLIN)
         due = session.next_deadline(now)
         events = dict(poller.poll(_poll_ms(min(max(due - now, 0.0), _STOP_CHECK_SECONDS))))
+        if wake is not None and any(fd in events for fd in wake_fds) and wake.take():
+            session.local_change()
         if monitor in events:
             while monitor.poll(0):
                 event = _link_event(recv_monitor_message(monitor))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from hub.bench import agent_latency as agent_latency_bench
 from hub.bench import cluster as cluster_bench
 from hub.bench import handshakes as handshakes_bench
 from hub.bench import hostile as hostile_bench
@@ -87,6 +88,11 @@ def _cluster_store(store: str | None) -> str:
     if problem:
         raise click.BadParameter(problem, param_hint="--store")
     return store
+
+
+def _flags(names: list[str]) -> str:
+    shown = {"no_polling": "--no-polling-baseline"}
+    return ", ".join(shown.get(name, "--" + name.replace("_", "-")) for name in names)
 
 
 def _say(obj: CliContext) -> Callable[[str], None]:
@@ -199,14 +205,42 @@ def peers(  # noqa: PLR0917 - one parameter per click option
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=200.0,
               show_default=True, help="Operations a second, all clients together.")
 @_workers_option
+@click.option("--through-agent", is_flag=True,
+              help="Time jobs recorded as `synchub run` records them, through a real "
+              "`synchub agent` process, beside the same agent polling for them.")
+@click.option("--jobs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="With --through-agent: jobs timed (after one warm-up job).")
+@click.option("--no-polling-baseline", "no_polling", is_flag=True,
+              help="With --through-agent: skip the polling baseline (its jobs wait for "
+              "the agent's 0.5 s poll).")
 @_keep_option
 @_json_option
-@click.pass_obj
+@click.pass_context
 def latency(  # noqa: PLR0917 - one parameter per click option
-    obj: CliContext, peers: int, samples: int, rate: float, workers: int | None,
-    keep: Path | None, as_json: bool,
+    ctx: click.Context, peers: int, samples: int, rate: float, workers: int | None,
+    through_agent: bool, jobs: int, no_polling: bool, keep: Path | None, as_json: bool,
 ) -> None:
-    """An operation sent by a client until committed in the hub's oplog: p50 and p99."""
+    """An operation sent by a client until committed in the hub's oplog: p50 and p99.
+
+    With --through-agent: a job recorded by `synchub run` until committed on the hub,
+    through the real agent.
+    """
+    obj: CliContext = ctx.obj
+    given = {name for name in ("peers", "samples", "rate", "workers", "jobs", "no_polling")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    if through_agent:
+        wrong = sorted(given & {"peers", "samples", "rate", "workers"})
+        if wrong:
+            raise click.UsageError(
+                f"--through-agent times one agent's jobs: drop {_flags(wrong)} (use --jobs)"
+            )
+        _emit(agent_latency_bench.run(jobs, baseline=not no_polling, keep=keep,
+                                      say=_say(obj)), as_json)
+        return
+    agent_only = sorted(given & {"jobs", "no_polling"})
+    if agent_only:
+        verb = "needs" if len(agent_only) == 1 else "need"
+        raise click.UsageError(f"{_flags(agent_only)} {verb} --through-agent")
     threading.stack_size(SESSION_THREAD_STACK_BYTES)
     raise_open_file_limit(4 * peers + 1024)
     result = latency_bench.run(

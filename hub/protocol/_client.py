@@ -25,7 +25,8 @@ The order of work (docs/protocol.md §5 (Handshake), §6.2 (The client's order o
 5. one-shot (``once``): a round that requested anything is followed at once by
    another, up to ``MAX_ONCE_ROUNDS``; the session is done when a round requests
    nothing. Running: live changes past the mark are polled every
-   ``poll_interval`` and sent as updated_operations; a new round every
+   ``poll_interval``, and at once after ``local_change`` (a writer's wake-up),
+   and sent as updated_operations; a new round every
    ``rediff_interval``, or at once (at most ``CONFIRM_ROUNDS`` times running)
    after a round that requested operations.
 
@@ -274,6 +275,7 @@ class ClientSession:
         self._awaiting = ("", 0.0)
         self._mark = 0
         self._next_poll = math.inf
+        self._changed = False
         self._last_received = 0.0
 
     @property
@@ -303,6 +305,11 @@ class ClientSession:
     def link_event(self, event: LinkEvent) -> None:
         """Take what the transport reported; HubRefused or HubUnavailable if it ends the session."""
         self._link.event(event)
+
+    def local_change(self) -> None:
+        """The local oplog was written (a writer's wake-up): look at the next ``advance``,
+        once for any number of calls, after what waits to be sent (not when ``once``)."""
+        self._changed = self._changed or not self.settings.once
 
     def receive(self, parts: Sequence[bytes], now: float) -> None:
         """Handle one message from the hub (its frames); raises if it ends the session."""
@@ -343,9 +350,10 @@ class ClientSession:
         if not self.settings.once:
             if now >= rounds.next_rediff and not rounds.active:
                 self._start_round()
-            if now >= self._next_poll:
+            if now >= self._next_poll or (self._changed and self._outflow.empty()):
                 self._next_poll = now + self.settings.poll_interval
                 if self._outflow.empty():
+                    self._changed = False
                     self._stream_changes()
 
     # -- output --------------------------------------------------------------------------
@@ -376,7 +384,7 @@ class ClientSession:
             self._sender.heartbeat_due(), self._last_received + self.settings.silence_limit
         )
         if not self.settings.once:
-            due = min(due, self._next_poll)
+            due = min(due, now if self._changed and self._outflow.empty() else self._next_poll)
         throttle_end = self._outflow.throttled_until()
         if throttle_end > now:
             due = min(due, throttle_end)

@@ -12,7 +12,8 @@ the authorized clients (``AuthorizedClientStore``, ``PostgresClientStore``) and
 record which hub holds each key's session (``SessionLeases``,
 ``PostgresSessionLeases``); ``ClusterNotices`` hears their changes. ``open_oplog`` /
 ``new_operation`` are what local tools (``synchub run``) use to record
-operations, and ``LocalLogs`` reads the job logs they write (``log_path``,
+operations (each write wakes the node's running agent: ``wake_agent``, the
+socket ``wake_path``), and ``LocalLogs`` reads the job logs they write (``log_path``,
 ``logref_for``); ``read_peer_states`` is a read-only snapshot for the CLI. ``back_up``
 (`synchub backup`) copies a data_dir's databases and identity online, and
 ``check_data_dir`` (`synchub check`) verifies one without changing it.
@@ -102,6 +103,18 @@ from hub.store._sync import (
     leaf_hash,
     range_digest,
 )
+from hub.store._wake import (
+    SUN_PATH_MAX,
+    WAKE_FILENAME,
+    WAKE_LOCK_FILENAME,
+    fits_unix_address,
+    wake_address,
+    wake_agent,
+    wake_lock_path,
+    wake_mode,
+    wake_path,
+    wake_staging_path,
+)
 
 if TYPE_CHECKING:
     from hub.store._migrate import StoreCopy, copy_to_postgres, import_clients
@@ -157,6 +170,9 @@ __all__ = [
     "POSTGRES_SCHEMA_VERSION",
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
+    "SUN_PATH_MAX",
+    "WAKE_FILENAME",
+    "WAKE_LOCK_FILENAME",
     "AlertLeadership",
     "AlertStateStore",
     "AuthorizedClientStore",
@@ -222,6 +238,7 @@ __all__ = [
     "digest_pairs",
     "ensure_private_database",
     "find_sql",
+    "fits_unix_address",
     "hub_stores",
     "import_clients",
     "invitation_store_path",
@@ -238,4 +255,10 @@ __all__ = [
     "read_alert_state",
     "read_peer_states",
     "requested_ids",
+    "wake_address",
+    "wake_agent",
+    "wake_lock_path",
+    "wake_mode",
+    "wake_path",
+    "wake_staging_path",
 ]

@@ -208,7 +208,8 @@ class OplogStore(LocalWrites, Protocol):
 
         The window ends at ``upto``, or sooner, at the ``limit``-th operation of
         ``keyid`` above ``after`` (whatever the selection), so a step costs at most
-        ``limit`` rows; None for the end means no bound (the last step). ``after``
+        ``limit`` rows (a selection listing at most ``limit`` ids is one step: no
+        bound); None for the end means no bound (the last step). ``after``
         None means from the lowest id. A selector naming another key id is a
         ProtocolError.
         """

@@ -2,7 +2,9 @@
 what it holds (``synchub run``, ``synchub ops``).
 
 ``open_oplog`` hands out the file as a ``LocalOplogStore``. A running agent
-notices changes written here by other processes and delivers them to its hubs.
+notices changes written here by other processes and delivers them to its hubs:
+each committed write wakes it at once (``hub.store._wake``), and its poll finds
+whatever a wake-up missed.
 
     >>> from hub.store import open_oplog, new_operation
     >>> with open_oplog(config) as oplog:                      # doctest: +SKIP
@@ -12,7 +14,7 @@ notices changes written here by other processes and delivers them to its hubs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from hub.errors import ConfigError
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import LocalOplogStore
 from hub.store._sqlite import SqliteOplogStore
+from hub.store._wake import wake_agent
 
 OPLOG_FILENAME = "oplog.sqlite"
 
@@ -31,13 +34,40 @@ def oplog_path(data_dir: Path) -> Path:
 
 @contextmanager
 def open_oplog(config: Config) -> Iterator[LocalOplogStore]:
-    """The node's oplog store, closed on exit. Use from one thread only."""
+    """The node's oplog store, closed on exit. Use from one thread only.
+
+    Every committed local write wakes the agent running on this data_dir, if any.
+    """
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = SqliteOplogStore(oplog_path(config.data_dir))
+    store = _WakingOplog(config.data_dir)
     try:
         yield store
     finally:
         store.close()
+
+
+class _WakingOplog(SqliteOplogStore):
+    """The node's oplog as local tools write it: each committed local write wakes the
+    agent running on ``data_dir``, if any (``wake_agent``: never blocks, never fails)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(oplog_path(data_dir))
+        self._data_dir = data_dir
+
+    def add_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        stored = super().add_local(ops)
+        wake_agent(self._data_dir)
+        return stored
+
+    def update_local(self, ops: Sequence[pb.Operation]) -> list[pb.Operation]:
+        stored = super().update_local(ops)
+        wake_agent(self._data_dir)
+        return stored
+
+    def delete(self, ids: Sequence[int]) -> list[int]:
+        deleted = super().delete(ids)
+        wake_agent(self._data_dir)
+        return deleted
 
 
 def now_ms() -> int:

@@ -35,6 +35,7 @@ from hub.store._pg_schema import HANDED_OUT_PEER_SQL
 from hub.store._pg_select import selection
 from hub.store._rules import (
     checked_remote_batch,
+    lists_few_ids,
     peer_diff_selector,
     requested_ids,
     window_bound,
@@ -172,7 +173,7 @@ class PostgresOplogStore:
         peer_selector = peer_diff_selector(keyid, selector, (), ())
         low = -(2**63) if after is None else after
         with self._db.connection("diff") as conn:
-            row = conn.execute(
+            row = None if lists_few_ids(peer_selector, limit) else conn.execute(
                 "SELECT original_id FROM operations WHERE original_instance_keyid = %s "
                 "AND original_id > %s ORDER BY original_id LIMIT 1 OFFSET %s",
                 (keyid, low, max(limit, 1) - 1), prepare=True,

@@ -84,6 +84,12 @@ def peer_diff_selector(
     return peer_selector
 
 
+def lists_few_ids(selector: pb.OpSelector, limit: int) -> bool:
+    """True when the selection names at most ``limit`` ids: a step of it costs at most
+    that many rows without bounding its window (an acknowledgement diff names one)."""
+    return 0 < len(selector.ids) <= limit
+
+
 def window_bound(upto: int | None, limit_id: int | None) -> int | None:
     """The lower of two window ends, None meaning no bound."""
     if upto is None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from hub.pb import synchub_pb2 as pb
 from hub.store._api import RemoteApplyResult
-from hub.store._rules import window_bound
+from hub.store._rules import lists_few_ids, window_bound
 from hub.store._sqlite_db import read_counters, save_counters
 from hub.store._sqlite_schema import INSERT_SQL, LOOKUP_QUERIES, UPDATE_SQL
 from hub.store._sqlite_select import json_chunks, selection
@@ -179,11 +179,12 @@ def held_window(
     """One bounded step of a diff: see ``OplogStore.held_window``.
 
     The window's end is found on the (key id, original id) index alone, so a
-    selection that matches few of the key's rows still costs at most ``limit``.
+    selection that matches few of the key's rows still costs at most ``limit``; a
+    selection that lists at most ``limit`` ids needs no end.
     """
     keyid = peer_selector.original_instance_keyid
     low = -(2**63) if after is None else after
-    row = db.execute(
+    row = None if lists_few_ids(peer_selector, limit) else db.execute(
         "SELECT original_id FROM operations WHERE original_instance_keyid = ? "
         "AND original_id > ? ORDER BY original_id LIMIT 1 OFFSET ?",
         (keyid, low, max(limit, 1) - 1),

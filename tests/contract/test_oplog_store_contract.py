@@ -327,6 +327,23 @@ def test_diff_selector_ids_are_the_peers_ids(oplog_store: OplogStore) -> None:
     assert store.diff(KEY_A, selector, [], []) == [2, 3]
 
 
+def test_a_diff_step_of_a_few_listed_ids_is_one_step_however_many_are_held(
+    oplog_store: OplogStore,
+) -> None:
+    store = oplog_store
+    store.apply_remote(KEY_A, [remote_op(n, modno=n) for n in range(1, 41)], [])
+    listed = pb.OpSelector(original_instance_keyid=KEY_A, ids=[3, 30, 99])
+    # Past the limit of rows, the window of a listed selection still holds all of it.
+    assert store.held_window(KEY_A, listed, None, None, 10) == ({3: 3, 30: 30}, None)
+    assert store.held_window(KEY_A, listed, 3, None, 10) == ({30: 30}, None)
+    acknowledgement = pb.OpSelector(original_instance_keyid=KEY_A, ids=[0])
+    assert store.held_window(KEY_A, acknowledgement, None, None, 10) == ({}, None)
+    # More ids than the limit: bounded by the key's rows, as any selection.
+    many = pb.OpSelector(original_instance_keyid=KEY_A, ids=list(range(1, 21)))
+    held, end = store.held_window(KEY_A, many, None, None, 10)
+    assert (held, end) == ({n: n for n in range(1, 11)}, 10)
+
+
 def test_diff_selector_flow_id_is_the_peers_flow_id(oplog_store: OplogStore) -> None:
     store = oplog_store
     store.add_local([local_op()] * 3)

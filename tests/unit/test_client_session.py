@@ -710,3 +710,73 @@ def test_resumed_sync_sends_the_withdrawals_until_the_hub_holds_nothing_more_the
     # Confirmed: later rounds of this session only check the selections.
     assert serve(session, [], T0 + 1 + RUNNING.rediff_interval) == ["check_digest"]
     assert listener.rounds == [False, True, True]
+
+
+# --- wake-ups from the oplog's writers ----------------------------------------------------
+
+RARE_POLLS = ClientSessionSettings(
+    heartbeat_interval=10.0, handshake_timeout=5.0, answer_timeout=30.0,
+    poll_interval=30.0, rediff_interval=300.0,
+)
+
+
+def in_sync_session(oplog: MemoryOplog, settings: ClientSessionSettings) -> ClientSession:
+    session = make_session(oplog, settings)
+    connect(session)
+    reply(session, [])
+    session.advance(T0)
+    assert session.in_sync
+    return session
+
+
+def updated_ids(sent: list[pb.SyncStreamItem]) -> list[list[int]]:
+    return [[o.id for o in item.send_operations.event.updated_operations.operations]
+            for item in sent if kind(item) == "updated_operations"]
+
+
+def test_a_wake_up_is_one_look_at_the_next_advance_instead_of_at_the_poll() -> None:
+    oplog = oplog_with(1)
+    session = in_sync_session(oplog, RARE_POLLS)
+    oplog.add(op(2))
+    session.advance(T0 + 0.01)
+    assert drain(session, T0 + 0.01) == []  # the poll is 30 s away
+    assert session.next_deadline(T0 + 0.01) == pytest.approx(T0 + 10.0)  # the heartbeat
+    session.local_change()
+    session.local_change()
+    assert session.next_deadline(T0 + 0.02) == T0 + 0.02
+    session.advance(T0 + 0.02)
+    assert updated_ids(drain(session, T0 + 0.02)) == [[2]]
+    # A burst of writes and wake-ups before the next advance: one look reads them all.
+    oplog.add(op(3))
+    session.local_change()
+    oplog.add(op(4))
+    session.local_change()
+    session.advance(T0 + 0.03)
+    assert updated_ids(drain(session, T0 + 0.03)) == [[3, 4]]
+    session.advance(T0 + 0.04)
+    assert drain(session, T0 + 0.04) == []
+    assert session.next_deadline(T0 + 0.04) > T0 + 0.04
+
+
+def test_a_wake_up_while_data_waits_looks_once_that_data_is_sent() -> None:
+    oplog = oplog_with(1)
+    session = in_sync_session(oplog, RARE_POLLS)
+    oplog.add(op(2))
+    session.local_change()
+    session.advance(T0 + 0.01)  # the look: op 2 is queued, not sent yet
+    oplog.add(op(3))
+    session.local_change()
+    session.advance(T0 + 0.02)
+    # The queued frame goes first; the deadline does not spin on the waiting look.
+    assert session.next_deadline(T0 + 0.02) > T0 + 0.02
+    assert updated_ids(drain(session, T0 + 0.02)) == [[2]]
+    session.advance(T0 + 0.02)
+    assert updated_ids(drain(session, T0 + 0.02)) == [[3]]
+
+
+def test_a_one_shot_sync_takes_no_wake_ups() -> None:
+    session = make_session(oplog_with(1), ONCE)
+    connect(session)
+    before = session.next_deadline(T0)
+    session.local_change()
+    assert session.next_deadline(T0) == before
