@@ -3,7 +3,8 @@
 Who owns what: one thread per known host owns that host's ZeroMQ DEALER socket,
 the socket's monitor and its own handle on the local oplog (``LocalOplog``);
 nothing else touches them. A running agent's ``WakeListener`` (``_wake``) owns
-the wake-up socket the oplog's writers send to, and sets each thread's signal.
+the wake-up socket the oplog's writers send to; each thread reads it through its
+own ``WakeSignal``.
 The protocol itself is not here: each connection is a
 ``hub.protocol.ClientSession`` (handshake, rounds of diffs, acknowledgements and
 send window, throttle, heartbeats, silence), and this module is the socket code
@@ -710,11 +711,12 @@ class _Connection:
         poller.register(sock, zmq.POLLIN | (zmq.POLLOUT if session.wants_to_send(now) else 0))
         poller.register(monitor, zmq.POLLIN)
         wake = self.link.wake
-        if wake is not None:
-            poller.register(wake.fileno(), zmq.POLLIN)
+        wake_fds = wake.fds() if wake is not None else ()
+        for fd in wake_fds:
+            poller.register(fd, zmq.POLLIN)
         due = session.next_deadline(now)
         events = dict(poller.poll(_poll_ms(min(max(due - now, 0.0), _STOP_CHECK_SECONDS))))
-        if wake is not None and wake.fileno() in events and wake.clear():
+        if wake is not None and any(fd in events for fd in wake_fds) and wake.take():
             session.local_change()
         if monitor in events:
             while monitor.poll(0):

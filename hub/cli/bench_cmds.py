@@ -237,10 +237,10 @@ def latency(  # noqa: PLR0917 - one parameter per click option
         _emit(agent_latency_bench.run(jobs, baseline=not no_polling, keep=keep,
                                       say=_say(obj)), as_json)
         return
-    if given & {"jobs", "no_polling"}:
-        raise click.UsageError(
-            f"{_flags(sorted(given & {'jobs', 'no_polling'}))} only apply with --through-agent"
-        )
+    agent_only = sorted(given & {"jobs", "no_polling"})
+    if agent_only:
+        verb = "needs" if len(agent_only) == 1 else "need"
+        raise click.UsageError(f"{_flags(agent_only)} {verb} --through-agent")
     threading.stack_size(SESSION_THREAD_STACK_BYTES)
     raise_open_file_limit(4 * peers + 1024)
     result = latency_bench.run(

@@ -1,14 +1,16 @@
-"""How bench figures are computed and printed."""
+"""How bench figures are computed and printed, and which flags a scenario takes."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from hub.bench.fleet import split
 from hub.bench.ingest import ratio_goals
 from hub.bench.report import Figure, Goal, Result, figure, goal_figure, number, percentile
+from hub.cli.main import cli
 
 
 def test_a_figure_is_the_median_beside_the_median_baseline() -> None:
@@ -71,6 +73,25 @@ def test_clients_are_split_evenly_over_workers() -> None:
     assert split(10, 3) == [(0, 4), (4, 3), (7, 3)]
     assert split(2, 4) == [(0, 1), (1, 1)]
     assert sum(size for _, size in split(1001, 4)) == 1001
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--through-agent", "--peers", "5"], "--through-agent times one agent's jobs: drop "
+         "--peers (use --jobs)"),
+        (["--through-agent", "--rate", "9", "--samples", "3"],
+         "drop --rate, --samples (use --jobs)"),
+        (["--jobs", "5"], "--jobs needs --through-agent"),
+        (["--no-polling-baseline"], "--no-polling-baseline needs --through-agent"),
+    ],
+)
+def test_latency_flags_of_the_other_mode_are_refused_before_anything_runs(
+    args: list[str], message: str
+) -> None:
+    done = CliRunner().invoke(cli, ["bench", "latency", *args])
+    assert done.exit_code == 2
+    assert message in done.output
 
 
 def test_ingest_needs_its_median_ratio_and_every_run_near_its_own_baseline() -> None:
