@@ -1,9 +1,10 @@
 """The wake-up socket for real: the listener's thread, and a job from `synchub run`
 through a running agent to a hub.
 
-The hub and the agent run in this process; `synchub run` is a process of its own,
-so its wake-up crosses processes as on a real host. The agent polls every 300 s
-there: only the wake-up can explain a job that reaches the hub in seconds.
+The hub runs in this process; the agent and `synchub run` are processes of their
+own, so the wake-up crosses processes as on a real host. The agent polls every
+300 s there: only the wake-up can explain a job that reaches the hub in seconds.
+The fallback's agent runs in this process.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.agent import Agent, AgentSettings, WakeListener, WakeSignal
+from hub.agent import Agent, AgentSettings, WakeListener, WakeSignal, read_status
 from hub.cli.run_cmds import record_job
 from hub.config import Config, load_config
 from hub.identity import NodeIdentity, create_identity
@@ -220,18 +221,47 @@ def in_sync(agent: Agent) -> bool:
     return agent.status()["hub-1"].in_sync
 
 
+# The agent as a process of its own, polling every 300 s; it stops when stdin closes.
+AGENT_PROCESS = """\
+import sys
+from hub.agent import Agent, AgentSettings
+from hub.config import load_config
+agent = Agent(load_config(sys.argv[1]),
+              settings=AgentSettings(poll_interval=300.0, rediff_interval=3600.0))
+agent.start()
+try:
+    sys.stdin.read()
+finally:
+    agent.stop()
+"""
+
+
+def status_in_sync(data_dir: Path) -> bool:
+    record = read_status(data_dir)
+    return record is not None and record.running and bool(
+        record.hosts.get("hub-1", {}).get("in_sync")
+    )
+
+
 def test_a_job_from_synchub_run_wakes_the_agent_long_before_its_poll(tmp_path: Path) -> None:
-    rare_polls = AgentSettings(poll_interval=300.0, rediff_interval=3600.0)
-    with site(tmp_path) as rig, running(Agent(rig.client, settings=rare_polls)) as agent:
-        wait_until(lambda: in_sync(agent), timeout=ARRIVAL_SECONDS, what="the first round")
-        listener = agent.wake_listener
-        assert listener is not None and listener.listening
-        assert stat.S_IMODE(wake_path(rig.client.data_dir).stat().st_mode) == 0o600
-        job_id = synchub_run(rig.client)
-        wait_until(lambda: rig.finished_on_hub(job_id), timeout=ARRIVAL_SECONDS,
-                   what="the job on the hub, woken (the poll is 300 s away)")
-        assert listener.wakes >= 1
-    assert not wake_path(rig.client.data_dir).exists()
+    with site(tmp_path) as rig:
+        data = rig.client.data_dir
+        assert rig.client.path is not None
+        agent = subprocess.Popen(
+            [sys.executable, "-c", AGENT_PROCESS, str(rig.client.path)],
+            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_until(lambda: status_in_sync(data), timeout=ARRIVAL_SECONDS,
+                       what="the agent's first round")
+            assert stat.S_IMODE(wake_path(data).stat().st_mode) == 0o600
+            job_id = synchub_run(rig.client)
+            wait_until(lambda: rig.finished_on_hub(job_id), timeout=ARRIVAL_SECONDS,
+                       what="the job on the hub, woken (the poll is 300 s away)")
+        finally:
+            _, errors = agent.communicate(timeout=30)
+        assert agent.returncode == 0, errors
+        assert not wake_path(data).exists()
 
 
 def test_without_a_wake_up_jobs_are_recorded_and_still_synced_by_polling(
