@@ -5,9 +5,15 @@ The hub serves ``ipc://<data_dir>/admin.sock`` (``AdminServer``, one thread);
 typed proxies) and, for ``status``, the status source the hub hands it (a
 ``hub.status.StatusSource``: this package never imports ``hub.server``); ``ask_hub``
 is the client. The request and answer format is described in ``_service``.
+
+``AdminService`` and ``status_answer`` are loaded when first used: they need the
+actors, which a command that only asks a running hub has no use for.
 """
 
+from typing import TYPE_CHECKING
+
 from hub.admin._client import ask_hub, ask_running_hub
+from hub.admin._limits import ACTOR_TIMEOUT, LOG_WAIT, MAX_OPS_LIMIT, OPS
 from hub.admin._pages import ANSWER_MAX_BYTES, OpsPage, iter_pages, query_for, read_page
 from hub.admin._paths import (
     ADMIN_SOCKET_NAME,
@@ -29,14 +35,11 @@ from hub.admin._requests import (
     short_keyid,
 )
 from hub.admin._server import MAX_REQUEST_BYTES, AdminServer, decode, encode
-from hub.admin._service import (
-    ACTOR_TIMEOUT,
-    LOG_WAIT,
-    MAX_OPS_LIMIT,
-    OPS,
-    AdminService,
-    status_answer,
-)
+
+if TYPE_CHECKING:
+    from hub.admin._service import AdminService, status_answer
+
+_SERVICE_NAMES = frozenset({"AdminService", "status_answer"})
 
 __all__ = [
     "ACTOR_TIMEOUT",
@@ -75,3 +78,11 @@ __all__ = [
     "status_answer",
     "waiting",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _SERVICE_NAMES:
+        from hub.admin import _service  # noqa: PLC0415 - loaded on first use (above)
+
+        return getattr(_service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

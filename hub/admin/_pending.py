@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from actors import PendingKey
 from hub.admin._requests import keyid_fingerprint
 from hub.config import Config
 from hub.scopes import ID_PATTERN
+
+if TYPE_CHECKING:  # the actors (and the hub they pull in) are not needed to read rows
+    from actors import PendingKey
 
 INSTANCE_PLACEHOLDER = "NAME"
 

@@ -59,6 +59,7 @@ from actors import (
     OplogProxy,
     PeerStateProxy,
 )
+from hub.admin._limits import ACTOR_TIMEOUT, LOG_WAIT, MAX_OPS_LIMIT, OPS
 from hub.admin._pages import query_for, read_page
 from hub.admin._pending import pending_rows
 from hub.admin._requests import (
@@ -70,7 +71,7 @@ from hub.admin._requests import (
 from hub.config import AuthorizedClient
 from hub.errors import LogFetchError, LogUnavailable, RequestError, SynchubError
 from hub.pb import synchub_pb2 as pb
-from hub.protocol import LOG_REQUEST_MAX_BYTES, LOG_REQUEST_TIMEOUT, LogAnswer, LogQuery
+from hub.protocol import LOG_REQUEST_MAX_BYTES, LogAnswer, LogQuery
 from hub.scopes import Permissions
 from hub.status import HubStatus, StatusSource
 from hub.store import LocalLogs, OplogReader
@@ -79,13 +80,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_OPS_LIMIT = 100_000
-ACTOR_TIMEOUT = 10.0
-LOG_WAIT = LOG_REQUEST_TIMEOUT + 2.0
-"""How long a ``logs`` request waits for the client's answer (the session's own
-deadline, and a margin for its ticks)."""
-
-OPS = ("status", "peers", "ops", "authorize", "revoke", "reload", "logs", "pending")
 _RUNNING = frozenset({pb.STATUS_PENDING, pb.STATUS_INPROGRESS})
 
 Answer = dict[str, Any]

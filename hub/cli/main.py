@@ -8,6 +8,7 @@ line on stderr and a non-zero exit status; tracebacks appear only with ``-v -v``
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -19,7 +20,6 @@ from typing import Any, NoReturn
 
 import click
 
-from hub.admin import hub_answers
 from hub.cli._signals import release_sighup
 from hub.config import (
     DEFAULT_DATA_DIR,
@@ -69,6 +69,8 @@ class CliContext:
             return self.load()
         except ConfigError as exc:
             assert self.config_path is not None
+            from hub.admin import hub_answers  # noqa: PLC0415 - the admin face is heavy
+
             data_dir = guess_data_dir(self.config_path)
             if data_dir is None or not hub_answers(data_dir):
                 raise
@@ -142,6 +144,8 @@ def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
         index += 2 if arg in _GLOBAL_VALUE_OPTIONS else 1
     if index >= len(args) or args[index] == "--":
         return args
+    if args[index] in COMMAND_MODULES:
+        importlib.import_module(f"hub.cli.{COMMAND_MODULES[args[index]]}")
     command = group.commands.get(args[index])
     if command is None:
         return args
@@ -172,7 +176,23 @@ def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
 
 
 class SynchubGroup(click.Group):
-    """A group that turns synchub's own errors into one line and exit status 1."""
+    """A group that turns synchub's own errors into one line and exit status 1.
+
+    The top group imports a command's module (``COMMAND_MODULES``) only when that
+    command runs, so ``synchub status`` does not load the hub, the web side and the
+    benchmarks; the list for ``--help`` imports them all.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if ctx.parent is None and cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"hub.cli.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if ctx.parent is None:
+            for module in sorted(set(COMMAND_MODULES.values())):
+                importlib.import_module(f"hub.cli.{module}")
+        return super().list_commands(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
@@ -322,17 +342,27 @@ def main() -> None:
     cli(prog_name="synchub")
 
 
-# Command modules register themselves on ``cli`` when imported.
-from hub.cli import admin_cmds as _admin_cmds  # noqa: E402,F401
-from hub.cli import agent_cmds as _agent_cmds  # noqa: E402,F401
-from hub.cli import alerts_cmds as _alerts_cmds  # noqa: E402,F401
-from hub.cli import bench_cmds as _bench_cmds  # noqa: E402,F401
-from hub.cli import data_cmds as _data_cmds  # noqa: E402,F401
-from hub.cli import demo_cmds as _demo_cmds  # noqa: E402,F401
-from hub.cli import hub_cmds as _hub_cmds  # noqa: E402,F401
-from hub.cli import identity_cmds as _identity_cmds  # noqa: E402,F401
-from hub.cli import invite_cmds as _invite_cmds  # noqa: E402,F401
-from hub.cli import logs_cmds as _logs_cmds  # noqa: E402,F401
-from hub.cli import ops_cmds as _ops_cmds  # noqa: E402,F401
-from hub.cli import run_cmds as _run_cmds  # noqa: E402,F401
-from hub.cli import store_cmds as _store_cmds  # noqa: E402,F401
+# Command modules register themselves on ``cli`` when imported (``SynchubGroup``).
+COMMAND_MODULES: dict[str, str] = {
+    "agent": "agent_cmds",
+    "alerts": "alerts_cmds",
+    "authorize": "admin_cmds",
+    "backup": "data_cmds",
+    "bench": "bench_cmds",
+    "check": "data_cmds",
+    "demo": "demo_cmds",
+    "id": "identity_cmds",
+    "invite": "invite_cmds",
+    "join": "invite_cmds",
+    "keygen": "identity_cmds",
+    "logs": "logs_cmds",
+    "ops": "ops_cmds",
+    "peers": "admin_cmds",
+    "pending": "admin_cmds",
+    "reload": "admin_cmds",
+    "revoke": "admin_cmds",
+    "run": "run_cmds",
+    "start": "hub_cmds",
+    "status": "admin_cmds",
+    "store": "store_cmds",
+}

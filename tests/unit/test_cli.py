@@ -227,3 +227,34 @@ def test_commands_that_never_touch_postgresql_do_not_load_its_driver() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_command_is_listed_with_the_module_that_defines_it() -> None:
+    from hub.cli.main import COMMAND_MODULES  # noqa: PLC0415
+
+    context = cli.make_context("synchub", ["--help"], resilient_parsing=True)
+    names = cli.list_commands(context)
+    assert sorted(names) == sorted(COMMAND_MODULES)
+    for name in names:
+        command = cli.get_command(context, name)
+        assert command is not None and command.callback is not None
+        assert command.callback.__module__ == f"hub.cli.{COMMAND_MODULES[name]}"
+
+
+def test_a_command_loads_its_own_module_and_not_the_hub_or_the_benchmarks() -> None:
+    probe = (
+        "import sys\n"
+        "from hub.cli import main\n"
+        "sys.argv = ['synchub', 'status', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('hub.server', 'hub.bench', 'hub.web', 'actors', 'hub.cli.demo_cmds')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hub', 'actors')"
+        " and m.startswith(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert "Show the running hub's identity" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
