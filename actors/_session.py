@@ -142,7 +142,6 @@ class Phase(enum.Enum):
 
 class SessionActor(pykka.ThreadingActor):
     """Serve one peer. The front tells it messages; its public methods are their handlers."""
-
     use_daemon_thread = True  # cheap to start among thousands (the module docstring)
 
     def __init__(
