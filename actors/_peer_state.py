@@ -4,9 +4,8 @@ Sessions report connection changes, heartbeats and what their client told it
 (remote config, known repos and plans). It also knows each connected peer's live
 session (``live_session``), so a reader can reach a client through it (a log
 request, ``actors._logs``); a displaced or ended session is never handed out.
-State changes are written at once (a burst of them, as when every peer reconnects to a
-restarted hub, in one transaction: ``_write_after_queue``); heartbeats only mark a record
-dirty, and dirty records are written together by the next state change, by ``flush()``, by
+State changes are written at once; heartbeats only mark a record dirty, and
+dirty records are written together by the next state change, by ``flush()``, by
 a ``tick`` once ``flush_interval`` has passed since the last write, and on stop.
 Time arrives as ``tick(now)`` messages.
 
@@ -101,7 +100,6 @@ class PeerStateActor(pykka.ThreadingActor):
         self._store: PeerStateStore | None = None
         self._states: dict[str, pb.PeerState] = {}
         self._dirty: set[str] = set()
-        self._write_queued = False
         self._last_flush = 0.0
         # keyid -> the session id given with the last connected(), so a late
         # disconnected() from a replaced session does not mark a live peer down.
@@ -118,16 +116,17 @@ class PeerStateActor(pykka.ThreadingActor):
         leases = self._leases_factory() if self._leases_factory is not None else None
         self._cluster = ClusterSessions.of(leases, self._renew_interval)
         held_elsewhere = self._cluster.start() if self._cluster is not None else set()
-        self._store, states = _opened(self._store_factory)
+        store = self._store_factory()
+        try:
+            states = store.load_all()
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
         self._states = states
         self._last_flush = self._clock()
         self._dirty.update(_mark_restarted(states, held_elsewhere, self._now_millis()))
         self._write_logged()
-
-    def on_receive(self, message: object) -> None:
-        if message is _WRITE_DIRTY:
-            self._write_queued = False
-            self._write_logged()
 
     def on_stop(self) -> None:
         self._write_logged()
@@ -164,8 +163,7 @@ class PeerStateActor(pykka.ThreadingActor):
     def _changed(self, keyid: str) -> None:
         """Persist a state change (with any pending heartbeats) and tell the listeners."""
         self._dirty.add(keyid)
-        if not _write_after_queue(self):
-            self._write_logged()
+        self._write_logged()
         state = self._states[keyid]
         self._subscribers.publish(lambda: _copy(state))
 
@@ -375,36 +373,6 @@ class PeerStateActor(pykka.ThreadingActor):
 
     def unsubscribe(self, token: int) -> bool:
         return self._subscribers.remove(token)
-
-
-def _opened(
-    factory: Callable[[], PeerStateStore],
-) -> tuple[PeerStateStore, dict[str, pb.PeerState]]:
-    """A store from ``factory`` and every record in it (closed again if reading fails)."""
-    store = factory()
-    try:
-        return store, store.load_all()
-    except BaseException:
-        store.close()
-        raise
-
-
-_WRITE_DIRTY = object()
-"""Told to itself: write what changed while other messages were waiting."""
-_WRITE_BATCH = 512
-
-
-def _write_after_queue(actor: PeerStateActor) -> bool:
-    """Group commit: while messages wait behind this one (a burst of connects), a change
-    is written with theirs, by a message queued after them, in one transaction. False
-    when it must be written now (nothing waits, or a batch is full)."""
-    if actor._write_queued:
-        return len(actor._dirty) < _WRITE_BATCH
-    if actor.actor_inbox.empty():
-        return False
-    actor._write_queued = True
-    actor.actor_ref.tell(_WRITE_DIRTY)
-    return True
 
 
 def _end_displaced(ref: pykka.ActorRef[Any] | None, keyid: str, why: str) -> None:

@@ -9,7 +9,6 @@ what it answered, and whom it told. The real-store tier is
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 from unittest.mock import Mock, create_autospec
 
@@ -295,39 +294,3 @@ def test_a_restart_is_a_disconnect_not_an_error() -> None:
     assert state.status_message == RESTART_STATUS_MESSAGE
     assert state.last_disconnect_millis == 1_000_000
     assert state.last_error == "old"
-
-
-def test_connections_queued_behind_a_write_are_saved_together_in_one_write() -> None:
-    # The actor runs in its thread here: its first save holds it while 20 more peers
-    # connect, as when a whole fleet reconnects to a restarted hub.
-    rig = Rig()
-    entered, release = threading.Event(), threading.Event()
-
-    def save(states: Any) -> None:
-        rig._record_save(states)
-        if len(rig.saved) == 1:
-            entered.set()
-            assert release.wait(10), "the test never released the first save"
-
-    rig.store.save.side_effect = save
-    ref = PeerStateActor.start(rig.factory, clock=lambda: rig.now, flush_interval=30.0)
-    try:
-        proxy = ref.proxy()
-        proxy.connected(WEB1, "web1")
-        assert entered.wait(10), "the first connection was not saved"
-        others = [f"ed25519.peer{n}" for n in range(20)]
-        for keyid in others:
-            proxy.connected(keyid, keyid[8:])
-        release.set()
-        proxy.flush().get(timeout=10)
-        states = {keyid: proxy.get(keyid) for keyid in others}
-        resolved = {keyid: future.get(timeout=10) for keyid, future in states.items()}
-    finally:
-        release.set()
-        ref.stop(timeout=10)
-    assert [[keyid for keyid, _, _ in saved] for saved in rig.saved[:2]] == [
-        [WEB1], sorted(others),
-    ]
-    assert all(state is not None and state.state == CONNECTED for state in resolved.values())
-    # Stopping writes nothing more: every change was saved already.
-    assert len(rig.saved) == 2
