@@ -9,7 +9,6 @@ bookkeeping go back to the front (the only thread that touches the ROUTER).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,17 +16,24 @@ from typing import Protocol
 from hub.config import Config
 
 
+class Cancellation(Protocol):
+    """Whether a queued frame is to be skipped rather than handled."""
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class InboundFrame:
     """One frame from the session's peer, received at ``now``.
 
-    ``cancelled`` is set when the hub is stopping: a frame still queued then is
-    skipped (the client resends it after its next diff).
+    ``cancelled`` is set when the hub is stopping, or when the front ended the
+    session for going past a bound (its backlog, its unread replies): a frame still
+    queued then is skipped, not applied (the client resends it after its next diff).
     """
 
     frame: bytes
     now: float
-    cancelled: threading.Event | None = None
+    cancelled: Cancellation | None = None
 
 
 @dataclass(frozen=True, slots=True)

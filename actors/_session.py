@@ -36,7 +36,6 @@ from __future__ import annotations
 import enum
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -47,6 +46,7 @@ from google.protobuf.message import Message
 from actors._calls import answer, tell
 from actors._config import ConfigProxy
 from actors._front_messages import (
+    Cancellation,
     ConfigChanged,
     Displace,
     ExpireHandshake,
@@ -218,9 +218,10 @@ class SessionActor(pykka.ThreadingActor):
         return self._phase
 
     def handle_frame(
-        self, frame: bytes, now: float, cancelled: threading.Event | None = None
+        self, frame: bytes, now: float, cancelled: Cancellation | None = None
     ) -> None:
-        """Handle one inbound frame; skip it once ``cancelled`` is set (the hub is stopping).
+        """Handle one inbound frame; skip it once ``cancelled`` is set (the hub is stopping,
+        or the front ended the session for going past a bound).
 
         Skipping is safe: nothing a client sends is acknowledged except through a
         diff reply, so a client resends on its next connection what was skipped.

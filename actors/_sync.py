@@ -16,6 +16,7 @@ OplogActor has read the whole selection.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -53,14 +54,11 @@ class PeerSync:
         between two steps (it ends at its next message)."""
         keyid = self._hello.keyid
         check_diff(diff, keyid)
-        # Ascending and unique (the last modno of a repeated id counts, as before).
-        theirs = dict(zip(diff.have_operation_ids, diff.have_operation_modnos, strict=True))
-        ids = tuple(sorted(theirs))
+        ids, modnos = _ascending_pairs(diff)
         step = DiffStep(
-            fresh(diff.have_operations_selector), ids, tuple(theirs[i] for i in ids),
+            fresh(diff.have_operations_selector), ids, modnos,
             self._session_id, self._hello.instance_id,
         )
-        del theirs
         requested: list[int] = []
         while self._notice.reason() is None:
             result = answer(self._oplog.diff_step(keyid, step), self._timeout, "oplog")
@@ -116,6 +114,21 @@ class PeerSync:
         if mark_peer:
             tell(self._peers.disconnected, keyid, state=state, message=message,
                  session_id=self._session_id)
+
+
+def _ascending_pairs(
+    diff: pb.SyncStreamItem.DiffOperations,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The diff's ids ascending and unique, with their modnos (the last modno of a
+    repeated id counts). Clients list them ascending already: then they are taken as
+    they are, without the dict a sort needs (for a million ids, about 60 MB less in
+    the session's thread while it waits for its steps)."""
+    listed, modnos = diff.have_operation_ids, diff.have_operation_modnos
+    if all(a < b for a, b in pairwise(listed)):
+        return tuple(listed), tuple(modnos)
+    theirs = dict(zip(listed, modnos, strict=True))
+    ids = tuple(sorted(theirs))
+    return ids, tuple(theirs[i] for i in ids)
 
 
 def fresh(message: M) -> M:

@@ -25,7 +25,7 @@ from hub.cli._signals import SignalWaiter
 from hub.cli.main import CliContext, cli
 from hub.config import Config
 from hub.errors import ConfigError
-from hub.server import Hub
+from hub.server import Hub, bound_malloc_arenas
 from hub.store import hub_stores
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def start(obj: CliContext) -> None:
     """Run the hub in the foreground until SIGINT or SIGTERM (SIGHUP reloads the config)."""
     config = obj.load()
     threading.stack_size(SESSION_THREAD_STACK_BYTES)
+    bound_malloc_arenas()  # before the hub's threads start: they take arenas as they go
     _raise_open_file_limit()
     with SignalWaiter() as signals:
         hub = Hub(config, config_write_path=obj.write_path)

@@ -10,6 +10,7 @@ builds the ``hub.status.HubStatus`` snapshot the admin socket serves.
 from hub.server._budget import Outbound, OutboundBudget
 from hub.server._front import CURVE_MESSAGE_OVERHEAD, Front, SessionFactory
 from hub.server._hub import READY_TIMEOUT, STOP_TIMEOUT, Hub, front_settings
+from hub.server._memory import bound_malloc_arenas
 from hub.server._pipe import PipeOutbox
 from hub.server._settings import FrontSettings
 from hub.server._status import HubStatusSource
@@ -34,6 +35,7 @@ __all__ = [
     "SessionTable",
     "Sweep",
     "Verdict",
+    "bound_malloc_arenas",
     "front_settings",
     "zap_reply",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -262,7 +263,7 @@ class Front(ThreadService):
         if not verdict.deliver:
             return
         frame = body[0].bytes
-        if not self._tell(entry, InboundFrame(frame, now, self.stopping), now):
+        if not self._tell(entry, InboundFrame(frame, now, _Skip(entry, self.stopping)), now):
             table.undelivered(entry, now)
             return
         delay = table.delivered(entry, len(frame), now)
@@ -332,7 +333,7 @@ class Front(ThreadService):
         if entry.keyid is not None and not entry.closing:
             verdict = self._unread.sent(entry.keyid, sum(map(len, frames)), now)
             if verdict is Outbound.OVER:
-                self._table.gone(entry, now)
+                self._table.gone(entry, now, cut=True)
                 self._tell(entry, ProtocolViolation(self._unread.over_message), now)
                 return
             if verdict is Outbound.THROTTLE:
@@ -376,6 +377,22 @@ class Front(ThreadService):
                     self._table.forget(entry)
 
 
+class _Skip:
+    """An inbound frame's cancellation: set once the hub stops or the front cut the
+    session (``SessionEntry.cut``), so a session ended for going past a bound drops
+    what it had queued quickly, freeing its memory and its backlog credit, instead of
+    applying all of it before it reads its ending."""
+
+    __slots__ = ("_entry", "_stopping")
+
+    def __init__(self, entry: Entry, stopping: threading.Event) -> None:
+        self._entry = entry
+        self._stopping = stopping
+
+    def is_set(self) -> bool:
+        return self._entry.cut or self._stopping.is_set()
+
+
 def open_router(
     context: Context, settings: FrontSettings, curve: CurveKeyPair | None
 ) -> Socket:
@@ -389,7 +406,7 @@ def open_router(
     overhead = CURVE_MESSAGE_OVERHEAD if curve is not None else 0
     router.setsockopt(zmq.MAXMSGSIZE, settings.max_frame_bytes + overhead)
     router.setsockopt(zmq.SNDHWM, settings.hwm)
-    router.setsockopt(zmq.RCVHWM, settings.hwm)
+    router.setsockopt(zmq.RCVHWM, settings.recv_hwm)
     # Room in the kernel's accept queue for a burst of connections, and a bound on
     # the time a connection may take over its ZMTP/CURVE greeting.
     router.setsockopt(zmq.BACKLOG, settings.listen_backlog)

@@ -3,8 +3,11 @@
 glibc keeps memory freed by threads in per-thread arenas; after a burst (a flood of
 big frames, thousands of short-lived sessions) the hub's RSS would stay at its peak.
 ``ReturnFreedMemory`` is a ticker target that calls ``malloc_trim(0)`` every
-``interval`` seconds, so RSS falls back within a minute of an attack ending. Where
-the C library has no ``malloc_trim`` it does nothing.
+``interval`` seconds, so RSS falls back within a minute of an attack ending.
+``bound_malloc_arenas`` caps the arenas (``mallopt(M_ARENA_MAX)``) as the hub
+starts: by default glibc gives threads up to eight arenas a core, and what a
+thousand session threads freed stays spread over all of them, in pieces no trim
+can return. Where the C library has neither function, both do nothing.
 """
 
 from __future__ import annotations
@@ -17,18 +20,36 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 TRIM_INTERVAL = 20.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+ARENA_MAX = 2
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
+    path = ctypes.util.find_library("c")
+    if path is None:
+        return None
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(path), name)
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
+    return _libc_function("malloc_trim")
+
+
+def bound_malloc_arenas(arenas: int = ARENA_MAX) -> bool:
+    """Cap glibc's malloc arenas for threads started from now on; False where it cannot.
+
+    The hub's threads take turns on the interpreter anyway, so a few arenas cost
+    them little, and memory freed after a burst comes back together where
+    ``malloc_trim`` returns it (measured: ``synchub bench hostile --attack memory``,
+    docs/security.md)."""
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 class ReturnFreedMemory:

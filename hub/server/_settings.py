@@ -45,6 +45,11 @@ class FrontSettings:
     outbound_bytes_max: int = 64 * 1024 * 1024
     outbound_drain_per_second: float = 1024 * 1024
     hwm: int = 1000
+    # What libzmq buffers from one connection before TCP pushes back on it. In
+    # messages, not bytes: at 1000 a client pipelining 470 KiB items while the front
+    # read slower than loopback delivered (a thousand HELLO holders beside it) had
+    # 470 MiB waiting inside libzmq, before any of the hub's own bounds saw it.
+    recv_hwm: int = 16
     # How long a session that stopped without saying so (its close notice was
     # lost) is kept before the front forgets it.
     closed_grace: float = 2.0

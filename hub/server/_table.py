@@ -53,6 +53,8 @@ class SessionEntry(Generic[H]):
     sizes: deque[int] = field(default_factory=deque)
     throttled_until: float = 0.0
     closing_since: float | None = None
+    cut: bool = False
+    """Ended by the front for going past a bound: its queued frames are skipped."""
     last_in: float = 0.0
     last_out: float = 0.0
 
@@ -303,11 +305,11 @@ class SessionTable(Generic[H]):
         self._dropped += 1
         self.gone(entry, now)
 
-    def gone(self, entry: SessionEntry[H], now: float) -> None:
-        """The session is ending (or its actor has stopped): it is closing from now on.
-
-        A pending session's handshake slot is free at once: an ending session
-        cannot authenticate any more (``authenticated`` ignores it)."""
+    def gone(self, entry: SessionEntry[H], now: float, *, cut: bool = False) -> None:
+        """The session is ending (or its actor has stopped): it is closing from now on;
+        ``cut`` (past a bound): what it has queued is skipped, not applied. A pending
+        session's handshake slot is free at once (``authenticated`` ignores it)."""
+        entry.cut = entry.cut or cut
         if entry.closing_since is None:
             entry.closing_since = now
         self._release_pending(entry)
@@ -388,7 +390,7 @@ class SessionTable(Generic[H]):
 
     def _violation(self, entry: SessionEntry[H], now: float, message: str) -> Verdict:
         self._dropped += 1
-        self.gone(entry, now)
+        self.gone(entry, now, cut=True)
         return Verdict(deliver=False, violation=message)
 
     def _settle(self, entry: SessionEntry[H], frames: int) -> None:

@@ -67,8 +67,18 @@ def test_a_sessions_inbound_backlog_is_bounded_in_bytes() -> None:
     verdict = table.check_inbound(entry, 1, 0.2)  # 4 MiB ahead, throttle ignored
     assert not verdict.deliver
     assert verdict.violation is not None and "MiB sent ahead" in verdict.violation
+    # Cut: what the session still has queued is skipped, not applied, and it is closing.
+    assert entry.cut and entry.closing
     table.forget(entry)
     assert table.counters().backlog_bytes == 0
+
+
+def test_a_session_that_ends_otherwise_is_not_cut() -> None:
+    table: SessionTable[str] = SessionTable(SETTINGS)
+    assert table.admit_new("127.0.0.1", None).admit
+    entry = table.open(table.reserve_serial(), b"r", None, "s", 0.0, source="127.0.0.1")
+    table.gone(entry, 1.0)  # its actor stopped, or it said goodbye: its frames are its own
+    assert entry.closing and not entry.cut
 
 
 def diff(ids: int) -> pb.SyncStreamItem.DiffOperations:

@@ -367,7 +367,8 @@ def test_documented_numbers_match_the_code(doc: str) -> None:
         f"| nonce | {NONCE_BYTES} bytes from",
         f"at most {MAX_INSTANCE_ID_BYTES} bytes of",
         f"`max_frame_bytes` (default {max_frame}, i.e. 16 MiB)",
-        f"| `ZMQ_SNDHWM`, `ZMQ_RCVHWM` | {front.hwm} messages |",
+        f"| `ZMQ_SNDHWM` | {front.hwm} messages |",
+        f"| `ZMQ_RCVHWM` | {front.recv_hwm} messages |",
         f"more than **{front.session_backlog_high}**",
         f"**{front.throttle_delay_ms} ms**",
         f"together have {front.total_backlog_high} items or "
