@@ -9,6 +9,7 @@ the tests speak exactly what the agent speaks.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import queue
 import select
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import NonCallableMock, create_autospec
 
 import pykka
 import zmq
@@ -62,6 +64,41 @@ def failed(exc: BaseException) -> pykka.Future[Any]:
     except BaseException:
         future.set_exception(sys.exc_info())
     return future
+
+
+class _ProxyMock(NonCallableMock):
+    """What ``autospec_proxy`` returns: each method is autospecced when first used."""
+
+    def _get_child_mock(self, /, **kw: Any) -> Any:
+        name = kw.get("name")
+        method = (inspect.getattr_static(self._spec_class, name, None)
+                  if isinstance(name, str) else None)
+        if not inspect.isfunction(method):
+            return super()._get_child_mock(**kw)
+        asked, told = _autospec_method(name, method), _autospec_method(name, method)
+        told.return_value = None
+        asked.attach_mock(told, "defer")
+        self.attach_mock(asked, name)  # recorded as "name" and "name.defer"
+        return asked
+
+
+def _autospec_method(name: str, method: Callable[..., Any]) -> Any:
+    """``create_autospec`` of ``method`` as an instance's (its ``self`` skipped)."""
+    return getattr(create_autospec(type(name, (), {name: method}), instance=True), name)
+
+
+def autospec_proxy(proxy_class: type[Any]) -> Any:
+    """An autospec mock of a typed actor proxy (``ConfigProxy``, ``OplogProxy``...).
+
+    Each method takes exactly the actor method's arguments (TypeError otherwise; a
+    name the proxy lacks is an AttributeError) and returns what the test gives it, a
+    future (``answered``, ``failed``). ``method.defer``, which ``actors._calls.tell``
+    calls, is specced the same way, returns None and is recorded in the proxy's
+    ``method_calls`` as ``method.defer``. Each method is ``create_autospec``'d when first
+    used, which keeps a rig of three proxies cheap (autospeccing a whole proxy class
+    makes two dozen mocks for the few methods a test touches).
+    """
+    return _ProxyMock(spec=proxy_class, name=proxy_class.__name__)
 
 
 def hub_config_text(*, client_scopes: str = '["*", "!repo:secret"]', extra: str = "") -> str:
