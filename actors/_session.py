@@ -486,19 +486,6 @@ def _on_check_digest(session: SessionActor, item: pb.SyncStreamItem) -> None:
         session._send([protocol.encode_item(pb.SyncStreamItem(check_digest=answer))])
 
 
-def _on_set_config(session: SessionActor, _item: pb.SyncStreamItem) -> None:
-    log.info(
-        "ignored set_config from %s: this hub does not take config from clients",
-        session._connected_hello().instance_id,
-    )
-
-
-def _on_list_resources(session: SessionActor, item: pb.SyncStreamItem) -> None:
-    listed, keyid = item.list_resources, session._connected_hello().keyid
-    ids = tuple(listed.repo_ids), tuple(listed.plan_ids)
-    session._ask(session._peers.set_resources(keyid, *ids), "peer state")
-
-
 PhaseHandler = Callable[[SessionActor, pb.SyncStreamItem, str], None]
 ItemHandler = Callable[[SessionActor, pb.SyncStreamItem], None]
 

@@ -1,9 +1,11 @@
-"""SessionActor driven directly, with unittest.mock collaborators (mocked mailboxes).
+"""SessionActor driven directly; its config, oplog and peer-state mailboxes are autospec
+mocks of the real proxies (``autospec_proxy``).
 
 The actor object is used without starting its thread: each test calls the
 handlers the front's messages map to (or ``on_receive`` with the messages
 themselves), with explicit times, and inspects the frames the session put in its
-outbox and the messages it sent its collaborators.
+outbox and the messages it sent its collaborators. A call the real proxy does not
+offer, or with arguments its actor method does not take, fails the test.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import Mock
+from typing import Any
 
 import pykka
 import pytest
 
 from actors import (
     ConfigChanged,
+    ConfigProxy,
     DiffStepResult,
     Displace,
     FetchLog,
     HubIdentity,
     InboundFrame,
     LogReply,
+    OplogProxy,
+    PeerStateProxy,
     PeerVanished,
     Phase,
     ProtocolViolation,
@@ -64,6 +69,7 @@ from synchub_testing import (
     UNVERIFIED,
     FakeOutbox,
     answered,
+    autospec_proxy,
     client_hello,
     client_proof,
     deleted_operations_frame,
@@ -85,9 +91,9 @@ ERROR_PROTOCOL = pb.CONNECTION_STATE_ERROR_PROTOCOL
 class Rig:
     session: SessionActor
     outbox: FakeOutbox
-    config: Mock
-    oplog: Mock
-    peers: Mock
+    config: Any  # autospec_proxy(ConfigProxy)
+    oplog: Any  # autospec_proxy(OplogProxy)
+    peers: Any  # autospec_proxy(PeerStateProxy)
 
     def frame(self, data: bytes, now: float = 0.0) -> None:
         self.session.handle_frame(data, now)
@@ -119,11 +125,12 @@ def rig(hub_config: Config) -> Rig:
 
 def make_rig(config: Config, now: float = 0.0, settings: SessionSettings = SETTINGS) -> Rig:
     outbox = FakeOutbox()
-    config_actor = Mock(name="config")
+    config_actor = autospec_proxy(ConfigProxy)
     config_actor.get.return_value = answered(config)
     config_actor.subscribe.return_value = answered(41)
-    oplog = Mock(name="oplog")
-    peers = Mock(name="peers")
+    oplog = autospec_proxy(OplogProxy)
+    oplog.claim.return_value = answered(True)
+    peers = autospec_proxy(PeerStateProxy)
     session = SessionActor(
         session_id="s-1",
         hub=HubIdentity(HUB_INSTANCE, HUB),

@@ -1,18 +1,28 @@
-"""A SessionActor's pre-authentication deadlines, driven directly: the PROOF deadline
-from the CHALLENGE, and the front taking a pending session's room (ExpireHandshake)."""
+"""A SessionActor's pre-authentication deadlines, driven directly (its collaborators
+autospec mocks of their proxies): the PROOF deadline from the CHALLENGE, and the front
+taking a pending session's room (ExpireHandshake)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from unittest.mock import Mock
 
-from actors import ExpireHandshake, HubIdentity, Phase, SessionActor, SessionSettings
+from actors import (
+    ConfigProxy,
+    ExpireHandshake,
+    HubIdentity,
+    OplogProxy,
+    PeerStateProxy,
+    Phase,
+    SessionActor,
+    SessionSettings,
+)
 from hub.pb import synchub_pb2 as pb
 from synchub_testing import (
     HUB,
     HUB_INSTANCE,
     FakeOutbox,
     answered,
+    autospec_proxy,
     client_hello,
     client_proof,
     hub_config_text,
@@ -26,12 +36,14 @@ SETTINGS = SessionSettings(
 
 def session_with(tmp_path: Path) -> tuple[SessionActor, FakeOutbox]:
     outbox = FakeOutbox()
-    config = Mock(name="config")
+    config = autospec_proxy(ConfigProxy)
     config.get.return_value = answered(write_config(tmp_path, hub_config_text()))
     config.subscribe.return_value = answered(7)
+    oplog = autospec_proxy(OplogProxy)
+    oplog.claim.return_value = answered(True)
     session = SessionActor(
         session_id="s-1", hub=HubIdentity(HUB_INSTANCE, HUB), settings=SETTINGS,
-        config=config, oplog=Mock(name="oplog"), peers=Mock(name="peers"),
+        config=config, oplog=oplog, peers=autospec_proxy(PeerStateProxy),
         outbox_factory=lambda: outbox, now=0.0,
     )
     session.on_start()

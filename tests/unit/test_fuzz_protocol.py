@@ -13,13 +13,21 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest.mock import Mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from actors import DiffStepResult, HubIdentity, Phase, SessionActor, SessionSettings
+from actors import (
+    ConfigProxy,
+    DiffStepResult,
+    HubIdentity,
+    OplogProxy,
+    PeerStateProxy,
+    Phase,
+    SessionActor,
+    SessionSettings,
+)
 from hub import protocol
 from hub.config import Config
 from hub.errors import ProtocolError, StoreError
@@ -35,6 +43,7 @@ from synchub_testing import (
     UNVERIFIED,
     FakeOutbox,
     answered,
+    autospec_proxy,
     failed,
     hub_config_text,
     write_config,
@@ -316,19 +325,21 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Config]:
 
 
 class Rig:
-    """One session, its outbox and mocked collaborators, with the invariants checked."""
+    """One session, its outbox and its collaborators (autospecs of their proxies), with the
+    invariants checked."""
 
     def __init__(self, config: Config, oplog_outcomes: list[str]) -> None:
         self.outbox = FakeOutbox()
-        self.config = Mock(name="config")
+        self.config = autospec_proxy(ConfigProxy)
         self.config.get.return_value = answered(config)
         self.config.subscribe.return_value = answered(41)
-        self.oplog = Mock(name="oplog")
+        self.oplog = autospec_proxy(OplogProxy)
+        self.oplog.claim.return_value = answered(True)
         outcomes = itertools.cycle(oplog_outcomes)
         self.oplog.apply_remote.side_effect = lambda *_a: self._outcome(next(outcomes))
         self.oplog.diff_step.side_effect = lambda *_a: self._outcome(
             next(outcomes), DiffStepResult((), None, 0))
-        self.peers = Mock(name="peers")
+        self.peers = autospec_proxy(PeerStateProxy)
         self.now = 0.0
         self.hellos = 0
         self.last_hello: tuple[SigningIdentity, str, bytes] | None = None
