@@ -294,6 +294,32 @@ class QueueOutbox:
                 return value
 
 
+def stop_actor(ref: pykka.ActorRef[Any], timeout: float = 10.0) -> None:
+    """Stop ``ref`` and wait until it has, also when it is stopping itself meanwhile.
+
+    An actor that stops itself (a session that ended) empties its inbox on its way
+    out; a stop message put there just after that is never answered, so a plain
+    ``ref.stop()`` can wait forever. Here the stop counts once it is answered, or once
+    the actor is stopped and the answer has had a second to come.
+    """
+    answer = ref.stop(block=False)
+    deadline = time.monotonic() + timeout
+    stopped_at: float | None = None
+    while True:
+        try:
+            answer.get(timeout=0.05)
+            return
+        except pykka.Timeout:
+            pass
+        now = time.monotonic()
+        if ref.actor_stopped.is_set():
+            stopped_at = now if stopped_at is None else stopped_at
+            if now - stopped_at >= 1.0:
+                return
+        if now >= deadline:
+            raise AssertionError(f"{ref} did not stop within {timeout:.0f}s")
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
     """Poll ``predicate`` every 10 ms until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

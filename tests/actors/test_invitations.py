@@ -36,7 +36,15 @@ from hub.protocol import (
     join_item,
 )
 from hub.store import Invitation, PeerStore, SqliteInvitationStore, SqliteOplogStore
-from synchub_testing import HUB, HUB_INSTANCE, STRANGER, QueueOutbox, hub_config_text, write_config
+from synchub_testing import (
+    HUB,
+    HUB_INSTANCE,
+    STRANGER,
+    QueueOutbox,
+    hub_config_text,
+    stop_actor,
+    write_config,
+)
 
 SETTINGS = SessionSettings(heartbeat_interval=10.0, handshake_timeout=5.0, ask_timeout=5.0)
 SECRET = bytes(range(100, 132))
@@ -129,7 +137,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield built
     finally:
         for ref in [*built.sessions, *reversed(refs)]:
-            ref.stop()
+            stop_actor(ref)
 
 
 def test_a_valid_invitation_lets_the_client_in_with_its_instance_and_permissions(

@@ -37,6 +37,7 @@ from synchub_testing import (
     hub_config_text,
     operation,
     send_operations_frame,
+    stop_actor,
     wait_until,
     write_config,
 )
@@ -100,7 +101,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         yield rig
     finally:
         for ref in [*rig.sessions, *reversed(refs)]:
-            ref.stop()
+            stop_actor(ref)
 
 
 def test_sync_through_real_actors_translates_ids_and_flows(hub: Hub) -> None:
