@@ -164,7 +164,10 @@ def test_a_displaced_session_applies_nothing_once_the_newer_one_is_in(
         for modno in range(1, 1501):
             first.send(batch(1, modno=modno))
         wait_until(lambda: len(stored(hub, CLIENT.keyid)) > 0, 10.0, "the first batches")
-        assert hub.status().front.backlog_frames >= 500
+        # The premise: many of A1's frames wait in the hub (how many at one instant
+        # depends on how fast it applies them, and libzmq now buffers only 16 of them).
+        wait_until(lambda: hub.status().front.backlog_frames >= 150, 10.0,
+                   "a hundred and more of A1's frames waiting in the hub")
 
         second = connected_client(hub)
         final = 10**9
