@@ -69,6 +69,23 @@ _workers_option = click.option(
 )
 
 
+def _write_attack_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The flags of the attacks by one authorized key: ``bench hostile`` and its older
+    spelling ``bench hostile-writes`` take the same ones."""
+    for option in reversed((
+        click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
+                     help="revoke, displace: batches of 256 operations the attacker pipelines."),
+        click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000,
+                     show_default=True, help="fairness: ids in each of the attacker's diffs."),
+        click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="fairness: the attacker's diffs kept in flight."),
+        click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="fairness: the other client's 1,000-operation syncs timed."),
+    )):
+        command = option(command)
+    return command
+
+
 _hubs_option = click.option(
     "--hubs", type=click.IntRange(min=1), default=1, show_default=True,
     help="Hub processes on one PostgreSQL database (--store), compared with one hub on "
@@ -349,14 +366,7 @@ def _check_hostile_options(ctx: click.Context, attack: str) -> None:
               help="hello-flood, memory: loopback addresses the holders come from.")
 @click.option("--attempts", type=click.IntRange(min=1), default=20, show_default=True,
               help="hello-flood: connects of the authorized client, one after another.")
-@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
-              help="revoke, displace: batches of 256 operations the attacker pipelines.")
-@click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000, show_default=True,
-              help="fairness: ids in each of the attacker's diffs.")
-@click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
-              help="fairness: the attacker's diffs kept in flight.")
-@click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
-              help="fairness: the other client's 1,000-operation syncs timed.")
+@_write_attack_options
 @click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="memory: how long the hub's RSS is watched after "
               "the attack ended.")
@@ -400,14 +410,7 @@ def hostile(  # noqa: PLR0917 - one parameter per click option
 @bench.command("hostile-writes")
 @click.option("--attack", type=click.Choice(hostile_writes_bench.ATTACKS), required=True,
               help="What the hostile client holding an authorized key does.")
-@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True,
-              help="revoke, displace: batches of 256 operations the attacker pipelines.")
-@click.option("--diff-ids", type=click.IntRange(min=1), default=1_000_000, show_default=True,
-              help="fairness: ids in each of the attacker's diffs.")
-@click.option("--depth", type=click.IntRange(min=1), default=8, show_default=True,
-              help="fairness: the attacker's diffs kept in flight.")
-@click.option("--syncs", type=click.IntRange(min=1), default=5, show_default=True,
-              help="fairness: the other client's 1,000-operation syncs timed.")
+@_write_attack_options
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repetitions (each on a fresh hub); figures are their medians.")
 @_json_option
